@@ -1,0 +1,1 @@
+//! Gearman client and worker on futures-io and async-io: serves async-std and smol

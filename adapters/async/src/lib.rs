@@ -1,0 +1,1 @@
+//! Runtime-neutral async Gearman client and worker, written once over futures-io

@@ -1,0 +1,1 @@
+//! Blocking Gearman client and worker on std::net

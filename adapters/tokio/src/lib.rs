@@ -1,0 +1,1 @@
+//! Gearman client and worker on tokio

@@ -1,0 +1,28 @@
+//! # gearman-core
+//!
+//! The Gearman protocol without I/O: the packet codec, the admin text protocol, and the
+//! client, worker and server connection state machines. Nothing here reads a clock, a
+//! socket or a thread; adapters feed bytes and the current time in and take packets,
+//! events and the next timer out.
+//!
+//! Every machine follows one contract: after any call that takes `&mut self`, drain
+//! `poll_transmit` and `poll_event` until they return nothing, then wait for the earliest
+//! of `poll_timeout`, readable input, or an application command.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod error;
+pub mod limits;
+pub mod proto;
+
+pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError};
+pub use limits::Limits;

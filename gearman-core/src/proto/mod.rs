@@ -1,0 +1,16 @@
+//! The wire model: packet types, framing, typed requests and responses, and the admin
+//! text protocol. No state; see the machines for behaviour.
+
+pub mod admin;
+mod args;
+pub mod frame;
+mod packet_type;
+mod request;
+mod response;
+mod types;
+
+pub use frame::{Frame, FrameDecoder, Header, HEADER_LEN};
+pub use packet_type::{Magic, PacketType};
+pub use request::Request;
+pub use response::Response;
+pub use types::*;

@@ -1,0 +1,1 @@
+//! The gearmand-rs job server
