@@ -20,9 +20,15 @@
     )
 )]
 
+pub mod client;
 pub mod error;
+#[cfg(feature = "__fuzz")]
+pub mod fuzzing;
 pub mod limits;
+pub mod machine;
 pub mod proto;
+pub mod server;
+pub mod worker;
 
 pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError};
 pub use limits::Limits;

@@ -1,0 +1,1 @@
+//! The `Machine` contract shared by client and worker connections.

@@ -1,0 +1,5 @@
+//! The job server machine: per-connection sessions beside one single-owner job state.
+
+mod record;
+
+pub use record::JobRecord;

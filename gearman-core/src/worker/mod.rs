@@ -1,0 +1,1 @@
+//! The worker connection machine.
