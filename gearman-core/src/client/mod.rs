@@ -1,1 +1,365 @@
-//! The client connection machine.
+//! The client connection machine: submissions, status queries, echo and options on one
+//! connection to one server, with every reply matched to the request it answers.
+//!
+//! Server choice across several connections ([`selector`]) and the reconnect schedule
+//! ([`backoff`]) are pure data here too, so every adapter makes the same decisions.
+
+pub mod backoff;
+pub mod selector;
+mod state;
+
+use crate::error::{ConnError, UsageError};
+use crate::limits::Limits;
+use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
+use crate::proto::{Request, StatusRes, StatusResUnique, SubmitJob, SubmitReduceJob};
+use bytes::Bytes;
+use state::{Correlator, Expect, INTERNAL};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// How a client connection introduces itself.
+#[derive(Clone, Debug, Default)]
+pub struct ClientConfig {
+    /// Size limits for what the server sends.
+    pub limits: Limits,
+    /// Sent as SET_CLIENT_ID first thing, if set.
+    pub client_id: Option<Bytes>,
+    /// Sends `OPTION_REQ exceptions` first thing, so WORK_EXCEPTION reaches this client
+    /// instead of being downgraded to WORK_FAIL.
+    pub exceptions: bool,
+}
+
+/// What a client connection reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// JOB_CREATED: the server accepted submission `req` as job `handle`. A background
+    /// submission is finished with this event.
+    Created {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+    },
+    /// WORK_STATUS for a foreground submission.
+    Status {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+        /// Progress so far.
+        numerator: u32,
+        /// Progress total.
+        denominator: u32,
+    },
+    /// WORK_DATA for a foreground submission.
+    Data {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+        /// The chunk.
+        data: Bytes,
+    },
+    /// WORK_WARNING for a foreground submission.
+    Warning {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+        /// The warning.
+        data: Bytes,
+    },
+    /// WORK_COMPLETE: the job succeeded; the submission is finished.
+    Complete {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+        /// The result.
+        data: Bytes,
+    },
+    /// WORK_FAIL: the job failed; the submission is finished.
+    Failed {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+    },
+    /// WORK_EXCEPTION (only with the `exceptions` option); the submission is finished.
+    Exception {
+        /// The submission.
+        req: RequestId,
+        /// The job handle.
+        handle: Bytes,
+        /// The exception payload.
+        data: Bytes,
+    },
+    /// STATUS_RES for a [`ClientConnection::get_status`].
+    StatusRes {
+        /// The query.
+        req: RequestId,
+        /// The reply.
+        status: StatusRes,
+    },
+    /// STATUS_RES_UNIQUE for a [`ClientConnection::get_status_unique`].
+    StatusResUnique {
+        /// The query.
+        req: RequestId,
+        /// The reply.
+        status: StatusResUnique,
+    },
+    /// ECHO_RES.
+    EchoRes {
+        /// The echo request.
+        req: RequestId,
+        /// The echoed bytes.
+        data: Bytes,
+    },
+    /// OPTION_RES: the option is now on.
+    OptionRes {
+        /// The option request.
+        req: RequestId,
+        /// The option name as echoed.
+        name: Bytes,
+    },
+    /// An ERROR packet. `req` is the request it answered, `None` if it answered none of
+    /// the application's requests. The connection stays open.
+    ServerError {
+        /// The request it answered.
+        req: Option<RequestId>,
+        /// The code, e.g. `QUEUE_ERROR`.
+        code: Bytes,
+        /// The text.
+        text: Bytes,
+    },
+    /// The deadline set with [`ClientConnection::set_deadline`] passed; nothing more is
+    /// reported for `req` (the job itself keeps running on the server).
+    TimedOut {
+        /// The request.
+        req: RequestId,
+    },
+    /// The connection is finished; every request still outstanding is lost.
+    Closed {
+        /// Why.
+        reason: ConnError,
+    },
+}
+
+/// One client connection to one server, without I/O.
+#[derive(Debug)]
+pub struct ClientConnection {
+    limits: Limits,
+    reader: ResponseReader,
+    out: RequestQueue,
+    ids: RequestIds,
+    correlator: Correlator,
+    events: VecDeque<ClientEvent>,
+    sticky: Sticky,
+}
+
+fn check_arg(
+    field: &'static str,
+    value: &[u8],
+    max: usize,
+    nul_ok: bool,
+) -> Result<(), UsageError> {
+    if value.len() > max {
+        return Err(UsageError::ArgumentTooLarge {
+            field,
+            len: value.len(),
+            max,
+        });
+    }
+    if !nul_ok && value.contains(&0) {
+        return Err(UsageError::ContainsNul { field });
+    }
+    Ok(())
+}
+
+/// gearmand keeps option names in a 64-byte buffer.
+const MAX_OPTION: usize = 63;
+
+impl ClientConnection {
+    /// A fresh connection; the config's client id and options are queued to send.
+    pub fn new(config: ClientConfig) -> Self {
+        let mut conn = ClientConnection {
+            limits: config.limits,
+            reader: ResponseReader::new(config.limits),
+            out: RequestQueue::default(),
+            ids: RequestIds::default(),
+            correlator: Correlator::default(),
+            events: VecDeque::new(),
+            sticky: Sticky::default(),
+        };
+        if let Some(id) = config.client_id {
+            conn.out.push(Request::SetClientId { id });
+        }
+        if config.exceptions {
+            conn.out.push(Request::Option {
+                name: Bytes::from_static(b"exceptions"),
+            });
+            conn.correlator.expect(INTERNAL, Expect::Option);
+        }
+        conn
+    }
+
+    fn usable(&self) -> Result<(), UsageError> {
+        match self.sticky.get() {
+            Some(_) => Err(UsageError::Closed),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&mut self, request: Request, expect: Expect) -> RequestId {
+        let req = self.ids.next_id();
+        self.out.push(request);
+        self.correlator.expect(req, expect);
+        req
+    }
+
+    /// Submits a job (foreground or background, any priority, or at an epoch time).
+    /// Foreground results arrive as events carrying the returned id.
+    pub fn submit(&mut self, job: SubmitJob) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("function", &job.function, self.limits.max_argument, false)?;
+        check_arg("unique", &job.unique, self.limits.max_unique, false)?;
+        let foreground = !job.mode.is_background();
+        Ok(self.send(Request::Submit(job), Expect::Created { foreground }))
+    }
+
+    /// Submits a map/reduce job (SUBMIT_REDUCE_JOB or its background form).
+    pub fn submit_reduce(&mut self, job: SubmitReduceJob) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("function", &job.function, self.limits.max_argument, false)?;
+        check_arg("unique", &job.unique, self.limits.max_unique, false)?;
+        // gearmand checks the reducer against the unique limit (protocol.md §2.10).
+        check_arg("reducer", &job.reducer, self.limits.max_unique, false)?;
+        check_arg(
+            "aggregator",
+            &job.aggregator,
+            self.limits.max_argument,
+            false,
+        )?;
+        let foreground = !job.background;
+        Ok(self.send(Request::SubmitReduce(job), Expect::Created { foreground }))
+    }
+
+    /// Asks for a job's status by handle. Handles longer than 63 bytes are refused here:
+    /// gearmand would drop the connection.
+    pub fn get_status(&mut self, handle: Bytes) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("handle", &handle, self.limits.max_handle, false)?;
+        Ok(self.send(Request::GetStatus { handle }, Expect::Status))
+    }
+
+    /// Asks for a job's status by unique id. Uniques longer than 63 bytes are refused here:
+    /// gearmand would never answer, which would break reply matching.
+    pub fn get_status_unique(&mut self, unique: Bytes) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("unique", &unique, self.limits.max_unique.min(63), false)?;
+        Ok(self.send(Request::GetStatusUnique { unique }, Expect::StatusUnique))
+    }
+
+    /// Sends ECHO_REQ.
+    pub fn echo(&mut self, data: Bytes) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        Ok(self.send(Request::Echo { data }, Expect::Echo))
+    }
+
+    /// Sends OPTION_REQ (gearmand knows only `exceptions`; others get a `ServerError`).
+    pub fn set_option(&mut self, name: Bytes) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("option", &name, MAX_OPTION, false)?;
+        Ok(self.send(Request::Option { name }, Expect::Option))
+    }
+
+    /// Sends SET_CLIENT_ID (no reply).
+    pub fn set_client_id(&mut self, id: Bytes) -> Result<(), UsageError> {
+        self.usable()?;
+        check_arg("client id", &id, self.limits.max_argument, true)?;
+        self.out.push(Request::SetClientId { id });
+        Ok(())
+    }
+
+    /// Reports [`ClientEvent::TimedOut`] for `req` at `deadline` unless it finished first.
+    pub fn set_deadline(&mut self, req: RequestId, deadline: Instant) {
+        self.correlator.set_deadline(req, deadline);
+    }
+
+    /// Stops reporting anything for `req` (e.g. its waiter went away). Returns false if it
+    /// was already finished.
+    pub fn forget(&mut self, req: RequestId) -> bool {
+        self.correlator.forget(req)
+    }
+
+    /// Requests that still expect a reply or result.
+    pub fn outstanding(&self) -> usize {
+        self.correlator.outstanding()
+    }
+
+    /// Closes the connection locally; queued output is discarded.
+    pub fn close(&mut self) {
+        self.fail(ConnError::Closed);
+    }
+
+    fn fail(&mut self, reason: ConnError) {
+        if self.sticky.set(reason.clone()) {
+            self.out.clear();
+            self.correlator.clear();
+            self.events.push_back(ClientEvent::Closed { reason });
+        }
+    }
+}
+
+impl Machine for ClientConnection {
+    type Event = ClientEvent;
+
+    fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ConnError> {
+        self.sticky.check()?;
+        self.reader.push(bytes);
+        loop {
+            let step = match self.reader.next_response() {
+                Ok(Some(response)) => self.correlator.on_response(response, &mut self.events),
+                Ok(None) => return Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                self.fail(e.clone());
+                return Err(e);
+            }
+        }
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        let reason = self.reader.eof_error();
+        self.fail(reason);
+    }
+
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.out.drain_into(out)
+    }
+
+    fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.sticky.get().is_some() {
+            return None;
+        }
+        self.correlator.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.correlator.expire(now, &mut self.events);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.sticky.get().is_some()
+    }
+
+    fn error(&self) -> Option<&ConnError> {
+        self.sticky.get()
+    }
+}

@@ -1,1 +1,452 @@
-//! The worker connection machine.
+//! The worker connection machine: abilities, the grab/sleep cycle (internal, see
+//! [`state`]), up to `max_in_flight` jobs held at once, and result reporting.
+
+pub mod state;
+
+use crate::error::{ConnError, ProtocolError, UsageError};
+use crate::limits::Limits;
+use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
+use crate::proto::{GrabMode, JobAssign, PacketType, Request, Response, WorkPayload, WorkStatus};
+use bytes::Bytes;
+use state::{transition, GrabAction, GrabInput, GrabState};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How a worker connection behaves.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Size limits for what the server sends.
+    pub limits: Limits,
+    /// Sent as SET_CLIENT_ID first thing, if set (shown by the admin `workers` command).
+    pub client_id: Option<Bytes>,
+    /// Which grab packet to send.
+    pub grab_mode: GrabMode,
+    /// How many jobs this connection may hold at once (at least 1).
+    pub max_in_flight: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            limits: Limits::default(),
+            client_id: None,
+            grab_mode: GrabMode::All,
+            max_in_flight: 1,
+        }
+    }
+}
+
+/// A job handed to this worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignedJob {
+    /// Job handle, used to report results.
+    pub handle: Bytes,
+    /// The function it was submitted to.
+    pub function: Bytes,
+    /// Unique id (empty with [`GrabMode::Plain`]).
+    pub unique: Bytes,
+    /// The reducer function, for a map/reduce job grabbed with [`GrabMode::All`].
+    pub reducer: Option<Bytes>,
+    /// The workload.
+    pub data: Bytes,
+}
+
+/// What a worker connection reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerEvent {
+    /// Run this job, then report its result.
+    JobAssigned(AssignedJob),
+    /// ECHO_RES for [`WorkerConnection::echo`].
+    EchoRes {
+        /// The echo request.
+        req: RequestId,
+        /// The echoed bytes.
+        data: Bytes,
+    },
+    /// An ERROR packet, e.g. `JOB_NOT_FOUND` for a result sent after the server took the
+    /// job back (CAN_DO_TIMEOUT). The connection stays open.
+    ServerError {
+        /// The code.
+        code: Bytes,
+        /// The text.
+        text: Bytes,
+    },
+    /// The connection is finished; held jobs are lost (the server requeues them).
+    Closed {
+        /// Why.
+        reason: ConnError,
+    },
+}
+
+/// One worker connection to one server, without I/O.
+#[derive(Debug)]
+pub struct WorkerConnection {
+    config: WorkerConfig,
+    reader: ResponseReader,
+    out: RequestQueue,
+    ids: RequestIds,
+    events: VecDeque<WorkerEvent>,
+    sticky: Sticky,
+    state: GrabState,
+    grabbing_enabled: bool,
+    abilities: BTreeMap<Bytes, Option<u32>>,
+    /// handle -> function, for the jobs this connection holds.
+    held: HashMap<Bytes, Bytes>,
+    echoes: VecDeque<RequestId>,
+}
+
+impl WorkerConnection {
+    /// A fresh connection; the config's client id is queued to send. Grabbing starts with
+    /// the first [`WorkerConnection::can_do`].
+    pub fn new(mut config: WorkerConfig) -> Self {
+        config.max_in_flight = config.max_in_flight.max(1);
+        let mut out = RequestQueue::default();
+        if let Some(id) = &config.client_id {
+            out.push(Request::SetClientId { id: id.clone() });
+        }
+        WorkerConnection {
+            reader: ResponseReader::new(config.limits),
+            config,
+            out,
+            ids: RequestIds::default(),
+            events: VecDeque::new(),
+            sticky: Sticky::default(),
+            state: GrabState::Idle,
+            grabbing_enabled: true,
+            abilities: BTreeMap::new(),
+            held: HashMap::new(),
+            echoes: VecDeque::new(),
+        }
+    }
+
+    fn usable(&self) -> Result<(), UsageError> {
+        match self.sticky.get() {
+            Some(_) => Err(UsageError::Closed),
+            None => Ok(()),
+        }
+    }
+
+    fn can_grab(&self) -> bool {
+        self.grabbing_enabled
+            && !self.abilities.is_empty()
+            && self.held.len() < self.config.max_in_flight
+    }
+
+    /// Runs one transition of the grab cycle.
+    fn step(&mut self, input: GrabInput) -> Result<(), ConnError> {
+        let (next, action) = transition(self.state, input, self.can_grab()).map_err(|()| {
+            let ty = match input {
+                GrabInput::NoJob => PacketType::NoJob,
+                _ => PacketType::JobAssign,
+            };
+            ConnError::from(ProtocolError::Unexpected { ty })
+        })?;
+        self.state = next;
+        match action {
+            GrabAction::None => {}
+            GrabAction::Grab => self.out.push(Request::GrabJob(self.config.grab_mode)),
+            GrabAction::PreSleep => self.out.push(Request::PreSleep),
+        }
+        Ok(())
+    }
+
+    /// A local input: local inputs are legal in every state, so this cannot fail.
+    fn kick(&mut self, input: GrabInput) {
+        if self.sticky.get().is_none() {
+            let _ = self.step(input);
+        }
+    }
+
+    fn check_function(&self, function: &[u8]) -> Result<(), UsageError> {
+        let max = self.config.limits.max_argument;
+        if function.len() > max {
+            return Err(UsageError::ArgumentTooLarge {
+                field: "function",
+                len: function.len(),
+                max,
+            });
+        }
+        if function.contains(&0) {
+            return Err(UsageError::ContainsNul { field: "function" });
+        }
+        Ok(())
+    }
+
+    /// Registers a function (CAN_DO), or with a run-time limit (CAN_DO_TIMEOUT; gearmand
+    /// counts in milliseconds and raises anything below one second to one second).
+    pub fn can_do(&mut self, function: Bytes, timeout: Option<Duration>) -> Result<(), UsageError> {
+        self.usable()?;
+        self.check_function(&function)?;
+        let timeout_ms = timeout
+            .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX))
+            .filter(|ms| *ms > 0);
+        self.out.push(match timeout_ms {
+            Some(timeout_ms) => Request::CanDoTimeout {
+                function: function.clone(),
+                timeout_ms,
+            },
+            None => Request::CanDo {
+                function: function.clone(),
+            },
+        });
+        self.abilities.insert(function, timeout_ms);
+        self.kick(GrabInput::AbilityAdded);
+        Ok(())
+    }
+
+    /// Unregisters a function (CANT_DO). gearmand requeues the jobs of it this connection
+    /// holds, so they are forgotten here too.
+    pub fn cant_do(&mut self, function: Bytes) -> Result<(), UsageError> {
+        self.usable()?;
+        self.check_function(&function)?;
+        self.abilities.remove(&function);
+        self.held.retain(|_, f| *f != function);
+        self.out.push(Request::CantDo { function });
+        self.kick(GrabInput::Kick);
+        Ok(())
+    }
+
+    /// Unregisters every function (RESET_ABILITIES); held jobs are forgotten (requeued by
+    /// the server).
+    pub fn reset_abilities(&mut self) -> Result<(), UsageError> {
+        self.usable()?;
+        self.abilities.clear();
+        self.held.clear();
+        self.out.push(Request::ResetAbilities);
+        Ok(())
+    }
+
+    /// Sends SET_CLIENT_ID.
+    pub fn set_client_id(&mut self, id: Bytes) -> Result<(), UsageError> {
+        self.usable()?;
+        self.out.push(Request::SetClientId { id });
+        Ok(())
+    }
+
+    /// Sends ECHO_REQ; the reply is [`WorkerEvent::EchoRes`].
+    pub fn echo(&mut self, data: Bytes) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        let req = self.ids.next_id();
+        self.echoes.push_back(req);
+        self.out.push(Request::Echo { data });
+        Ok(req)
+    }
+
+    /// Stops asking for jobs (graceful shutdown); held jobs may still be reported.
+    pub fn stop_grabbing(&mut self) {
+        self.grabbing_enabled = false;
+    }
+
+    /// Asks for jobs again after [`WorkerConnection::stop_grabbing`].
+    pub fn resume_grabbing(&mut self) {
+        self.grabbing_enabled = true;
+        self.kick(GrabInput::Kick);
+    }
+
+    /// Jobs held now.
+    pub fn in_flight(&self) -> usize {
+        self.held.len()
+    }
+
+    /// True when no job is held and no grab is outstanding: after
+    /// [`WorkerConnection::stop_grabbing`], the connection may then be closed without
+    /// losing work.
+    pub fn is_quiescent(&self) -> bool {
+        self.held.is_empty() && self.state != GrabState::Grabbing
+    }
+
+    /// Where the grab cycle is.
+    pub fn grab_state(&self) -> GrabState {
+        self.state
+    }
+
+    /// The registered functions and their timeouts in milliseconds.
+    pub fn abilities(&self) -> impl Iterator<Item = (&Bytes, Option<u32>)> {
+        self.abilities.iter().map(|(f, t)| (f, *t))
+    }
+
+    fn held_check(&self, handle: &Bytes) -> Result<(), UsageError> {
+        self.usable()?;
+        if self.held.contains_key(handle) {
+            Ok(())
+        } else {
+            Err(UsageError::UnknownHandle(handle.clone()))
+        }
+    }
+
+    /// Reports progress (WORK_STATUS).
+    pub fn work_status(
+        &mut self,
+        handle: &Bytes,
+        numerator: u32,
+        denominator: u32,
+    ) -> Result<(), UsageError> {
+        self.held_check(handle)?;
+        self.out.push(Request::WorkStatus(WorkStatus {
+            handle: handle.clone(),
+            numerator,
+            denominator,
+        }));
+        Ok(())
+    }
+
+    /// Sends a chunk of output (WORK_DATA).
+    pub fn work_data(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
+        self.held_check(handle)?;
+        self.out.push(Request::WorkData(WorkPayload {
+            handle: handle.clone(),
+            data,
+        }));
+        Ok(())
+    }
+
+    /// Sends a warning (WORK_WARNING).
+    pub fn work_warning(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
+        self.held_check(handle)?;
+        self.out.push(Request::WorkWarning(WorkPayload {
+            handle: handle.clone(),
+            data,
+        }));
+        Ok(())
+    }
+
+    fn finish(&mut self, handle: &Bytes, request: Request) -> Result<(), UsageError> {
+        self.held_check(handle)?;
+        self.held.remove(handle);
+        self.out.push(request);
+        self.kick(GrabInput::Kick);
+        Ok(())
+    }
+
+    /// Completes the job (WORK_COMPLETE).
+    pub fn work_complete(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
+        let request = Request::WorkComplete(WorkPayload {
+            handle: handle.clone(),
+            data,
+        });
+        self.finish(handle, request)
+    }
+
+    /// Fails the job (WORK_FAIL).
+    pub fn work_fail(&mut self, handle: &Bytes) -> Result<(), UsageError> {
+        let request = Request::WorkFail {
+            handle: handle.clone(),
+        };
+        self.finish(handle, request)
+    }
+
+    /// Ends the job with an exception (WORK_EXCEPTION; clients without the `exceptions`
+    /// option see WORK_FAIL).
+    pub fn work_exception(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
+        let request = Request::WorkException(WorkPayload {
+            handle: handle.clone(),
+            data,
+        });
+        self.finish(handle, request)
+    }
+
+    /// Closes the connection locally; queued output is discarded.
+    pub fn close(&mut self) {
+        self.fail(ConnError::Closed);
+    }
+
+    fn fail(&mut self, reason: ConnError) {
+        if self.sticky.set(reason.clone()) {
+            self.out.clear();
+            self.held.clear();
+            self.echoes.clear();
+            self.state = GrabState::Idle;
+            self.events.push_back(WorkerEvent::Closed { reason });
+        }
+    }
+
+    fn on_assign(&mut self, job: JobAssign) -> Result<(), ConnError> {
+        if self.state != GrabState::Grabbing || self.held.contains_key(&job.handle) {
+            return Err(ProtocolError::Unexpected {
+                ty: PacketType::JobAssign,
+            }
+            .into());
+        }
+        self.held.insert(job.handle.clone(), job.function.clone());
+        let unique = Bytes::copy_from_slice(job.unique());
+        let reducer = job.reducer().cloned();
+        self.events.push_back(WorkerEvent::JobAssigned(AssignedJob {
+            handle: job.handle,
+            function: job.function,
+            unique,
+            reducer,
+            data: job.data,
+        }));
+        self.step(GrabInput::Assigned)
+    }
+
+    fn on_response(&mut self, response: Response) -> Result<(), ConnError> {
+        let ty = response.packet_type();
+        match response {
+            Response::JobAssign(job) => self.on_assign(job),
+            Response::NoJob => self.step(GrabInput::NoJob),
+            Response::Noop => self.step(GrabInput::Noop),
+            Response::EchoRes { data } => match self.echoes.pop_front() {
+                Some(req) => {
+                    self.events.push_back(WorkerEvent::EchoRes { req, data });
+                    Ok(())
+                }
+                None => Err(ProtocolError::UnsolicitedReply { ty }.into()),
+            },
+            Response::Error { code, text } => {
+                self.events
+                    .push_back(WorkerEvent::ServerError { code, text });
+                Ok(())
+            }
+            _ => Err(ProtocolError::Unexpected { ty }.into()),
+        }
+    }
+}
+
+impl Machine for WorkerConnection {
+    type Event = WorkerEvent;
+
+    fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ConnError> {
+        self.sticky.check()?;
+        self.reader.push(bytes);
+        loop {
+            let step = match self.reader.next_response() {
+                Ok(Some(response)) => self.on_response(response),
+                Ok(None) => return Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                self.fail(e.clone());
+                return Err(e);
+            }
+        }
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        let reason = self.reader.eof_error();
+        self.fail(reason);
+    }
+
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.out.drain_into(out)
+    }
+
+    fn poll_event(&mut self) -> Option<WorkerEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn is_closed(&self) -> bool {
+        self.sticky.get().is_some()
+    }
+
+    fn error(&self) -> Option<&ConnError> {
+        self.sticky.get()
+    }
+}
