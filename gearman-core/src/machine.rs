@@ -49,6 +49,10 @@ pub trait Machine {
 
     /// Why the connection closed, once it has.
     fn error(&self) -> Option<&ConnError>;
+
+    /// Closes the connection locally: queued output is discarded and a `Closed` event with
+    /// [`ConnError::Closed`] is queued (unless it was already closed).
+    fn close(&mut self);
 }
 
 /// Frames and parses what a server sends. Any malformed or misdirected packet from the

@@ -146,6 +146,28 @@ pub enum ClientEvent {
     },
 }
 
+impl ClientEvent {
+    /// The request this event belongs to, if any.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            ClientEvent::Created { req, .. }
+            | ClientEvent::Status { req, .. }
+            | ClientEvent::Data { req, .. }
+            | ClientEvent::Warning { req, .. }
+            | ClientEvent::Complete { req, .. }
+            | ClientEvent::Failed { req, .. }
+            | ClientEvent::Exception { req, .. }
+            | ClientEvent::StatusRes { req, .. }
+            | ClientEvent::StatusResUnique { req, .. }
+            | ClientEvent::EchoRes { req, .. }
+            | ClientEvent::OptionRes { req, .. }
+            | ClientEvent::TimedOut { req } => Some(*req),
+            ClientEvent::ServerError { req, .. } => *req,
+            ClientEvent::Closed { .. } => None,
+        }
+    }
+}
+
 /// One client connection to one server, without I/O.
 #[derive(Debug)]
 pub struct ClientConnection {
@@ -293,14 +315,15 @@ impl ClientConnection {
         self.correlator.forget(req)
     }
 
+    /// Whether `req` still expects a reply or result (false once its final event is
+    /// queued, or after a timeout or [`ClientConnection::forget`]).
+    pub fn is_outstanding(&self, req: RequestId) -> bool {
+        self.correlator.is_live(req)
+    }
+
     /// Requests that still expect a reply or result.
     pub fn outstanding(&self) -> usize {
         self.correlator.outstanding()
-    }
-
-    /// Closes the connection locally; queued output is discarded.
-    pub fn close(&mut self) {
-        self.fail(ConnError::Closed);
     }
 
     fn fail(&mut self, reason: ConnError) {
@@ -361,5 +384,9 @@ impl Machine for ClientConnection {
 
     fn error(&self) -> Option<&ConnError> {
         self.sticky.get()
+    }
+
+    fn close(&mut self) {
+        self.fail(ConnError::Closed);
     }
 }

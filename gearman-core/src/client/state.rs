@@ -128,7 +128,7 @@ impl Correlator {
         }
     }
 
-    fn is_live(&self, req: RequestId) -> bool {
+    pub(crate) fn is_live(&self, req: RequestId) -> bool {
         self.live.contains_key(&req)
     }
 

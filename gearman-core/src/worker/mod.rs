@@ -346,11 +346,6 @@ impl WorkerConnection {
         self.finish(handle, request)
     }
 
-    /// Closes the connection locally; queued output is discarded.
-    pub fn close(&mut self) {
-        self.fail(ConnError::Closed);
-    }
-
     fn fail(&mut self, reason: ConnError) {
         if self.sticky.set(reason.clone()) {
             self.out.clear();
@@ -448,5 +443,9 @@ impl Machine for WorkerConnection {
 
     fn error(&self) -> Option<&ConnError> {
         self.sticky.get()
+    }
+
+    fn close(&mut self) {
+        self.fail(ConnError::Closed);
     }
 }

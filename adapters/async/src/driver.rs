@@ -1,0 +1,79 @@
+//! The one driver loop: runs any core [`Machine`] over a futures-io stream (str0m's loop:
+//! drain output and events, then wait for exactly one of input, command or timer).
+
+use crate::Runtime;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::{FutureExt, StreamExt};
+use gearman_core::machine::Machine;
+use std::time::Instant;
+
+/// A role plugs commands and events into the driver: its waiter bookkeeping.
+pub(crate) trait Role: Send {
+    /// The machine driven.
+    type M: Machine + Send;
+    /// Application commands.
+    type Cmd: Send;
+    /// The machine.
+    fn machine(&mut self) -> &mut Self::M;
+    /// Applies one command.
+    fn command(&mut self, cmd: Self::Cmd, now: Instant);
+    /// Hands one event to its waiters.
+    fn event(&mut self, event: <Self::M as Machine>::Event);
+    /// True when the role wants the connection closed (graceful stop reached).
+    fn finished(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `role` over `io` until the machine closes.
+pub(crate) async fn drive<R: Role, Rt: Runtime>(
+    role: &mut R,
+    io: Rt::Io,
+    mut cmds: UnboundedReceiver<R::Cmd>,
+    rt: &Rt,
+) {
+    let (mut reader, mut writer) = io.split();
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while role.machine().poll_transmit(&mut out) > 0 {}
+        if !out.is_empty() {
+            let written = writer.write_all(&out).await;
+            out.clear();
+            if written.is_err() || writer.flush().await.is_err() {
+                role.machine().handle_eof(rt.now());
+            }
+        }
+        while let Some(event) = role.machine().poll_event() {
+            role.event(event);
+        }
+        if role.machine().is_closed() {
+            let _ = writer.close().await;
+            return;
+        }
+        if role.finished() {
+            role.machine().close();
+            continue;
+        }
+        let sleep = match role.machine().poll_timeout() {
+            Some(deadline) => rt.sleep_until(deadline),
+            None => Box::pin(futures::future::pending()),
+        };
+        futures::select! {
+            read = reader.read(&mut buf).fuse() => match read {
+                Ok(n) if n > 0 => {
+                    let input = buf.get(..n).unwrap_or_default();
+                    // A fatal error closes the machine; the Closed event carries it.
+                    let _ = role.machine().handle_input(input, rt.now());
+                }
+                _ => role.machine().handle_eof(rt.now()),
+            },
+            cmd = cmds.next() => match cmd {
+                Some(cmd) => role.command(cmd, rt.now()),
+                None => role.machine().close(),
+            },
+            () = sleep.fuse() => role.machine().handle_timeout(rt.now()),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The async worker: one connection per server, each holding up to `concurrency` jobs;
+//! handlers run as spawned tasks and report back through the connection's command channel.
+
+use crate::client::{Client, ClientBuilder, Job};
+use crate::driver::{drive, Role};
+use crate::{BoxFuture, Error, Runtime};
+use bytes::Bytes;
+use futures::channel::mpsc::{unbounded, UnboundedSender};
+use futures::future::{join_all, try_join_all};
+use futures::FutureExt;
+use gearman_core::client::backoff::Backoff;
+use gearman_core::proto::GrabMode;
+use gearman_core::worker::{AssignedJob, WorkerConfig, WorkerConnection, WorkerEvent};
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a job ends other than by success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkError {
+    /// Send WORK_FAIL.
+    Fail,
+    /// Send WORK_EXCEPTION with this payload.
+    Exception(Bytes),
+}
+
+impl WorkError {
+    /// An exception carrying `message`.
+    pub fn exception(message: impl std::fmt::Display) -> Self {
+        WorkError::Exception(Bytes::from(message.to_string()))
+    }
+}
+
+enum Cmd {
+    Status(Bytes, u32, u32),
+    Data(Bytes, Bytes),
+    Warning(Bytes, Bytes),
+    Finish(Bytes, Result<Bytes, WorkError>),
+    Shutdown,
+}
+
+/// A job being worked on: its fields, and the way to report progress.
+pub struct JobContext {
+    /// The assignment.
+    pub job: AssignedJob,
+    tx: UnboundedSender<Cmd>,
+}
+
+impl JobContext {
+    /// The workload.
+    pub fn data(&self) -> &Bytes {
+        &self.job.data
+    }
+
+    /// Reports progress (WORK_STATUS).
+    pub fn status(&self, numerator: u32, denominator: u32) {
+        let _ =
+            self.tx
+                .unbounded_send(Cmd::Status(self.job.handle.clone(), numerator, denominator));
+    }
+
+    /// Sends a chunk of output (WORK_DATA).
+    pub fn send_data(&self, data: impl Into<Bytes>) {
+        let _ = self
+            .tx
+            .unbounded_send(Cmd::Data(self.job.handle.clone(), data.into()));
+    }
+
+    /// Sends a warning (WORK_WARNING).
+    pub fn warning(&self, data: impl Into<Bytes>) {
+        let _ = self
+            .tx
+            .unbounded_send(Cmd::Warning(self.job.handle.clone(), data.into()));
+    }
+}
+
+type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<Result<Bytes, WorkError>> + Send + Sync>;
+type Mapper = Arc<dyn Fn(JobContext) -> BoxFuture<Result<Vec<Bytes>, WorkError>> + Send + Sync>;
+type Aggregator = Arc<dyn Fn(Vec<Bytes>) -> Result<Bytes, WorkError> + Send + Sync>;
+
+#[derive(Clone)]
+enum Kind {
+    Plain(Handler),
+    MapReduce(Mapper, Aggregator),
+}
+
+#[derive(Clone)]
+struct Function {
+    kind: Kind,
+    timeout: Option<Duration>,
+}
+
+/// Configures a [`Worker`].
+pub struct WorkerBuilder<Rt: Runtime> {
+    rt: Rt,
+    servers: Vec<String>,
+    functions: HashMap<Bytes, Function>,
+    config: WorkerConfig,
+    backoff: Backoff,
+}
+
+impl<Rt: Runtime> WorkerBuilder<Rt> {
+    /// A builder using runtime `rt`.
+    pub fn new(rt: Rt) -> Self {
+        WorkerBuilder {
+            rt,
+            servers: Vec::new(),
+            functions: HashMap::new(),
+            config: WorkerConfig::default(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Adds a server (`host:port`); the worker serves every server.
+    pub fn server(mut self, addr: impl Into<String>) -> Self {
+        self.servers.push(addr.into());
+        self
+    }
+
+    /// Jobs run at once per server connection.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The grab packet (default GRAB_JOB_ALL, like libgearman).
+    pub fn grab_mode(mut self, mode: GrabMode) -> Self {
+        self.config.grab_mode = mode;
+        self
+    }
+
+    /// Sets the id shown by the admin `workers` command.
+    pub fn client_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.config.client_id = Some(id.into());
+        self
+    }
+
+    /// Sets the reconnect backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Registers an async handler.
+    pub fn function<F, Fut>(self, name: impl Into<Bytes>, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, WorkError>> + Send + 'static,
+    {
+        self.function_with_timeout(name, None, handler)
+    }
+
+    /// Registers an async handler with a server-side run-time limit (CAN_DO_TIMEOUT).
+    pub fn function_with_timeout<F, Fut>(
+        mut self,
+        name: impl Into<Bytes>,
+        timeout: Option<Duration>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, WorkError>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |ctx| Box::pin(handler(ctx)));
+        let kind = Kind::Plain(handler);
+        self.functions
+            .insert(name.into(), Function { kind, timeout });
+        self
+    }
+
+    /// Registers a closure run on the job's task.
+    pub fn sync_function<F>(self, name: impl Into<Bytes>, handler: F) -> Self
+    where
+        F: Fn(&JobContext) -> Result<Bytes, WorkError> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.function(name, move |ctx| {
+            let handler = handler.clone();
+            async move { handler(&ctx) }
+        })
+    }
+
+    /// Registers a map/reduce function (libgearman's partition + aggregator): the mapper
+    /// splits the job; each piece runs as a foreground job of the job's reducer function;
+    /// the aggregator turns their results into this job's result. Any failure fails the
+    /// job. A job submitted without a reducer hands the pieces straight to the aggregator.
+    pub fn map_reduce<M, Fut, A>(mut self, name: impl Into<Bytes>, mapper: M, aggregator: A) -> Self
+    where
+        M: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Bytes>, WorkError>> + Send + 'static,
+        A: Fn(Vec<Bytes>) -> Result<Bytes, WorkError> + Send + Sync + 'static,
+    {
+        let mapper: Mapper = Arc::new(move |ctx| Box::pin(mapper(ctx)));
+        let kind = Kind::MapReduce(mapper, Arc::new(aggregator));
+        self.functions.insert(
+            name.into(),
+            Function {
+                kind,
+                timeout: None,
+            },
+        );
+        self
+    }
+
+    /// Builds the worker.
+    pub fn build(self) -> Worker<Rt> {
+        let mut reducer_client = ClientBuilder::new(self.rt.clone());
+        for s in &self.servers {
+            reducer_client = reducer_client.server(s.clone());
+        }
+        Worker {
+            shared: Arc::new(Shared {
+                rt: self.rt,
+                functions: self.functions,
+                config: self.config,
+                backoff: self.backoff,
+                reducer_client: reducer_client.build(),
+            }),
+            servers: self.servers,
+            shutdown: ShutdownHandle::default(),
+        }
+    }
+}
+
+struct Shared<Rt: Runtime> {
+    rt: Rt,
+    functions: HashMap<Bytes, Function>,
+    config: WorkerConfig,
+    backoff: Backoff,
+    reducer_client: Client<Rt>,
+}
+
+/// Stops a running [`Worker`] gracefully: no more grabs, running jobs finish.
+#[derive(Clone, Default)]
+pub struct ShutdownHandle {
+    stopping: Arc<AtomicBool>,
+    drivers: Arc<Mutex<Vec<UnboundedSender<Cmd>>>>,
+}
+
+impl ShutdownHandle {
+    /// Asks every connection to stop after its running jobs.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Ok(drivers) = self.drivers.lock() {
+            for tx in drivers.iter() {
+                let _ = tx.unbounded_send(Cmd::Shutdown);
+            }
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// An async Gearman worker.
+pub struct Worker<Rt: Runtime> {
+    shared: Arc<Shared<Rt>>,
+    servers: Vec<String>,
+    shutdown: ShutdownHandle,
+}
+
+struct WorkerRole<Rt: Runtime> {
+    conn: WorkerConnection,
+    shared: Arc<Shared<Rt>>,
+    tx: UnboundedSender<Cmd>,
+    stopping: bool,
+}
+
+impl<Rt: Runtime> Role for WorkerRole<Rt> {
+    type M = WorkerConnection;
+    type Cmd = Cmd;
+
+    fn machine(&mut self) -> &mut WorkerConnection {
+        &mut self.conn
+    }
+
+    fn command(&mut self, cmd: Cmd, _now: Instant) {
+        // A handle this connection no longer holds (connection replaced, CANT_DO) is
+        // a usage error with nothing left to do.
+        let _ = match cmd {
+            Cmd::Status(h, n, d) => self.conn.work_status(&h, n, d),
+            Cmd::Data(h, data) => self.conn.work_data(&h, data),
+            Cmd::Warning(h, data) => self.conn.work_warning(&h, data),
+            Cmd::Finish(h, Ok(data)) => self.conn.work_complete(&h, data),
+            Cmd::Finish(h, Err(WorkError::Fail)) => self.conn.work_fail(&h),
+            Cmd::Finish(h, Err(WorkError::Exception(data))) => self.conn.work_exception(&h, data),
+            Cmd::Shutdown => {
+                self.stopping = true;
+                self.conn.stop_grabbing();
+                Ok(())
+            }
+        };
+    }
+
+    fn event(&mut self, event: WorkerEvent) {
+        if let WorkerEvent::JobAssigned(job) = event {
+            let handle = job.handle.clone();
+            let function = self.shared.functions.get(&job.function).cloned();
+            let ctx = JobContext {
+                job,
+                tx: self.tx.clone(),
+            };
+            let tx = self.tx.clone();
+            let shared = self.shared.clone();
+            self.shared.rt.spawn(Box::pin(async move {
+                let run = run_job(shared, function, ctx);
+                let result = AssertUnwindSafe(run)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or(Err(WorkError::Fail));
+                let _ = tx.unbounded_send(Cmd::Finish(handle, result));
+            }));
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.stopping && self.conn.is_quiescent()
+    }
+}
+
+async fn run_job<Rt: Runtime>(
+    shared: Arc<Shared<Rt>>,
+    function: Option<Function>,
+    ctx: JobContext,
+) -> Result<Bytes, WorkError> {
+    match function.map(|f| f.kind) {
+        None => Err(WorkError::Fail),
+        Some(Kind::Plain(handler)) => handler(ctx).await,
+        Some(Kind::MapReduce(mapper, aggregator)) => {
+            let reducer = ctx.job.reducer.clone().filter(|r| !r.is_empty());
+            let pieces = mapper(ctx).await?;
+            let results = match reducer {
+                None => pieces,
+                Some(reducer) => {
+                    let client = &shared.reducer_client;
+                    let runs = pieces
+                        .into_iter()
+                        .map(|piece| client.run(Job::new(reducer.clone(), piece)));
+                    try_join_all(runs)
+                        .await
+                        .map_err(|_: Error| WorkError::Fail)?
+                }
+            };
+            aggregator(results)
+        }
+    }
+}
+
+impl<Rt: Runtime> Worker<Rt> {
+    /// A handle that stops [`Worker::run`] gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves every server until shut down; reconnects (and re-registers) with backoff
+    /// when a connection is lost.
+    pub async fn run(self) {
+        let loops = self.servers.iter().map(|addr| self.serve(addr.clone()));
+        join_all(loops).await;
+    }
+
+    async fn serve(&self, addr: String) {
+        let rt = &self.shared.rt;
+        let mut failures = 0u32;
+        while !self.shutdown.is_stopping() {
+            let io = match rt.connect(addr.clone()).await {
+                Ok(io) => io,
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    rt.sleep_until(rt.now() + self.shared.backoff.delay(failures))
+                        .await;
+                    continue;
+                }
+            };
+            failures = 0;
+            let mut conn = WorkerConnection::new(self.shared.config.clone());
+            for (name, f) in &self.shared.functions {
+                // Names were accepted by the builder; an invalid one is skipped.
+                let _ = conn.can_do(name.clone(), f.timeout);
+            }
+            let (tx, rx) = unbounded();
+            if let Ok(mut drivers) = self.shutdown.drivers.lock() {
+                drivers.retain(|d| !d.is_closed());
+                drivers.push(tx.clone());
+            }
+            if self.shutdown.is_stopping() {
+                conn.stop_grabbing();
+            }
+            let mut role = WorkerRole {
+                stopping: self.shutdown.is_stopping(),
+                conn,
+                shared: self.shared.clone(),
+                tx,
+            };
+            drive(&mut role, io, rx, rt).await;
+            if !self.shutdown.is_stopping() {
+                rt.sleep_until(rt.now() + self.shared.backoff.delay(1))
+                    .await;
+            }
+        }
+    }
+}
