@@ -148,7 +148,8 @@ fn foreground_job_stream_in_order() {
         vec![
             ClientEvent::Created {
                 req: r,
-                handle: h.clone()
+                handle: h.clone(),
+                background: false
             },
             ClientEvent::Status {
                 req: r,
@@ -303,7 +304,8 @@ fn handle_less_replies_match_in_fifo_order() {
         vec![
             ClientEvent::Created {
                 req: s,
-                handle: b("H:x:9")
+                handle: b("H:x:9"),
+                background: true
             },
             ClientEvent::StatusRes { req: st, status },
             ClientEvent::EchoRes {
@@ -396,7 +398,8 @@ fn work_fail_with_trailing_nul_and_results_after_cancel() {
         vec![
             ClientEvent::Created {
                 req: r,
-                handle: b("H:5")
+                handle: b("H:5"),
+                background: false
             },
             ClientEvent::Failed {
                 req: r,
@@ -435,7 +438,8 @@ fn deadlines_time_out_one_request_and_swallow_its_replies() {
         vec![
             ClientEvent::Created {
                 req: other,
-                handle: b("H:2")
+                handle: b("H:2"),
+                background: false
             },
             ClientEvent::Complete {
                 req: other,

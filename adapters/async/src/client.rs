@@ -164,13 +164,14 @@ impl Role for ClientRole {
         let Some(req) = event.request_id() else {
             return;
         };
+        let event_final = event.is_final();
         if let Some(waiter) = self.waiters.get(&req) {
             if waiter.unbounded_send(Ok(event)).is_err() {
                 // The caller went away: stop reporting, keep consuming replies.
                 self.conn.forget(req);
             }
         }
-        if !self.conn.is_outstanding(req) {
+        if event_final {
             self.waiters.remove(&req);
         }
     }

@@ -112,7 +112,7 @@ impl Client {
                 }
                 if event.request_id() == Some(req) {
                     on_event(&event);
-                    if !conn.is_outstanding(req) {
+                    if event.is_final() {
                         return Ok(event);
                     }
                 }

@@ -13,6 +13,7 @@ mod io;
 mod worker;
 
 pub use client::{Client, Job};
+pub use gearman_core::client::ClientEvent;
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes};
 pub use io::Error;
 pub use worker::{JobContext, WorkError, Worker};

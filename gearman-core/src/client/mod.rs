@@ -40,6 +40,8 @@ pub enum ClientEvent {
         req: RequestId,
         /// The job handle.
         handle: Bytes,
+        /// True for a background submission: nothing more will come for it.
+        background: bool,
     },
     /// WORK_STATUS for a foreground submission.
     Status {
@@ -147,6 +149,20 @@ pub enum ClientEvent {
 }
 
 impl ClientEvent {
+    /// True when this is the last event of its request.
+    pub fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            ClientEvent::Created {
+                background: false,
+                ..
+            } | ClientEvent::Status { .. }
+                | ClientEvent::Data { .. }
+                | ClientEvent::Warning { .. }
+                | ClientEvent::ServerError { req: None, .. }
+        )
+    }
+
     /// The request this event belongs to, if any.
     pub fn request_id(&self) -> Option<RequestId> {
         match self {

@@ -184,7 +184,11 @@ impl Correlator {
                     self.finish(req)
                 };
                 if report {
-                    events.push_back(ClientEvent::Created { req, handle });
+                    events.push_back(ClientEvent::Created {
+                        req,
+                        handle,
+                        background: !foreground,
+                    });
                 }
             }
             Response::StatusRes(status) => {

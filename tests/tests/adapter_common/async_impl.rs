@@ -1,0 +1,177 @@
+//! The [`Adapter`] facade for every runtime of the shared async layer.
+
+use super::{Adapter, Outcome, Spec};
+use bytes::Bytes;
+use futures::StreamExt;
+use gearman_async::{
+    Backoff, Client, ClientBuilder, Error, Job, JobEvent, Runtime, ShutdownHandle, WorkError,
+    WorkerBuilder,
+};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A runtime plus the way to block on it from a test thread.
+pub trait Exec: Send + Sync + 'static {
+    type Rt: Runtime;
+    fn rt() -> Self::Rt;
+    fn block_on<F: Future>(f: F) -> F::Output;
+}
+
+pub struct AsyncAdapter<E>(PhantomData<E>);
+
+fn job(spec: &Spec) -> Job {
+    let (function, reducer) = match spec.function.split_once('+') {
+        Some((f, r)) => (f, Some(r)),
+        None => (spec.function, None),
+    };
+    let mut job = Job::new(
+        Bytes::copy_from_slice(function.as_bytes()),
+        spec.data.clone(),
+    )
+    .unique(spec.unique.clone());
+    if let Some(r) = reducer {
+        job = job.reducer(Bytes::copy_from_slice(r.as_bytes()));
+    }
+    if let Some(t) = spec.timeout {
+        job = job.timeout(t);
+    }
+    job
+}
+
+fn outcome(e: Error) -> Outcome {
+    match e {
+        Error::JobFailed => Outcome::Failed,
+        Error::JobException(d) => Outcome::Exception(d.to_vec()),
+        Error::TimedOut => Outcome::TimedOut,
+        other => Outcome::Other(other.to_string()),
+    }
+}
+
+async fn run_one<Rt: Runtime>(c: &Client<Rt>, spec: Spec) -> (Vec<String>, Outcome) {
+    let mut stream = match c.submit(job(&spec)).await {
+        Ok(s) => s,
+        Err(e) => return (vec![], outcome(e)),
+    };
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(JobEvent::Created(_)) => {}
+            Ok(JobEvent::Status(n, d)) => events.push(format!("status {n}/{d}")),
+            Ok(JobEvent::Data(d)) => events.push(format!("data {}", String::from_utf8_lossy(&d))),
+            Ok(JobEvent::Warning(d)) => {
+                events.push(format!("warning {}", String::from_utf8_lossy(&d)))
+            }
+            Ok(JobEvent::Complete(d)) => return (events, Outcome::Ok(d.to_vec())),
+            Err(e) => return (events, outcome(e)),
+        }
+    }
+    (events, Outcome::Other("stream ended".into()))
+}
+
+fn sleep_ms(data: &[u8]) -> u64 {
+    std::str::from_utf8(data)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn standard_functions<Rt: Runtime>(b: WorkerBuilder<Rt>) -> WorkerBuilder<Rt> {
+    b.function("reverse", |ctx| async move {
+        ctx.status(1, 2);
+        ctx.send_data("chunk");
+        Ok(ctx.data().iter().rev().copied().collect::<Vec<u8>>().into())
+    })
+    .sync_function("fail", |_| Err(WorkError::Fail))
+    .sync_function("exception", |_| Err(WorkError::exception("boom")))
+    .sync_function("panic", |_| panic!("handler panics on purpose"))
+    .sync_function("sleep", |ctx| {
+        let ms = sleep_ms(ctx.data());
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(format!("slept {ms}").into())
+    })
+    .sync_function("upper", |ctx| {
+        if ctx.data().as_ref() == b"fail" {
+            return Err(WorkError::Fail);
+        }
+        Ok(ctx.data().to_ascii_uppercase().into())
+    })
+    .map_reduce(
+        "map",
+        |ctx| async move {
+            let words = ctx.data().split(|b| *b == b' ');
+            Ok(words.map(Bytes::copy_from_slice).collect())
+        },
+        |results| Ok(results.join(&b","[..]).into()),
+    )
+}
+
+pub struct RunningWorker {
+    shutdown: ShutdownHandle,
+    thread: JoinHandle<()>,
+}
+
+impl<E: Exec> Adapter for AsyncAdapter<E> {
+    type Client = Client<E::Rt>;
+    type Worker = RunningWorker;
+    const MAP_REDUCE: bool = true;
+
+    fn client(servers: &[String], exceptions: bool) -> Self::Client {
+        let mut b = ClientBuilder::new(E::rt()).exceptions(exceptions);
+        for s in servers {
+            b = b.server(s.clone());
+        }
+        b.build()
+    }
+
+    fn run(c: &mut Self::Client, spec: Spec) -> (Vec<String>, Outcome) {
+        E::block_on(run_one(c, spec))
+    }
+
+    fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome> {
+        let runs = specs.into_iter().map(|s| run_one(c, s));
+        E::block_on(futures::future::join_all(runs))
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect()
+    }
+
+    fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String> {
+        E::block_on(c.submit_background(job(&spec)))
+            .map(|h| h.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn status(c: &mut Self::Client, handle: Vec<u8>) -> Result<(bool, bool, u32, u32), String> {
+        let s = E::block_on(c.status(handle)).map_err(|e| e.to_string())?;
+        Ok((s.known, s.running, s.numerator, s.denominator))
+    }
+
+    fn echo(c: &mut Self::Client, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        E::block_on(c.echo(data))
+            .map(|d| d.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn worker(servers: &[String], concurrency: usize) -> RunningWorker {
+        let mut b = WorkerBuilder::new(E::rt())
+            .concurrency(concurrency)
+            .backoff(Backoff {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(200),
+            });
+        for s in servers {
+            b = b.server(s.clone());
+        }
+        let worker = standard_functions(b).build();
+        let shutdown = worker.shutdown_handle();
+        let thread = std::thread::spawn(move || E::block_on(worker.run()));
+        RunningWorker { shutdown, thread }
+    }
+
+    fn stop(w: RunningWorker) {
+        w.shutdown.shutdown();
+        w.thread.join().expect("worker thread");
+    }
+}
