@@ -1,0 +1,156 @@
+//! Admin text commands, answered byte-for-byte as gearmand 1.1.20 answers them.
+
+use super::conn::Outbound;
+use super::{ConnId, Server};
+use crate::proto::admin::{render, AdminCommand, AdminError};
+use crate::proto::{Priority, Response};
+use bytes::Bytes;
+use std::time::Instant;
+
+impl Server {
+    pub(super) fn handle_admin(&mut self, conn: ConnId, command: AdminCommand, now: Instant) {
+        let mut out = Vec::new();
+        match command {
+            AdminCommand::Status => {
+                for f in self.functions.values() {
+                    render::status_line(
+                        &mut out,
+                        &f.name,
+                        f.total() as u64,
+                        f.running as u64,
+                        f.registrations as u64,
+                    );
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::PriorityStatus => {
+                for f in self.functions.values() {
+                    let queued = Priority::ALL.map(|p| f.queued(p) as u64);
+                    render::priority_status_line(&mut out, &f.name, queued, f.registrations as u64);
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::Workers => {
+                let mut ids: Vec<&ConnId> = self.conns.keys().collect();
+                ids.sort();
+                for id in ids {
+                    let Some(c) = self.conns.get(id) else {
+                        continue;
+                    };
+                    let functions = c
+                        .abilities
+                        .iter()
+                        .zip(&c.registrations)
+                        .flat_map(|((f, _), &n)| std::iter::repeat_n(&f[..], n));
+                    render::workers_line(&mut out, c.peer.fd, &c.peer.ip, &c.client_id, functions);
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::ShowJobs => {
+                let mut jobs: Vec<(&u64, &super::job::Job)> = self.jobs.iter().collect();
+                jobs.sort_by_key(|(id, _)| **id);
+                for (_, j) in jobs {
+                    render::show_jobs_line(
+                        &mut out,
+                        &j.handle,
+                        j.retries.into(),
+                        false,
+                        j.durable_id.is_some(),
+                    );
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::ShowUniqueJobs => {
+                let mut jobs: Vec<(&u64, &super::job::Job)> = self.jobs.iter().collect();
+                jobs.sort_by_key(|(id, _)| **id);
+                for (_, j) in jobs {
+                    render::show_unique_line(&mut out, &j.unique);
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::CancelJob(handle) => match self.by_handle.get(&handle).copied() {
+                Some(id) => {
+                    self.cancel(id, now);
+                    render::ok(&mut out);
+                }
+                None => render::err(&mut out, "UNKNOWN_JOB"),
+            },
+            AdminCommand::CreateFunction(name) => {
+                self.function_mut(&name);
+                render::ok(&mut out);
+            }
+            AdminCommand::DropFunction(name) => self.drop_function(&name, &mut out),
+            AdminCommand::MaxQueue { function, limits } => {
+                if limits == [0; 3] {
+                    self.max_queue.remove(&function);
+                } else {
+                    self.max_queue.insert(function, limits);
+                }
+                render::ok(&mut out);
+            }
+            AdminCommand::Getpid => render::ok_value(&mut out, &self.config.pid.to_string()),
+            AdminCommand::Verbose => render::ok_value(&mut out, &self.config.verbose),
+            AdminCommand::Version => render::ok_value(&mut out, &self.config.version),
+            // Removed from gearmand in 2016; 1.1.20 and 2.0 answer it as unknown.
+            AdminCommand::Shutdown { .. } => {
+                AdminError::UnknownCommand(Bytes::from_static(b"shutdown")).render(&mut out)
+            }
+            AdminCommand::Invalid(e) => e.render(&mut out),
+            // Commands added to the parser later are refused until handled here.
+            #[allow(unreachable_patterns)]
+            _ => AdminError::UnknownError.render(&mut out),
+        }
+        self.queue_out(conn, Outbound::Text(out));
+    }
+
+    /// `cancel job`: the clients get WORK_FAIL at once and the job is gone; a worker still
+    /// running it has its later results discarded quietly.
+    fn cancel(&mut self, id: u64, now: Instant) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let listeners = std::mem::take(&mut job.listeners);
+        let handle = job.handle.clone();
+        for l in &listeners {
+            if let Some(c) = self.conns.get_mut(l) {
+                if let Some(pos) = c.watching.iter().position(|&j| j == id) {
+                    c.watching.swap_remove(pos);
+                }
+            }
+            self.send(
+                *l,
+                Response::WorkFail {
+                    handle: handle.clone(),
+                },
+            );
+        }
+        self.finish(id, now);
+    }
+
+    /// `drop function`: refused while anything still depends on the function, including
+    /// queued jobs (gearmand orphans those; we never lose a job this way).
+    fn drop_function(&mut self, name: &[u8], out: &mut Vec<u8>) {
+        let key = self
+            .functions
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .cloned();
+        let Some(key) = key else {
+            render::err(out, "function not found");
+            return;
+        };
+        let busy = self
+            .functions
+            .get(&key)
+            .is_some_and(|f| f.registrations > 0 || f.total() > 0);
+        if busy {
+            render::err(
+                out,
+                "there are still connected workers or executing clients",
+            );
+        } else {
+            self.functions.remove(&key);
+            render::ok(out);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The property-test hook: every structural invariant of the server, checked from scratch.
+
+use super::job::JobState;
+use super::Server;
+use crate::proto::Priority;
+use std::collections::HashMap;
+
+pub(super) fn check(s: &Server) -> Result<(), String> {
+    // Every job is in exactly one place.
+    let mut queued_seen: HashMap<u64, usize> = HashMap::new();
+    for f in s.functions.values() {
+        for (p, id) in f.queue_ids() {
+            if let Some(j) = s.jobs.get(&id) {
+                if j.state == JobState::Queued {
+                    if j.priority != p || j.function != f.name {
+                        return Err(format!(
+                            "job {id} queued under the wrong function or priority"
+                        ));
+                    }
+                    *queued_seen.entry(id).or_default() += 1;
+                }
+            }
+        }
+        for p in Priority::ALL {
+            let live = f
+                .queue_ids()
+                .filter(|(q, id)| {
+                    *q == p && s.jobs.get(id).is_some_and(|j| j.state == JobState::Queued)
+                })
+                .count();
+            if live != f.queued(p) {
+                return Err(format!(
+                    "function {:?}: queued count {} but {live} live ids",
+                    f.name,
+                    f.queued(p)
+                ));
+            }
+        }
+        let running = s
+            .jobs
+            .values()
+            .filter(|j| j.function == f.name && j.is_running())
+            .count();
+        if running != f.running {
+            return Err(format!(
+                "function {:?}: running {} but {running} jobs run",
+                f.name, f.running
+            ));
+        }
+        let waiting = s
+            .jobs
+            .values()
+            .filter(|j| {
+                j.function == f.name
+                    && matches!(j.state, JobState::Scheduled(_) | JobState::Persisting)
+            })
+            .count();
+        if waiting != f.waiting {
+            return Err(format!(
+                "function {:?}: waiting {} but {waiting} jobs wait",
+                f.name, f.waiting
+            ));
+        }
+        let registrations: usize = s
+            .conns
+            .values()
+            .map(|c| {
+                c.abilities
+                    .iter()
+                    .zip(&c.registrations)
+                    .filter(|((n, _), _)| *n == f.name)
+                    .map(|(_, r)| *r)
+                    .sum::<usize>()
+            })
+            .sum();
+        if registrations != f.registrations {
+            return Err(format!(
+                "function {:?}: {} registrations counted, {registrations} held",
+                f.name, f.registrations
+            ));
+        }
+        for w in &f.capable {
+            if s.conns.get(w).is_none_or(|c| c.ability(&f.name).is_none()) {
+                return Err(format!(
+                    "function {:?}: capable worker {w:?} cannot do it",
+                    f.name
+                ));
+            }
+        }
+        // No sleeping worker left unwoken while its function has work.
+        if f.queued_total() > 0 {
+            for w in &f.capable {
+                if s.conns.get(w).is_some_and(|c| c.sleeping && !c.noop_sent) {
+                    return Err(format!(
+                        "worker {w:?} sleeps while {:?} has queued work",
+                        f.name
+                    ));
+                }
+            }
+        }
+    }
+    for (id, j) in &s.jobs {
+        match j.state {
+            JobState::Queued => {
+                if queued_seen.get(id) != Some(&1) {
+                    return Err(format!(
+                        "queued job {id} is in {} queues",
+                        queued_seen.get(id).unwrap_or(&0)
+                    ));
+                }
+            }
+            JobState::Running { worker } => {
+                let held = s
+                    .conns
+                    .get(&worker)
+                    .map_or(0, |c| c.running.iter().filter(|&&r| r == *id).count());
+                if held != 1 {
+                    return Err(format!("running job {id} held {held} times by its worker"));
+                }
+            }
+            JobState::Unplaced => return Err(format!("job {id} left unplaced")),
+            JobState::Scheduled(_) | JobState::Persisting => {}
+        }
+        if s.by_handle.get(&j.handle) != Some(id) {
+            return Err(format!("job {id} missing from the handle map"));
+        }
+        if let Some(k) = &j.unique_key {
+            if s.by_unique.get(&(j.function.clone(), k.clone())) != Some(id) {
+                return Err(format!("job {id} missing from the unique map"));
+            }
+        }
+        if !j.background
+            && j.listeners.is_empty()
+            && matches!(j.state, JobState::Queued | JobState::Scheduled(_))
+        {
+            return Err(format!("foreground job {id} queued with no client"));
+        }
+        for l in &j.listeners {
+            let n_l = j.listeners.iter().filter(|x| *x == l).count();
+            let n_w = s
+                .conns
+                .get(l)
+                .map_or(0, |c| c.watching.iter().filter(|&&w| w == *id).count());
+            if n_l != n_w {
+                return Err(format!(
+                    "job {id}: listener {l:?} attached {n_l} times but watches {n_w}"
+                ));
+            }
+        }
+        if let Some(limit) = s.max_queue.get(&j.function) {
+            let _ = limit; // limits apply at submission; lowering one later may leave more queued
+        }
+    }
+    for (h, id) in &s.by_handle {
+        if s.jobs.get(id).is_none_or(|j| j.handle != *h) {
+            return Err(format!("handle {h:?} points at no live job"));
+        }
+    }
+    for ((f, _), id) in &s.by_unique {
+        if s.jobs.get(id).is_none_or(|j| j.function != *f) {
+            return Err(format!("unique entry of {f:?} points at no live job"));
+        }
+    }
+    for (cid, c) in &s.conns {
+        for id in &c.running {
+            if !s
+                .jobs
+                .get(id)
+                .is_some_and(|j| j.state == JobState::Running { worker: *cid })
+            {
+                return Err(format!(
+                    "conn {cid:?} holds job {id} that is not running on it"
+                ));
+            }
+        }
+        for id in &c.watching {
+            if !s.jobs.get(id).is_some_and(|j| j.listeners.contains(cid)) {
+                return Err(format!(
+                    "conn {cid:?} watches job {id} that does not list it"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
