@@ -1,0 +1,266 @@
+//! Command-line flags, spelled as gearmand spells them where they apply.
+
+use crate::StartError;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// gearmand-rs: a Gearman job server, compatible with gearmand's protocol, admin commands
+/// and flags.
+#[derive(Debug, Parser)]
+#[command(name = "gearmand-rs", version, about, long_about = None)]
+pub struct Args {
+    /// Port to listen on.
+    #[arg(short = 'p', long, default_value_t = 4730)]
+    pub port: u16,
+
+    /// Address to listen on; repeat for several. Default: every IPv4 and IPv6 address.
+    #[arg(short = 'L', long = "listen", value_name = "ADDRESS")]
+    pub listen: Vec<String>,
+
+    /// Listen backlog.
+    #[arg(short = 'b', long, default_value_t = 1024)]
+    pub backlog: u32,
+
+    /// I/O threads (0 = one per CPU).
+    #[arg(short = 't', long, default_value_t = 4)]
+    pub threads: usize,
+
+    /// Retries of a job whose worker vanished or timed out: -1 = unlimited, 0 = none
+    /// (fail at the first such failure), N = up to N retries.
+    #[arg(short = 'j', long = "job-retries", default_value_t = -1, allow_hyphen_values = true)]
+    pub job_retries: i64,
+
+    /// Sleeping workers woken (NOOP) per new job; 0 = all of them.
+    #[arg(short = 'w', long = "worker-wakeup", default_value_t = 0)]
+    pub worker_wakeup: u32,
+
+    /// Accepted for compatibility: functions are always served round-robin.
+    #[arg(short = 'R', long = "round-robin")]
+    pub round_robin: bool,
+
+    /// Job handles are PREFIX:N (default H:<hostname>).
+    #[arg(long = "job-handle-prefix", value_name = "PREFIX")]
+    pub job_handle_prefix: Option<String>,
+
+    /// Turn the `exceptions` option on for every connection.
+    #[arg(long)]
+    pub exceptions: bool,
+
+    /// Enable TCP keepalive on client connections.
+    #[arg(long)]
+    pub keepalive: bool,
+
+    /// Seconds of idle before keepalive probes (-1 = system default).
+    #[arg(long = "keepalive-idle", default_value_t = -1, allow_hyphen_values = true)]
+    pub keepalive_idle: i64,
+
+    /// Seconds between keepalive probes (-1 = system default).
+    #[arg(long = "keepalive-interval", default_value_t = -1, allow_hyphen_values = true)]
+    pub keepalive_interval: i64,
+
+    /// Unanswered probes before the connection is dropped (-1 = system default).
+    #[arg(long = "keepalive-count", default_value_t = -1, allow_hyphen_values = true)]
+    pub keepalive_count: i64,
+
+    /// Write the process id to this file (removed on exit).
+    #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Log destination: a file, `stderr` or `none`.
+    #[arg(
+        short = 'l',
+        long = "log-file",
+        default_value = "stderr",
+        value_name = "FILE"
+    )]
+    pub log_file: String,
+
+    /// Log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG.
+    #[arg(long = "verbose", default_value = "WARNING", value_name = "LEVEL")]
+    pub verbose: String,
+
+    /// Raise the log level one step per -v.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub more_verbose: u8,
+
+    /// Not supported: run under systemd, supervisord or `&` instead.
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+
+    /// Queue type: `builtin` (in memory) or `libsqlite3` (durable background jobs).
+    #[arg(
+        short = 'q',
+        long = "queue-type",
+        default_value = "builtin",
+        value_name = "TYPE"
+    )]
+    pub queue_type: String,
+
+    /// SQLite file for `-q libsqlite3`.
+    #[arg(long = "libsqlite3-db", value_name = "FILE")]
+    pub libsqlite3_db: Option<PathBuf>,
+
+    /// Table name for `-q libsqlite3`.
+    #[arg(
+        long = "libsqlite3-table",
+        default_value = "gearman_queue",
+        value_name = "NAME"
+    )]
+    pub libsqlite3_table: String,
+
+    /// Largest packet body accepted, in bytes; larger packets close the connection.
+    #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    pub max_packet_size: usize,
+
+    /// Seconds to let running jobs finish after SIGTERM/SIGINT before exiting.
+    #[arg(long = "shutdown-timeout", default_value_t = 30, value_name = "SECS")]
+    pub shutdown_timeout: u64,
+}
+
+/// Log levels in gearmand's order.
+pub const LEVELS: [&str; 8] = [
+    "FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG",
+];
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Addresses to bind (host strings; empty = all).
+    pub listen: Vec<String>,
+    /// Port.
+    pub port: u16,
+    /// Backlog.
+    pub backlog: u32,
+    /// Runtime worker threads.
+    pub io_threads: usize,
+    /// Retry limit (None = unlimited).
+    pub job_retries: Option<u32>,
+    /// NOOPs per job.
+    pub worker_wakeup: u32,
+    /// Handle prefix.
+    pub handle_prefix: String,
+    /// `--exceptions`.
+    pub exceptions: bool,
+    /// Keepalive settings, if enabled.
+    pub keepalive: Option<Keepalive>,
+    /// Pid file.
+    pub pid_file: Option<PathBuf>,
+    /// Log destination.
+    pub log_file: String,
+    /// gearmand level name in force (also the admin `verbose` reply).
+    pub level: &'static str,
+    /// Packet limit.
+    pub max_packet_size: usize,
+    /// Grace period at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// TCP keepalive settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// Idle time before probes.
+    pub idle: Option<Duration>,
+    /// Interval between probes.
+    pub interval: Option<Duration>,
+    /// Probe count.
+    pub count: Option<u32>,
+}
+
+fn positive_secs(v: i64) -> Option<Duration> {
+    u64::try_from(v)
+        .ok()
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+}
+
+impl Args {
+    /// Checks values that clap cannot, and resolves defaults.
+    pub fn validate(self) -> Result<Settings, StartError> {
+        if self.daemon {
+            return Err(StartError(
+                "--daemon is not supported: run gearmand-rs in the foreground under systemd, \
+                 supervisord or a shell `&`"
+                    .into(),
+            ));
+        }
+        let job_retries = match self.job_retries {
+            -1 => None,
+            n @ 0..=255 => Some(n as u32),
+            n => {
+                return Err(StartError(format!(
+                    "--job-retries must be -1 (unlimited) or 0..255, got {n}"
+                )))
+            }
+        };
+        match self.queue_type.to_ascii_lowercase().as_str() {
+            "builtin" => {}
+            "libsqlite3" => {
+                return Err(StartError(
+                    "-q libsqlite3: the durable queue is not available in this build yet; \
+                     refusing to start rather than silently keep jobs in memory only"
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(StartError(format!(
+                    "unknown --queue-type {other:?} (supported: builtin, libsqlite3)"
+                )))
+            }
+        }
+        let base = LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(&self.verbose))
+            .ok_or_else(|| {
+                StartError(format!(
+                    "unknown --verbose level {:?} (one of {})",
+                    self.verbose,
+                    LEVELS.join(", ")
+                ))
+            })?;
+        let level = LEVELS[(base + usize::from(self.more_verbose)).min(LEVELS.len() - 1)];
+        let handle_prefix = match self.job_handle_prefix {
+            Some(p) => p,
+            None => format!("H:{}", hostname()),
+        };
+        if handle_prefix.len() + 11 > 63 {
+            return Err(StartError(format!(
+                "--job-handle-prefix {handle_prefix:?} is too long: handles must fit in 63 bytes"
+            )));
+        }
+        let io_threads = match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let keepalive = self.keepalive.then(|| Keepalive {
+            idle: positive_secs(self.keepalive_idle),
+            interval: positive_secs(self.keepalive_interval),
+            count: u32::try_from(self.keepalive_count).ok().filter(|&c| c > 0),
+        });
+        Ok(Settings {
+            listen: self.listen,
+            port: self.port,
+            backlog: self.backlog,
+            io_threads,
+            job_retries,
+            worker_wakeup: self.worker_wakeup,
+            handle_prefix,
+            exceptions: self.exceptions,
+            keepalive,
+            pid_file: self.pid_file,
+            log_file: self.log_file,
+            level,
+            max_packet_size: self.max_packet_size,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,270 @@
+//! The core task: the single owner of the job server. It takes bytes from connection
+//! tasks, runs the core machine, and hands output back, batching everything that is ready.
+
+use crate::cli::Settings;
+use crate::connection::{self, ConnHandle, ToCore};
+use crate::{listen, StartError};
+use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
+use gearman_core::Limits;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Output held back from a writer that already has this much unwritten.
+const WRITER_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Messages handled before output is flushed, so one busy peer cannot starve the rest.
+const BATCH: usize = 512;
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+struct CoreTask {
+    server: Server,
+    conns: HashMap<ConnId, ConnHandle>,
+    to_core: mpsc::Sender<ToCore>,
+    settings: Settings,
+}
+
+pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
+    let listeners = listen::bind_all(&settings)?;
+    let pid_file = write_pid_file(&settings)?;
+    let now = Instant::now();
+    let mut config = ServerConfig::new(now, unix_now());
+    config.limits = Limits {
+        max_body: settings.max_packet_size,
+        ..Limits::default()
+    };
+    config.job_retries = settings.job_retries;
+    config.worker_wakeup = settings.worker_wakeup;
+    config.handle_prefix = settings.handle_prefix.clone();
+    config.exceptions_by_default = settings.exceptions;
+    config.pid = std::process::id();
+    config.verbose = settings.level.to_string();
+    config.max_output_bytes = settings
+        .max_packet_size
+        .saturating_mul(2)
+        .max(16 * 1024 * 1024);
+
+    let (to_core, mut from_conns) = mpsc::channel(8192);
+    let accept_tasks: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!("listening on {addr}");
+            }
+            let tx = to_core.clone();
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, peer)) => {
+                            if tx.send(ToCore::Accepted(stream, peer)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            // Out of descriptors and the like: back off instead of spinning.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut core = CoreTask {
+        server: Server::new(config, now),
+        conns: HashMap::new(),
+        to_core,
+        settings,
+    };
+    let mut shutdown = Box::pin(shutdown_signal());
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let timer = core
+            .server
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if grace_deadline.is_none() => {
+                tracing::info!(
+                    "shutting down: no new connections; waiting for {} running job(s)",
+                    core.server.running_jobs()
+                );
+                for task in &accept_tasks {
+                    task.abort();
+                }
+                grace_deadline = Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
+            }
+            msg = from_conns.recv() => {
+                let Some(msg) = msg else { break };
+                core.handle(msg);
+                for _ in 0..BATCH {
+                    match from_conns.try_recv() {
+                        Ok(msg) => core.handle(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep_until(timer), if timer.is_some() => {}
+            _ = sleep_until(grace_deadline), if grace_deadline.is_some() => {
+                tracing::warn!(
+                    "shutdown grace period over with {} job(s) still running",
+                    core.server.running_jobs()
+                );
+                break;
+            }
+        }
+        let now = Instant::now();
+        if core.server.poll_timeout().is_some_and(|t| t <= now) {
+            core.server.set_wall_anchor(now, unix_now());
+            core.server.handle_timeout(now);
+        }
+        core.flush();
+        if grace_deadline.is_some() && core.server.running_jobs() == 0 {
+            break;
+        }
+    }
+    core.flush();
+    for handle in core.conns.values() {
+        handle.close();
+    }
+    // Let writers flush their last bytes.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if let Some(path) = pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl CoreTask {
+    fn handle(&mut self, msg: ToCore) {
+        let now = Instant::now();
+        match msg {
+            ToCore::Accepted(stream, peer) => {
+                connection::configure(&stream, self.settings.keepalive);
+                let fd = raw_fd(&stream);
+                let info = PeerInfo {
+                    fd,
+                    ip: peer.ip().to_canonical().to_string(),
+                };
+                let conn = self.server.accept(info, now);
+                tracing::debug!(?conn, %peer, "accepted");
+                let handle = connection::spawn(stream, conn, self.to_core.clone());
+                self.conns.insert(conn, handle);
+            }
+            ToCore::Input(conn, bytes) => self.server.handle_input(conn, &bytes, now),
+            ToCore::Eof(conn) => {
+                self.server.handle_eof(conn, now);
+                self.conns.remove(&conn);
+                tracing::debug!(?conn, "closed by peer");
+            }
+            ToCore::Drained(conn) => self.transmit(conn),
+        }
+    }
+
+    /// Hands every connection's ready output to its writer and acts on events.
+    fn flush(&mut self) {
+        while let Some(conn) = self.server.poll_writable() {
+            self.transmit(conn);
+        }
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                ServerEvent::Close { conn, reason } => {
+                    tracing::info!(?conn, "closing connection: {reason}");
+                    self.transmit(conn);
+                    if let Some(handle) = self.conns.remove(&conn) {
+                        handle.close();
+                    }
+                    self.server.handle_eof(conn, Instant::now());
+                }
+                ServerEvent::Persist(record) => {
+                    // persist_background is off without a store: never emitted.
+                    tracing::error!(
+                        durable_id = record.durable_id,
+                        "persist requested with no store"
+                    );
+                    self.server.persisted(
+                        record.durable_id,
+                        Err("no store".into()),
+                        Instant::now(),
+                    );
+                }
+                other => tracing::debug!(?other, "store event ignored (no store)"),
+            }
+        }
+    }
+
+    fn transmit(&mut self, conn: ConnId) {
+        let Some(handle) = self.conns.get(&conn) else {
+            return;
+        };
+        if handle.pending.load(Ordering::Acquire) > WRITER_HIGH_WATER {
+            // The writer will report Drained; output waits in the core, which closes the
+            // connection if it passes the configured bound.
+            handle.stalled.store(true, Ordering::Release);
+            return;
+        }
+        let mut out = Vec::new();
+        if self.server.poll_transmit(conn, &mut out) > 0 {
+            handle.send(out);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &tokio::net::TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    u64::try_from(stream.as_raw_fd()).unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &tokio::net::TcpStream) -> u64 {
+    0
+}
+
+fn write_pid_file(settings: &Settings) -> Result<Option<std::path::PathBuf>, StartError> {
+    let Some(path) = &settings.pid_file else {
+        return Ok(None);
+    };
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .map_err(|e| StartError(format!("cannot write pid file {}: {e}", path.display())))?;
+    Ok(Some(path.clone()))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
