@@ -87,15 +87,23 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
                 ));
             }
         }
-        // No sleeping worker left unwoken while its function has work.
-        if f.queued_total() > 0 {
-            for w in &f.capable {
-                if s.conns.get(w).is_some_and(|c| c.sleeping && !c.noop_sent) {
-                    return Err(format!(
-                        "worker {w:?} sleeps while {:?} has queued work",
-                        f.name
-                    ));
-                }
+        // Work never waits on workers that are all asleep and unwoken. (With
+        // `worker_wakeup` N, sleepers beyond the N woken may stay asleep; with 0, none may.)
+        if f.queued_total() > 0 && !f.capable.is_empty() {
+            let unwoken =
+                |w: &&super::ConnId| s.conns.get(w).is_some_and(|c| c.sleeping && !c.noop_sent);
+            let stuck = if s.config.worker_wakeup == 0 {
+                f.capable.iter().find(unwoken).copied()
+            } else if f.capable.iter().all(|w| unwoken(&w)) {
+                f.capable.first().copied()
+            } else {
+                None
+            };
+            if let Some(w) = stuck {
+                return Err(format!(
+                    "worker {w:?} sleeps while {:?} has queued work",
+                    f.name
+                ));
             }
         }
     }

@@ -1,0 +1,842 @@
+//! Scenario tests for the server machine, one rule each, over the in-memory harness.
+
+mod support;
+
+use bytes::Bytes;
+use gearman_core::proto::{
+    AssignExtras, GrabMode, JobAssign, Priority, Request, Response, StatusRes, StatusResUnique,
+    SubmitJob, SubmitMode, SubmitReduceJob, WorkPayload, WorkStatus,
+};
+use gearman_core::server::{JobRecord, ServerEvent};
+use std::time::Duration;
+use support::{b, Net, UNIX_START};
+
+fn submit(f: &str, unique: &str, data: &str, mode: SubmitMode) -> Request {
+    Request::Submit(SubmitJob {
+        function: b(f),
+        unique: b(unique),
+        mode,
+        data: b(data),
+    })
+}
+
+fn fg(f: &str, unique: &str, data: &str) -> Request {
+    submit(f, unique, data, SubmitMode::Foreground(Priority::Normal))
+}
+
+fn bg(f: &str, unique: &str, data: &str, p: Priority) -> Request {
+    submit(f, unique, data, SubmitMode::Background(p))
+}
+
+fn created(h: &str) -> Response {
+    Response::JobCreated { handle: b(h) }
+}
+
+fn assign_uniq(h: &str, f: &str, u: &str, data: &str) -> Response {
+    Response::JobAssign(JobAssign {
+        handle: b(h),
+        function: b(f),
+        extras: AssignExtras::Unique(b(u)),
+        data: b(data),
+    })
+}
+
+fn grab() -> Request {
+    Request::GrabJob(GrabMode::Uniq)
+}
+
+fn complete(h: &str, data: &str) -> Request {
+    Request::WorkComplete(WorkPayload {
+        handle: b(h),
+        data: b(data),
+    })
+}
+
+fn can_do(f: &str) -> Request {
+    Request::CanDo { function: b(f) }
+}
+
+/// The data field of each JOB_ASSIGN in `rs`.
+fn assigned_data(rs: &[Response]) -> Vec<String> {
+    rs.iter()
+        .filter_map(|r| match r {
+            Response::JobAssign(j) => Some(String::from_utf8_lossy(&j.data).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn worked_example_reverse() {
+    for seed in 1..20 {
+        let mut net = Net::new(seed);
+        let (w, c) = (net.connect(), net.connect());
+        net.send(w, can_do("reverse"));
+        net.send(w, Request::PreSleep);
+        net.send(c, fg("reverse", "", "test"));
+        assert_eq!(net.recv(c), vec![created("H:test:1")]);
+        assert_eq!(net.recv(w), vec![Response::Noop]);
+        net.send(w, Request::GrabJob(GrabMode::Plain));
+        assert_eq!(
+            net.recv(w),
+            vec![Response::JobAssign(JobAssign {
+                handle: b("H:test:1"),
+                function: b("reverse"),
+                extras: AssignExtras::Plain,
+                data: b("test"),
+            })]
+        );
+        net.send(w, complete("H:test:1", "tset"));
+        assert_eq!(
+            net.recv(c),
+            vec![Response::WorkComplete(WorkPayload {
+                handle: b("H:test:1"),
+                data: b("tset")
+            })]
+        );
+        assert_eq!(net.server.queued_jobs() + net.server.running_jobs(), 0);
+    }
+}
+
+#[test]
+fn priority_is_global_across_functions_and_round_robin_within() {
+    let mut net = Net::new(7);
+    let (w, c) = (net.connect(), net.connect());
+    net.send(c, bg("a", "", "a-low", Priority::Low));
+    net.send(c, bg("b", "", "b-high", Priority::High));
+    net.send(c, bg("a", "", "a1", Priority::Normal));
+    net.send(c, bg("a", "", "a2", Priority::Normal));
+    net.send(c, bg("b", "", "b1", Priority::Normal));
+    net.send(c, bg("b", "", "b2", Priority::Normal));
+    net.send(w, can_do("a"));
+    net.send(w, can_do("b"));
+    for _ in 0..6 {
+        net.send(w, grab());
+    }
+    let order = assigned_data(&net.recv(w));
+    assert_eq!(order, ["b-high", "a1", "b1", "a2", "b2", "a-low"]);
+}
+
+#[test]
+fn unique_coalesces_per_function_and_fans_out_per_submission() {
+    let mut net = Net::new(3);
+    let (w, c1, c2) = (net.connect(), net.connect(), net.connect());
+    net.send(c1, fg("f", "u", "x"));
+    net.send(c1, fg("f", "u", "x"));
+    net.send(c2, fg("f", "u", "other data"));
+    net.send(c2, fg("g", "u", "x"));
+    assert_eq!(net.recv(c1), vec![created("H:test:1"), created("H:test:1")]);
+    assert_eq!(net.recv(c2), vec![created("H:test:1"), created("H:test:2")]);
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkData(WorkPayload {
+            handle: b("H:test:1"),
+            data: b("d"),
+        }),
+    );
+    net.send(w, complete("H:test:1", "done"));
+    let data = Response::WorkData(WorkPayload {
+        handle: b("H:test:1"),
+        data: b("d"),
+    });
+    let done = Response::WorkComplete(WorkPayload {
+        handle: b("H:test:1"),
+        data: b("done"),
+    });
+    assert_eq!(
+        net.recv(c1),
+        vec![data.clone(), data.clone(), done.clone(), done.clone()]
+    );
+    assert_eq!(net.recv(c2), vec![data, done]);
+}
+
+#[test]
+fn dash_unique_coalesces_on_data_and_empty_never() {
+    let mut net = Net::new(4);
+    let c = net.connect();
+    net.send(c, bg("f", "-", "same", Priority::Normal));
+    net.send(c, bg("f", "-", "same", Priority::Normal));
+    net.send(c, bg("f", "-", "other", Priority::Normal));
+    net.send(c, bg("f", "", "same", Priority::Normal));
+    net.send(c, bg("f", "", "same", Priority::Normal));
+    let handles: Vec<Response> = net.recv(c);
+    assert_eq!(
+        handles,
+        vec![
+            created("H:test:1"),
+            created("H:test:1"),
+            created("H:test:2"),
+            created("H:test:3"),
+            created("H:test:4")
+        ]
+    );
+}
+
+#[test]
+fn sleeping_workers_get_one_noop_until_they_grab() {
+    let mut net = Net::new(5);
+    let (w1, w2, c) = (net.connect(), net.connect(), net.connect());
+    for w in [w1, w2] {
+        net.send(w, can_do("f"));
+        net.send(w, Request::PreSleep);
+    }
+    net.send(c, bg("f", "", "1", Priority::Normal));
+    net.send(c, bg("f", "", "2", Priority::Normal));
+    assert_eq!(net.recv(w1), vec![Response::Noop]);
+    assert_eq!(net.recv(w2), vec![Response::Noop]);
+    // PRE_SLEEP with work waiting gets an immediate NOOP.
+    net.send(w1, Request::PreSleep);
+    assert_eq!(net.recv(w1), vec![Response::Noop]);
+}
+
+#[test]
+fn worker_wakeup_limits_and_rotates_noops() {
+    let mut net = Net::with_config(6, |c| c.worker_wakeup = 1);
+    let (w1, w2, c) = (net.connect(), net.connect(), net.connect());
+    for w in [w1, w2] {
+        net.send(w, can_do("f"));
+        net.send(w, Request::PreSleep);
+    }
+    net.send(c, bg("f", "", "1", Priority::Normal));
+    assert_eq!(net.recv(w1), vec![Response::Noop]);
+    assert_eq!(net.recv(w2), vec![]);
+    net.send(c, bg("f", "", "2", Priority::Normal));
+    assert_eq!(net.recv(w2), vec![Response::Noop]);
+}
+
+#[test]
+fn disconnected_worker_job_is_requeued_then_failed_when_retries_run_out() {
+    let mut net = Net::with_config(8, |c| c.job_retries = Some(1));
+    let c = net.connect();
+    net.send(c, fg("f", "", "x"));
+    net.recv(c);
+    for attempt in 0..2 {
+        let w = net.connect();
+        net.send(w, can_do("f"));
+        net.send(w, grab());
+        assert_eq!(assigned_data(&net.recv(w)), ["x"], "attempt {attempt}");
+        net.eof(w);
+    }
+    assert_eq!(
+        net.recv(c),
+        vec![Response::WorkFail {
+            handle: b("H:test:1")
+        }]
+    );
+    assert_eq!(net.server.queued_jobs(), 0);
+}
+
+#[test]
+fn zero_retries_fails_at_first_failure_and_unlimited_never_does() {
+    let mut net = Net::with_config(9, |c| c.job_retries = Some(0));
+    let (c, w) = (net.connect(), net.connect());
+    net.send(c, fg("f", "", "x"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(w, Request::CantDo { function: b("f") });
+    let rs = net.recv(c);
+    assert_eq!(
+        rs.last(),
+        Some(&Response::WorkFail {
+            handle: b("H:test:1")
+        })
+    );
+
+    let mut net = Net::new(9);
+    let c = net.connect();
+    net.send(c, fg("f", "", "x"));
+    for _ in 0..20 {
+        let w = net.connect();
+        net.send(w, can_do("f"));
+        net.send(w, grab());
+        net.eof(w);
+    }
+    assert_eq!(net.recv(c), vec![created("H:test:1")]);
+    assert_eq!(net.server.queued_jobs(), 1);
+}
+
+#[test]
+fn can_do_timeout_restarts_on_another_worker_then_fails() {
+    let mut net = Net::with_config(10, |c| c.job_retries = Some(1));
+    let (c, w1, w2) = (net.connect(), net.connect(), net.connect());
+    for w in [w1, w2] {
+        net.send(
+            w,
+            Request::CanDoTimeout {
+                function: b("f"),
+                timeout_ms: 300,
+            },
+        );
+    }
+    net.send(c, fg("f", "", "x"));
+    net.send(w1, grab());
+    assert_eq!(assigned_data(&net.recv(w1)), ["x"]);
+    net.send(w2, Request::PreSleep);
+    net.advance(Duration::from_millis(999));
+    assert_eq!(net.recv(w2), vec![], "300 ms is raised to one second");
+    net.advance(Duration::from_millis(2));
+    assert_eq!(net.recv(w2), vec![Response::Noop]);
+    net.send(w2, grab());
+    assert_eq!(assigned_data(&net.recv(w2)), ["x"]);
+    // The first worker's late result is refused.
+    net.send(w1, complete("H:test:1", "late"));
+    assert_eq!(
+        net.recv(w1),
+        vec![Response::error(
+            "JOB_NOT_FOUND",
+            "Job given in work result not found"
+        )]
+    );
+    net.advance(Duration::from_millis(1001));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            Response::WorkFail {
+                handle: b("H:test:1")
+            }
+        ]
+    );
+    assert_eq!(net.server.running_jobs(), 0);
+}
+
+#[test]
+fn completed_job_cancels_its_timeout() {
+    let mut net = Net::with_config(11, |c| c.job_retries = Some(0));
+    let (c, w) = (net.connect(), net.connect());
+    net.send(
+        w,
+        Request::CanDoTimeout {
+            function: b("f"),
+            timeout_ms: 1000,
+        },
+    );
+    net.send(c, fg("f", "", "x"));
+    net.send(w, grab());
+    net.send(w, complete("H:test:1", "ok"));
+    net.send(c, fg("f", "", "y"));
+    net.send(w, grab());
+    net.advance(Duration::from_millis(1500));
+    // Only the second assignment's timer fires: the job fails (no retries), the first was done.
+    let rs = net.recv(c);
+    assert!(rs.contains(&Response::WorkComplete(WorkPayload {
+        handle: b("H:test:1"),
+        data: b("ok")
+    })));
+    assert_eq!(
+        rs.last(),
+        Some(&Response::WorkFail {
+            handle: b("H:test:2")
+        })
+    );
+}
+
+#[test]
+fn epoch_job_fires_on_its_timer_and_wakes_the_sleeper() {
+    let mut net = Net::new(12);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(w, can_do("f"));
+    net.send(w, Request::PreSleep);
+    net.send(
+        c,
+        submit("f", "", "later", SubmitMode::Epoch(UNIX_START + 5)),
+    );
+    net.send(c, bg("f", "", "low-now", Priority::Low));
+    assert_eq!(net.recv(c), vec![created("H:test:1"), created("H:test:2")]);
+    assert_eq!(
+        net.recv(w),
+        vec![Response::Noop],
+        "the runnable low job wakes it"
+    );
+    net.send(w, grab());
+    assert_eq!(
+        assigned_data(&net.recv(w)),
+        ["low-now"],
+        "a future epoch job hides nothing"
+    );
+    net.send(w, complete("H:test:2", ""));
+    net.send(w, grab());
+    assert_eq!(net.recv(w), vec![Response::NoJob]);
+    net.send(w, Request::PreSleep);
+    net.advance(Duration::from_millis(4900));
+    assert_eq!(net.recv(w), vec![]);
+    net.advance(Duration::from_millis(200));
+    assert_eq!(net.recv(w), vec![Response::Noop]);
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["later"]);
+}
+
+#[test]
+fn past_epoch_runs_now() {
+    let mut net = Net::new(13);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(
+        c,
+        submit("f", "", "past", SubmitMode::Epoch(UNIX_START - 100)),
+    );
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["past"]);
+}
+
+#[test]
+fn abandoned_foreground_job_is_dropped_but_background_kept() {
+    let mut net = Net::new(14);
+    let (c1, c2, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c1, fg("f", "", "fg-only"));
+    net.send(c2, bg("f", "shared", "bg", Priority::Normal));
+    net.send(c1, fg("f", "shared", "bg"));
+    net.eof(c1);
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(w, grab());
+    assert_eq!(
+        assigned_data(&net.recv(w)),
+        ["bg"],
+        "fg-only dropped, coalesced bg kept"
+    );
+}
+
+#[test]
+fn status_replies() {
+    let mut net = Net::new(15);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(c, fg("f", "uniq", "x"));
+    net.send(
+        c,
+        Request::GetStatus {
+            handle: b("H:test:1"),
+        },
+    );
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkStatus(WorkStatus {
+            handle: b("H:test:1"),
+            numerator: 3,
+            denominator: 7,
+        }),
+    );
+    net.send(
+        c,
+        Request::GetStatus {
+            handle: b("H:test:1"),
+        },
+    );
+    net.send(c, Request::GetStatusUnique { unique: b("uniq") });
+    net.send(
+        c,
+        Request::GetStatus {
+            handle: b("H:test:99"),
+        },
+    );
+    net.send(c, Request::GetStatusUnique { unique: b("nope") });
+    let status = |known, running, n, d, h: &str| {
+        Response::StatusRes(StatusRes {
+            handle: b(h),
+            known,
+            running,
+            numerator: n,
+            denominator: d,
+        })
+    };
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            status(true, false, 0, 0, "H:test:1"),
+            Response::WorkStatus(WorkStatus {
+                handle: b("H:test:1"),
+                numerator: 3,
+                denominator: 7
+            }),
+            status(true, true, 3, 7, "H:test:1"),
+            Response::StatusResUnique(StatusResUnique {
+                unique: b("uniq"),
+                known: true,
+                running: true,
+                numerator: 3,
+                denominator: 7,
+                client_count: 1
+            }),
+            status(false, false, 0, 0, "H:test:99"),
+            Response::StatusResUnique(StatusResUnique {
+                unique: b("nope"),
+                known: false,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+                client_count: 0
+            }),
+        ]
+    );
+}
+
+#[test]
+fn exceptions_go_only_to_clients_that_asked() {
+    let mut net = Net::new(16);
+    let (c1, c2, w) = (net.connect(), net.connect(), net.connect());
+    net.send(
+        c1,
+        Request::Option {
+            name: b("exceptions"),
+        },
+    );
+    net.send(c1, fg("f", "u", "x"));
+    net.send(c2, fg("f", "u", "x"));
+    net.send(c2, Request::Option { name: b("bogus") });
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkException(WorkPayload {
+            handle: b("H:test:1"),
+            data: b("boom"),
+        }),
+    );
+    assert_eq!(
+        net.recv(c1),
+        vec![
+            Response::OptionRes {
+                name: b("exceptions")
+            },
+            created("H:test:1"),
+            Response::WorkException(WorkPayload {
+                handle: b("H:test:1"),
+                data: b("boom")
+            }),
+        ]
+    );
+    assert_eq!(
+        net.recv(c2),
+        vec![
+            created("H:test:1"),
+            Response::error("UNKNOWN_OPTION", "Server does not recognize given option"),
+            Response::WorkFail {
+                handle: b("H:test:1")
+            },
+        ]
+    );
+}
+
+#[test]
+fn results_for_jobs_not_held_get_job_not_found() {
+    let mut net = Net::new(17);
+    let w = net.connect();
+    net.send(
+        w,
+        Request::WorkData(WorkPayload {
+            handle: b("H:x:1"),
+            data: b(""),
+        }),
+    );
+    net.send(w, Request::WorkFail { handle: b("H:x:1") });
+    net.send(
+        w,
+        Request::WorkException(WorkPayload {
+            handle: b("H:x:1"),
+            data: b("e"),
+        }),
+    );
+    assert_eq!(
+        net.recv(w),
+        vec![
+            Response::error("JOB_NOT_FOUND", "Job does not exist on server"),
+            Response::error("JOB_NOT_FOUND", "Job given in work result not found"),
+            Response::error(
+                "JOB_NOT_FOUND",
+                "An exception was received for a job that does not exist"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn maxqueue_refuses_new_jobs_also_for_unseen_functions() {
+    let mut net = Net::new(18);
+    let (a, c) = (net.connect(), net.connect());
+    assert_eq!(net.admin(a, "maxqueue f 2\r\n"), "OK\r\n");
+    for i in 0..3 {
+        net.send(c, bg("f", "", &i.to_string(), Priority::Normal));
+    }
+    net.send(c, bg("f", "", "0", Priority::Normal));
+    let rs = net.recv(c);
+    assert_eq!(rs[2], Response::error("QUEUE_ERROR", "Job queue is full"));
+    assert_eq!(rs.len(), 4);
+}
+
+#[test]
+fn misdirected_and_unimplemented_packets_get_errors_and_the_connection_lives() {
+    let mut net = Net::new(19);
+    let c = net.connect();
+    // NOOP sent with REQ magic, a RES-magic ECHO, SUBMIT_JOB_SCHED, an oversize unique.
+    net.send_raw(c, b"\0REQ\0\0\0\x06\0\0\0\0");
+    net.send_raw(c, b"\0RES\0\0\0\x10\0\0\0\x02hi");
+    net.send_raw(c, b"\0REQ\0\0\0\x23\0\0\0\x0ef\0u\0m\0h\0d\0m\0w\0");
+    net.send(c, fg("f", &"u".repeat(65), "x"));
+    net.send(
+        c,
+        Request::Echo {
+            data: b("still here"),
+        },
+    );
+    assert_eq!(
+        net.recv(c),
+        vec![
+            Response::error("INVALID_COMMAND", "Command not expected"),
+            Response::error("INVALID_MAGIC", "Request magic expected"),
+            Response::error("INVALID_COMMAND", "Command not expected"),
+            Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"),
+            Response::EchoRes {
+                data: b("still here")
+            },
+        ]
+    );
+}
+
+#[test]
+fn fatal_input_closes_only_that_connection() {
+    for bad in [
+        &b"\0XYZ\0\0\0\x01\0\0\0\0"[..],
+        b"\0REQ\0\0\0\x2b\0\0\0\0",
+        b"\0REQ\0\0\0\x10\xff\xff\xff\xff",
+    ] {
+        let mut net = Net::new(20);
+        let (bad_conn, good) = (net.connect(), net.connect());
+        net.send_raw(bad_conn, bad);
+        assert!(
+            matches!(net.events.as_slice(), [ServerEvent::Close { conn, .. }] if *conn == bad_conn)
+        );
+        net.send(good, Request::Echo { data: b("ok") });
+        assert_eq!(net.recv(good), vec![Response::EchoRes { data: b("ok") }]);
+    }
+}
+
+#[test]
+fn admin_listings_match_gearmand_format() {
+    let mut net = Net::new(21);
+    let (a, c, w) = (net.connect(), net.connect(), net.connect());
+    net.send(w, Request::SetClientId { id: b("worker-1") });
+    net.send(w, can_do("f"));
+    net.send(w, can_do("f"));
+    net.send(c, bg("f", "u1", "x", Priority::High));
+    net.send(c, bg("f", "", "y", Priority::Low));
+    net.send(c, bg("g", "u2", "z", Priority::Normal));
+    net.send(w, grab());
+    assert_eq!(net.admin(a, "status\r\n"), "f\t2\t1\t2\ng\t1\t0\t0\n.\n");
+    assert_eq!(
+        net.admin(a, "prioritystatus\n"),
+        "f\t0\t0\t1\t2\ng\t0\t1\t0\t0\n.\n"
+    );
+    assert_eq!(
+        net.admin(a, "workers\r\n"),
+        "11 127.0.0.1 - :\n12 127.0.0.1 - :\n13 127.0.0.1 worker-1 : f f\n.\n"
+    );
+    assert_eq!(
+        net.admin(a, "show jobs\r\n"),
+        "H:test:1\t0\t0\t0\nH:test:2\t0\t0\t0\nH:test:3\t0\t0\t0\n.\n"
+    );
+    assert_eq!(net.admin(a, "show unique jobs\r\n"), "u1\n\nu2\n.\n");
+    assert_eq!(
+        net.admin(a, "version\r\n"),
+        format!("OK {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(net.admin(a, "verbose\r\n"), "OK ERROR\n");
+    assert_eq!(
+        net.admin(a, "shutdown\r\n"),
+        "ERR UNKNOWN_COMMAND Unknown+server+commandshutdown\r\n"
+    );
+    assert_eq!(
+        net.admin(a, "drop function g\r\n"),
+        "ERR there are still connected workers or executing clients\r\n"
+    );
+    assert_eq!(
+        net.admin(a, "drop function nope\r\n"),
+        "ERR function not found\r\n"
+    );
+    assert_eq!(net.admin(a, "create function h\r\n"), "OK\r\n");
+    assert_eq!(net.admin(a, "drop function h\r\n"), "OK\r\n");
+    assert_eq!(net.admin(a, "cancel job H:test:3\r\n"), "OK\r\n");
+    assert_eq!(
+        net.admin(a, "cancel job H:test:3\r\n"),
+        "ERR UNKNOWN_JOB\r\n"
+    );
+}
+
+#[test]
+fn admin_and_binary_interleave_on_one_connection() {
+    let mut net = Net::new(22);
+    let c = net.connect();
+    let mut bytes = Request::Echo { data: b("1") }.to_bytes().to_vec();
+    bytes.extend_from_slice(b"version\r\n");
+    bytes.extend_from_slice(&Request::Echo { data: b("2") }.to_bytes());
+    net.send_raw(c, &bytes);
+    let mut expected = Response::EchoRes { data: b("1") }.to_bytes().to_vec();
+    expected.extend_from_slice(format!("OK {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+    expected.extend_from_slice(&Response::EchoRes { data: b("2") }.to_bytes());
+    assert_eq!(net.raw(c), expected);
+}
+
+#[test]
+fn cancel_fails_the_job_to_its_clients() {
+    let mut net = Net::new(23);
+    let (a, c, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "", "x"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.admin(a, "cancel job H:test:1\r\n");
+    net.send(w, complete("H:test:1", "late"));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            Response::WorkFail {
+                handle: b("H:test:1")
+            }
+        ]
+    );
+    assert_eq!(net.server.running_jobs(), 0);
+}
+
+#[test]
+fn reduce_jobs_show_their_reducer_to_grab_all() {
+    let mut net = Net::new(24);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(
+        c,
+        Request::SubmitReduce(SubmitReduceJob {
+            function: b("map"),
+            unique: b("u"),
+            reducer: b("reduce"),
+            aggregator: Bytes::new(),
+            background: false,
+            data: b("1 2 3"),
+        }),
+    );
+    net.send(c, fg("map", "v", "plain"));
+    net.send(w, can_do("map"));
+    net.send(w, Request::GrabJob(GrabMode::All));
+    net.send(w, Request::GrabJob(GrabMode::All));
+    assert_eq!(
+        net.recv(w),
+        vec![
+            Response::JobAssign(JobAssign {
+                handle: b("H:test:1"),
+                function: b("map"),
+                extras: AssignExtras::Reduce {
+                    unique: b("u"),
+                    reducer: b("reduce")
+                },
+                data: b("1 2 3"),
+            }),
+            assign_uniq("H:test:2", "map", "v", "plain"),
+        ]
+    );
+}
+
+#[test]
+fn persisted_background_jobs_wait_for_the_store_and_keep_reply_order() {
+    let mut net = Net::with_config(25, |c| c.persist_background = true);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(w, can_do("f"));
+    net.send(w, Request::PreSleep);
+    net.send(c, bg("f", "u", "x", Priority::Normal));
+    net.send(c, Request::Echo { data: b("after") });
+    assert_eq!(
+        net.recv(c),
+        vec![],
+        "nothing goes out before the store commits"
+    );
+    assert_eq!(net.recv(w), vec![], "not runnable before the store commits");
+    let record = match net.events.as_slice() {
+        [ServerEvent::Persist(r)] => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        record,
+        JobRecord {
+            durable_id: 1,
+            function: b("f"),
+            unique: b("u"),
+            priority: Priority::Normal,
+            data: b("x"),
+            when: None,
+            reducer: None
+        }
+    );
+    net.server.persisted(1, Ok(()), net.now);
+    assert_eq!(
+        net.recv(c),
+        vec![created("H:test:1"), Response::EchoRes { data: b("after") }]
+    );
+    assert_eq!(net.recv(w), vec![Response::Noop]);
+    net.send(w, grab());
+    net.send(w, complete("H:test:1", ""));
+    net.collect_events();
+    assert_eq!(
+        net.events.last(),
+        Some(&ServerEvent::Unpersist { durable_id: 1 })
+    );
+}
+
+#[test]
+fn failed_store_write_is_an_error_and_no_job() {
+    let mut net = Net::with_config(26, |c| c.persist_background = true);
+    let c = net.connect();
+    net.send(c, bg("f", "", "x", Priority::Normal));
+    net.server.persisted(1, Err("disk full".into()), net.now);
+    net.check();
+    assert_eq!(
+        net.recv(c),
+        vec![Response::error("QUEUE_ERROR", "QUEUE_ERROR")]
+    );
+    assert_eq!(net.server.queued_jobs(), 0);
+}
+
+#[test]
+fn restore_keeps_priority_and_arrival_order() {
+    let mut net = Net::new(27);
+    let rec = |id, p, data: &str| JobRecord {
+        durable_id: id,
+        function: b("f"),
+        unique: b(&format!("u{id}")),
+        priority: p,
+        data: b(data),
+        when: None,
+        reducer: None,
+    };
+    net.server.restore(
+        vec![
+            rec(5, Priority::Low, "low"),
+            rec(2, Priority::Normal, "n2"),
+            rec(1, Priority::Normal, "n1"),
+            rec(9, Priority::High, "high"),
+        ],
+        net.now,
+    );
+    net.check();
+    let w = net.connect();
+    net.send(w, can_do("f"));
+    for _ in 0..4 {
+        net.send(w, grab());
+    }
+    assert_eq!(assigned_data(&net.recv(w)), ["high", "n1", "n2", "low"]);
+}
+
+#[test]
+fn slow_reader_is_closed_at_the_output_bound() {
+    let mut net = Net::with_config(28, |c| c.max_output_bytes = 1000);
+    let c = net.connect();
+    for _ in 0..20 {
+        net.send(
+            c,
+            Request::Echo {
+                data: b(&"x".repeat(100)),
+            },
+        );
+    }
+    assert!(matches!(net.events.as_slice(), [ServerEvent::Close { .. }]));
+}
