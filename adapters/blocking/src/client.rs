@@ -92,7 +92,7 @@ impl Client {
         timeout: Option<Duration>,
         mut on_event: impl FnMut(&ClientEvent),
     ) -> Result<ClientEvent, Error> {
-        if self.conn.as_ref().map_or(true, |(_, c)| c.is_closed()) {
+        if self.conn.as_ref().is_none_or(|(_, c)| c.is_closed()) {
             let stream = connect(&self.servers)?;
             self.conn = Some((stream, ClientConnection::new(self.config.clone())));
         }
