@@ -1,5 +1,6 @@
 //! Command-line flags, spelled as gearmand spells them where they apply.
 
+use crate::store::StoreConfig;
 use crate::StartError;
 use clap::Parser;
 use std::path::PathBuf;
@@ -97,11 +98,12 @@ pub struct Args {
     )]
     pub queue_type: String,
 
-    /// SQLite file for `-q libsqlite3`.
+    /// SQLite file for `-q libsqlite3`: background jobs are committed there before
+    /// JOB_CREATED. An existing gearmand libsqlite3 queue file is imported.
     #[arg(long = "libsqlite3-db", value_name = "FILE")]
     pub libsqlite3_db: Option<PathBuf>,
 
-    /// Table name for `-q libsqlite3`.
+    /// gearmand's queue table name in that file, imported on start.
     #[arg(
         long = "libsqlite3-table",
         default_value = "gearman_queue",
@@ -154,6 +156,8 @@ pub struct Settings {
     pub max_packet_size: usize,
     /// Grace period at shutdown.
     pub shutdown_timeout: Duration,
+    /// The durable queue, if `-q libsqlite3`.
+    pub store: Option<StoreConfig>,
 }
 
 /// TCP keepalive settings.
@@ -193,21 +197,25 @@ impl Args {
                 )))
             }
         };
-        match self.queue_type.to_ascii_lowercase().as_str() {
-            "builtin" => {}
-            "libsqlite3" => {
-                return Err(StartError(
-                    "-q libsqlite3: the durable queue is not available in this build yet; \
-                     refusing to start rather than silently keep jobs in memory only"
-                        .into(),
-                ))
-            }
+        let store = match self.queue_type.to_ascii_lowercase().as_str() {
+            "builtin" => None,
+            "libsqlite3" => match self.libsqlite3_db {
+                Some(path) => Some(StoreConfig {
+                    path,
+                    gearmand_table: self.libsqlite3_table,
+                }),
+                None => {
+                    return Err(StartError(
+                        "-q libsqlite3 needs --libsqlite3-db FILE (the queue file)".into(),
+                    ))
+                }
+            },
             other => {
                 return Err(StartError(format!(
                     "unknown --queue-type {other:?} (supported: builtin, libsqlite3)"
                 )))
             }
-        }
+        };
         let base = LEVELS
             .iter()
             .position(|l| l.eq_ignore_ascii_case(&self.verbose))
@@ -252,6 +260,7 @@ impl Args {
             level,
             max_packet_size: self.max_packet_size,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            store,
         })
     }
 }

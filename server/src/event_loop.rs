@@ -3,6 +3,7 @@
 
 use crate::cli::Settings;
 use crate::connection::{self, ConnHandle, ToCore};
+use crate::store::StoreHandle;
 use crate::{listen, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
@@ -28,10 +29,24 @@ struct CoreTask {
     conns: HashMap<ConnId, ConnHandle>,
     to_core: mpsc::Sender<ToCore>,
     settings: Settings,
+    store: Option<StoreHandle>,
 }
 
 pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
     let listeners = listen::bind_all(&settings)?;
+    // The store is opened and replayed before any connection is accepted.
+    let (store, restored) = match &settings.store {
+        Some(cfg) => {
+            let (handle, jobs) = StoreHandle::open(cfg).map_err(|e| StartError(e.to_string()))?;
+            tracing::info!(
+                "durable queue {}: {} job(s) restored",
+                cfg.path.display(),
+                jobs.len()
+            );
+            (Some(handle), jobs)
+        }
+        None => (None, Vec::new()),
+    };
     let pid_file = write_pid_file(&settings)?;
     let now = Instant::now();
     let mut config = ServerConfig::new(now, unix_now());
@@ -49,6 +64,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         .max_packet_size
         .saturating_mul(2)
         .max(16 * 1024 * 1024);
+    config.persist_background = store.is_some();
 
     let (to_core, mut from_conns) = mpsc::channel(8192);
     let accept_tasks: Vec<JoinHandle<()>> = listeners
@@ -77,11 +93,14 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         })
         .collect();
 
+    let mut server = Server::new(config, now);
+    server.restore(restored, now);
     let mut core = CoreTask {
-        server: Server::new(config, now),
+        server,
         conns: HashMap::new(),
         to_core,
         settings,
+        store,
     };
     let mut shutdown = Box::pin(shutdown_signal());
     let mut grace_deadline: Option<tokio::time::Instant> = None;
@@ -137,6 +156,9 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
     }
     // Let writers flush their last bytes.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if let Some(store) = core.store.take() {
+        store.close();
+    }
     if let Some(path) = pid_file {
         let _ = std::fs::remove_file(path);
     }
@@ -174,6 +196,7 @@ impl CoreTask {
                 tracing::debug!(?conn, "closed by peer");
             }
             ToCore::Drained(conn) => self.transmit(conn),
+            ToCore::Persisted(id, result) => self.server.persisted(id, result, now),
         }
     }
 
@@ -192,19 +215,29 @@ impl CoreTask {
                     }
                     self.server.handle_eof(conn, Instant::now());
                 }
-                ServerEvent::Persist(record) => {
-                    // persist_background is off without a store: never emitted.
-                    tracing::error!(
-                        durable_id = record.durable_id,
-                        "persist requested with no store"
-                    );
-                    self.server.persisted(
+                ServerEvent::Persist(record) => match &self.store {
+                    Some(store) => {
+                        let tx = self.to_core.clone();
+                        let id = record.durable_id;
+                        store.insert(
+                            record,
+                            Box::new(move |result| {
+                                let _ = tx.blocking_send(ToCore::Persisted(id, result));
+                            }),
+                        );
+                    }
+                    None => self.server.persisted(
                         record.durable_id,
                         Err("no store".into()),
                         Instant::now(),
-                    );
+                    ),
+                },
+                ServerEvent::Unpersist { durable_id } => {
+                    if let Some(store) = &self.store {
+                        store.remove(durable_id);
+                    }
                 }
-                other => tracing::debug!(?other, "store event ignored (no store)"),
+                other => tracing::debug!(?other, "unhandled server event"),
             }
         }
     }

@@ -9,6 +9,7 @@ mod connection;
 mod event_loop;
 mod listen;
 mod logging;
+pub mod store;
 
 use cli::Args;
 use std::fmt;
