@@ -10,7 +10,7 @@ use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitJob, Subm
 use gearman_core::server::JobRecord;
 use gearman_server::store::{StoreConfig, StoreHandle};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -109,10 +109,7 @@ fn bad_files_are_clear_errors_not_empty_queues() {
     assert!(err.0.contains("cannot open"), "{err}");
 
     let wrong = temp_db("schema");
-    {
-        let conn = rusqlite_free_schema(&wrong);
-        drop(conn);
-    }
+    schema_with_foreign_columns(&wrong);
     let err = StoreHandle::open(&config(&wrong))
         .err()
         .expect("wrong schema must be refused");
@@ -145,7 +142,7 @@ fn bad_files_are_clear_errors_not_empty_queues() {
 
 /// Makes a table named like ours but with other columns, using the python3 sqlite module
 /// (no SQLite client is needed on the machine).
-fn rusqlite_free_schema(path: &PathBuf) {
+fn schema_with_foreign_columns(path: &Path) {
     let script = format!(
         "import sqlite3; c = sqlite3.connect({:?}); c.execute('CREATE TABLE gearmand_rs_jobs (x TEXT)'); c.commit()",
         path.to_string_lossy()
