@@ -23,9 +23,9 @@ fn temp_db(name: &str) -> PathBuf {
     dir.join("queue.db")
 }
 
-fn config(path: &PathBuf) -> StoreConfig {
+fn config(path: &Path) -> StoreConfig {
     StoreConfig {
-        path: path.clone(),
+        path: path.to_path_buf(),
         gearmand_table: "gearman_queue".into(),
     }
 }
