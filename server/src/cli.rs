@@ -1,6 +1,6 @@
 //! Command-line flags, spelled as gearmand spells them where they apply.
 
-use crate::store::StoreConfig;
+use crate::store::{StoreConfig, SyncMode};
 use crate::StartError;
 use clap::Parser;
 use std::path::PathBuf;
@@ -111,6 +111,11 @@ pub struct Args {
     )]
     pub libsqlite3_table: String,
 
+    /// Durable queue sync: `full` fsyncs every commit (survives power loss); `normal`
+    /// survives a crash of the server process but not of the machine, and is faster.
+    #[arg(long = "libsqlite3-sync", default_value = "full", value_name = "MODE")]
+    pub libsqlite3_sync: String,
+
     /// Largest packet body accepted, in bytes; larger packets close the connection.
     #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_packet_size: usize,
@@ -197,12 +202,22 @@ impl Args {
                 )))
             }
         };
+        let sync = match self.libsqlite3_sync.to_ascii_lowercase().as_str() {
+            "full" => SyncMode::Full,
+            "normal" => SyncMode::Normal,
+            other => {
+                return Err(StartError(format!(
+                    "--libsqlite3-sync must be full or normal, got {other:?}"
+                )))
+            }
+        };
         let store = match self.queue_type.to_ascii_lowercase().as_str() {
             "builtin" => None,
             "libsqlite3" => match self.libsqlite3_db {
                 Some(path) => Some(StoreConfig {
                     path,
                     gearmand_table: self.libsqlite3_table,
+                    sync,
                 }),
                 None => {
                     return Err(StartError(

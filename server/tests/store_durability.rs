@@ -27,6 +27,7 @@ fn config(path: &Path) -> StoreConfig {
     StoreConfig {
         path: path.to_path_buf(),
         gearmand_table: "gearman_queue".into(),
+        sync: gearman_server::store::SyncMode::Full,
     }
 }
 

@@ -5,8 +5,9 @@
 //! fsync. An insert's acknowledgement runs only after its transaction committed: the server
 //! sends JOB_CREATED from that acknowledgement, so an acknowledged job survives `kill -9`.
 //!
-//! Durability choice: WAL journal with `synchronous=FULL`, so each commit is fsynced and
-//! survives power loss too, not just a process crash. Group commit pays for it.
+//! Durability choice: WAL journal with `synchronous=FULL` by default, so each commit is
+//! fsynced and survives power loss too, not just a process crash; group commit pays for it.
+//! [`SyncMode::Normal`] trades power-loss safety for speed and still survives `kill -9`.
 
 mod schema;
 
@@ -26,6 +27,20 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Name of a gearmand libsqlite3 queue table to import on start.
     pub gearmand_table: String,
+    /// How hard each commit is pushed to disk.
+    pub sync: SyncMode,
+}
+
+/// SQLite `synchronous` setting for the write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every commit is fsynced: acknowledged jobs survive a crash of the process and a
+    /// power loss (the default).
+    #[default]
+    Full,
+    /// Commits reach the OS but are fsynced only at checkpoints: acknowledged jobs survive
+    /// `kill -9` of the server, not a power loss or kernel crash. Much faster.
+    Normal,
 }
 
 /// Why the store cannot be used; the message names the file and the cause.
