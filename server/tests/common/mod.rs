@@ -111,7 +111,8 @@ impl Conn {
                 {
                     return None
                 }
-                Err(e) => panic!("read: {e}"),
+                // Reset or aborted: the server went away, so nothing will arrive.
+                Err(_) => return None,
             }
         }
     }
