@@ -115,4 +115,4 @@ impl Adapter for Blocking {
     }
 }
 
-adapter_suite!(Blocking);
+adapter_suite!(Blocking, no_map_reduce);
