@@ -68,7 +68,7 @@ impl Cluster {
     }
 
     /// Delivers `bytes` in random pieces, to the server from `conn`.
-    fn to_server(&mut self, conn: ConnId, bytes: &[u8]) {
+    fn deliver_to_server(&mut self, conn: ConnId, bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.cut(rest.len()).min(rest.len());
@@ -89,7 +89,7 @@ impl Cluster {
                     moved = true;
                     let conn = self.clients[i].1;
                     let bytes = out.clone();
-                    self.to_server(conn, &bytes);
+                    self.deliver_to_server(conn, &bytes);
                 }
             }
             for i in 0..self.workers.len() {
@@ -98,7 +98,7 @@ impl Cluster {
                     moved = true;
                     let conn = self.workers[i].1;
                     let bytes = out.clone();
-                    self.to_server(conn, &bytes);
+                    self.deliver_to_server(conn, &bytes);
                 }
             }
             while let Some(conn) = self.server.poll_writable() {
