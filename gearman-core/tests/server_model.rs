@@ -76,6 +76,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A lost job goes back to its queue in arrival order: handles count up from 1.
+fn handle_number(h: &str) -> u64 {
+    h.rsplit(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum MState {
     Queued,
@@ -267,11 +275,12 @@ impl Harness {
             Op::CantDo { slot, function } => {
                 let f = FUNCTIONS[function];
                 m.abilities[slot].remove(f);
-                let lost: Vec<String> = m.held[slot]
+                let mut lost: Vec<String> = m.held[slot]
                     .iter()
                     .filter(|h| m.jobs.get(*h).is_some_and(|j| j.function == f))
                     .cloned()
                     .collect();
+                lost.sort_by_key(|h| handle_number(h));
                 m.held[slot].retain(|h| !lost.contains(h));
                 for h in lost {
                     m.requeue(&h);
@@ -384,7 +393,9 @@ impl Harness {
             Op::Disconnect { slot } => {
                 m.abilities[slot].clear();
                 m.expected[slot].clear();
-                for h in std::mem::take(&mut m.held[slot]) {
+                let mut held = std::mem::take(&mut m.held[slot]);
+                held.sort_by_key(|h| handle_number(h));
+                for h in held {
                     m.requeue(&h);
                 }
                 let mut abandoned = vec![];

@@ -233,7 +233,8 @@ impl Server {
         } else {
             0
         };
-        let held: Vec<u64> = c.running.clone();
+        let mut held: Vec<u64> = c.running.clone();
+        held.sort_unstable(); // requeue in arrival order, as on disconnect
         if let Some(f) = self.functions.get_mut(function) {
             f.registrations = f.registrations.saturating_sub(count);
             f.capable.retain(|&w| w != conn);
@@ -468,7 +469,7 @@ impl Server {
     fn take_from_worker(&mut self, worker: ConnId, id: u64) {
         if let Some(c) = self.conns.get_mut(&worker) {
             if let Some(pos) = c.running.iter().position(|&j| j == id) {
-                c.running.swap_remove(pos);
+                c.running.remove(pos);
             }
         }
         self.unplace_running(id);
@@ -936,7 +937,10 @@ impl Server {
         };
         c.closing = true;
         c.sleeping = false;
-        let held = std::mem::take(&mut c.running);
+        let mut held = std::mem::take(&mut c.running);
+        // Requeued in arrival order (ids grow with creation), so no job jumps ahead of an
+        // older one (found by the model test).
+        held.sort_unstable();
         let watched = std::mem::take(&mut c.watching);
         let abilities = std::mem::take(&mut c.abilities);
         let registrations = std::mem::take(&mut c.registrations);
