@@ -1,7 +1,7 @@
 //! Admin text commands, answered byte-for-byte as gearmand 1.1.20 answers them.
 
 use super::conn::Outbound;
-use super::{ConnId, Server};
+use super::{ConnId, Server, ServerEvent};
 use crate::proto::admin::{render, AdminCommand, AdminError};
 use crate::proto::{Priority, Response};
 use bytes::Bytes;
@@ -54,7 +54,7 @@ impl Server {
                         &mut out,
                         &j.handle,
                         j.retries.into(),
-                        false,
+                        j.is_ignored(),
                         j.durable_id.is_some(),
                     );
                 }
@@ -81,6 +81,9 @@ impl Server {
             }
             AdminCommand::DropFunction(name) => self.drop_function(&name, &mut out),
             AdminCommand::MaxQueue { function, limits } => {
+                if let Some(f) = self.functions.get_mut(&function) {
+                    f.over_limit_grace = f.total();
+                }
                 if limits == [0; 3] {
                     self.max_queue.remove(&function);
                 } else {
@@ -100,19 +103,28 @@ impl Server {
         self.queue_out(conn, Outbound::Text(out));
     }
 
-    /// `cancel job`: the clients get WORK_FAIL at once and the job is gone; a worker still
-    /// running it has its later results discarded quietly.
+    /// `cancel job`: the clients get WORK_FAIL at once. A job not yet running is gone; a
+    /// running one stays with its worker (as in gearmand) so the worker's later results are
+    /// accepted and discarded instead of drawing an ERROR, but it no longer coalesces new
+    /// submissions, its store row is deleted now, and it is never run again.
     fn cancel(&mut self, id: u64, now: Instant) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
         let listeners = std::mem::take(&mut job.listeners);
         let handle = job.handle.clone();
+        let running = job.is_running();
+        let mut forgotten = None;
+        if running {
+            job.cancelled = true;
+            forgotten = Some((
+                job.unique_key.take().map(|k| (job.function.clone(), k)),
+                job.durable_id.take(),
+            ));
+        }
         for l in &listeners {
             if let Some(c) = self.conns.get_mut(l) {
-                if let Some(pos) = c.watching.iter().position(|&j| j == id) {
-                    c.watching.swap_remove(pos);
-                }
+                c.unwatch(id);
             }
             self.send(
                 *l,
@@ -121,7 +133,19 @@ impl Server {
                 },
             );
         }
-        self.finish(id, now);
+        match forgotten {
+            Some((unique, durable)) => {
+                if let Some(k) = unique {
+                    if self.by_unique.get(&k) == Some(&id) {
+                        self.by_unique.remove(&k);
+                    }
+                }
+                if let Some(durable_id) = durable {
+                    self.events.push_back(ServerEvent::Unpersist { durable_id });
+                }
+            }
+            None => self.finish(id, now),
+        }
     }
 
     /// `drop function`: refused while anything still depends on the function, including

@@ -5,7 +5,7 @@ use super::session::Session;
 use crate::limits::Limits;
 use crate::proto::Response;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 /// Who is on the other end, for the admin `workers` listing.
@@ -58,8 +58,9 @@ pub(crate) struct Conn {
     pub(crate) noop_sent: bool,
     /// Jobs this worker holds.
     pub(crate) running: Vec<u64>,
-    /// Jobs this client submitted in the foreground (once per submission).
-    pub(crate) watching: Vec<u64>,
+    /// Jobs this client submitted in the foreground, with the number of submissions
+    /// attached to each (a map, so a client with many jobs in flight costs O(1) per result).
+    pub(crate) watching: HashMap<u64, usize>,
 }
 
 impl Conn {
@@ -79,7 +80,7 @@ impl Conn {
             sleeping: false,
             noop_sent: false,
             running: Vec::new(),
-            watching: Vec::new(),
+            watching: HashMap::new(),
         }
     }
 
@@ -125,6 +126,21 @@ impl Conn {
             }
         }
         out.len() - before
+    }
+
+    /// One more foreground submission of this connection attached to `job`.
+    pub(crate) fn watch(&mut self, job: u64) {
+        *self.watching.entry(job).or_default() += 1;
+    }
+
+    /// One attached submission of `job` detached.
+    pub(crate) fn unwatch(&mut self, job: u64) {
+        if let Some(n) = self.watching.get_mut(&job) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.watching.remove(&job);
+            }
+        }
     }
 
     pub(crate) fn ability(&self, function: &[u8]) -> Option<usize> {

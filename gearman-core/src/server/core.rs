@@ -3,7 +3,7 @@
 use super::conn::Outbound;
 use super::job::{Job, JobState, UniqueKey};
 use super::session::Inbound;
-use super::timers::TimerKind;
+use super::timers::{TimerId, TimerKind};
 use super::{ConnId, Function, JobRecord, Server, ServerEvent};
 use crate::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Request, Response, StatusRes, StatusResUnique,
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// gearmand raises CAN_DO_TIMEOUT values below one second to one second.
 const MIN_RUN_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Where an epoch too far ahead for `Instant` is placed instead.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// gearmand truncates client ids to 127 bytes.
 const MAX_CLIENT_ID: usize = 127;
 
@@ -367,8 +369,6 @@ impl Server {
             return;
         };
         job.state = JobState::Running { worker: conn };
-        job.attempt += 1;
-        let attempt = job.attempt;
         let extras = match (mode, &job.reducer) {
             (GrabMode::Plain, _) => AssignExtras::Plain,
             (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
@@ -393,9 +393,11 @@ impl Server {
                 .and_then(|i| c.abilities.get(i))
                 .and_then(|a| a.1)
         });
-        if let Some(t) = timeout {
-            self.timers
-                .arm(now + t, TimerKind::RunTimeout { job: id, attempt });
+        if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
+            let timer = self.timers.arm(at, TimerKind::RunTimeout { job: id });
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.timer = Some(timer);
+            }
         }
         self.send(conn, packet);
     }
@@ -481,6 +483,9 @@ impl Server {
             return;
         };
         if job.is_running() {
+            if let Some(timer) = job.timer.take() {
+                self.timers.cancel(timer);
+            }
             job.state = JobState::Unplaced;
             job.numerator = 0;
             job.denominator = 0;
@@ -499,7 +504,7 @@ impl Server {
         };
         job.retries = job.retries.saturating_add(1);
         let exhausted = limit.is_some_and(|n| job.retries > n);
-        let abandoned = job.listeners.is_empty() && !job.background;
+        let abandoned = job.is_ignored();
         if exhausted {
             let (handle, listeners) = (job.handle.clone(), job.listeners.clone());
             for l in listeners {
@@ -609,7 +614,7 @@ impl Server {
             job.listeners.push(conn);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.watching.push(id);
+            c.watch(id);
         }
     }
 
@@ -656,7 +661,8 @@ impl Server {
                 listeners: Vec::new(),
                 awaiting_created: Vec::new(),
                 retries: 0,
-                attempt: 0,
+                timer: None,
+                cancelled: false,
                 numerator: 0,
                 denominator: 0,
                 durable_id,
@@ -678,10 +684,10 @@ impl Server {
         match due {
             Some(at) => {
                 job.state = JobState::Scheduled(at);
+                job.timer = Some(self.timers.arm(at, TimerKind::EpochDue { job: id }));
                 if let Some(f) = self.functions.get_mut(&job.function) {
                     f.waiting += 1;
                 }
-                self.timers.arm(at, TimerKind::EpochDue { job: id });
             }
             None => self.enqueue(id),
         }
@@ -704,37 +710,39 @@ impl Server {
         let since_anchor = now.saturating_duration_since(anchor);
         let unix_now_ms = i128::from(anchor_unix) * 1000 + since_anchor.as_millis() as i128;
         let ahead_ms = i128::from(epoch) * 1000 - unix_now_ms;
-        (ahead_ms > 0)
-            .then(|| now + Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(u64::MAX / 4)))
+        if ahead_ms <= 0 {
+            return None;
+        }
+        // An epoch beyond what `Instant` can hold waits a century instead (never, for any
+        // real deployment) rather than overflowing.
+        let ahead = Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(u64::MAX));
+        now.checked_add(ahead)
+            .or_else(|| now.checked_add(FAR_FUTURE))
     }
 
-    pub(super) fn fire(&mut self, kind: TimerKind, now: Instant) {
-        match kind {
-            TimerKind::EpochDue { job } => {
-                let due = self
-                    .jobs
-                    .get(&job)
-                    .is_some_and(|j| matches!(j.state, JobState::Scheduled(_)));
-                if due {
-                    if let Some(j) = self.jobs.get(&job) {
-                        if let Some(f) = self.functions.get_mut(&j.function) {
-                            f.waiting = f.waiting.saturating_sub(1);
-                        }
-                    }
-                    self.enqueue(job);
+    /// Runs one due timer. The job must still hold it (a cancelled timer never fires, but
+    /// checking keeps a stale entry harmless).
+    pub(super) fn fire(&mut self, timer: TimerId, kind: TimerKind, now: Instant) {
+        let id = kind.job();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.timer != Some(timer) {
+            return;
+        }
+        job.timer = None;
+        match (kind, job.state) {
+            (TimerKind::EpochDue { .. }, JobState::Scheduled(_)) => {
+                if let Some(f) = self.functions.get_mut(&job.function) {
+                    f.waiting = f.waiting.saturating_sub(1);
                 }
+                self.enqueue(id);
             }
-            TimerKind::RunTimeout { job, attempt } => {
-                let worker = match self.jobs.get(&job) {
-                    Some(j) if j.attempt == attempt => match j.state {
-                        JobState::Running { worker } => worker,
-                        _ => return,
-                    },
-                    _ => return,
-                };
-                self.take_from_worker(worker, job);
-                self.retry_or_fail(job, now);
+            (TimerKind::RunTimeout { .. }, JobState::Running { worker }) => {
+                self.take_from_worker(worker, id);
+                self.retry_or_fail(id, now);
             }
+            _ => {}
         }
     }
 
@@ -744,6 +752,9 @@ impl Server {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
+        if let Some(timer) = job.timer {
+            self.timers.cancel(timer);
+        }
         self.by_handle.remove(&job.handle);
         if let Some(key) = job.unique_key.clone() {
             let k = (job.function.clone(), key);
@@ -762,6 +773,7 @@ impl Server {
                 JobState::Persisting => f.waiting = f.waiting.saturating_sub(1),
                 JobState::Unplaced => {}
             }
+            f.over_limit_grace = f.over_limit_grace.min(f.total());
         }
         if let JobState::Running { worker } = job.state {
             if let Some(c) = self.conns.get_mut(&worker) {
@@ -770,9 +782,7 @@ impl Server {
         }
         for l in &job.listeners {
             if let Some(c) = self.conns.get_mut(l) {
-                if let Some(pos) = c.watching.iter().position(|&j| j == id) {
-                    c.watching.swap_remove(pos);
-                }
+                c.unwatch(id);
             }
         }
         if let Some(d) = job.durable_id {
@@ -848,7 +858,7 @@ impl Server {
 
     fn remove_watchers(&mut self, id: u64) {
         for c in self.conns.values_mut() {
-            c.watching.retain(|&j| j != id);
+            c.watching.remove(&id);
         }
     }
 
@@ -950,24 +960,24 @@ impl Server {
                 f.capable.retain(|&w| w != conn);
             }
         }
+        // Listeners first, so a held job only this connection waited for ends instead of
+        // being requeued for nobody.
+        for id in watched.into_keys() {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.listeners.retain(|&l| l != conn);
+            let abandoned = job.listeners.is_empty() && !job.background;
+            if abandoned && matches!(job.state, JobState::Queued | JobState::Scheduled(_)) {
+                self.finish(id, now);
+            }
+        }
         for id in held {
             if let Some(job) = self.jobs.get_mut(&id) {
                 if job.state == (JobState::Running { worker: conn }) {
                     self.unplace_running(id);
                     self.retry_or_fail(id, now);
                 }
-            }
-        }
-        for id in watched {
-            let Some(job) = self.jobs.get_mut(&id) else {
-                continue;
-            };
-            if let Some(pos) = job.listeners.iter().position(|&l| l == conn) {
-                job.listeners.swap_remove(pos);
-            }
-            let abandoned = job.listeners.is_empty() && !job.background;
-            if abandoned && matches!(job.state, JobState::Queued | JobState::Scheduled(_)) {
-                self.finish(id, now);
             }
         }
     }

@@ -24,6 +24,10 @@ pub(crate) struct Function {
     pub(crate) capable: Vec<ConnId>,
     /// Where the next wake-up round starts, so `--worker-wakeup N` rotates.
     pub(crate) wake_cursor: usize,
+    /// Jobs that were already there when `maxqueue` last changed, as that number shrinks:
+    /// a lowered limit refuses new jobs but never evicts old ones, so only the total above
+    /// this may be held to the limit (the invariant check uses it).
+    pub(crate) over_limit_grace: usize,
 }
 
 impl Function {
@@ -37,6 +41,7 @@ impl Function {
             registrations: 0,
             capable: Vec::new(),
             wake_cursor: 0,
+            over_limit_grace: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The property-test hook: every structural invariant of the server, checked from scratch.
 
 use super::job::JobState;
+use super::timers::TimerKind;
 use super::Server;
 use crate::proto::Priority;
 use std::collections::HashMap;
@@ -148,15 +149,67 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
             let n_w = s
                 .conns
                 .get(l)
-                .map_or(0, |c| c.watching.iter().filter(|&&w| w == *id).count());
+                .map_or(0, |c| c.watching.get(id).copied().unwrap_or(0));
             if n_l != n_w {
                 return Err(format!(
                     "job {id}: listener {l:?} attached {n_l} times but watches {n_w}"
                 ));
             }
         }
-        if let Some(limit) = s.max_queue.get(&j.function) {
-            let _ = limit; // limits apply at submission; lowering one later may leave more queued
+        if j.cancelled
+            && !(j.is_running()
+                && j.listeners.is_empty()
+                && j.unique_key.is_none()
+                && j.durable_id.is_none())
+        {
+            return Err(format!("cancelled job {id} is not a silent running job"));
+        }
+        let expected_timer = match j.state {
+            JobState::Scheduled(_) => Some(true),
+            JobState::Running { .. } => None,
+            _ => Some(false),
+        };
+        if expected_timer.is_some_and(|want| want != j.timer.is_some()) {
+            return Err(format!(
+                "job {id} in state {:?} has timer {:?}",
+                j.state, j.timer
+            ));
+        }
+    }
+    // Timers: exactly the live ones, each owned by the job in the state it was armed for.
+    for (timer, kind) in s.timers.iter() {
+        let ok = s.jobs.get(&kind.job()).is_some_and(|j| {
+            j.timer == Some(*timer)
+                && match kind {
+                    TimerKind::EpochDue { .. } => matches!(j.state, JobState::Scheduled(_)),
+                    TimerKind::RunTimeout { .. } => j.is_running(),
+                }
+        });
+        if !ok {
+            return Err(format!("timer {kind:?} outlived its purpose"));
+        }
+    }
+    let owned = s.jobs.values().filter(|j| j.timer.is_some()).count();
+    if owned != s.timers.len() {
+        return Err(format!(
+            "{owned} jobs hold timers but {} are armed",
+            s.timers.len()
+        ));
+    }
+    // maxqueue: with every priority limited, no new job took the total past the largest
+    // limit (jobs already there when the limit was lowered are allowed to drain).
+    for (name, limits) in &s.max_queue {
+        let Some(f) = s.functions.get(name) else {
+            continue;
+        };
+        if limits.iter().all(|&l| l > 0) {
+            let max = limits.iter().copied().max().unwrap_or(0) as usize;
+            if f.total() > max.max(f.over_limit_grace) {
+                return Err(format!(
+                    "function {name:?} holds {} jobs over its limit {max}",
+                    f.total()
+                ));
+            }
         }
     }
     for (h, id) in &s.by_handle {
@@ -181,7 +234,7 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
                 ));
             }
         }
-        for id in &c.watching {
+        for id in c.watching.keys() {
             if !s.jobs.get(id).is_some_and(|j| j.listeners.contains(cid)) {
                 return Err(format!(
                     "conn {cid:?} watches job {id} that does not list it"

@@ -1,5 +1,6 @@
 //! One job as the server holds it.
 
+use super::timers::TimerId;
 use super::ConnId;
 use crate::proto::Priority;
 use bytes::Bytes;
@@ -60,8 +61,11 @@ pub(crate) struct Job {
     /// Connections whose JOB_CREATED waits for the store.
     pub(crate) awaiting_created: Vec<ConnId>,
     pub(crate) retries: u32,
-    /// Counts assignments, so a stale run-time timer is recognised.
-    pub(crate) attempt: u32,
+    /// The pending timer of the current state (epoch due time, or run-time limit).
+    pub(crate) timer: Option<TimerId>,
+    /// Cancelled by the admin while a worker ran it: its clients were told WORK_FAIL, and
+    /// it lives on only until the worker reports or lets go of it, then ends silently.
+    pub(crate) cancelled: bool,
     pub(crate) numerator: u32,
     pub(crate) denominator: u32,
     pub(crate) durable_id: Option<u64>,
@@ -70,5 +74,11 @@ pub(crate) struct Job {
 impl Job {
     pub(crate) fn is_running(&self) -> bool {
         matches!(self.state, JobState::Running { .. })
+    }
+
+    /// Nobody will hear its result (cancelled, or every foreground client left while a
+    /// worker runs it): `show jobs` prints IGNORE=1, and it ends instead of being retried.
+    pub(crate) fn is_ignored(&self) -> bool {
+        self.cancelled || (!self.background && self.listeners.is_empty())
     }
 }

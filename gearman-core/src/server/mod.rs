@@ -237,8 +237,8 @@ impl Server {
 
     /// Runs every timer due at `now`: epoch jobs becoming runnable, run-time limits expiring.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(kind) = self.timers.pop_due(now) {
-            self.fire(kind, now);
+        while let Some((timer, kind)) = self.timers.pop_due(now) {
+            self.fire(timer, kind, now);
         }
         self.run_closes(now);
     }

@@ -1,42 +1,77 @@
-//! The server's timers: a min-heap with lazy cancellation. Entries are validated when they
-//! fire (the job must still be in the state the timer was armed for), so cancelling costs
-//! nothing and a stale entry is simply skipped.
+//! The server's timers, ordered by deadline, with eager cancellation.
+//!
+//! Each job holds the [`TimerId`] of its one pending timer (an epoch due time while
+//! scheduled, a CAN_DO_TIMEOUT deadline while running) and cancels it the moment it leaves
+//! that state. A lazily cancelled heap would be simpler, but a worker with a one-hour
+//! timeout finishing thousands of jobs a second would leave millions of dead entries behind;
+//! with eager cancellation the map holds exactly the live timers, and `poll_timeout` never
+//! reports a deadline nobody needs.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What a timer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimerKind {
     /// A SUBMIT_JOB_EPOCH job becomes runnable.
     EpochDue { job: u64 },
-    /// A CAN_DO_TIMEOUT deadline for one assignment (`attempt` tells assignments apart).
-    RunTimeout { job: u64, attempt: u32 },
+    /// A CAN_DO_TIMEOUT deadline for the job's current assignment.
+    RunTimeout { job: u64 },
+}
+
+impl TimerKind {
+    pub(crate) fn job(self) -> u64 {
+        match self {
+            TimerKind::EpochDue { job } | TimerKind::RunTimeout { job } => job,
+        }
+    }
+}
+
+/// Names one armed timer; the sequence number keeps equal deadlines apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerId {
+    at: Instant,
+    seq: u64,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, TimerKind)>>,
+    armed: BTreeMap<TimerId, TimerKind>,
     seq: u64,
 }
 
 impl Timers {
-    pub(crate) fn arm(&mut self, at: Instant, kind: TimerKind) {
+    pub(crate) fn arm(&mut self, at: Instant, kind: TimerKind) -> TimerId {
         self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, kind)));
+        let id = TimerId { at, seq: self.seq };
+        self.armed.insert(id, kind);
+        id
     }
 
-    /// The earliest deadline (possibly of a stale entry: a spurious wake-up is harmless).
+    /// Forgets a timer; a no-op if it already fired.
+    pub(crate) fn cancel(&mut self, id: TimerId) {
+        self.armed.remove(&id);
+    }
+
+    /// The earliest live deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.armed.keys().next().map(|id| id.at)
     }
 
-    /// Pops the next entry due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerKind> {
-        match self.heap.peek() {
-            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse((_, _, k))| k),
+    /// Removes and returns the next timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, TimerKind)> {
+        match self.armed.first_key_value() {
+            Some((id, _)) if id.at <= now => self.armed.pop_first(),
             _ => None,
         }
+    }
+
+    /// Every armed timer (for invariant checks).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&TimerId, &TimerKind)> {
+        self.armed.iter()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.armed.len()
     }
 }
