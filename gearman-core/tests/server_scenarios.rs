@@ -840,3 +840,382 @@ fn slow_reader_is_closed_at_the_output_bound() {
     }
     assert!(matches!(net.events.as_slice(), [ServerEvent::Close { .. }]));
 }
+
+#[test]
+fn cancel_of_a_running_job_lets_its_worker_finish_quietly() {
+    let mut net = Net::with_config(29, |c| c.persist_background = true);
+    let (a, c, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c, bg("f", "u", "x", Priority::Normal));
+    net.server.persisted(1, Ok(()), net.now);
+    net.send(c, fg("f", "u", "x"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["x"]);
+    net.events.clear();
+    assert_eq!(net.admin(a, "cancel job H:test:1\r\n"), "OK\r\n");
+    net.collect_events();
+    assert_eq!(
+        net.events,
+        vec![
+            ServerEvent::Persist(JobRecord {
+                durable_id: 1,
+                function: b("f"),
+                unique: b("u"),
+                priority: Priority::Normal,
+                data: b("x"),
+                when: None,
+                reducer: None
+            }),
+            ServerEvent::Unpersist { durable_id: 1 }
+        ]
+        .split_off(1),
+        "the store row goes at once"
+    );
+    assert_eq!(
+        net.admin(a, "show jobs\r\n"),
+        "H:test:1\t0\t1\t0\n.\n",
+        "still running, ignored"
+    );
+    // The unique is free again: a new submission is a new job, not the cancelled one.
+    net.send(c, fg("f", "u", "x"));
+    net.send(
+        w,
+        Request::WorkData(WorkPayload {
+            handle: b("H:test:1"),
+            data: b("d"),
+        }),
+    );
+    net.send(w, complete("H:test:1", "late"));
+    assert_eq!(
+        net.recv(w),
+        vec![],
+        "no ERROR for a cancelled job's results"
+    );
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            created("H:test:1"),
+            Response::WorkFail {
+                handle: b("H:test:1")
+            },
+            created("H:test:2"),
+        ]
+    );
+    assert_eq!(net.admin(a, "show jobs\r\n"), "H:test:2\t0\t0\t0\n.\n");
+    assert_eq!(
+        net.admin(a, "cancel job H:test:1\r\n"),
+        "ERR UNKNOWN_JOB\r\n"
+    );
+}
+
+#[test]
+fn cancelled_running_job_is_not_retried_when_its_worker_leaves() {
+    let mut net = Net::new(30);
+    let (a, c, w1) = (net.connect(), net.connect(), net.connect());
+    net.send(c, bg("f", "", "x", Priority::Normal));
+    net.send(w1, can_do("f"));
+    net.send(w1, grab());
+    net.admin(a, "cancel job H:test:1\r\n");
+    let w2 = net.connect();
+    net.send(w2, can_do("f"));
+    net.send(w2, Request::PreSleep);
+    net.eof(w1);
+    assert_eq!(net.recv(w2), vec![], "nothing to wake for");
+    assert_eq!(net.server.queued_jobs() + net.server.running_jobs(), 0);
+}
+
+#[test]
+fn timers_are_forgotten_when_their_jobs_end() {
+    let mut net = Net::new(31);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(
+        w,
+        Request::CanDoTimeout {
+            function: b("f"),
+            timeout_ms: 3_600_000,
+        },
+    );
+    for i in 0..200 {
+        let h = format!("H:test:{}", i + 1);
+        net.send(c, bg("f", "", "x", Priority::Normal));
+        net.send(w, grab());
+        assert_eq!(
+            net.server.poll_timeout(),
+            Some(net.now + Duration::from_secs(3600))
+        );
+        net.send(w, complete(&h, ""));
+        assert_eq!(net.server.poll_timeout(), None, "job {h} left a timer");
+    }
+    // An epoch job cancelled before its time leaves no timer either.
+    let a = net.connect();
+    net.send(
+        c,
+        submit("f", "", "later", SubmitMode::Epoch(UNIX_START + 60)),
+    );
+    assert!(net.server.poll_timeout().is_some());
+    assert_eq!(net.admin(a, "cancel job H:test:201\r\n"), "OK\r\n");
+    assert_eq!(net.server.poll_timeout(), None);
+}
+
+#[test]
+fn sub_second_can_do_timeout_is_raised_to_one_second() {
+    for (timeout_ms, fires_after) in [(1, 1000), (999, 1000), (1000, 1000), (1500, 1500)] {
+        let mut net = Net::new(32);
+        let (c, w) = (net.connect(), net.connect());
+        net.send(
+            w,
+            Request::CanDoTimeout {
+                function: b("f"),
+                timeout_ms,
+            },
+        );
+        net.send(c, fg("f", "", "x"));
+        net.send(w, grab());
+        assert_eq!(
+            net.server.poll_timeout(),
+            Some(net.now + Duration::from_millis(fires_after)),
+            "CAN_DO_TIMEOUT {timeout_ms}"
+        );
+    }
+    // Zero means no limit.
+    let mut net = Net::new(32);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(
+        w,
+        Request::CanDoTimeout {
+            function: b("f"),
+            timeout_ms: 0,
+        },
+    );
+    net.send(c, fg("f", "", "x"));
+    net.send(w, grab());
+    assert_eq!(net.server.poll_timeout(), None);
+}
+
+#[test]
+fn unique_of_64_bytes_is_kept_whole_and_65_is_refused() {
+    // gearmand accepts 64 bytes but truncates to 63, so such a job never coalesces and
+    // cannot be found by GET_STATUS_UNIQUE. We keep all 64 bytes: both work.
+    let mut net = Net::new(33);
+    let (a, c) = (net.connect(), net.connect());
+    let u64b = "u".repeat(64);
+    net.send(c, fg("f", &u64b, "x"));
+    net.send(c, fg("f", &u64b, "x"));
+    net.send(c, Request::GetStatusUnique { unique: b(&u64b) });
+    net.send(c, fg("f", &"u".repeat(65), "x"));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            created("H:test:1"),
+            Response::StatusResUnique(StatusResUnique {
+                unique: b(&u64b),
+                known: true,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+                client_count: 2
+            }),
+            Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"),
+        ]
+    );
+    assert_eq!(net.admin(a, "show unique jobs\r\n"), format!("{u64b}\n.\n"));
+}
+
+#[test]
+fn far_future_epoch_waits_without_overflow() {
+    let mut net = Net::new(34);
+    let (a, c, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c, submit("f", "", "never", SubmitMode::Epoch(i64::MAX)));
+    assert_eq!(net.recv(c), vec![created("H:test:1")]);
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(net.recv(w), vec![Response::NoJob]);
+    assert_eq!(net.admin(a, "status\r\n"), "f\t1\t0\t1\n.\n");
+    assert!(net.server.poll_timeout().is_some_and(|t| t > net.now));
+}
+
+#[test]
+fn restored_epoch_jobs_wait_for_their_time_and_uniques_coalesce() {
+    let mut net = Net::new(35);
+    net.server.restore(
+        vec![JobRecord {
+            durable_id: 7,
+            function: b("f"),
+            unique: b("u"),
+            priority: Priority::Normal,
+            data: b("x"),
+            when: Some(UNIX_START + 10),
+            reducer: None,
+        }],
+        net.now,
+    );
+    net.collect_events();
+    assert!(
+        net.events.is_empty(),
+        "restored jobs are not persisted again"
+    );
+    let (c, w) = (net.connect(), net.connect());
+    net.send(c, fg("f", "u", "other data"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(net.recv(w), vec![Response::NoJob]);
+    net.send(w, Request::PreSleep);
+    net.advance(Duration::from_secs(10));
+    assert_eq!(net.recv(w), vec![Response::Noop]);
+    net.send(w, grab());
+    net.send(w, complete("H:test:1", "done"));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            Response::WorkComplete(WorkPayload {
+                handle: b("H:test:1"),
+                data: b("done")
+            })
+        ]
+    );
+    net.collect_events();
+    assert_eq!(net.events, vec![ServerEvent::Unpersist { durable_id: 7 }]);
+}
+
+#[test]
+fn a_client_that_also_ran_its_own_job_leaves_and_the_job_ends() {
+    let mut net = Net::new(36);
+    let (cw, w2) = (net.connect(), net.connect());
+    net.send(w2, can_do("f"));
+    net.send(w2, Request::PreSleep);
+    assert_eq!(net.recv(w2), vec![]);
+    net.send(cw, can_do("f"));
+    net.send(cw, fg("f", "", "mine"));
+    assert_eq!(net.recv(w2), vec![Response::Noop]);
+    net.send(cw, grab());
+    net.send(w2, grab());
+    assert_eq!(net.recv(w2), vec![Response::NoJob]);
+    net.send(w2, Request::PreSleep);
+    net.eof(cw);
+    assert_eq!(net.recv(w2), vec![], "nobody waits for it: not requeued");
+    assert_eq!(net.server.queued_jobs() + net.server.running_jobs(), 0);
+}
+
+#[test]
+fn can_do_wakes_a_sleeper_when_work_waits() {
+    let mut net = Net::new(37);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(c, bg("g", "", "x", Priority::Normal));
+    net.send(w, can_do("f"));
+    net.send(w, Request::PreSleep);
+    assert_eq!(net.recv(w), vec![]);
+    net.send(w, can_do("g"));
+    assert_eq!(net.recv(w), vec![Response::Noop]);
+    // Already woken: more work brings no second NOOP until it grabs.
+    net.send(c, bg("g", "", "y", Priority::Normal));
+    assert_eq!(net.recv(w), vec![]);
+    net.send(w, grab());
+    net.send(w, Request::PreSleep);
+    assert_eq!(
+        net.recv(w),
+        vec![assign_uniq("H:test:1", "g", "", "x"), Response::Noop],
+        "PRE_SLEEP with work waiting is answered at once"
+    );
+}
+
+#[test]
+fn maxqueue_counts_every_priority_lets_coalescing_through_and_resets() {
+    let mut net = Net::new(38);
+    let (a, c) = (net.connect(), net.connect());
+    net.send(c, bg("f", "u", "x", Priority::Low));
+    assert_eq!(net.admin(a, "maxqueue f 5 1 0\r\n"), "OK\r\n");
+    net.send(c, bg("f", "", "y", Priority::Normal));
+    net.send(c, bg("f", "u", "x", Priority::Normal));
+    net.send(c, bg("f", "", "z", Priority::High));
+    net.send(c, bg("f", "", "w", Priority::Low));
+    assert_eq!(net.admin(a, "maxqueue f\r\n"), "OK\r\n");
+    net.send(c, bg("f", "", "v", Priority::Normal));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            Response::error("QUEUE_ERROR", "Job queue is full"),
+            created("H:test:1"),
+            created("H:test:2"),
+            created("H:test:3"),
+            created("H:test:4"),
+        ]
+    );
+}
+
+#[test]
+fn drop_function_refuses_while_jobs_wait_and_never_orphans_them() {
+    let mut net = Net::new(39);
+    let (a, c, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c, bg("f", "", "x", Priority::Normal));
+    assert_eq!(
+        net.admin(a, "drop function F\r\n"),
+        "ERR there are still connected workers or executing clients\r\n"
+    );
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(w, complete("H:test:1", ""));
+    net.send(w, Request::CantDo { function: b("f") });
+    assert_eq!(
+        net.admin(a, "drop function F\r\n"),
+        "OK\r\n",
+        "names compare case-insensitively"
+    );
+    assert_eq!(net.admin(a, "status\r\n"), ".\n");
+}
+
+#[test]
+fn long_admin_lines_and_six_tokens_close_the_connection() {
+    let mut net = Net::with_config(40, |c| c.limits.max_admin_line = 64);
+    let (long, six, good) = (net.connect(), net.connect(), net.connect());
+    net.send_raw(long, "x".repeat(100).as_bytes());
+    net.send_raw(six, b"a b c d e f\r\n");
+    let closed: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Close { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![long, six]);
+    assert_eq!(net.raw(six), b"", "nothing is answered to six tokens");
+    assert_eq!(
+        net.admin(good, "STATUS extra\r\n"),
+        ".\n",
+        "case-insensitive, extra tokens ignored"
+    );
+}
+
+#[test]
+fn job_created_follows_request_order_across_new_coalesced_and_refused_submissions() {
+    let mut net = Net::new(41);
+    let (a, c) = (net.connect(), net.connect());
+    net.admin(a, "maxqueue g 1\r\n");
+    let mut bytes = Vec::new();
+    for req in [
+        fg("f", "u", "1"),
+        bg("g", "", "2", Priority::Low),
+        fg("f", "u", "1"),
+        bg("g", "", "3", Priority::Low),
+        Request::Echo { data: b("e") },
+        fg("f", "", "4"),
+    ] {
+        bytes.extend_from_slice(&req.to_bytes());
+    }
+    net.send_raw(c, &bytes);
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            created("H:test:2"),
+            created("H:test:1"),
+            Response::error("QUEUE_ERROR", "Job queue is full"),
+            Response::EchoRes { data: b("e") },
+            created("H:test:3"),
+        ]
+    );
+}
