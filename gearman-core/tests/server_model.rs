@@ -1,22 +1,34 @@
 //! Model-based test: random operations against the server machine and a deliberately naive
-//! reference model. After every step: the server's own invariants, every client's exact
-//! replies, the legality of every assignment (highest priority first, FIFO within a
-//! function), `status` output, and that no accepted job is lost.
+//! reference model (BTreeMaps, linear scans, one virtual millisecond clock).
+//!
+//! The model predicts, byte for byte, every packet each connection receives (JOB_CREATED,
+//! ERROR, WORK_* fan-out with the exceptions downgrade, STATUS_RES, STATUS_RES_UNIQUE and
+//! every NOOP wake-up), plus the admin `status`, `prioritystatus` and `show jobs` listings and
+//! `cancel job` replies. Grabs are checked for legality (highest priority across the worker's
+//! functions, FIFO within a function; which function wins a tie is left to the server). Time
+//! drives CAN_DO_TIMEOUT deadlines and epoch jobs; `job_retries` varies per case. After every
+//! step the server's own `check_invariants` runs, and the number of live jobs must equal the
+//! model's: no accepted job is lost or invented.
 
 mod support;
 
 use gearman_core::proto::{
-    GrabMode, Priority, Request, Response, StatusRes, SubmitJob, SubmitMode, WorkPayload,
-    WorkStatus,
+    AssignExtras, GrabMode, Priority, Request, Response, StatusRes, StatusResUnique, SubmitJob,
+    SubmitMode, WorkPayload, WorkStatus,
 };
 use gearman_core::server::ConnId;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
-use support::{b, Net};
+use support::{b, Net, UNIX_START};
 
 const SLOTS: usize = 5;
 const FUNCTIONS: [&str; 2] = ["f0", "f1"];
+const UNIQUES: [&str; 4] = ["", "u1", "u2", "-"];
+const DATA: [&str; 2] = ["d0", "d1"];
+/// The only CAN_DO_TIMEOUT value used, in milliseconds (ticks go up to 3 s).
+const TIMEOUT_MS: u64 = 1500;
+const HANDLES: usize = 10;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -24,12 +36,21 @@ enum Op {
         slot: usize,
         function: usize,
         unique: usize,
+        data: usize,
         priority: usize,
         background: bool,
+    },
+    /// SUBMIT_JOB_EPOCH at `UNIX_START + secs`: due `secs` seconds after the test starts.
+    SubmitEpoch {
+        slot: usize,
+        function: usize,
+        unique: usize,
+        secs: u64,
     },
     CanDo {
         slot: usize,
         function: usize,
+        timeout: bool,
     },
     CantDo {
         slot: usize,
@@ -37,24 +58,43 @@ enum Op {
     },
     Grab {
         slot: usize,
+        mode: usize,
     },
     PreSleep {
         slot: usize,
     },
+    /// A result for the oldest job the slot holds.
     Report {
         slot: usize,
         kind: usize,
+    },
+    /// A result for a handle the slot does not hold.
+    StrayReport {
+        slot: usize,
+        job: usize,
     },
     GetStatus {
         slot: usize,
         job: usize,
     },
+    GetStatusUnique {
+        slot: usize,
+        unique: usize,
+    },
+    Exceptions {
+        slot: usize,
+    },
     Disconnect {
         slot: usize,
     },
-    AdminStatus {
-        slot: usize,
+    Cancel {
+        job: usize,
     },
+    MaxQueue {
+        function: usize,
+        limit: usize,
+    },
+    AdminListings,
     Tick {
         millis: u64,
     },
@@ -62,21 +102,37 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS;
+    let f = 0..FUNCTIONS.len();
     prop_oneof![
-        4 => (slot.clone(), 0..2usize, 0..3usize, 0..3usize, any::<bool>()).prop_map(|(slot, function, unique, priority, background)| Op::Submit { slot, function, unique, priority, background }),
-        2 => (slot.clone(), 0..2usize).prop_map(|(slot, function)| Op::CanDo { slot, function }),
-        1 => (slot.clone(), 0..2usize).prop_map(|(slot, function)| Op::CantDo { slot, function }),
-        3 => slot.clone().prop_map(|slot| Op::Grab { slot }),
+        5 => (slot.clone(), f.clone(), 0..UNIQUES.len(), 0..DATA.len(), 0..3usize, any::<bool>())
+            .prop_map(|(slot, function, unique, data, priority, background)| Op::Submit {
+                slot, function, unique, data, priority, background,
+            }),
+        1 => (slot.clone(), f.clone(), 0..3usize, 0..8u64)
+            .prop_map(|(slot, function, unique, secs)| Op::SubmitEpoch { slot, function, unique, secs }),
+        2 => (slot.clone(), f.clone(), any::<bool>())
+            .prop_map(|(slot, function, timeout)| Op::CanDo { slot, function, timeout }),
+        1 => (slot.clone(), f.clone()).prop_map(|(slot, function)| Op::CantDo { slot, function }),
+        3 => (slot.clone(), 0..3usize).prop_map(|(slot, mode)| Op::Grab { slot, mode }),
         1 => slot.clone().prop_map(|slot| Op::PreSleep { slot }),
-        3 => (slot.clone(), 0..5usize).prop_map(|(slot, kind)| Op::Report { slot, kind }),
-        1 => (slot.clone(), 0..8usize).prop_map(|(slot, job)| Op::GetStatus { slot, job }),
+        3 => (slot.clone(), 0..6usize).prop_map(|(slot, kind)| Op::Report { slot, kind }),
+        1 => (slot.clone(), 0..HANDLES).prop_map(|(slot, job)| Op::StrayReport { slot, job }),
+        1 => (slot.clone(), 0..HANDLES).prop_map(|(slot, job)| Op::GetStatus { slot, job }),
+        1 => (slot.clone(), 0..UNIQUES.len()).prop_map(|(slot, unique)| Op::GetStatusUnique { slot, unique }),
+        1 => slot.clone().prop_map(|slot| Op::Exceptions { slot }),
         1 => slot.clone().prop_map(|slot| Op::Disconnect { slot }),
-        1 => slot.clone().prop_map(|slot| Op::AdminStatus { slot }),
-        1 => (0..3000u64).prop_map(|millis| Op::Tick { millis }),
+        1 => (0..HANDLES).prop_map(|job| Op::Cancel { job }),
+        1 => (f.clone(), 0..4usize).prop_map(|(function, limit)| Op::MaxQueue { function, limit }),
+        1 => Just(Op::AdminListings),
+        2 => (0..3000u64).prop_map(|millis| Op::Tick { millis }),
     ]
 }
 
-/// A lost job goes back to its queue in arrival order: handles count up from 1.
+fn handle_of(n: usize) -> String {
+    format!("H:test:{n}")
+}
+
+/// Handles count up from 1, so their number is their age.
 fn handle_number(h: &str) -> u64 {
     h.rsplit(':')
         .next()
@@ -84,94 +140,234 @@ fn handle_number(h: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum MState {
+    Scheduled,
     Queued,
     Running(usize),
+}
+
+/// What a submission coalesces on: the unique, or the data for `-`.
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    Unique(String),
+    Data(String),
+}
+
+fn key_of(unique: &str, data: &str) -> Option<Key> {
+    match unique {
+        "" => None,
+        "-" if data.is_empty() => None,
+        "-" => Some(Key::Data(data.to_string())),
+        u => Some(Key::Unique(u.to_string())),
+    }
 }
 
 #[derive(Debug, Clone)]
 struct MJob {
     function: String,
     unique: String,
+    /// `None` once cancelled while running (it coalesces nothing any more).
+    key: Option<Key>,
+    data: String,
     priority: Priority,
     background: bool,
     listeners: Vec<usize>,
     state: MState,
     status: (u32, u32),
+    /// Queue order within a (function, priority).
     seq: u64,
+    retries: u32,
+    cancelled: bool,
+    /// (due in ms since the start, arm order) for an epoch wait or a run-time limit.
+    timer: Option<(u64, u64)>,
 }
 
-/// The naive model: BTreeMaps everywhere, linear scans.
-#[derive(Default)]
+impl MJob {
+    fn ignored(&self) -> bool {
+        self.cancelled || (!self.background && self.listeners.is_empty())
+    }
+}
+
+#[derive(Default, Clone)]
+struct Worker {
+    /// Registrations (duplicates counted) and the timeout of the latest one.
+    abilities: BTreeMap<String, (usize, bool)>,
+    held: Vec<String>,
+    sleeping: bool,
+    noop_sent: bool,
+    exceptions: bool,
+}
+
+/// The naive model.
 struct Model {
+    retries: Option<u32>,
+    now_ms: u64,
     jobs: BTreeMap<String, MJob>,
     next_handle: u64,
     seq: u64,
-    /// Registrations per slot and function (duplicates counted).
-    abilities: [BTreeMap<String, usize>; SLOTS],
-    held: [Vec<String>; SLOTS],
+    timer_seq: u64,
+    slots: [Worker; SLOTS],
     seen_functions: BTreeSet<String>,
+    max_queue: BTreeMap<String, usize>,
     expected: [VecDeque<Response>; SLOTS],
 }
 
 impl Model {
-    fn queued(&self, f: &str, p: Priority) -> Vec<(&String, &MJob)> {
+    fn new(retries: Option<u32>) -> Self {
+        Model {
+            retries,
+            now_ms: 0,
+            jobs: BTreeMap::new(),
+            next_handle: 0,
+            seq: 0,
+            timer_seq: 0,
+            slots: Default::default(),
+            seen_functions: BTreeSet::new(),
+            max_queue: BTreeMap::new(),
+            expected: Default::default(),
+        }
+    }
+
+    fn queued(&self, f: &str, p: Priority) -> Vec<&String> {
         let mut v: Vec<_> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.function == f && j.priority == p && j.state == MState::Queued)
             .collect();
         v.sort_by_key(|(_, j)| j.seq);
-        v
+        v.into_iter().map(|(h, _)| h).collect()
+    }
+
+    fn has_queued(&self, f: &str) -> bool {
+        self.jobs
+            .values()
+            .any(|j| j.function == f && j.state == MState::Queued)
     }
 
     fn best_priority_for(&self, slot: usize) -> Option<Priority> {
         Priority::ALL.into_iter().find(|&p| {
-            self.abilities[slot]
+            self.slots[slot]
+                .abilities
                 .keys()
                 .any(|f| !self.queued(f, p).is_empty())
         })
     }
 
-    fn tell_listeners(&mut self, handle: &str, packet: Response) {
-        if let Some(j) = self.jobs.get(handle) {
-            for &l in &j.listeners.clone() {
-                self.expected[l].push_back(packet.clone());
-            }
+    fn wake(&mut self, slot: usize) {
+        let w = &mut self.slots[slot];
+        if w.sleeping && !w.noop_sent {
+            w.noop_sent = true;
+            self.expected[slot].push_back(Response::Noop);
         }
     }
 
-    /// A worker lost its job: back to the queue tail, or dropped if nobody waits for it.
-    fn requeue(&mut self, handle: &str) {
+    /// Puts a job at the tail of its queue and wakes every sleeping capable worker.
+    fn enqueue(&mut self, handle: &str) {
         self.seq += 1;
         let seq = self.seq;
-        if let Some(j) = self.jobs.get_mut(handle) {
-            if j.listeners.is_empty() && !j.background {
-                self.jobs.remove(handle);
-            } else {
-                j.state = MState::Queued;
-                j.status = (0, 0);
-                j.seq = seq;
+        let Some(j) = self.jobs.get_mut(handle) else {
+            return;
+        };
+        j.state = MState::Queued;
+        j.seq = seq;
+        j.timer = None;
+        let f = j.function.clone();
+        for slot in 0..SLOTS {
+            if self.slots[slot].abilities.contains_key(&f) {
+                self.wake(slot);
             }
         }
     }
 
-    fn status_text(&self) -> String {
+    fn arm(&mut self, due_ms: u64) -> Option<(u64, u64)> {
+        self.timer_seq += 1;
+        Some((due_ms, self.timer_seq))
+    }
+
+    fn tell_listeners(&mut self, handle: &str, packet: &Response) {
+        let listeners = self
+            .jobs
+            .get(handle)
+            .map(|j| j.listeners.clone())
+            .unwrap_or_default();
+        for l in listeners {
+            self.expected[l].push_back(packet.clone());
+        }
+    }
+
+    /// A worker lost its job (vanished, CANT_DO, timeout): retry, fail or drop it.
+    fn lose(&mut self, handle: &str) {
+        let limit = self.retries;
+        let Some(j) = self.jobs.get_mut(handle) else {
+            return;
+        };
+        j.retries += 1;
+        j.status = (0, 0);
+        j.timer = None;
+        if limit.is_some_and(|n| j.retries > n) {
+            self.tell_listeners(handle, &Response::WorkFail { handle: b(handle) });
+            self.jobs.remove(handle);
+        } else if j.ignored() {
+            self.jobs.remove(handle);
+        } else {
+            self.enqueue(handle);
+        }
+    }
+
+    /// Runs every timer due by now, earliest first, ties in arming order.
+    fn run_timers(&mut self) {
+        loop {
+            let due = self
+                .jobs
+                .iter()
+                .filter_map(|(h, j)| j.timer.map(|t| (t, h.clone())))
+                .filter(|((at, _), _)| *at <= self.now_ms)
+                .min();
+            let Some((_, h)) = due else { break };
+            let state = self.jobs.get(&h).map(|j| j.state);
+            match state {
+                Some(MState::Scheduled) => self.enqueue(&h),
+                Some(MState::Running(slot)) => {
+                    self.slots[slot].held.retain(|x| *x != h);
+                    self.lose(&h);
+                }
+                _ => unreachable!("timer on a queued job"),
+            }
+        }
+    }
+
+    fn total(&self, f: &str) -> usize {
+        self.jobs.values().filter(|j| j.function == f).count()
+    }
+
+    fn workers(&self, f: &str) -> usize {
+        self.slots
+            .iter()
+            .map(|w| w.abilities.get(f).map_or(0, |a| a.0))
+            .sum()
+    }
+
+    fn listings(&self) -> String {
         let mut out = String::new();
         for f in &self.seen_functions {
-            let total = self.jobs.values().filter(|j| &j.function == f).count();
             let running = self
                 .jobs
                 .values()
                 .filter(|j| &j.function == f && matches!(j.state, MState::Running(_)))
                 .count();
-            let workers: usize = self
-                .abilities
-                .iter()
-                .map(|a| a.get(f).copied().unwrap_or(0))
-                .sum();
-            out += &format!("{f}\t{total}\t{running}\t{workers}\n");
+            out += &format!("{f}\t{}\t{running}\t{}\n", self.total(f), self.workers(f));
+        }
+        out += ".\n";
+        for f in &self.seen_functions {
+            let q = Priority::ALL.map(|p| self.queued(f, p).len());
+            out += &format!("{f}\t{}\t{}\t{}\t{}\n", q[0], q[1], q[2], self.workers(f));
+        }
+        out += ".\n";
+        let mut jobs: Vec<_> = self.jobs.iter().collect();
+        jobs.sort_by_key(|(h, _)| handle_number(h));
+        for (h, j) in jobs {
+            out += &format!("{h}\t{}\t{}\t0\n", j.retries, u8::from(j.ignored()));
         }
         out + ".\n"
     }
@@ -180,205 +376,197 @@ impl Model {
 struct Harness {
     net: Net,
     conns: [ConnId; SLOTS],
+    admin: ConnId,
     model: Model,
 }
 
 impl Harness {
-    fn new(seed: u64) -> Self {
-        let mut net = Net::new(seed);
+    fn new(seed: u64, retries: Option<u32>) -> Self {
+        let mut net = Net::with_config(seed, |c| c.job_retries = retries);
         let conns = std::array::from_fn(|_| net.connect());
+        let admin = net.connect();
         Harness {
             net,
             conns,
-            model: Model::default(),
+            admin,
+            model: Model::new(retries),
         }
     }
 
-    fn apply(&mut self, op: &Op) {
+    /// Shared by SUBMIT_JOB* and SUBMIT_JOB_EPOCH: coalesce, refuse or create.
+    fn submit(&mut self, slot: usize, sub: SubmitJob, due_ms: Option<u64>) {
         let m = &mut self.model;
+        let f = String::from_utf8_lossy(&sub.function).into_owned();
+        let u = String::from_utf8_lossy(&sub.unique).into_owned();
+        let data = String::from_utf8_lossy(&sub.data).into_owned();
+        let background = sub.mode.is_background();
+        m.seen_functions.insert(f.clone());
+        let key = key_of(&u, &data);
+        let existing = key.as_ref().and_then(|k| {
+            m.jobs
+                .iter()
+                .find(|(_, j)| j.function == f && j.key.as_ref() == Some(k))
+                .map(|(h, _)| h.clone())
+        });
+        let limit = m.max_queue.get(&f).copied().unwrap_or(0);
+        match existing {
+            Some(h) => {
+                let j = m.jobs.get_mut(&h).expect("model job");
+                j.background |= background;
+                if !background {
+                    j.listeners.push(slot);
+                }
+                m.expected[slot].push_back(Response::JobCreated { handle: b(&h) });
+            }
+            None if limit > 0 && m.total(&f) >= limit => {
+                m.expected[slot].push_back(Response::error("QUEUE_ERROR", "Job queue is full"));
+            }
+            None => {
+                m.next_handle += 1;
+                let h = format!("H:test:{}", m.next_handle);
+                m.jobs.insert(
+                    h.clone(),
+                    MJob {
+                        function: f,
+                        unique: u,
+                        key,
+                        data,
+                        priority: sub.mode.priority(),
+                        background,
+                        listeners: if background { vec![] } else { vec![slot] },
+                        state: MState::Scheduled,
+                        status: (0, 0),
+                        seq: 0,
+                        retries: 0,
+                        cancelled: false,
+                        timer: None,
+                    },
+                );
+                m.expected[slot].push_back(Response::JobCreated { handle: b(&h) });
+                match due_ms.filter(|&d| d > m.now_ms) {
+                    Some(d) => {
+                        let timer = m.arm(d);
+                        m.jobs.get_mut(&h).expect("model job").timer = timer;
+                    }
+                    None => m.enqueue(&h),
+                }
+            }
+        }
+        self.net.send(self.conns[slot], Request::Submit(sub));
+    }
+
+    fn apply(&mut self, op: &Op) {
         match op.clone() {
             Op::Submit {
                 slot,
                 function,
                 unique,
+                data,
                 priority,
                 background,
             } => {
-                let f = FUNCTIONS[function].to_string();
-                let u = if unique == 0 {
-                    String::new()
-                } else {
-                    format!("u{unique}")
-                };
                 let p = Priority::ALL[priority];
                 let mode = if background {
                     SubmitMode::Background(p)
                 } else {
                     SubmitMode::Foreground(p)
                 };
-                m.seen_functions.insert(f.clone());
-                let existing = (!u.is_empty())
-                    .then(|| {
-                        m.jobs
-                            .iter()
-                            .find(|(_, j)| j.function == f && j.unique == u)
-                            .map(|(h, _)| h.clone())
-                    })
-                    .flatten();
-                let handle = match existing {
-                    Some(h) => {
-                        let j = m.jobs.get_mut(&h).expect("model job");
-                        j.background |= background;
-                        if !background {
-                            j.listeners.push(slot);
-                        }
-                        h
-                    }
-                    None => {
-                        m.next_handle += 1;
-                        m.seq += 1;
-                        let h = format!("H:test:{}", m.next_handle);
-                        m.jobs.insert(
-                            h.clone(),
-                            MJob {
-                                function: f.clone(),
-                                unique: u.clone(),
-                                priority: p,
-                                background,
-                                listeners: if background { vec![] } else { vec![slot] },
-                                state: MState::Queued,
-                                status: (0, 0),
-                                seq: m.seq,
-                            },
-                        );
-                        h
-                    }
+                let sub = SubmitJob {
+                    function: b(FUNCTIONS[function]),
+                    unique: b(UNIQUES[unique]),
+                    mode,
+                    data: b(DATA[data]),
                 };
-                m.expected[slot].push_back(Response::JobCreated { handle: b(&handle) });
-                self.net.send(
-                    self.conns[slot],
-                    Request::Submit(SubmitJob {
-                        function: b(&f),
-                        unique: b(&u),
-                        mode,
-                        data: b("data"),
-                    }),
-                );
+                self.submit(slot, sub, None);
             }
-            Op::CanDo { slot, function } => {
-                let f = FUNCTIONS[function];
-                *m.abilities[slot].entry(f.to_string()).or_default() += 1;
-                m.seen_functions.insert(f.to_string());
-                self.net
-                    .send(self.conns[slot], Request::CanDo { function: b(f) });
+            Op::SubmitEpoch {
+                slot,
+                function,
+                unique,
+                secs,
+            } => {
+                let sub = SubmitJob {
+                    function: b(FUNCTIONS[function]),
+                    unique: b(UNIQUES[unique]),
+                    mode: SubmitMode::Epoch(UNIX_START + secs as i64),
+                    data: b("epoch"),
+                };
+                self.submit(slot, sub, Some(secs * 1000));
+            }
+            Op::CanDo {
+                slot,
+                function,
+                timeout,
+            } => {
+                let f = FUNCTIONS[function].to_string();
+                let m = &mut self.model;
+                let a = m.slots[slot].abilities.entry(f.clone()).or_default();
+                a.0 += 1;
+                a.1 = timeout;
+                m.seen_functions.insert(f.clone());
+                if m.has_queued(&f) {
+                    m.wake(slot);
+                }
+                let req = if timeout {
+                    Request::CanDoTimeout {
+                        function: b(&f),
+                        timeout_ms: TIMEOUT_MS as u32,
+                    }
+                } else {
+                    Request::CanDo { function: b(&f) }
+                };
+                self.net.send(self.conns[slot], req);
             }
             Op::CantDo { slot, function } => {
                 let f = FUNCTIONS[function];
-                m.abilities[slot].remove(f);
-                let mut lost: Vec<String> = m.held[slot]
-                    .iter()
-                    .filter(|h| m.jobs.get(*h).is_some_and(|j| j.function == f))
-                    .cloned()
-                    .collect();
-                lost.sort_by_key(|h| handle_number(h));
-                m.held[slot].retain(|h| !lost.contains(h));
-                for h in lost {
-                    m.requeue(&h);
+                let m = &mut self.model;
+                if m.slots[slot].abilities.remove(f).is_some() {
+                    let mut lost: Vec<String> = m.slots[slot]
+                        .held
+                        .iter()
+                        .filter(|h| m.jobs.get(*h).is_some_and(|j| j.function == f))
+                        .cloned()
+                        .collect();
+                    lost.sort_by_key(|h| handle_number(h));
+                    m.slots[slot].held.retain(|h| !lost.contains(h));
+                    for h in lost {
+                        m.lose(&h);
+                    }
                 }
                 self.net
                     .send(self.conns[slot], Request::CantDo { function: b(f) });
             }
-            Op::Grab { slot } => {
-                let best = m.best_priority_for(slot);
-                self.net
-                    .send(self.conns[slot], Request::GrabJob(GrabMode::Uniq));
-                let replies: Vec<Response> = self
-                    .net
-                    .recv(self.conns[slot])
-                    .into_iter()
-                    .filter(|r| *r != Response::Noop)
-                    .collect();
+            Op::Grab { slot, mode } => self.grab(slot, mode),
+            Op::PreSleep { slot } => {
                 let m = &mut self.model;
-                match (best, replies.as_slice()) {
-                    (None, [Response::NoJob]) => {}
-                    (Some(p), [Response::JobAssign(a)]) => {
-                        let h = String::from_utf8_lossy(&a.handle).into_owned();
-                        let f = String::from_utf8_lossy(&a.function).into_owned();
-                        let oldest = m.queued(&f, p).first().map(|(h, _)| (*h).clone());
-                        assert_eq!(
-                            oldest.as_deref(),
-                            Some(h.as_str()),
-                            "assigned job must be the oldest of the best priority"
-                        );
-                        assert!(m.abilities[slot].contains_key(&f));
-                        m.jobs.get_mut(&h).expect("model job").state = MState::Running(slot);
-                        m.held[slot].push(h);
-                    }
-                    (best, other) => {
-                        panic!("grab: model expected priority {best:?}, server sent {other:?}")
-                    }
+                m.slots[slot].sleeping = true;
+                m.slots[slot].noop_sent = false;
+                let runnable = m.slots[slot].abilities.keys().any(|f| m.has_queued(f));
+                if runnable {
+                    m.wake(slot);
                 }
+                self.net.send(self.conns[slot], Request::PreSleep);
             }
-            Op::PreSleep { slot } => self.net.send(self.conns[slot], Request::PreSleep),
-            Op::Report { slot, kind } => {
-                let Some(h) = m.held[slot].first().cloned() else {
+            Op::Report { slot, kind } => self.report(slot, kind),
+            Op::StrayReport { slot, job } => {
+                let h = handle_of(job + 1);
+                let m = &mut self.model;
+                if m.slots[slot].held.contains(&h) {
                     return;
-                };
-                let handle = b(&h);
-                let payload = || WorkPayload {
-                    handle: handle.clone(),
-                    data: b("r"),
-                };
-                let (req, to_clients, terminal) = match kind {
-                    0 => (
-                        Request::WorkData(payload()),
-                        Response::WorkData(payload()),
-                        false,
-                    ),
-                    1 => {
-                        let s = WorkStatus {
-                            handle: handle.clone(),
-                            numerator: 1,
-                            denominator: 2,
-                        };
-                        m.jobs.get_mut(&h).expect("model job").status = (1, 2);
-                        (
-                            Request::WorkStatus(s.clone()),
-                            Response::WorkStatus(s),
-                            false,
-                        )
-                    }
-                    2 => (
-                        Request::WorkComplete(payload()),
-                        Response::WorkComplete(payload()),
-                        true,
-                    ),
-                    3 => (
-                        Request::WorkFail {
-                            handle: handle.clone(),
-                        },
-                        Response::WorkFail {
-                            handle: handle.clone(),
-                        },
-                        true,
-                    ),
-                    _ => (
-                        Request::WorkException(payload()),
-                        Response::WorkFail {
-                            handle: handle.clone(),
-                        },
-                        true,
-                    ),
-                };
-                m.tell_listeners(&h, to_clients);
-                if terminal {
-                    m.jobs.remove(&h);
-                    m.held[slot].retain(|x| *x != h);
                 }
+                m.expected[slot].push_back(Response::error(
+                    "JOB_NOT_FOUND",
+                    "Job given in work result not found",
+                ));
+                let req = Request::WorkComplete(WorkPayload {
+                    handle: b(&h),
+                    data: b("stray"),
+                });
                 self.net.send(self.conns[slot], req);
             }
             Op::GetStatus { slot, job } => {
-                let h = format!("H:test:{}", job + 1);
+                let h = handle_of(job + 1);
+                let m = &mut self.model;
                 let j = m.jobs.get(&h);
                 m.expected[slot].push_back(Response::StatusRes(StatusRes {
                     handle: b(&h),
@@ -390,48 +578,217 @@ impl Harness {
                 self.net
                     .send(self.conns[slot], Request::GetStatus { handle: b(&h) });
             }
+            Op::GetStatusUnique { slot, unique } => {
+                let u = UNIQUES[unique];
+                let m = &mut self.model;
+                // Not scoped by function: the first function by name with that unique.
+                let want = Some(Key::Unique(u.to_string()));
+                let j = FUNCTIONS
+                    .iter()
+                    .find_map(|f| m.jobs.values().find(|j| j.function == *f && j.key == want));
+                m.expected[slot].push_back(Response::StatusResUnique(StatusResUnique {
+                    unique: b(u),
+                    known: j.is_some(),
+                    running: j.is_some_and(|j| matches!(j.state, MState::Running(_))),
+                    numerator: j.map_or(0, |j| j.status.0),
+                    denominator: j.map_or(0, |j| j.status.1),
+                    client_count: j.map_or(0, |j| j.listeners.len() as u32),
+                }));
+                self.net
+                    .send(self.conns[slot], Request::GetStatusUnique { unique: b(u) });
+            }
+            Op::Exceptions { slot } => {
+                let m = &mut self.model;
+                m.slots[slot].exceptions = true;
+                m.expected[slot].push_back(Response::OptionRes {
+                    name: b("exceptions"),
+                });
+                self.net.send(
+                    self.conns[slot],
+                    Request::Option {
+                        name: b("exceptions"),
+                    },
+                );
+            }
             Op::Disconnect { slot } => {
-                m.abilities[slot].clear();
+                let m = &mut self.model;
+                let old = std::mem::take(&mut m.slots[slot]);
                 m.expected[slot].clear();
-                let mut held = std::mem::take(&mut m.held[slot]);
-                held.sort_by_key(|h| handle_number(h));
-                for h in held {
-                    m.requeue(&h);
-                }
+                // Listeners first: a foreground job nobody waits for any more is dropped
+                // if it is not running.
                 let mut abandoned = vec![];
                 for (h, j) in m.jobs.iter_mut() {
                     j.listeners.retain(|&l| l != slot);
-                    if j.listeners.is_empty() && !j.background && j.state == MState::Queued {
+                    let waiting = matches!(j.state, MState::Queued | MState::Scheduled);
+                    if j.listeners.is_empty() && !j.background && waiting {
                         abandoned.push(h.clone());
                     }
                 }
                 for h in abandoned {
                     m.jobs.remove(&h);
                 }
+                // Then the jobs it held, oldest first.
+                let mut held = old.held;
+                held.sort_by_key(|h| handle_number(h));
+                for h in held {
+                    m.lose(&h);
+                }
                 self.net.eof(self.conns[slot]);
                 self.conns[slot] = self.net.connect();
             }
-            Op::AdminStatus { slot } => {
-                let expected = m.status_text();
-                assert_eq!(self.net.admin(self.conns[slot], "status\r\n"), expected);
+            Op::Cancel { job } => {
+                let h = handle_of(job + 1);
+                let m = &mut self.model;
+                let reply = match m.jobs.get(&h).map(|j| j.state) {
+                    None => "ERR UNKNOWN_JOB\r\n",
+                    Some(state) => {
+                        m.tell_listeners(&h, &Response::WorkFail { handle: b(&h) });
+                        if matches!(state, MState::Running(_)) {
+                            let j = m.jobs.get_mut(&h).expect("model job");
+                            j.cancelled = true;
+                            j.listeners.clear();
+                            j.key = None;
+                        } else {
+                            m.jobs.remove(&h);
+                        }
+                        "OK\r\n"
+                    }
+                };
+                let line = format!("cancel job {h}\r\n");
+                assert_eq!(self.net.admin(self.admin, &line), reply, "{line}");
             }
-            Op::Tick { millis } => self.net.advance(Duration::from_millis(millis)),
+            Op::MaxQueue { function, limit } => {
+                let f = FUNCTIONS[function];
+                self.model.max_queue.insert(f.to_string(), limit);
+                let line = format!("maxqueue {f} {limit}\r\n");
+                assert_eq!(self.net.admin(self.admin, &line), "OK\r\n");
+            }
+            Op::AdminListings => {
+                let got = self.net.admin(self.admin, "status\r\n")
+                    + &self.net.admin(self.admin, "prioritystatus\r\n")
+                    + &self.net.admin(self.admin, "show jobs\r\n");
+                assert_eq!(got, self.model.listings());
+            }
+            Op::Tick { millis } => {
+                self.model.now_ms += millis;
+                self.model.run_timers();
+                self.net.advance(Duration::from_millis(millis));
+            }
         }
         self.check();
+    }
+
+    fn grab(&mut self, slot: usize, mode: usize) {
+        let mode = [GrabMode::Plain, GrabMode::Uniq, GrabMode::All][mode];
+        let m = &mut self.model;
+        m.slots[slot].sleeping = false;
+        m.slots[slot].noop_sent = false;
+        let best = m.best_priority_for(slot);
+        self.net.send(self.conns[slot], Request::GrabJob(mode));
+        let replies = self.net.recv(self.conns[slot]);
+        let m = &mut self.model;
+        match (best, replies.as_slice()) {
+            (None, [Response::NoJob]) => {}
+            (Some(p), [Response::JobAssign(a)]) => {
+                let h = String::from_utf8_lossy(&a.handle).into_owned();
+                let f = String::from_utf8_lossy(&a.function).into_owned();
+                let oldest = m.queued(&f, p).first().map(|h| (*h).clone());
+                assert_eq!(
+                    oldest.as_deref(),
+                    Some(h.as_str()),
+                    "assigned job must be the oldest of the best priority"
+                );
+                let timeout = m.slots[slot].abilities.get(&f).map(|a| a.1);
+                assert!(timeout.is_some(), "assigned a function it cannot do");
+                let timer = if timeout == Some(true) {
+                    m.arm(m.now_ms + TIMEOUT_MS)
+                } else {
+                    None
+                };
+                let j = m.jobs.get_mut(&h).expect("model job");
+                let extras = match mode {
+                    GrabMode::Plain => AssignExtras::Plain,
+                    _ => AssignExtras::Unique(b(&j.unique)),
+                };
+                assert_eq!(a.extras, extras, "assignment kind for {mode:?}");
+                assert_eq!(a.data, b(&j.data));
+                j.state = MState::Running(slot);
+                j.timer = timer;
+                m.slots[slot].held.push(h);
+            }
+            (best, other) => {
+                panic!("grab: model expected priority {best:?}, server sent {other:?}")
+            }
+        }
+    }
+
+    fn report(&mut self, slot: usize, kind: usize) {
+        let m = &mut self.model;
+        let Some(h) = m.slots[slot].held.first().cloned() else {
+            return;
+        };
+        let handle = b(&h);
+        let payload = || WorkPayload {
+            handle: handle.clone(),
+            data: b("r"),
+        };
+        let fail = Response::WorkFail {
+            handle: handle.clone(),
+        };
+        let listeners = m
+            .jobs
+            .get(&h)
+            .map(|j| j.listeners.clone())
+            .unwrap_or_default();
+        let (req, terminal) = match kind {
+            0 => (Request::WorkData(payload()), false),
+            1 => (Request::WorkWarning(payload()), false),
+            2 => {
+                let s = WorkStatus {
+                    handle: handle.clone(),
+                    numerator: 1,
+                    denominator: 2,
+                };
+                m.jobs.get_mut(&h).expect("model job").status = (1, 2);
+                (Request::WorkStatus(s), false)
+            }
+            3 => (Request::WorkComplete(payload()), true),
+            4 => (
+                Request::WorkFail {
+                    handle: handle.clone(),
+                },
+                true,
+            ),
+            _ => (Request::WorkException(payload()), true),
+        };
+        for l in listeners {
+            let packet = match &req {
+                Request::WorkData(p) => Response::WorkData(p.clone()),
+                Request::WorkWarning(p) => Response::WorkWarning(p.clone()),
+                Request::WorkStatus(s) => Response::WorkStatus(s.clone()),
+                Request::WorkComplete(p) => Response::WorkComplete(p.clone()),
+                Request::WorkException(p) if m.slots[l].exceptions => {
+                    Response::WorkException(p.clone())
+                }
+                _ => fail.clone(),
+            };
+            m.expected[l].push_back(packet);
+        }
+        if terminal {
+            m.jobs.remove(&h);
+            m.slots[slot].held.retain(|x| *x != h);
+        }
+        self.net.send(self.conns[slot], req);
     }
 
     fn check(&mut self) {
         self.net.check();
         for slot in 0..SLOTS {
-            let got: Vec<Response> = self
-                .net
-                .recv(self.conns[slot])
-                .into_iter()
-                .filter(|r| *r != Response::Noop)
-                .collect();
+            let got = self.net.recv(self.conns[slot]);
             let want: Vec<Response> = self.model.expected[slot].drain(..).collect();
             assert_eq!(got, want, "replies to slot {slot}");
         }
+        assert_eq!(self.net.raw(self.admin), b"", "stray admin output");
         let live = self.net.server.queued_jobs() + self.net.server.running_jobs();
         assert_eq!(
             live,
@@ -441,12 +798,20 @@ impl Harness {
     }
 }
 
+fn retries() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![Just(None), Just(Some(0)), Just(Some(1)), Just(Some(2))]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn server_agrees_with_the_model(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..120)) {
-        let mut h = Harness::new(seed);
+    fn server_agrees_with_the_model(
+        seed in any::<u64>(),
+        retries in retries(),
+        ops in prop::collection::vec(op(), 1..150),
+    ) {
+        let mut h = Harness::new(seed, retries);
         for op in &ops {
             h.apply(op);
         }
