@@ -16,7 +16,7 @@ use gearman_core::proto::{
     AssignExtras, GrabMode, Priority, Request, Response, StatusRes, StatusResUnique, SubmitJob,
     SubmitMode, WorkPayload, WorkStatus,
 };
-use gearman_core::server::ConnId;
+use gearman_core::server::{ConnId, JobRecord, ServerEvent};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -95,6 +95,11 @@ enum Op {
         limit: usize,
     },
     AdminListings,
+    /// The store answers for one pending job.
+    Persisted {
+        pick: usize,
+        ok: bool,
+    },
     Tick {
         millis: u64,
     },
@@ -124,6 +129,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..HANDLES).prop_map(|job| Op::Cancel { job }),
         1 => (f.clone(), 0..4usize).prop_map(|(function, limit)| Op::MaxQueue { function, limit }),
         1 => Just(Op::AdminListings),
+        2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::Persisted { pick, ok }),
         2 => (0..3000u64).prop_map(|millis| Op::Tick { millis }),
     ]
 }
@@ -142,9 +148,19 @@ fn handle_number(h: &str) -> u64 {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum MState {
+    /// Waiting for the store (persist_background).
+    Persisting,
     Scheduled,
     Queued,
     Running(usize),
+}
+
+/// One expected reply: a packet, or a JOB_CREATED held until the store answers for this
+/// durable id (everything behind it waits too).
+#[derive(Debug, Clone, PartialEq)]
+enum Exp {
+    Packet(Response),
+    Await(u64),
 }
 
 /// What a submission coalesces on: the unique, or the data for `-`.
@@ -181,6 +197,10 @@ struct MJob {
     cancelled: bool,
     /// (due in ms since the start, arm order) for an epoch wait or a run-time limit.
     timer: Option<(u64, u64)>,
+    /// SUBMIT_JOB_EPOCH time, in ms since the start.
+    epoch_ms: Option<u64>,
+    /// Store key while the store keeps it.
+    durable: Option<u64>,
 }
 
 impl MJob {
@@ -210,12 +230,21 @@ struct Model {
     slots: [Worker; SLOTS],
     seen_functions: BTreeSet<String>,
     max_queue: BTreeMap<String, usize>,
-    expected: [VecDeque<Response>; SLOTS],
+    expected: [VecDeque<Exp>; SLOTS],
+    persist: bool,
+    next_durable: u64,
+    /// Durable ids the store has not answered yet, in announcement order.
+    pending: Vec<u64>,
+    events: VecDeque<ServerEvent>,
 }
 
 impl Model {
-    fn new(retries: Option<u32>) -> Self {
+    fn new(retries: Option<u32>, persist: bool) -> Self {
         Model {
+            persist,
+            next_durable: 1,
+            pending: Vec::new(),
+            events: VecDeque::new(),
             retries,
             now_ms: 0,
             jobs: BTreeMap::new(),
@@ -254,11 +283,76 @@ impl Model {
         })
     }
 
+    fn say(&mut self, slot: usize, packet: Response) {
+        self.expected[slot].push_back(Exp::Packet(packet));
+    }
+
+    /// Replaces held JOB_CREATED placeholders for `durable` with `reply`.
+    fn resolve(&mut self, durable: u64, reply: &Response) {
+        for q in &mut self.expected {
+            for e in q.iter_mut() {
+                if *e == Exp::Await(durable) {
+                    *e = Exp::Packet(reply.clone());
+                }
+            }
+        }
+    }
+
+    /// A job ends in any way: its store row goes, and a held JOB_CREATED is released.
+    fn remove_job(&mut self, handle: &str) {
+        let Some(j) = self.jobs.remove(handle) else {
+            return;
+        };
+        if let Some(d) = j.durable {
+            if j.state == MState::Persisting {
+                self.pending.retain(|&p| p != d);
+                self.resolve(d, &Response::JobCreated { handle: b(handle) });
+            }
+            self.events
+                .push_back(ServerEvent::Unpersist { durable_id: d });
+        }
+    }
+
+    /// Queues the job, or schedules it if its epoch lies ahead.
+    fn make_runnable(&mut self, handle: &str) {
+        let due = self.jobs.get(handle).and_then(|j| j.epoch_ms);
+        match due.filter(|&d| d > self.now_ms) {
+            Some(d) => {
+                let timer = self.arm(d);
+                if let Some(j) = self.jobs.get_mut(handle) {
+                    j.state = MState::Scheduled;
+                    j.timer = timer;
+                }
+            }
+            None => self.enqueue(handle),
+        }
+    }
+
+    /// The store answered for `durable`.
+    fn persisted(&mut self, durable: u64, ok: bool) {
+        self.pending.retain(|&p| p != durable);
+        let Some(h) = self
+            .jobs
+            .iter()
+            .find(|(_, j)| j.durable == Some(durable))
+            .map(|(h, _)| h.clone())
+        else {
+            return;
+        };
+        if ok {
+            self.resolve(durable, &Response::JobCreated { handle: b(&h) });
+            self.make_runnable(&h);
+        } else {
+            self.resolve(durable, &Response::error("QUEUE_ERROR", "QUEUE_ERROR"));
+            self.jobs.remove(&h);
+        }
+    }
+
     fn wake(&mut self, slot: usize) {
         let w = &mut self.slots[slot];
         if w.sleeping && !w.noop_sent {
             w.noop_sent = true;
-            self.expected[slot].push_back(Response::Noop);
+            self.expected[slot].push_back(Exp::Packet(Response::Noop));
         }
     }
 
@@ -292,7 +386,7 @@ impl Model {
             .map(|j| j.listeners.clone())
             .unwrap_or_default();
         for l in listeners {
-            self.expected[l].push_back(packet.clone());
+            self.say(l, packet.clone());
         }
     }
 
@@ -307,9 +401,9 @@ impl Model {
         j.timer = None;
         if limit.is_some_and(|n| j.retries > n) {
             self.tell_listeners(handle, &Response::WorkFail { handle: b(handle) });
-            self.jobs.remove(handle);
+            self.remove_job(handle);
         } else if j.ignored() {
-            self.jobs.remove(handle);
+            self.remove_job(handle);
         } else {
             self.enqueue(handle);
         }
@@ -367,7 +461,12 @@ impl Model {
         let mut jobs: Vec<_> = self.jobs.iter().collect();
         jobs.sort_by_key(|(h, _)| handle_number(h));
         for (h, j) in jobs {
-            out += &format!("{h}\t{}\t{}\t0\n", j.retries, u8::from(j.ignored()));
+            out += &format!(
+                "{h}\t{}\t{}\t{}\n",
+                j.retries,
+                u8::from(j.ignored()),
+                u8::from(j.durable.is_some())
+            );
         }
         out + ".\n"
     }
@@ -381,20 +480,23 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(seed: u64, retries: Option<u32>) -> Self {
-        let mut net = Net::with_config(seed, |c| c.job_retries = retries);
+    fn new(seed: u64, retries: Option<u32>, persist: bool) -> Self {
+        let mut net = Net::with_config(seed, |c| {
+            c.job_retries = retries;
+            c.persist_background = persist;
+        });
         let conns = std::array::from_fn(|_| net.connect());
         let admin = net.connect();
         Harness {
             net,
             conns,
             admin,
-            model: Model::new(retries),
+            model: Model::new(retries, persist),
         }
     }
 
     /// Shared by SUBMIT_JOB* and SUBMIT_JOB_EPOCH: coalesce, refuse or create.
-    fn submit(&mut self, slot: usize, sub: SubmitJob, due_ms: Option<u64>) {
+    fn submit(&mut self, slot: usize, sub: SubmitJob) {
         let m = &mut self.model;
         let f = String::from_utf8_lossy(&sub.function).into_owned();
         let u = String::from_utf8_lossy(&sub.unique).into_owned();
@@ -416,14 +518,25 @@ impl Harness {
                 if !background {
                     j.listeners.push(slot);
                 }
-                m.expected[slot].push_back(Response::JobCreated { handle: b(&h) });
+                match (j.state, j.durable) {
+                    (MState::Persisting, Some(d)) => m.expected[slot].push_back(Exp::Await(d)),
+                    _ => m.say(slot, Response::JobCreated { handle: b(&h) }),
+                }
             }
             None if limit > 0 && m.total(&f) >= limit => {
-                m.expected[slot].push_back(Response::error("QUEUE_ERROR", "Job queue is full"));
+                m.say(slot, Response::error("QUEUE_ERROR", "Job queue is full"));
             }
             None => {
                 m.next_handle += 1;
                 let h = format!("H:test:{}", m.next_handle);
+                let durable = (m.persist && background).then(|| {
+                    m.next_durable += 1;
+                    m.next_durable - 1
+                });
+                let epoch = match sub.mode {
+                    SubmitMode::Epoch(t) => Some(t),
+                    _ => None,
+                };
                 m.jobs.insert(
                     h.clone(),
                     MJob {
@@ -440,15 +553,29 @@ impl Harness {
                         retries: 0,
                         cancelled: false,
                         timer: None,
+                        epoch_ms: epoch.map(|t| (t - UNIX_START).max(0) as u64 * 1000),
+                        durable,
                     },
                 );
-                m.expected[slot].push_back(Response::JobCreated { handle: b(&h) });
-                match due_ms.filter(|&d| d > m.now_ms) {
+                match durable {
                     Some(d) => {
-                        let timer = m.arm(d);
-                        m.jobs.get_mut(&h).expect("model job").timer = timer;
+                        m.jobs.get_mut(&h).expect("model job").state = MState::Persisting;
+                        m.expected[slot].push_back(Exp::Await(d));
+                        m.pending.push(d);
+                        m.events.push_back(ServerEvent::Persist(JobRecord {
+                            durable_id: d,
+                            function: sub.function.clone(),
+                            unique: sub.unique.clone(),
+                            priority: sub.mode.priority(),
+                            data: sub.data.clone(),
+                            when: epoch,
+                            reducer: None,
+                        }));
                     }
-                    None => m.enqueue(&h),
+                    None => {
+                        m.say(slot, Response::JobCreated { handle: b(&h) });
+                        m.make_runnable(&h);
+                    }
                 }
             }
         }
@@ -477,7 +604,7 @@ impl Harness {
                     mode,
                     data: b(DATA[data]),
                 };
-                self.submit(slot, sub, None);
+                self.submit(slot, sub);
             }
             Op::SubmitEpoch {
                 slot,
@@ -491,7 +618,7 @@ impl Harness {
                     mode: SubmitMode::Epoch(UNIX_START + secs as i64),
                     data: b("epoch"),
                 };
-                self.submit(slot, sub, Some(secs * 1000));
+                self.submit(slot, sub);
             }
             Op::CanDo {
                 slot,
@@ -554,10 +681,10 @@ impl Harness {
                 if m.slots[slot].held.contains(&h) {
                     return;
                 }
-                m.expected[slot].push_back(Response::error(
-                    "JOB_NOT_FOUND",
-                    "Job given in work result not found",
-                ));
+                m.say(
+                    slot,
+                    Response::error("JOB_NOT_FOUND", "Job given in work result not found"),
+                );
                 let req = Request::WorkComplete(WorkPayload {
                     handle: b(&h),
                     data: b("stray"),
@@ -568,13 +695,16 @@ impl Harness {
                 let h = handle_of(job + 1);
                 let m = &mut self.model;
                 let j = m.jobs.get(&h);
-                m.expected[slot].push_back(Response::StatusRes(StatusRes {
-                    handle: b(&h),
-                    known: j.is_some(),
-                    running: j.is_some_and(|j| matches!(j.state, MState::Running(_))),
-                    numerator: j.map_or(0, |j| j.status.0),
-                    denominator: j.map_or(0, |j| j.status.1),
-                }));
+                m.say(
+                    slot,
+                    Response::StatusRes(StatusRes {
+                        handle: b(&h),
+                        known: j.is_some(),
+                        running: j.is_some_and(|j| matches!(j.state, MState::Running(_))),
+                        numerator: j.map_or(0, |j| j.status.0),
+                        denominator: j.map_or(0, |j| j.status.1),
+                    }),
+                );
                 self.net
                     .send(self.conns[slot], Request::GetStatus { handle: b(&h) });
             }
@@ -586,23 +716,29 @@ impl Harness {
                 let j = FUNCTIONS
                     .iter()
                     .find_map(|f| m.jobs.values().find(|j| j.function == *f && j.key == want));
-                m.expected[slot].push_back(Response::StatusResUnique(StatusResUnique {
-                    unique: b(u),
-                    known: j.is_some(),
-                    running: j.is_some_and(|j| matches!(j.state, MState::Running(_))),
-                    numerator: j.map_or(0, |j| j.status.0),
-                    denominator: j.map_or(0, |j| j.status.1),
-                    client_count: j.map_or(0, |j| j.listeners.len() as u32),
-                }));
+                m.say(
+                    slot,
+                    Response::StatusResUnique(StatusResUnique {
+                        unique: b(u),
+                        known: j.is_some(),
+                        running: j.is_some_and(|j| matches!(j.state, MState::Running(_))),
+                        numerator: j.map_or(0, |j| j.status.0),
+                        denominator: j.map_or(0, |j| j.status.1),
+                        client_count: j.map_or(0, |j| j.listeners.len() as u32),
+                    }),
+                );
                 self.net
                     .send(self.conns[slot], Request::GetStatusUnique { unique: b(u) });
             }
             Op::Exceptions { slot } => {
                 let m = &mut self.model;
                 m.slots[slot].exceptions = true;
-                m.expected[slot].push_back(Response::OptionRes {
-                    name: b("exceptions"),
-                });
+                m.say(
+                    slot,
+                    Response::OptionRes {
+                        name: b("exceptions"),
+                    },
+                );
                 self.net.send(
                     self.conns[slot],
                     Request::Option {
@@ -625,7 +761,7 @@ impl Harness {
                     }
                 }
                 for h in abandoned {
-                    m.jobs.remove(&h);
+                    m.remove_job(&h);
                 }
                 // Then the jobs it held, oldest first.
                 let mut held = old.held;
@@ -648,8 +784,11 @@ impl Harness {
                             j.cancelled = true;
                             j.listeners.clear();
                             j.key = None;
+                            if let Some(d) = j.durable.take() {
+                                m.events.push_back(ServerEvent::Unpersist { durable_id: d });
+                            }
                         } else {
-                            m.jobs.remove(&h);
+                            m.remove_job(&h);
                         }
                         "OK\r\n"
                     }
@@ -669,6 +808,21 @@ impl Harness {
                     + &self.net.admin(self.admin, "show jobs\r\n");
                 assert_eq!(got, self.model.listings());
             }
+            Op::Persisted { pick, ok } => {
+                let m = &mut self.model;
+                if m.pending.is_empty() {
+                    return;
+                }
+                let d = m.pending[pick % m.pending.len()];
+                m.persisted(d, ok);
+                let result = if ok {
+                    Ok(())
+                } else {
+                    Err("store failed".into())
+                };
+                self.net.server.persisted(d, result, self.net.now);
+                self.net.collect_events();
+            }
             Op::Tick { millis } => {
                 self.model.now_ms += millis;
                 self.model.run_timers();
@@ -681,6 +835,11 @@ impl Harness {
     fn grab(&mut self, slot: usize, mode: usize) {
         let mode = [GrabMode::Plain, GrabMode::Uniq, GrabMode::All][mode];
         let m = &mut self.model;
+        if m.expected[slot].iter().any(|e| matches!(e, Exp::Await(_))) {
+            // The reply would wait behind a JOB_CREATED the store holds back, and which job
+            // it names can only be checked when it arrives: skip this grab.
+            return;
+        }
         m.slots[slot].sleeping = false;
         m.slots[slot].noop_sent = false;
         let best = m.best_priority_for(slot);
@@ -772,10 +931,10 @@ impl Harness {
                 }
                 _ => fail.clone(),
             };
-            m.expected[l].push_back(packet);
+            m.say(l, packet);
         }
         if terminal {
-            m.jobs.remove(&h);
+            m.remove_job(&h);
             m.slots[slot].held.retain(|x| *x != h);
         }
         self.net.send(self.conns[slot], req);
@@ -785,10 +944,21 @@ impl Harness {
         self.net.check();
         for slot in 0..SLOTS {
             let got = self.net.recv(self.conns[slot]);
-            let want: Vec<Response> = self.model.expected[slot].drain(..).collect();
+            let q = &mut self.model.expected[slot];
+            let ready = q.iter().take_while(|e| matches!(e, Exp::Packet(_))).count();
+            let want: Vec<Response> = q
+                .drain(..ready)
+                .filter_map(|e| match e {
+                    Exp::Packet(r) => Some(r),
+                    Exp::Await(_) => None,
+                })
+                .collect();
             assert_eq!(got, want, "replies to slot {slot}");
         }
         assert_eq!(self.net.raw(self.admin), b"", "stray admin output");
+        let events: Vec<ServerEvent> = self.net.events.drain(..).collect();
+        let want: Vec<ServerEvent> = self.model.events.drain(..).collect();
+        assert_eq!(events, want, "store events");
         let live = self.net.server.queued_jobs() + self.net.server.running_jobs();
         assert_eq!(
             live,
@@ -809,9 +979,10 @@ proptest! {
     fn server_agrees_with_the_model(
         seed in any::<u64>(),
         retries in retries(),
+        persist in any::<bool>(),
         ops in prop::collection::vec(op(), 1..150),
     ) {
-        let mut h = Harness::new(seed, retries);
+        let mut h = Harness::new(seed, retries, persist);
         for op in &ops {
             h.apply(op);
         }
