@@ -1,62 +1,21 @@
-//! Request handling and the job lifecycle: the only place jobs move.
+//! Dispatch of every request to its one handler, output queueing, and the job lifecycle
+//! shared by all roles: creating, queueing, scheduling, requeueing and finishing jobs.
 
+use super::client::Submission;
 use super::conn::Outbound;
 use super::job::{Job, JobState, UniqueKey};
 use super::session::Inbound;
 use super::timers::{TimerId, TimerKind};
-use super::{ConnId, Function, JobRecord, Server, ServerEvent};
-use crate::proto::{
-    AssignExtras, GrabMode, JobAssign, Priority, Request, Response, StatusRes, StatusResUnique,
-    SubmitMode, WorkPayload, WorkStatus,
-};
+use super::worker::{Report, MIN_RUN_TIMEOUT};
+use super::{ConnId, Function, Server, ServerEvent};
+use crate::proto::{Priority, Request, Response, SubmitMode};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-/// gearmand raises CAN_DO_TIMEOUT values below one second to one second.
-const MIN_RUN_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Where an epoch too far ahead for `Instant` is placed instead.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// gearmand truncates client ids to 127 bytes.
 const MAX_CLIENT_ID: usize = 127;
-
-/// What a worker reports about a job it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Report {
-    Status,
-    Data,
-    Warning,
-    Complete,
-    Fail,
-    Exception,
-}
-
-impl Report {
-    /// gearmand's ERROR text when the job is not held by the reporting connection.
-    fn not_found_text(self) -> &'static str {
-        match self {
-            Report::Data | Report::Warning => "Job does not exist on server",
-            Report::Status | Report::Complete | Report::Fail => {
-                "Job given in work result not found"
-            }
-            Report::Exception => "An exception was received for a job that does not exist",
-        }
-    }
-
-    fn is_final(self) -> bool {
-        matches!(self, Report::Complete | Report::Fail | Report::Exception)
-    }
-}
-
-/// A submission, whatever packet it came in.
-struct Submission {
-    function: Bytes,
-    unique: Bytes,
-    data: Bytes,
-    priority: Priority,
-    background: bool,
-    epoch: Option<i64>,
-    reducer: Option<Bytes>,
-}
 
 impl Server {
     pub(super) fn dispatch(&mut self, conn: ConnId, inbound: Inbound, now: Instant) {
@@ -70,7 +29,7 @@ impl Server {
         }
     }
 
-    fn handle_request(&mut self, conn: ConnId, request: Request, now: Instant) {
+    pub(super) fn handle_request(&mut self, conn: ConnId, request: Request, now: Instant) {
         match request {
             Request::CanDo { function } => self.can_do(conn, function, None),
             Request::CanDoTimeout {
@@ -186,289 +145,8 @@ impl Server {
         }
     }
 
-    // ---- workers -------------------------------------------------------------------------
-
-    fn can_do(&mut self, conn: ConnId, function: Bytes, timeout: Option<Duration>) {
-        if function.len() > self.config.limits.max_argument {
-            self.send(
-                conn,
-                Response::error("ARGUMENT_TOO_LARGE", "Function name too large"),
-            );
-            return;
-        }
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let first = match c.ability(&function) {
-            Some(i) => {
-                if let (Some(a), Some(r)) = (c.abilities.get_mut(i), c.registrations.get_mut(i)) {
-                    a.1 = timeout;
-                    *r += 1;
-                }
-                false
-            }
-            None => {
-                c.abilities.push((function.clone(), timeout));
-                c.registrations.push(1);
-                true
-            }
-        };
-        let f = self.function_mut(&function);
-        f.registrations += 1;
-        if first {
-            f.capable.push(conn);
-        }
-        // A sleeping worker that learns a function with work waiting must not stay asleep.
-        if f.queued_total() > 0 {
-            self.wake(conn);
-        }
-    }
-
-    fn cant_do(&mut self, conn: ConnId, function: &Bytes, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(i) = c.ability(function) else { return };
-        c.abilities.remove(i);
-        let count = if i < c.registrations.len() {
-            c.registrations.remove(i)
-        } else {
-            0
-        };
-        let mut held: Vec<u64> = c.running.clone();
-        held.sort_unstable(); // requeue in arrival order, as on disconnect
-        if let Some(f) = self.functions.get_mut(function) {
-            f.registrations = f.registrations.saturating_sub(count);
-            f.capable.retain(|&w| w != conn);
-        }
-        for job in held {
-            if self.jobs.get(&job).is_some_and(|j| j.function == *function) {
-                self.take_from_worker(conn, job);
-                self.retry_or_fail(job, now);
-            }
-        }
-    }
-
-    fn pre_sleep(&mut self, conn: ConnId) {
-        let runnable = self.has_runnable(conn);
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.sleeping = true;
-        c.noop_sent = false;
-        if runnable {
-            self.wake(conn);
-        }
-    }
-
-    fn has_runnable(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| {
-            c.abilities
-                .iter()
-                .any(|(f, _)| self.functions.get(f).is_some_and(|f| f.queued_total() > 0))
-        })
-    }
-
-    /// Sends NOOP to a sleeping worker that has not had one since it last grabbed.
-    fn wake(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if c.sleeping && !c.noop_sent {
-            c.noop_sent = true;
-            self.send(conn, Response::Noop);
-        }
-    }
-
-    /// Wakes sleeping workers for a newly runnable job of `function` (`worker_wakeup` of
-    /// them, 0 = all, starting where the last round stopped).
-    fn wake_for(&mut self, function: &Bytes) {
-        let limit = match self.config.worker_wakeup {
-            0 => usize::MAX,
-            n => n as usize,
-        };
-        let Some(f) = self.functions.get(function) else {
-            return;
-        };
-        let n = f.capable.len();
-        let start = f.wake_cursor;
-        let mut woken = 0;
-        let mut next_cursor = start;
-        for k in 0..n {
-            let idx = (start + k) % n;
-            let Some(&worker) = self
-                .functions
-                .get(function)
-                .and_then(|f| f.capable.get(idx))
-            else {
-                break;
-            };
-            let asleep = self
-                .conns
-                .get(&worker)
-                .is_some_and(|c| c.sleeping && !c.noop_sent);
-            if asleep {
-                self.wake(worker);
-                woken += 1;
-                next_cursor = idx + 1;
-                if woken >= limit {
-                    break;
-                }
-            }
-        }
-        if let Some(f) = self.functions.get_mut(function) {
-            f.wake_cursor = if n == 0 { 0 } else { next_cursor % n };
-        }
-    }
-
-    fn grab(&mut self, conn: ConnId, mode: GrabMode, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.sleeping = false;
-        c.noop_sent = false;
-        match self.pick_job(conn) {
-            Some(job) => self.assign(conn, job, mode, now),
-            None => self.send(conn, Response::NoJob),
-        }
-    }
-
-    /// Priority is global across the worker's functions; within a priority, functions take
-    /// turns starting after the one served last.
-    fn pick_job(&mut self, conn: ConnId) -> Option<u64> {
-        let c = self.conns.get(&conn)?;
-        let (n, start) = (c.abilities.len(), c.rr_cursor);
-        for priority in Priority::ALL {
-            for k in 0..n {
-                let idx = (start + k) % n;
-                let name = match self.conns.get(&conn).and_then(|c| c.abilities.get(idx)) {
-                    Some((name, _)) => name.clone(),
-                    None => continue,
-                };
-                let jobs = &self.jobs;
-                let Some(f) = self.functions.get_mut(&name) else {
-                    continue;
-                };
-                if f.queued(priority) == 0 {
-                    continue;
-                }
-                let is_live = |id: u64| jobs.get(&id).is_some_and(|j| j.state == JobState::Queued);
-                if let Some(job) = f.pop(priority, is_live) {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.rr_cursor = idx + 1;
-                    }
-                    return Some(job);
-                }
-            }
-        }
-        None
-    }
-
-    fn assign(&mut self, conn: ConnId, id: u64, mode: GrabMode, now: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        job.state = JobState::Running { worker: conn };
-        let extras = match (mode, &job.reducer) {
-            (GrabMode::Plain, _) => AssignExtras::Plain,
-            (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
-                unique: job.unique.clone(),
-                reducer: reducer.clone(),
-            },
-            _ => AssignExtras::Unique(job.unique.clone()),
-        };
-        let packet = Response::JobAssign(JobAssign {
-            handle: job.handle.clone(),
-            function: job.function.clone(),
-            extras,
-            data: job.data.clone(),
-        });
-        let function = job.function.clone();
-        if let Some(f) = self.functions.get_mut(&function) {
-            f.running += 1;
-        }
-        let timeout = self.conns.get_mut(&conn).and_then(|c| {
-            c.running.push(id);
-            c.ability(&function)
-                .and_then(|i| c.abilities.get(i))
-                .and_then(|a| a.1)
-        });
-        if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
-            let timer = self.timers.arm(at, TimerKind::RunTimeout { job: id });
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.timer = Some(timer);
-            }
-        }
-        self.send(conn, packet);
-    }
-
-    fn report(
-        &mut self,
-        conn: ConnId,
-        kind: Report,
-        handle: Bytes,
-        status: Option<WorkStatus>,
-        data: Bytes,
-        now: Instant,
-    ) {
-        let held = self.by_handle.get(&handle).copied().filter(|id| {
-            self.jobs
-                .get(id)
-                .is_some_and(|j| j.state == JobState::Running { worker: conn })
-        });
-        let Some(id) = held else {
-            self.send(
-                conn,
-                Response::error("JOB_NOT_FOUND", kind.not_found_text()),
-            );
-            return;
-        };
-        let listeners = match self.jobs.get_mut(&id) {
-            Some(job) => {
-                if let Some(s) = &status {
-                    job.numerator = s.numerator;
-                    job.denominator = s.denominator;
-                }
-                job.listeners.clone()
-            }
-            None => return,
-        };
-        let payload = || WorkPayload {
-            handle: handle.clone(),
-            data: data.clone(),
-        };
-        for listener in listeners {
-            let packet = match kind {
-                Report::Status => match &status {
-                    Some(s) => Response::WorkStatus(s.clone()),
-                    None => continue,
-                },
-                Report::Data => Response::WorkData(payload()),
-                Report::Warning => Response::WorkWarning(payload()),
-                Report::Complete => Response::WorkComplete(payload()),
-                Report::Fail => Response::WorkFail {
-                    handle: handle.clone(),
-                },
-                Report::Exception => {
-                    if self.conns.get(&listener).is_some_and(|c| c.exceptions) {
-                        Response::WorkException(payload())
-                    } else {
-                        Response::WorkFail {
-                            handle: handle.clone(),
-                        }
-                    }
-                }
-            };
-            self.send(listener, packet);
-        }
-        if kind.is_final() {
-            self.take_from_worker(conn, id);
-            self.finish(id, now);
-        }
-    }
-
     /// Unlinks a running job from its worker (before it is requeued or finished).
-    fn take_from_worker(&mut self, worker: ConnId, id: u64) {
+    pub(super) fn take_from_worker(&mut self, worker: ConnId, id: u64) {
         if let Some(c) = self.conns.get_mut(&worker) {
             if let Some(pos) = c.running.iter().position(|&j| j == id) {
                 c.running.remove(pos);
@@ -478,7 +156,7 @@ impl Server {
     }
 
     /// Running -> Unplaced, with the function's count; progress resets as in gearmand.
-    fn unplace_running(&mut self, id: u64) {
+    pub(super) fn unplace_running(&mut self, id: u64) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -497,7 +175,7 @@ impl Server {
 
     /// A worker lost a job (vanished, CANT_DO, timeout): run it again or, with the retries
     /// used up, fail it to its clients. A foreground job nobody waits for is dropped.
-    fn retry_or_fail(&mut self, id: u64, now: Instant) {
+    pub(super) fn retry_or_fail(&mut self, id: u64, now: Instant) {
         let limit = self.config.job_retries;
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
@@ -523,103 +201,8 @@ impl Server {
         }
     }
 
-    // ---- clients -------------------------------------------------------------------------
-
-    fn submit(&mut self, conn: ConnId, sub: Submission, now: Instant) {
-        let limits = self.config.limits;
-        if sub.unique.len() > limits.max_unique {
-            self.send(
-                conn,
-                Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"),
-            );
-            return;
-        }
-        if sub.function.len() > limits.max_argument
-            || sub
-                .reducer
-                .as_ref()
-                .is_some_and(|r| r.len() > limits.max_argument)
-        {
-            self.send(
-                conn,
-                Response::error("ARGUMENT_TOO_LARGE", "Function name too large"),
-            );
-            return;
-        }
-        let key = UniqueKey::of(&sub.unique, &sub.data);
-        if let Some(key) = &key {
-            if let Some(&id) = self.by_unique.get(&(sub.function.clone(), key.clone())) {
-                self.coalesce(conn, id, sub.background);
-                return;
-            }
-        }
-        if let Some(limit) = self.max_queue.get(&sub.function) {
-            let max = limit.get(sub.priority.index()).copied().unwrap_or(0) as usize;
-            let total = self.functions.get(&sub.function).map_or(0, Function::total);
-            if max > 0 && total >= max {
-                self.send(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
-                return;
-            }
-        }
-        let persist = self.config.persist_background && sub.background;
-        let id = self.create_job(sub, key, persist.then_some(self.next_durable), persist);
-        if !self.jobs.get(&id).is_some_and(|j| j.background) {
-            self.attach(conn, id);
-        }
-        if persist {
-            let durable_id = self.next_durable;
-            self.next_durable += 1;
-            self.persisting.insert(durable_id, id);
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.awaiting_created.push(conn);
-                self.events
-                    .push_back(ServerEvent::Persist(record_of(durable_id, job)));
-            }
-            self.queue_out(conn, Outbound::AwaitPersist(durable_id));
-        } else {
-            let handle = self
-                .jobs
-                .get(&id)
-                .map(|j| j.handle.clone())
-                .unwrap_or_default();
-            self.send(conn, Response::JobCreated { handle });
-            self.make_runnable(id, now);
-        }
-    }
-
-    fn coalesce(&mut self, conn: ConnId, id: u64, background: bool) {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        job.background |= background;
-        let handle = job.handle.clone();
-        let pending = match (job.state, job.durable_id) {
-            (JobState::Persisting, Some(d)) => {
-                job.awaiting_created.push(conn);
-                Some(d)
-            }
-            _ => None,
-        };
-        if !background {
-            self.attach(conn, id);
-        }
-        match pending {
-            Some(d) => self.queue_out(conn, Outbound::AwaitPersist(d)),
-            None => self.send(conn, Response::JobCreated { handle }),
-        }
-    }
-
-    fn attach(&mut self, conn: ConnId, id: u64) {
-        if let Some(job) = self.jobs.get_mut(&id) {
-            job.listeners.push(conn);
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.watch(id);
-        }
-    }
-
     /// A new job in no place yet, or waiting for the store when `persisting`.
-    fn create_job(
+    pub(super) fn create_job(
         &mut self,
         sub: Submission,
         key: Option<UniqueKey>,
@@ -672,7 +255,7 @@ impl Server {
     }
 
     /// Places an unplaced job: onto its queue, or onto the timer if its epoch lies ahead.
-    fn make_runnable(&mut self, id: u64, now: Instant) {
+    pub(super) fn make_runnable(&mut self, id: u64, now: Instant) {
         let due = self
             .jobs
             .get(&id)
@@ -694,7 +277,7 @@ impl Server {
     }
 
     /// Appends a job that is in no place (new, requeued) to its queue and wakes workers.
-    fn enqueue(&mut self, id: u64) {
+    pub(super) fn enqueue(&mut self, id: u64) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -705,7 +288,7 @@ impl Server {
     }
 
     /// The instant an epoch job becomes due, or `None` if it is due already.
-    fn epoch_instant(&self, epoch: i64, now: Instant) -> Option<Instant> {
+    pub(super) fn epoch_instant(&self, epoch: i64, now: Instant) -> Option<Instant> {
         let (anchor, anchor_unix) = self.config.wall_anchor;
         let since_anchor = now.saturating_duration_since(anchor);
         let unix_now_ms = i128::from(anchor_unix) * 1000 + since_anchor.as_millis() as i128;
@@ -804,135 +387,12 @@ impl Server {
         }
     }
 
-    fn mark_writable(&mut self, conn: ConnId) {
+    pub(super) fn mark_writable(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             if !c.in_writable && c.has_output() {
                 c.in_writable = true;
                 self.writable.push_back(conn);
             }
-        }
-    }
-
-    pub(super) fn on_persisted(
-        &mut self,
-        durable_id: u64,
-        result: Result<(), String>,
-        now: Instant,
-    ) {
-        let Some(id) = self.persisting.remove(&durable_id) else {
-            return;
-        };
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        let waiting = std::mem::take(&mut job.awaiting_created);
-        job.state = JobState::Unplaced;
-        if let Some(f) = self.functions.get_mut(&job.function) {
-            f.waiting = f.waiting.saturating_sub(1);
-        }
-        let reply = match &result {
-            Ok(()) => Response::JobCreated {
-                handle: job.handle.clone(),
-            },
-            Err(_) => Response::error("QUEUE_ERROR", "QUEUE_ERROR"),
-        };
-        for c in waiting {
-            if let Some(conn) = self.conns.get_mut(&c) {
-                conn.resolve(durable_id, reply.clone());
-            }
-            self.mark_writable(c);
-        }
-        match result {
-            Ok(()) => self.make_runnable(id, now),
-            Err(_) => {
-                // Nobody was told the job exists; detach foreground coalescers silently.
-                if let Some(job) = self.jobs.get_mut(&id) {
-                    job.listeners.clear();
-                    job.durable_id = None;
-                }
-                self.remove_watchers(id);
-                self.finish(id, now);
-            }
-        }
-    }
-
-    fn remove_watchers(&mut self, id: u64) {
-        for c in self.conns.values_mut() {
-            c.watching.remove(&id);
-        }
-    }
-
-    pub(super) fn restore_one(&mut self, r: JobRecord, now: Instant) {
-        let key = UniqueKey::of(&r.unique, &r.data);
-        if let Some(k) = &key {
-            if self
-                .by_unique
-                .contains_key(&(r.function.clone(), k.clone()))
-            {
-                // The same job stored twice: keep the first, drop the duplicate record.
-                self.events.push_back(ServerEvent::Unpersist {
-                    durable_id: r.durable_id,
-                });
-                return;
-            }
-        }
-        let sub = Submission {
-            function: r.function,
-            unique: r.unique,
-            data: r.data,
-            priority: r.priority,
-            background: true,
-            epoch: r.when,
-            reducer: r.reducer,
-        };
-        let id = self.create_job(sub, key, Some(r.durable_id), false);
-        self.make_runnable(id, now);
-    }
-
-    fn get_status(&mut self, conn: ConnId, handle: Bytes) {
-        let job = self.by_handle.get(&handle).and_then(|id| self.jobs.get(id));
-        let reply = StatusRes {
-            known: job.is_some(),
-            running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
-            handle,
-        };
-        self.send(conn, Response::StatusRes(reply));
-    }
-
-    /// Not scoped by function, as in gearmand: the first function (by name) with a job of
-    /// that unique id answers.
-    fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
-        let key = UniqueKey::Unique(unique.clone());
-        let job = self
-            .functions
-            .keys()
-            .find_map(|f| self.by_unique.get(&(f.clone(), key.clone())))
-            .and_then(|id| self.jobs.get(id));
-        let reply = StatusResUnique {
-            known: job.is_some(),
-            running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
-            client_count: job.map_or(0, |j| j.listeners.len() as u32),
-            unique,
-        };
-        self.send(conn, Response::StatusResUnique(reply));
-    }
-
-    fn option(&mut self, conn: ConnId, name: Bytes) {
-        let word = name.split(|&b| b == 0).next().unwrap_or_default();
-        if word.eq_ignore_ascii_case(b"exceptions") {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.exceptions = true;
-            }
-            self.send(conn, Response::OptionRes { name });
-        } else {
-            self.send(
-                conn,
-                Response::error("UNKNOWN_OPTION", "Server does not recognize given option"),
-            );
         }
     }
 
@@ -986,17 +446,5 @@ impl Server {
         self.functions
             .entry(name.clone())
             .or_insert_with(|| Function::new(name.clone()))
-    }
-}
-
-fn record_of(durable_id: u64, job: &Job) -> JobRecord {
-    JobRecord {
-        durable_id,
-        function: job.function.clone(),
-        unique: job.unique.clone(),
-        priority: job.priority,
-        data: job.data.clone(),
-        when: job.epoch,
-        reducer: job.reducer.clone(),
     }
 }

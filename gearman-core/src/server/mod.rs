@@ -10,14 +10,17 @@
 //! timer, CAN_DO_TIMEOUT is a per-assignment deadline, and `job_retries` counts retries.
 
 mod admin;
+mod client;
 mod conn;
 mod core;
 mod function;
 mod invariants;
 mod job;
+mod persist;
 mod record;
 mod session;
 mod timers;
+mod worker;
 
 pub use conn::PeerInfo;
 pub use record::JobRecord;
