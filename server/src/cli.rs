@@ -23,8 +23,9 @@ pub struct Args {
     #[arg(short = 'b', long, default_value_t = 1024)]
     pub backlog: u32,
 
-    /// I/O threads (0 = one per CPU).
-    #[arg(short = 't', long, default_value_t = 4)]
+    /// Accepted for compatibility and ignored: gearmand-rs serves every connection from one
+    /// thread, which measured faster than several.
+    #[arg(short = 't', long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 
     /// Retries of a job whose worker vanished or timed out: -1 = unlimited, 0 = none
@@ -139,8 +140,8 @@ pub struct Settings {
     pub port: u16,
     /// Backlog.
     pub backlog: u32,
-    /// Runtime worker threads.
-    pub io_threads: usize,
+    /// `--threads` as given (logged, otherwise ignored).
+    pub threads_requested: usize,
     /// Retry limit (None = unlimited).
     pub job_retries: Option<u32>,
     /// NOOPs per job.
@@ -251,10 +252,6 @@ impl Args {
                 "--job-handle-prefix {handle_prefix:?} is too long: handles must fit in 63 bytes"
             )));
         }
-        let io_threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
         let keepalive = self.keepalive.then(|| Keepalive {
             idle: positive_secs(self.keepalive_idle),
             interval: positive_secs(self.keepalive_interval),
@@ -264,7 +261,7 @@ impl Args {
             listen: self.listen,
             port: self.port,
             backlog: self.backlog,
-            io_threads,
+            threads_requested: self.threads,
             job_retries,
             worker_wakeup: self.worker_wakeup,
             handle_prefix,

@@ -8,13 +8,10 @@ use crate::{listen, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Output held back from a writer that already has this much unwritten.
-const WRITER_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Messages handled before output is flushed, so one busy peer cannot starve the rest.
 const BATCH: usize = 512;
 
@@ -30,6 +27,8 @@ struct CoreTask {
     to_core: mpsc::Sender<ToCore>,
     settings: Settings,
     store: Option<StoreHandle>,
+    /// Reused for every connection's output, so replies cost no allocation.
+    out: Vec<u8>,
 }
 
 pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
@@ -47,6 +46,12 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         }
         None => (None, Vec::new()),
     };
+    if settings.threads_requested != 1 {
+        tracing::info!(
+            "--threads {} ignored: gearmand-rs serves every connection from one thread",
+            settings.threads_requested
+        );
+    }
     let pid_file = write_pid_file(&settings)?;
     let now = Instant::now();
     let mut config = ServerConfig::new(now, unix_now());
@@ -101,6 +106,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         to_core,
         settings,
         store,
+        out: Vec::with_capacity(64 * 1024),
     };
     let mut shutdown = Box::pin(shutdown_signal());
     let mut grace_deadline: Option<tokio::time::Instant> = None;
@@ -189,7 +195,12 @@ impl CoreTask {
                 let handle = connection::spawn(stream, conn, self.to_core.clone());
                 self.conns.insert(conn, handle);
             }
-            ToCore::Input(conn, bytes) => self.server.handle_input(conn, &bytes, now),
+            ToCore::Input(conn, bytes) => {
+                self.server.handle_input(conn, &bytes, now);
+                if let Some(handle) = self.conns.get(&conn) {
+                    handle.flow.input_handled(bytes.len());
+                }
+            }
             ToCore::Eof(conn) => {
                 self.server.handle_eof(conn, now);
                 self.conns.remove(&conn);
@@ -246,15 +257,17 @@ impl CoreTask {
         let Some(handle) = self.conns.get(&conn) else {
             return;
         };
-        if handle.pending.load(Ordering::Acquire) > WRITER_HIGH_WATER {
-            // The writer will report Drained; output waits in the core, which closes the
-            // connection if it passes the configured bound.
-            handle.stalled.store(true, Ordering::Release);
+        if handle.writer_is_behind() {
+            // Output waits in the core, which closes the connection past its bound.
             return;
         }
-        let mut out = Vec::new();
-        if self.server.poll_transmit(conn, &mut out) > 0 {
-            handle.send(out);
+        self.out.clear();
+        if self.server.poll_transmit(conn, &mut self.out) > 0 {
+            handle.send(&self.out);
+        }
+        if self.out.capacity() > 1024 * 1024 {
+            // One large reply must not pin a large buffer for good.
+            self.out = Vec::with_capacity(64 * 1024);
         }
     }
 }
