@@ -44,7 +44,9 @@ pub enum AdminCommand {
         /// Limits for high, normal, low.
         limits: [u32; 3],
     },
-    /// `shutdown [graceful]`: removed from gearmand in 2016; servers answer as 1.1.20 does.
+    /// `shutdown [graceful]`: removed from gearmand in 2016. [`AdminCommand::parse`] no
+    /// longer produces it (it gives `Invalid(UnknownCommand)`, as 1.1.20 answers); kept so
+    /// code matching on it still compiles.
     Shutdown {
         /// `shutdown graceful`.
         graceful: bool,
@@ -176,9 +178,9 @@ impl AdminCommand {
             b"version" => AdminCommand::Version,
             b"getpid" => AdminCommand::Getpid,
             b"verbose" => AdminCommand::Verbose,
-            b"shutdown" => AdminCommand::Shutdown {
-                graceful: is(1, "graceful"),
-            },
+            // Removed from gearmand in 2016: 1.1.20 answers it like any unknown word, echoing
+            // the word as typed (`SHUTDOWN` stays upper case).
+            b"shutdown" => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
             b"show" => match toks.len() {
                 0 | 1 => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
                 2 if is(1, "jobs") => AdminCommand::ShowJobs,
