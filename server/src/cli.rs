@@ -9,64 +9,99 @@ use std::time::Duration;
 /// gearmand-rs: a Gearman job server, compatible with gearmand's protocol, admin commands
 /// and flags.
 #[derive(Debug, Parser)]
-#[command(name = "gearmand-rs", version, about, long_about = None)]
+#[command(name = "gearmand-rs", version, about, long_about = None, max_term_width = 100,
+    // The last of a repeated flag wins (wrappers append to a base command line).
+    args_override_self = true
+)]
 pub struct Args {
     /// Port to listen on.
-    #[arg(short = 'p', long, default_value_t = 4730)]
+    #[arg(short = 'p', long, default_value_t = 4730, help_heading = "Network")]
     pub port: u16,
 
     /// Address to listen on; repeat for several. Default: every IPv4 and IPv6 address.
-    #[arg(short = 'L', long = "listen", value_name = "ADDRESS")]
+    #[arg(
+        short = 'L',
+        long = "listen",
+        value_name = "ADDRESS",
+        help_heading = "Network"
+    )]
     pub listen: Vec<String>,
 
     /// Listen backlog.
-    #[arg(short = 'b', long, default_value_t = 1024)]
+    #[arg(
+        short = 'b',
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Network"
+    )]
     pub backlog: u32,
 
     /// Accepted for compatibility and ignored: gearmand-rs serves every connection from one
     /// thread, which measured faster than several.
-    #[arg(short = 't', long, default_value_t = 1, value_name = "N")]
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Network"
+    )]
     pub threads: usize,
 
     /// Retries of a job whose worker vanished or timed out: -1 = unlimited, 0 = none
     /// (fail at the first such failure), N = up to N retries.
-    #[arg(short = 'j', long = "job-retries", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(short = 'j', long = "job-retries", default_value_t = -1, allow_hyphen_values = true, value_name = "N", help_heading = "Jobs")]
     pub job_retries: i64,
 
     /// Sleeping workers woken (NOOP) per new job; 0 = all of them.
-    #[arg(short = 'w', long = "worker-wakeup", default_value_t = 0)]
+    #[arg(
+        short = 'w',
+        long = "worker-wakeup",
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Jobs"
+    )]
     pub worker_wakeup: u32,
 
     /// Accepted for compatibility: functions are always served round-robin.
-    #[arg(short = 'R', long = "round-robin")]
+    #[arg(short = 'R', long = "round-robin", help_heading = "Jobs")]
     pub round_robin: bool,
 
     /// Job handles are PREFIX:N (default H:<hostname>).
-    #[arg(long = "job-handle-prefix", value_name = "PREFIX")]
+    #[arg(
+        long = "job-handle-prefix",
+        value_name = "PREFIX",
+        help_heading = "Jobs"
+    )]
     pub job_handle_prefix: Option<String>,
 
     /// Turn the `exceptions` option on for every connection.
-    #[arg(long)]
+    #[arg(long, help_heading = "Jobs")]
     pub exceptions: bool,
 
     /// Enable TCP keepalive on client connections.
-    #[arg(long)]
+    #[arg(long, help_heading = "Network")]
     pub keepalive: bool,
 
     /// Seconds of idle before keepalive probes (-1 = system default).
-    #[arg(long = "keepalive-idle", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-idle", default_value_t = -1, allow_hyphen_values = true, value_name = "SECS", help_heading = "Network")]
     pub keepalive_idle: i64,
 
     /// Seconds between keepalive probes (-1 = system default).
-    #[arg(long = "keepalive-interval", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-interval", default_value_t = -1, allow_hyphen_values = true, value_name = "SECS", help_heading = "Network")]
     pub keepalive_interval: i64,
 
     /// Unanswered probes before the connection is dropped (-1 = system default).
-    #[arg(long = "keepalive-count", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-count", default_value_t = -1, allow_hyphen_values = true, value_name = "N", help_heading = "Network")]
     pub keepalive_count: i64,
 
     /// Write the process id to this file (removed on exit).
-    #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
+    #[arg(
+        short = 'P',
+        long = "pid-file",
+        value_name = "FILE",
+        help_heading = "Process"
+    )]
     pub pid_file: Option<PathBuf>,
 
     /// Log destination: a file, `stderr` or `none`.
@@ -74,20 +109,26 @@ pub struct Args {
         short = 'l',
         long = "log-file",
         default_value = "stderr",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = "Process"
     )]
     pub log_file: String,
 
     /// Log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG.
-    #[arg(long = "verbose", default_value = "WARNING", value_name = "LEVEL")]
+    #[arg(
+        long = "verbose",
+        default_value = "WARNING",
+        value_name = "LEVEL",
+        help_heading = "Process"
+    )]
     pub verbose: String,
 
     /// Raise the log level one step per -v.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', action = clap::ArgAction::Count, help_heading = "Process")]
     pub more_verbose: u8,
 
     /// Not supported: run under systemd, supervisord or `&` instead.
-    #[arg(short = 'd', long)]
+    #[arg(short = 'd', long, help_heading = "Process")]
     pub daemon: bool,
 
     /// Queue type: `builtin` (in memory) or `libsqlite3` (durable background jobs).
@@ -95,34 +136,50 @@ pub struct Args {
         short = 'q',
         long = "queue-type",
         default_value = "builtin",
-        value_name = "TYPE"
+        value_name = "TYPE",
+        help_heading = "Durable queue"
     )]
     pub queue_type: String,
 
     /// SQLite file for `-q libsqlite3`: background jobs are committed there before
     /// JOB_CREATED. An existing gearmand libsqlite3 queue file is imported.
-    #[arg(long = "libsqlite3-db", value_name = "FILE")]
+    #[arg(
+        long = "libsqlite3-db",
+        value_name = "FILE",
+        help_heading = "Durable queue"
+    )]
     pub libsqlite3_db: Option<PathBuf>,
 
     /// gearmand's queue table name in that file, imported on start.
     #[arg(
         long = "libsqlite3-table",
         default_value = "gearman_queue",
-        value_name = "NAME"
+        value_name = "NAME",
+        help_heading = "Durable queue"
     )]
     pub libsqlite3_table: String,
 
     /// Durable queue sync: `full` fsyncs every commit (survives power loss); `normal`
     /// survives a crash of the server process but not of the machine, and is faster.
-    #[arg(long = "libsqlite3-sync", default_value = "full", value_name = "MODE")]
+    #[arg(
+        long = "libsqlite3-sync",
+        default_value = "full",
+        value_name = "MODE",
+        help_heading = "Durable queue"
+    )]
     pub libsqlite3_sync: String,
 
     /// Largest packet body accepted, in bytes; larger packets close the connection.
-    #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES", help_heading = "Network")]
     pub max_packet_size: usize,
 
     /// Seconds to let running jobs finish after SIGTERM/SIGINT before exiting.
-    #[arg(long = "shutdown-timeout", default_value_t = 30, value_name = "SECS")]
+    #[arg(
+        long = "shutdown-timeout",
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Process"
+    )]
     pub shutdown_timeout: u64,
 }
 

@@ -18,7 +18,11 @@ pub struct Conn {
 impl Conn {
     /// Connects to 127.0.0.1:`port` (panics if it cannot).
     pub fn new(port: u16) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Conn::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// Wraps a connected socket (e.g. one reached over IPv6).
+    pub fn from_stream(stream: TcpStream) -> Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
