@@ -555,7 +555,8 @@ pub fn client_conn(data: &[u8]) {
                         assert!(issued.insert(req), "request id reused");
                         live.insert(req);
                     }
-                    Err(_) => assert!(closed || conn.is_closed()),
+                    // Refused: because the connection is closed, or for a bad argument.
+                    Err(e) => assert_eq!(e == crate::UsageError::Closed, conn.is_closed()),
                 }
             }
             5 => {
