@@ -107,12 +107,16 @@ impl Adapter for Blocking {
         c.echo(data).map(|d| d.to_vec()).map_err(|e| e.to_string())
     }
 
-    fn worker(servers: &[String], concurrency: usize) -> Self::Worker {
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> Self::Worker {
         let options = WorkerOptions {
             concurrency,
             backoff: Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(200),
+                initial: backoff,
+                max: backoff * 4,
             },
             ..WorkerOptions::default()
         };

@@ -172,12 +172,16 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
             .map_err(|e| e.to_string())
     }
 
-    fn worker(servers: &[String], concurrency: usize) -> RunningWorker {
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> RunningWorker {
         let mut b = WorkerBuilder::new(E::rt())
             .concurrency(concurrency)
             .backoff(Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(200),
+                initial: backoff,
+                max: backoff * 4,
             });
         for s in servers {
             b = b.server(s.clone());

@@ -103,7 +103,7 @@ pub enum Outcome {
 /// What each adapter offers the suite.
 pub trait Adapter: 'static {
     type Client;
-    type Worker;
+    type Worker: Send;
     fn client_with(servers: &[String], opts: ClientOpts) -> Self::Client;
     fn client(servers: &[String], exceptions: bool) -> Self::Client {
         let opts = ClientOpts {
@@ -123,7 +123,15 @@ pub trait Adapter: 'static {
     fn echo(c: &mut Self::Client, data: Vec<u8>) -> Result<Vec<u8>, String>;
     /// Starts a worker with the standard functions (reverse, fail, exception, panic, sleep,
     /// upper, record, and the map/reduce function map) in the background.
-    fn worker(servers: &[String], concurrency: usize) -> Self::Worker;
+    fn worker(servers: &[String], concurrency: usize) -> Self::Worker {
+        Self::worker_with_backoff(servers, concurrency, Duration::from_millis(50))
+    }
+    /// Like [`Adapter::worker`], reconnecting after `backoff` (doubling up to 4x).
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> Self::Worker;
     /// Graceful stop: running jobs finish; returns when the worker has stopped.
     fn stop(w: Self::Worker);
 }
@@ -411,6 +419,22 @@ pub fn worker_reconnects_after_server_restart<A: Adapter>() {
     A::stop(w);
 }
 
+pub fn shutdown_cuts_the_reconnect_wait_short<A: Adapter>() {
+    // Nothing listens there: the worker waits an hour between connect attempts.
+    let dead = format!("127.0.0.1:{}", server::free_port());
+    let w = A::worker_with_backoff(&[dead], 1, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(200));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        A::stop(w);
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "shutdown waited for the hour-long reconnect backoff"
+    );
+}
+
 pub fn graceful_shutdown_finishes_the_running_job<A: Adapter>() {
     let s = TestServer::start();
     let w = A::worker(&[s.addr()], 1);
@@ -517,6 +541,7 @@ macro_rules! adapter_suite {
             failover_to_the_next_server,
             worker_reconnects_after_server_restart,
             graceful_shutdown_finishes_the_running_job,
+            shutdown_cuts_the_reconnect_wait_short,
             priorities_high_normal_low,
             epoch_job_runs_at_its_time_not_before,
             status_by_unique,
