@@ -76,8 +76,9 @@ fn reparse_response(r: &Response) {
 }
 
 /// Builders of protocol-respecting values from fuzzer bytes: terminated arguments never
-/// contain NUL, the final argument of a non-data packet may (gearmand keeps it), and a
-/// WORK_FAIL handle never ends in NUL (parsing strips those by design).
+/// contain NUL, the final argument of a non-data packet may (gearmand keeps it), except that
+/// a WORK_FAIL handle never ends in NUL and GET_STATUS(_UNIQUE) values contain none (parsing
+/// cuts those, as gearmand reads them).
 mod gen {
     use crate::proto::*;
     use arbitrary::{Result, Unstructured};
@@ -157,8 +158,8 @@ mod gen {
                 schedule: [arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?],
                 data: data(u)?,
             }),
-            9 => Request::GetStatus { handle: data(u)? },
-            10 => Request::GetStatusUnique { unique: data(u)? },
+            9 => Request::GetStatus { handle: arg(u)? },
+            10 => Request::GetStatusUnique { unique: arg(u)? },
             11 => Request::Echo { data: data(u)? },
             12 => Request::Option { name: data(u)? },
             13 => Request::SetClientId { id: data(u)? },

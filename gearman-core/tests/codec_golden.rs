@@ -761,10 +761,15 @@ fn trailing_nuls() {
             function: b("foo\0")
         })
     );
-    assert_eq!(
-        req(15, b"H:1\0"),
-        Ok(Request::GetStatus { handle: b("H:1\0") })
-    );
+    // ...except GET_STATUS and GET_STATUS_UNIQUE, which gearmand reads as C strings: the
+    // value ends at the first NUL (so a STATUS_RES echoing it keeps its framing).
+    for body in [&b"H:1\0"[..], b"H:1\0junk", b"H:1\0\0"] {
+        assert_eq!(req(15, body), Ok(Request::GetStatus { handle: b("H:1") }));
+        assert_eq!(
+            req(41, body),
+            Ok(Request::GetStatusUnique { unique: b("H:1") })
+        );
+    }
     assert_eq!(
         req(26, b"exceptions\0"),
         Ok(Request::Option {

@@ -108,8 +108,8 @@ fn request() -> impl Strategy<Value = Request> {
                 })
             }
         ),
-        remainder().prop_map(|handle| Request::GetStatus { handle }),
-        remainder().prop_map(|unique| Request::GetStatusUnique { unique }),
+        arg().prop_map(|handle| Request::GetStatus { handle }),
+        arg().prop_map(|unique| Request::GetStatusUnique { unique }),
         data().prop_map(|data| Request::Echo { data }),
         remainder().prop_map(|name| Request::Option { name }),
         remainder().prop_map(|id| Request::SetClientId { id }),
