@@ -117,7 +117,7 @@ pub struct Args {
     /// Log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG.
     #[arg(
         long = "verbose",
-        default_value = "WARNING",
+        default_value = "ERROR",
         value_name = "LEVEL",
         help_heading = "Process"
     )]

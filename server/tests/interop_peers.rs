@@ -19,6 +19,11 @@ fn gearadmin_reads_our_admin_replies() {
 }
 
 #[test]
+fn gearadmin_manages_jobs_and_functions() {
+    interop::gearadmin_manages_jobs_and_functions(&Server::start(&[]), "ERROR");
+}
+
+#[test]
 fn php_pecl_client_and_worker() {
     interop::php_pecl_client_and_worker(&Server::start(&[]));
 }

@@ -41,10 +41,15 @@ pub fn gearadmin_reads_admin_replies(server: &ServerProcess, version: &str) {
     let status = stdout(&run("gearadmin", &["-p", &port, "--status"], b"", LIMIT));
     assert_eq!(status, "adm\t0\t0\t1\n.\n");
     let workers = stdout(&run("gearadmin", &["-p", &port, "--workers"], b"", LIMIT));
+    // `FD IP CLIENT_ID : FUNCTIONS`, one line per connection (gearadmin's own is listed too).
+    let worker_line = workers.lines().find(|l| l.ends_with(" : adm"));
+    let fields: Vec<&str> = worker_line
+        .and_then(|l| l.strip_suffix(" : adm"))
+        .map(|l| l.split(' ').collect())
+        .unwrap_or_default();
     assert!(
-        workers
-            .lines()
-            .any(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.ends_with(" : adm")),
+        matches!(fields.as_slice(), [fd, "127.0.0.1", id]
+            if fd.parse::<u64>().is_ok() && !id.is_empty()),
         "{workers}"
     );
     assert!(workers.ends_with(".\n"));
@@ -66,6 +71,82 @@ pub fn gearadmin_reads_admin_replies(server: &ServerProcess, version: &str) {
         LIMIT,
     ));
     assert_eq!(prio, "adm\t0\t0\t0\t1\n.\n");
+}
+
+fn gearadmin(server: &ServerProcess, args: &[&str]) -> String {
+    let port = server.port.to_string();
+    let mut all = vec!["-p", port.as_str()];
+    all.extend_from_slice(args);
+    let out = run("gearadmin", &all, b"", LIMIT);
+    assert!(out.status.success(), "gearadmin {args:?}: {out:?}");
+    // gearadmin prints replies on stdout and `Error: ...` for ERR replies on stderr.
+    stdout(&out) + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// gearadmin's --show-jobs, --show-unique-jobs, --cancel-job, --create-function,
+/// --drop-function and --server-verbose, with queued background jobs. `level` is the
+/// server's default verbose level.
+pub fn gearadmin_manages_jobs_and_functions(server: &ServerProcess, level: &str) {
+    let port = server.port.to_string();
+    for unique in ["u1", "u2"] {
+        let out = run(
+            "gearman",
+            &["-p", &port, "-b", "-f", "adm_bg", "-u", unique],
+            b"x",
+            LIMIT,
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(gearadmin(server, &["--status"]).contains("adm_bg\t2\t0\t0\n"));
+    let uniques = gearadmin(server, &["--show-unique-jobs"]);
+    let mut listed: Vec<&str> = uniques.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, [".", "u1", "u2"], "{uniques}");
+    // HANDLE RETRIES IGNORE QUEUED (QUEUED is left out: it says whether a queue module
+    // owns the job, which differs between servers and queue types).
+    let jobs = gearadmin(server, &["--show-jobs"]);
+    let handles: Vec<&str> = jobs
+        .lines()
+        .filter(|l| *l != ".")
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(
+                f.len() == 4 && f[0].starts_with("H:") && f[1] == "0" && f[2] == "0",
+                "{jobs}"
+            );
+            f[0]
+        })
+        .collect();
+    assert_eq!(handles.len(), 2, "{jobs}");
+    assert!(jobs.ends_with(".\n"), "{jobs}");
+    assert_eq!(
+        gearadmin(server, &["--cancel-job", handles[0]]).trim(),
+        "OK"
+    );
+    // The cancelled job is gone or listed as ignored (gearmand keeps it, and counts it in
+    // `status`, until a worker's grab reaches it); the other is untouched.
+    let after = gearadmin(server, &["--show-jobs"]);
+    assert!(
+        after.contains(&format!("{}\t0\t0\t", handles[1])),
+        "{after}"
+    );
+    assert!(
+        !after.contains(&format!("{}\t0\t0\t", handles[0])),
+        "{after}"
+    );
+    assert!(gearadmin(server, &["--cancel-job", "H:none:1"]).contains("UNKNOWN_JOB"));
+    assert_eq!(
+        gearadmin(server, &["--create-function", "adm_new"]).trim(),
+        "OK"
+    );
+    assert!(gearadmin(server, &["--status"]).contains("adm_new\t0\t0\t0\n"));
+    assert_eq!(
+        gearadmin(server, &["--drop-function", "adm_new"]).trim(),
+        "OK"
+    );
+    assert!(!gearadmin(server, &["--status"]).contains("adm_new"));
+    assert!(gearadmin(server, &["--drop-function", "adm_none"]).contains("function not found"));
+    assert_eq!(gearadmin(server, &["--server-verbose"]).trim(), level);
 }
 
 const PHP_WORKER: &str = r#"

@@ -11,7 +11,12 @@ fn gearman_cli_client_and_worker() {
 
 #[test]
 fn gearadmin_reads_admin_replies() {
-    interop::gearadmin_reads_admin_replies(&ServerProcess::gearmand(&[]), "1.1.20");
+    interop::gearadmin_reads_admin_replies(&ServerProcess::gearmand(&[]), "1.1.20+ds");
+}
+
+#[test]
+fn gearadmin_manages_jobs_and_functions() {
+    interop::gearadmin_manages_jobs_and_functions(&ServerProcess::gearmand(&[]), "ERROR");
 }
 
 #[test]
