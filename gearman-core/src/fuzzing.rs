@@ -10,7 +10,7 @@
 
 use crate::client::{ClientConfig, ClientConnection};
 use crate::machine::Machine;
-use crate::proto::admin::AdminCommand;
+use crate::proto::admin::{find_line, AdminCommand};
 use crate::proto::{FrameDecoder, Request, Response};
 use crate::server::{PeerInfo, Server, ServerConfig};
 use crate::worker::{WorkerConfig, WorkerConnection};
@@ -311,20 +311,38 @@ pub fn chunked_decode(data: &[u8], cuts: &[u16]) {
     assert_eq!(got, requests);
 }
 
-/// Admin lines: never panic; a parsed command parses the same way again with CRLF.
+/// Admin lines: never panic; a line parses the same bare, with LF and with CRLF; the
+/// bounded line search finds exactly the first newline within its bound, or says why not.
 pub fn admin_line(data: &[u8]) {
-    let line = &data[..data.len().min(1024)];
-    if let Ok(cmd) = AdminCommand::parse(line) {
-        let mut crlf = line
-            .strip_suffix(b"\n")
-            .unwrap_or(line)
-            .strip_suffix(b"\r")
-            .unwrap_or(line)
-            .to_vec();
-        if !crlf.contains(&b'\n') {
-            crlf.extend_from_slice(b"\r\n");
-            assert_eq!(AdminCommand::parse(&crlf), Ok(cmd));
+    let data = &data[..data.len().min(1024)];
+    let max = 64;
+    match find_line(data, max) {
+        Ok(Some(len)) => {
+            assert!((1..=max).contains(&len));
+            assert_eq!(data[len - 1], b'\n');
+            assert!(!data[..len - 1].contains(&b'\n'));
         }
+        Ok(None) => assert!(data.len() < max && !data.contains(&b'\n')),
+        Err(e) => {
+            assert_eq!(e, crate::DecodeError::AdminLineTooLong { max });
+            assert!(data.len() >= max && !data[..max].contains(&b'\n'));
+        }
+    }
+    let parsed = AdminCommand::parse(data);
+    if let Ok(AdminCommand::Invalid(e)) = &parsed {
+        let mut out = Vec::new();
+        e.render(&mut out);
+        assert!(out.starts_with(b"ERR ") && out.ends_with(b"\r\n"));
+    }
+    let body = match data.strip_suffix(b"\n") {
+        Some(b) => b.strip_suffix(b"\r").unwrap_or(b),
+        None => data,
+    };
+    if !body.contains(&b'\n') && body.last() != Some(&b'\r') {
+        let lf = AdminCommand::parse(&[body, b"\n"].concat());
+        assert_eq!(AdminCommand::parse(&[body, b"\r\n"].concat()), lf);
+        assert_eq!(AdminCommand::parse(body), lf);
+        assert_eq!(parsed, lf);
     }
 }
 
