@@ -7,6 +7,8 @@ use gearman_core::server::ConnId;
 use socket2::{SockRef, TcpKeepalive};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -69,7 +71,7 @@ impl FlowControl {
 
 /// The core task's handle on one connection.
 pub(crate) struct ConnHandle {
-    stream: Arc<TcpStream>,
+    stream: Arc<OwnedWriteHalf>,
     writer: mpsc::UnboundedSender<ToWriter>,
     pub(crate) flow: Arc<FlowControl>,
     reader: AbortHandle,
@@ -135,7 +137,10 @@ pub(crate) fn configure(stream: &TcpStream, keepalive: Option<Keepalive>) {
 
 /// Starts the reader and writer tasks for `stream`.
 pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle {
-    let stream = Arc::new(stream);
+    // Split so the reader can use `read_buf`, which (unlike `try_read_buf`) treats a short
+    // read as "drained" and skips the extra read that would only return EWOULDBLOCK.
+    let (read_half, write_half) = stream.into_split();
+    let stream = Arc::new(write_half);
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let flow = Arc::new(FlowControl {
         pending: AtomicUsize::new(0),
@@ -143,13 +148,8 @@ pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCor
         inflight: AtomicUsize::new(0),
         resume: Notify::new(),
     });
-    let reader = tokio::spawn(read_loop(
-        stream.clone(),
-        conn,
-        flow.clone(),
-        to_core.clone(),
-    ))
-    .abort_handle();
+    let reader =
+        tokio::spawn(read_loop(read_half, conn, flow.clone(), to_core.clone())).abort_handle();
     tokio::spawn(write_loop(
         stream.clone(),
         conn,
@@ -166,7 +166,7 @@ pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCor
 }
 
 async fn read_loop(
-    stream: Arc<TcpStream>,
+    mut stream: OwnedReadHalf,
     conn: ConnId,
     flow: Arc<FlowControl>,
     to_core: mpsc::Sender<ToCore>,
@@ -177,11 +177,8 @@ async fn read_loop(
             flow.resume.notified().await;
         }
         buf.reserve(READ_CHUNK);
-        if stream.readable().await.is_err() {
-            break;
-        }
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => break,
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => {
                 flow.inflight.fetch_add(n, Ordering::AcqRel);
                 if to_core
@@ -192,14 +189,12 @@ async fn read_loop(
                     return;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
         }
     }
     let _ = to_core.send(ToCore::Eof(conn)).await;
 }
 
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
         stream.writable().await?;
         match stream.try_write(data) {
@@ -212,7 +207,7 @@ async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
 }
 
 async fn write_loop(
-    stream: Arc<TcpStream>,
+    stream: Arc<OwnedWriteHalf>,
     conn: ConnId,
     mut from_core: mpsc::UnboundedReceiver<ToWriter>,
     flow: Arc<FlowControl>,
@@ -250,7 +245,7 @@ async fn write_loop(
             }
         }
         if closing {
-            let _ = SockRef::from(&*stream).shutdown(std::net::Shutdown::Write);
+            let _ = SockRef::from((*stream).as_ref()).shutdown(std::net::Shutdown::Write);
             return;
         }
     }
