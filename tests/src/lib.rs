@@ -14,7 +14,9 @@
 //! assert_eq!(conn.recv(), Response::EchoRes { data: "hi".into() });
 //! ```
 
+pub mod hostile;
 pub mod interop;
+pub mod options;
 mod peers;
 mod process;
 mod wire;
