@@ -342,3 +342,103 @@ fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, StartError> {
+        let argv = std::iter::once("gearmand-rs").chain(args.iter().copied());
+        Args::try_parse_from(argv)
+            .map_err(|e| StartError(e.to_string()))?
+            .validate()
+    }
+
+    #[test]
+    fn job_retries_follow_gearmand_2_semantics() {
+        assert_eq!(settings(&[]).unwrap().job_retries, None);
+        assert_eq!(settings(&["-j", "-1"]).unwrap().job_retries, None);
+        assert_eq!(settings(&["-j", "0"]).unwrap().job_retries, Some(0));
+        assert_eq!(
+            settings(&["--job-retries", "3"]).unwrap().job_retries,
+            Some(3)
+        );
+        assert!(settings(&["-j", "-2"]).is_err());
+    }
+
+    #[test]
+    fn verbose_level_and_v_count() {
+        assert_eq!(settings(&[]).unwrap().level, "ERROR");
+        assert_eq!(settings(&["-v"]).unwrap().level, "WARNING");
+        assert_eq!(
+            settings(&["-vv", "--verbose", "info"]).unwrap().level,
+            "DEBUG"
+        );
+        assert_eq!(settings(&["-vvvvvvvvvv"]).unwrap().level, "DEBUG");
+        assert!(settings(&["--verbose", "LOUD"]).is_err());
+    }
+
+    #[test]
+    fn keepalive_values_apply_only_when_enabled() {
+        assert!(settings(&["--keepalive-idle", "5"])
+            .unwrap()
+            .keepalive
+            .is_none());
+        let k = settings(&[
+            "--keepalive",
+            "--keepalive-idle",
+            "5",
+            "--keepalive-count",
+            "-1",
+        ])
+        .unwrap()
+        .keepalive
+        .unwrap();
+        assert_eq!(k.idle, Some(Duration::from_secs(5)));
+        assert_eq!(k.interval, None);
+        assert_eq!(k.count, None);
+    }
+
+    #[test]
+    fn queue_types() {
+        assert!(settings(&["-q", "builtin"]).unwrap().store.is_none());
+        let s = settings(&["-q", "libsqlite3", "--libsqlite3-db", "/tmp/q.db"]).unwrap();
+        let store = s.store.unwrap();
+        assert_eq!(store.path, PathBuf::from("/tmp/q.db"));
+        assert_eq!(store.gearmand_table, "gearman_queue");
+        assert!(settings(&["-q", "libsqlite3"]).is_err());
+        assert!(settings(&["-q", "redis"]).is_err());
+    }
+
+    #[test]
+    fn handle_prefix_default_and_length() {
+        assert!(settings(&[]).unwrap().handle_prefix.starts_with("H:"));
+        assert_eq!(
+            settings(&["--job-handle-prefix", "P"])
+                .unwrap()
+                .handle_prefix,
+            "P"
+        );
+        let long = "x".repeat(60);
+        assert!(settings(&["--job-handle-prefix", &long]).is_err());
+    }
+
+    #[test]
+    fn compatibility_flags_are_accepted() {
+        let s = settings(&[
+            "-t",
+            "8",
+            "-R",
+            "-L",
+            "127.0.0.1",
+            "-L",
+            "::1",
+            "-p",
+            "4731",
+        ])
+        .unwrap();
+        assert_eq!(s.listen, ["127.0.0.1", "::1"]);
+        assert_eq!(s.port, 4731);
+        assert!(settings(&["-d"]).is_err());
+    }
+}
