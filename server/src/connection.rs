@@ -20,8 +20,6 @@ pub(crate) enum ToCore {
     Eof(ConnId),
     /// A stalled writer has caught up; send it more.
     Drained(ConnId),
-    /// The store committed (or failed to commit) a background job.
-    Persisted(u64, Result<(), String>),
 }
 
 /// What the core task tells a writer.

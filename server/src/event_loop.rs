@@ -25,6 +25,9 @@ struct CoreTask {
     server: Server,
     conns: HashMap<ConnId, ConnHandle>,
     to_core: mpsc::Sender<ToCore>,
+    /// Store acknowledgements: unbounded so the store may answer from any thread, even
+    /// inline from `insert` on this one, without blocking.
+    acks: mpsc::UnboundedSender<(u64, Result<(), String>)>,
     settings: Settings,
     store: Option<StoreHandle>,
     /// Reused for every connection's output, so replies cost no allocation.
@@ -72,6 +75,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
     config.persist_background = store.is_some();
 
     let (to_core, mut from_conns) = mpsc::channel(8192);
+    let (acks, mut from_store) = mpsc::unbounded_channel();
     let accept_tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
         .map(|l| {
@@ -104,6 +108,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         server,
         conns: HashMap::new(),
         to_core,
+        acks,
         settings,
         store,
         out: Vec::with_capacity(64 * 1024),
@@ -135,6 +140,13 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
                         Ok(msg) => core.handle(msg),
                         Err(_) => break,
                     }
+                }
+            }
+            Some((id, result)) = from_store.recv() => {
+                let now = Instant::now();
+                core.server.persisted(id, result, now);
+                while let Ok((id, result)) = from_store.try_recv() {
+                    core.server.persisted(id, result, now);
                 }
             }
             _ = sleep_until(timer), if timer.is_some() => {}
@@ -207,7 +219,6 @@ impl CoreTask {
                 tracing::debug!(?conn, "closed by peer");
             }
             ToCore::Drained(conn) => self.transmit(conn),
-            ToCore::Persisted(id, result) => self.server.persisted(id, result, now),
         }
     }
 
@@ -228,12 +239,12 @@ impl CoreTask {
                 }
                 ServerEvent::Persist(record) => match &self.store {
                     Some(store) => {
-                        let tx = self.to_core.clone();
+                        let acks = self.acks.clone();
                         let id = record.durable_id;
                         store.insert(
                             record,
                             Box::new(move |result| {
-                                let _ = tx.blocking_send(ToCore::Persisted(id, result));
+                                let _ = acks.send((id, result));
                             }),
                         );
                     }
