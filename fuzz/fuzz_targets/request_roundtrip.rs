@@ -1,2 +1,0 @@
-#![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gearman_core::fuzzing::request_roundtrip(data));
