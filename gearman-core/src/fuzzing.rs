@@ -10,7 +10,7 @@
 
 use crate::client::{ClientConfig, ClientConnection};
 use crate::machine::Machine;
-use crate::proto::admin::AdminCommand;
+use crate::proto::admin::{find_line, AdminCommand};
 use crate::proto::{FrameDecoder, Request, Response};
 use crate::server::{PeerInfo, Server, ServerConfig};
 use crate::worker::{WorkerConfig, WorkerConnection};
@@ -75,6 +75,208 @@ fn reparse_response(r: &Response) {
     assert_eq!(&Response::parse(&one_frame(&bytes)).unwrap(), r);
 }
 
+/// Builders of protocol-respecting values from fuzzer bytes: terminated arguments never
+/// contain NUL, the final argument of a non-data packet may (gearmand keeps it), except that
+/// a WORK_FAIL handle never ends in NUL and GET_STATUS(_UNIQUE) values contain none (parsing
+/// cuts those, as gearmand reads them).
+mod gen {
+    use crate::proto::*;
+    use arbitrary::{Result, Unstructured};
+    use bytes::Bytes;
+
+    /// Any bytes: the opaque data argument, or the unterminated remainder of a non-data packet.
+    pub(super) fn data(u: &mut Unstructured<'_>) -> Result<Bytes> {
+        Ok(Bytes::from(u.arbitrary::<Vec<u8>>()?))
+    }
+
+    /// A NUL-terminated argument: NULs are replaced so it stays one argument.
+    pub(super) fn arg(u: &mut Unstructured<'_>) -> Result<Bytes> {
+        let mut v: Vec<u8> = u.arbitrary()?;
+        v.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'0');
+        Ok(Bytes::from(v))
+    }
+
+    fn fail_handle(u: &mut Unstructured<'_>) -> Result<Bytes> {
+        let mut v: Vec<u8> = u.arbitrary()?;
+        while v.last() == Some(&0) {
+            v.pop();
+        }
+        Ok(Bytes::from(v))
+    }
+
+    fn priority(u: &mut Unstructured<'_>) -> Result<Priority> {
+        Ok(*u.choose(&Priority::ALL)?)
+    }
+
+    fn payload(u: &mut Unstructured<'_>) -> Result<WorkPayload> {
+        Ok(WorkPayload {
+            handle: arg(u)?,
+            data: data(u)?,
+        })
+    }
+
+    fn status(u: &mut Unstructured<'_>) -> Result<WorkStatus> {
+        Ok(WorkStatus {
+            handle: arg(u)?,
+            numerator: u.arbitrary()?,
+            denominator: u.arbitrary()?,
+        })
+    }
+
+    pub(super) fn request(u: &mut Unstructured<'_>) -> Result<Request> {
+        Ok(match u.int_in_range(0u8..=20)? {
+            0 => Request::CanDo { function: data(u)? },
+            1 => Request::CanDoTimeout {
+                function: arg(u)?,
+                timeout_ms: u.arbitrary()?,
+            },
+            2 => Request::CantDo { function: data(u)? },
+            3 => Request::ResetAbilities,
+            4 => Request::PreSleep,
+            5 => Request::GrabJob(*u.choose(&[GrabMode::Plain, GrabMode::Uniq, GrabMode::All])?),
+            6 => Request::Submit(SubmitJob {
+                function: arg(u)?,
+                unique: arg(u)?,
+                mode: match u.int_in_range(0u8..=2)? {
+                    0 => SubmitMode::Foreground(priority(u)?),
+                    1 => SubmitMode::Background(priority(u)?),
+                    _ => SubmitMode::Epoch(u.arbitrary()?),
+                },
+                data: data(u)?,
+            }),
+            7 => Request::SubmitReduce(SubmitReduceJob {
+                function: arg(u)?,
+                unique: arg(u)?,
+                reducer: arg(u)?,
+                aggregator: arg(u)?,
+                background: u.arbitrary()?,
+                data: data(u)?,
+            }),
+            8 => Request::SubmitSched(SubmitJobSched {
+                function: arg(u)?,
+                unique: arg(u)?,
+                schedule: [arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?],
+                data: data(u)?,
+            }),
+            9 => Request::GetStatus { handle: arg(u)? },
+            10 => Request::GetStatusUnique { unique: arg(u)? },
+            11 => Request::Echo { data: data(u)? },
+            12 => Request::Option { name: data(u)? },
+            13 => Request::SetClientId { id: data(u)? },
+            14 => Request::WorkStatus(status(u)?),
+            15 => Request::WorkData(payload(u)?),
+            16 => Request::WorkWarning(payload(u)?),
+            17 => Request::WorkComplete(payload(u)?),
+            18 => Request::WorkException(payload(u)?),
+            19 => Request::WorkFail {
+                handle: fail_handle(u)?,
+            },
+            _ => Request::AllYours,
+        })
+    }
+
+    pub(super) fn response(u: &mut Unstructured<'_>) -> Result<Response> {
+        Ok(match u.int_in_range(0u8..=14)? {
+            0 => Response::Noop,
+            1 => Response::NoJob,
+            2 => Response::JobCreated { handle: data(u)? },
+            3 => Response::JobAssign(JobAssign {
+                handle: arg(u)?,
+                function: arg(u)?,
+                extras: match u.int_in_range(0u8..=2)? {
+                    0 => AssignExtras::Plain,
+                    1 => AssignExtras::Unique(arg(u)?),
+                    _ => AssignExtras::Reduce {
+                        unique: arg(u)?,
+                        reducer: arg(u)?,
+                    },
+                },
+                data: data(u)?,
+            }),
+            4 => Response::WorkStatus(status(u)?),
+            5 => Response::WorkData(payload(u)?),
+            6 => Response::WorkWarning(payload(u)?),
+            7 => Response::WorkComplete(payload(u)?),
+            8 => Response::WorkException(payload(u)?),
+            9 => Response::WorkFail {
+                handle: fail_handle(u)?,
+            },
+            10 => Response::EchoRes { data: data(u)? },
+            11 => Response::Error {
+                code: arg(u)?,
+                text: data(u)?,
+            },
+            12 => Response::StatusRes(StatusRes {
+                handle: arg(u)?,
+                known: u.arbitrary()?,
+                running: u.arbitrary()?,
+                numerator: u.arbitrary()?,
+                denominator: u.arbitrary()?,
+            }),
+            13 => Response::StatusResUnique(StatusResUnique {
+                unique: arg(u)?,
+                known: u.arbitrary()?,
+                running: u.arbitrary()?,
+                numerator: u.arbitrary()?,
+                denominator: u.arbitrary()?,
+                client_count: u.arbitrary()?,
+            }),
+            _ => Response::OptionRes { name: data(u)? },
+        })
+    }
+}
+
+/// Splits `bytes` at `cut` (wrapped into range), feeds both halves to a fresh decoder, and
+/// returns the one frame they make; the first half alone must only ask for more.
+fn decode_in_two(bytes: &[u8], cut: usize) -> crate::proto::Frame {
+    let cut = cut % bytes.len().max(1);
+    let mut dec = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::from(&bytes[..cut]);
+    assert_eq!(
+        dec.decode(&mut buf),
+        Ok(None),
+        "a strict prefix is not a frame"
+    );
+    assert!(dec.needed(&buf) > 0);
+    buf.extend_from_slice(&bytes[cut..]);
+    let frame = dec.decode(&mut buf).unwrap().expect("a whole frame");
+    assert!(buf.is_empty(), "one frame consumes exactly its bytes");
+    frame
+}
+
+/// Any protocol-respecting request: encode, decode in two arbitrary pieces, parse back to
+/// the same value, re-encode to the same bytes; a server-bound packet is never a response.
+pub fn request_roundtrip(data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(request) = gen::request(&mut u) else {
+        return;
+    };
+    let cut = u.arbitrary::<u32>().unwrap_or(0) as usize;
+    let bytes = request.to_bytes();
+    assert_eq!(bytes.len(), request.encoded_len());
+    let frame = decode_in_two(&bytes, cut);
+    let parsed = Request::parse(&frame).unwrap();
+    assert_eq!(parsed, request);
+    assert_eq!(parsed.to_bytes(), bytes, "encoding is canonical");
+    assert!(Response::parse(&frame).is_err());
+}
+
+/// Any protocol-respecting response, as [`request_roundtrip`] does for requests.
+pub fn response_roundtrip(data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(response) = gen::response(&mut u) else {
+        return;
+    };
+    let cut = u.arbitrary::<u32>().unwrap_or(0) as usize;
+    let bytes = response.to_bytes();
+    assert_eq!(bytes.len(), response.encoded_len());
+    let frame = decode_in_two(&bytes, cut);
+    let parsed = Response::parse(&frame).unwrap();
+    assert_eq!(parsed, response);
+    assert_eq!(parsed.to_bytes(), bytes, "encoding is canonical");
+    assert!(Request::parse(&frame).is_err());
+}
+
 /// A stream of well-formed requests cut at arbitrary points decodes to the same packets.
 pub fn chunked_decode(data: &[u8], cuts: &[u16]) {
     let mut dec = FrameDecoder::new(Limits::default());
@@ -109,20 +311,38 @@ pub fn chunked_decode(data: &[u8], cuts: &[u16]) {
     assert_eq!(got, requests);
 }
 
-/// Admin lines: never panic; a parsed command parses the same way again with CRLF.
+/// Admin lines: never panic; a line parses the same bare, with LF and with CRLF; the
+/// bounded line search finds exactly the first newline within its bound, or says why not.
 pub fn admin_line(data: &[u8]) {
-    let line = &data[..data.len().min(1024)];
-    if let Ok(cmd) = AdminCommand::parse(line) {
-        let mut crlf = line
-            .strip_suffix(b"\n")
-            .unwrap_or(line)
-            .strip_suffix(b"\r")
-            .unwrap_or(line)
-            .to_vec();
-        if !crlf.contains(&b'\n') {
-            crlf.extend_from_slice(b"\r\n");
-            assert_eq!(AdminCommand::parse(&crlf), Ok(cmd));
+    let data = &data[..data.len().min(1024)];
+    let max = 64;
+    match find_line(data, max) {
+        Ok(Some(len)) => {
+            assert!((1..=max).contains(&len));
+            assert_eq!(data[len - 1], b'\n');
+            assert!(!data[..len - 1].contains(&b'\n'));
         }
+        Ok(None) => assert!(data.len() < max && !data.contains(&b'\n')),
+        Err(e) => {
+            assert_eq!(e, crate::DecodeError::AdminLineTooLong { max });
+            assert!(data.len() >= max && !data[..max].contains(&b'\n'));
+        }
+    }
+    let parsed = AdminCommand::parse(data);
+    if let Ok(AdminCommand::Invalid(e)) = &parsed {
+        let mut out = Vec::new();
+        e.render(&mut out);
+        assert!(out.starts_with(b"ERR ") && out.ends_with(b"\r\n"));
+    }
+    let body = match data.strip_suffix(b"\n") {
+        Some(b) => b.strip_suffix(b"\r").unwrap_or(b),
+        None => data,
+    };
+    if !body.contains(&b'\n') && body.last() != Some(&b'\r') {
+        let lf = AdminCommand::parse(&[body, b"\n"].concat());
+        assert_eq!(AdminCommand::parse(&[body, b"\r\n"].concat()), lf);
+        assert_eq!(AdminCommand::parse(body), lf);
+        assert_eq!(parsed, lf);
     }
 }
 
@@ -253,4 +473,378 @@ pub fn client_worker_input(data: &[u8]) {
     assert!(!w_closed || worker.is_closed());
     client.handle_eof(now);
     worker.handle_eof(now);
+}
+
+/// Reads fuzz input as a stream of small choices; runs dry as zeros.
+struct Choices<'a>(&'a [u8]);
+
+impl Choices<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        head
+    }
+
+    fn pick<'b, T>(&mut self, items: &'b [T]) -> Option<&'b T> {
+        let i = usize::from(self.byte());
+        items.get(i % items.len().max(1))
+    }
+
+    fn bytes(&mut self) -> Bytes {
+        let n = usize::from(self.byte() % 8);
+        Bytes::copy_from_slice(self.take(n))
+    }
+}
+
+/// Every byte a machine sends must parse as a sequence of whole requests.
+fn requests_well_formed(out: &[u8]) -> Vec<Request> {
+    let mut dec = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::from(out);
+    let mut requests = Vec::new();
+    while let Some(frame) = dec
+        .decode(&mut buf)
+        .expect("machine sent a malformed frame")
+    {
+        requests.push(Request::parse(&frame).expect("machine sent an unparsable request"));
+    }
+    assert!(buf.is_empty(), "machine sent a partial frame");
+    requests
+}
+
+/// A client connection under arbitrary calls, deadlines, forgets, clock ticks, closes and
+/// server input (raw bytes or well-formed replies naming handles it has seen): never
+/// panics; everything it sends parses; no event for a request that was never made or has
+/// already ended; `Closed` comes once and last; `outstanding` matches the requests still
+/// expecting something.
+pub fn client_conn(data: &[u8]) {
+    use crate::client::{ClientEvent, ClientEvent as E};
+    use crate::machine::RequestId;
+    use crate::proto::{Priority, StatusRes, SubmitJob, SubmitMode, WorkPayload, WorkStatus};
+    use std::collections::BTreeSet;
+
+    let mut c = Choices(data);
+    let start = Instant::now();
+    let mut now = start;
+    let mut conn = ClientConnection::new(ClientConfig {
+        limits: small_limits(),
+        exceptions: c.byte() & 1 == 1,
+        client_id: None,
+    });
+    let mut issued: BTreeSet<RequestId> = BTreeSet::new();
+    let mut live: BTreeSet<RequestId> = BTreeSet::new();
+    let mut handles: Vec<Bytes> = vec![Bytes::from_static(b"H:1")];
+    let mut closed = false;
+    let mut out = Vec::new();
+    for _ in 0..256 {
+        if c.0.is_empty() {
+            break;
+        }
+        let op = c.byte();
+        match op % 16 {
+            0..=4 => {
+                let call = match op % 16 {
+                    0 | 1 => crate::client::Call::Submit(SubmitJob {
+                        function: Bytes::from_static(b"f"),
+                        unique: c.bytes(),
+                        mode: match c.byte() % 3 {
+                            0 => SubmitMode::Foreground(Priority::Normal),
+                            1 => SubmitMode::Background(Priority::High),
+                            _ => SubmitMode::Epoch(1),
+                        },
+                        data: c.bytes(),
+                    }),
+                    2 => crate::client::Call::Status(c.pick(&handles).cloned().unwrap_or_default()),
+                    3 => crate::client::Call::StatusUnique(c.bytes()),
+                    _ => crate::client::Call::Echo(c.bytes()),
+                };
+                match conn.start(call) {
+                    Ok(req) => {
+                        assert!(!closed, "a closed connection accepted a call");
+                        assert!(issued.insert(req), "request id reused");
+                        live.insert(req);
+                    }
+                    // Refused: because the connection is closed, or for a bad argument.
+                    Err(e) => assert_eq!(e == crate::UsageError::Closed, conn.is_closed()),
+                }
+            }
+            5 => {
+                let ids: Vec<_> = live.iter().copied().collect();
+                if let Some(&req) = c.pick(&ids) {
+                    conn.set_deadline(req, now + Duration::from_millis(u64::from(c.byte())));
+                }
+            }
+            6 => {
+                let ids: Vec<_> = issued.iter().copied().collect();
+                if let Some(&req) = c.pick(&ids) {
+                    assert_eq!(conn.forget(req), live.remove(&req));
+                }
+            }
+            7 => {
+                now += Duration::from_millis(u64::from(c.byte()) * 4);
+                conn.handle_timeout(now);
+                assert!(conn.poll_timeout().is_none_or(|t| t > now));
+            }
+            8 if op == 8 => conn.close(),
+            8 => conn.handle_eof(now),
+            9 => {
+                let n = usize::from(c.byte() % 32);
+                let raw = c.take(n).to_vec();
+                let _ = conn.handle_input(&raw, now);
+            }
+            _ => {
+                let handle = if c.byte() & 1 == 0 {
+                    c.pick(&handles).cloned().unwrap_or_default()
+                } else {
+                    Bytes::from(format!("H:{}", c.byte()))
+                };
+                let reply = match op % 16 {
+                    10 => Response::JobCreated { handle },
+                    11 => Response::WorkComplete(WorkPayload {
+                        handle,
+                        data: c.bytes(),
+                    }),
+                    12 => match c.byte() % 3 {
+                        0 => Response::WorkFail { handle },
+                        1 => Response::WorkException(WorkPayload {
+                            handle,
+                            data: c.bytes(),
+                        }),
+                        _ => Response::WorkStatus(WorkStatus {
+                            handle,
+                            numerator: 1,
+                            denominator: 2,
+                        }),
+                    },
+                    13 => Response::WorkData(WorkPayload {
+                        handle,
+                        data: c.bytes(),
+                    }),
+                    14 => Response::StatusRes(StatusRes {
+                        handle,
+                        known: true,
+                        running: false,
+                        numerator: 0,
+                        denominator: 0,
+                    }),
+                    _ => match c.byte() % 3 {
+                        0 => Response::EchoRes { data: c.bytes() },
+                        1 => Response::Error {
+                            code: Bytes::from_static(b"ERR"),
+                            text: c.bytes(),
+                        },
+                        _ => Response::OptionRes {
+                            name: Bytes::from_static(b"exceptions"),
+                        },
+                    },
+                };
+                let bytes = reply.to_bytes();
+                let cut = usize::from(c.byte()) % (bytes.len() + 1);
+                let _ = conn.handle_input(&bytes[..cut], now);
+                let _ = conn.handle_input(&bytes[cut..], now);
+            }
+        }
+        out.clear();
+        while conn.poll_transmit(&mut out) > 0 {}
+        let sent = requests_well_formed(&out);
+        assert!(!closed || sent.is_empty(), "a closed connection sent bytes");
+        while let Some(event) = conn.poll_event() {
+            assert!(!closed, "event after Closed: {event:?}");
+            if let E::Closed { .. } = event {
+                assert!(conn.is_closed());
+                closed = true;
+                live.clear();
+                continue;
+            }
+            if let E::Created { handle, .. } = &event {
+                handles.push(handle.clone());
+            }
+            match event.request_id() {
+                Some(req) => {
+                    assert!(live.contains(&req), "event for an ended request: {event:?}");
+                    if event.is_final() {
+                        live.remove(&req);
+                    }
+                }
+                None => assert!(
+                    matches!(event, ClientEvent::ServerError { req: None, .. }),
+                    "event without a request: {event:?}"
+                ),
+            }
+        }
+        assert_eq!(conn.is_closed(), closed);
+        assert_eq!(
+            conn.outstanding(),
+            live.len(),
+            "outstanding requests disagree"
+        );
+    }
+}
+
+/// A worker connection under arbitrary registrations, results for held jobs, grab
+/// stops/resumes, echoes, closes and server input (raw bytes or well-formed packets):
+/// never panics; everything it sends parses; it never holds more than `max_in_flight`
+/// jobs nor one handle twice; results are refused for jobs it does not hold; echo replies
+/// match echo requests; `Closed` comes once and last.
+pub fn worker_conn(data: &[u8]) {
+    use crate::proto::{AssignExtras, JobAssign};
+    use crate::worker::{Report, WorkError, WorkerEvent as E};
+    use std::collections::BTreeSet;
+
+    let mut c = Choices(data);
+    let now = Instant::now();
+    let max = usize::from(c.byte() % 3) + 1;
+    let mut conn = WorkerConnection::new(WorkerConfig {
+        limits: small_limits(),
+        max_in_flight: max,
+        ..WorkerConfig::default()
+    });
+    let mut held: BTreeSet<Bytes> = BTreeSet::new();
+    let mut echoes = 0usize;
+    let mut closed = false;
+    let mut next_handle = 0u32;
+    let names = [Bytes::from_static(b"f"), Bytes::from_static(b"g")];
+    let mut out = Vec::new();
+    for _ in 0..256 {
+        if c.0.is_empty() {
+            break;
+        }
+        let op = c.byte();
+        let name = c.pick(&names).cloned().unwrap_or_default();
+        match op % 16 {
+            0 => {
+                let timeout = (op & 0x10 != 0).then(|| Duration::from_millis(1500));
+                let _ = conn.can_do(name, timeout);
+            }
+            // The server requeues that function's held jobs; the machine forgets them
+            // (checked by the resync below).
+            1 => {
+                let _ = conn.cant_do(name);
+            }
+            2 => {
+                if conn.reset_abilities().is_ok() {
+                    held.clear();
+                }
+            }
+            3..=5 => {
+                let pick: Vec<_> = held.iter().cloned().collect();
+                let handle = match c.pick(&pick) {
+                    Some(h) if op & 0x80 == 0 => h.clone(),
+                    _ => Bytes::from_static(b"H:not-held"),
+                };
+                let result = match op % 16 {
+                    3 => Ok(c.bytes()),
+                    4 => Err(WorkError::Fail),
+                    _ => Err(WorkError::Exception(c.bytes())),
+                };
+                let was_held = held.remove(&handle);
+                let accepted = conn.finish_job(&handle, result).is_ok();
+                assert!(!accepted || was_held, "finished a job it did not hold");
+            }
+            6 => {
+                let pick: Vec<_> = held.iter().cloned().collect();
+                if let Some(h) = c.pick(&pick) {
+                    let r = match c.byte() % 3 {
+                        0 => Report::Status(1, 2),
+                        1 => Report::Data(c.bytes()),
+                        _ => Report::Warning(c.bytes()),
+                    };
+                    let _ = conn.report(h, r);
+                }
+            }
+            7 if op & 0x10 == 0 => conn.stop_grabbing(),
+            7 => conn.resume_grabbing(),
+            8 => {
+                if conn.echo(c.bytes()).is_ok() {
+                    echoes += 1;
+                }
+            }
+            9 if op == 9 => conn.close(),
+            9 => conn.handle_eof(now),
+            10 => {
+                let n = usize::from(c.byte() % 32);
+                let raw = c.take(n).to_vec();
+                let _ = conn.handle_input(&raw, now);
+            }
+            _ => {
+                next_handle += 1;
+                let handle = if c.byte() & 3 == 0 {
+                    held.iter().next().cloned().unwrap_or_default()
+                } else {
+                    Bytes::from(format!("H:{next_handle}"))
+                };
+                let reply = match op % 16 {
+                    11 | 12 => Response::JobAssign(JobAssign {
+                        handle,
+                        function: name,
+                        extras: match c.byte() % 3 {
+                            0 => AssignExtras::Plain,
+                            1 => AssignExtras::Unique(c.bytes()),
+                            _ => AssignExtras::Reduce {
+                                unique: c.bytes(),
+                                reducer: c.bytes(),
+                            },
+                        },
+                        data: c.bytes(),
+                    }),
+                    13 => Response::NoJob,
+                    14 => Response::Noop,
+                    _ if op & 0x10 == 0 => Response::EchoRes { data: c.bytes() },
+                    _ => Response::Error {
+                        code: Bytes::from_static(b"JOB_NOT_FOUND"),
+                        text: c.bytes(),
+                    },
+                };
+                let bytes = reply.to_bytes();
+                let cut = usize::from(c.byte()) % (bytes.len() + 1);
+                let _ = conn.handle_input(&bytes[..cut], now);
+                let _ = conn.handle_input(&bytes[cut..], now);
+            }
+        }
+        out.clear();
+        while conn.poll_transmit(&mut out) > 0 {}
+        let sent = requests_well_formed(&out);
+        assert!(!closed || sent.is_empty(), "a closed connection sent bytes");
+        while let Some(event) = conn.poll_event() {
+            assert!(!closed, "event after Closed: {event:?}");
+            match event {
+                E::JobAssigned(job) => {
+                    assert!(held.insert(job.handle.clone()), "handle assigned twice");
+                }
+                E::EchoRes { .. } => {
+                    assert!(echoes > 0, "echo reply without a request");
+                    echoes -= 1;
+                }
+                E::Closed { .. } => {
+                    assert!(conn.is_closed());
+                    closed = true;
+                    held.clear();
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(conn.is_closed(), closed);
+        if held.len() != conn.in_flight() {
+            // CANT_DO drops the held jobs of one function; resync from the machine.
+            assert!(held.len() > conn.in_flight());
+            held.retain(|h| conn.work_status(h, 0, 0).is_ok());
+            out.clear();
+            let _ = conn.poll_transmit(&mut out);
+        }
+        assert_eq!(held.len(), conn.in_flight());
+        assert!(
+            conn.in_flight() <= max,
+            "holds more jobs than max_in_flight"
+        );
+    }
 }

@@ -9,63 +9,99 @@ use std::time::Duration;
 /// gearmand-rs: a Gearman job server, compatible with gearmand's protocol, admin commands
 /// and flags.
 #[derive(Debug, Parser)]
-#[command(name = "gearmand-rs", version, about, long_about = None)]
+#[command(name = "gearmand-rs", version, about, long_about = None, max_term_width = 100,
+    // The last of a repeated flag wins (wrappers append to a base command line).
+    args_override_self = true
+)]
 pub struct Args {
     /// Port to listen on.
-    #[arg(short = 'p', long, default_value_t = 4730)]
+    #[arg(short = 'p', long, default_value_t = 4730, help_heading = "Network")]
     pub port: u16,
 
     /// Address to listen on; repeat for several. Default: every IPv4 and IPv6 address.
-    #[arg(short = 'L', long = "listen", value_name = "ADDRESS")]
+    #[arg(
+        short = 'L',
+        long = "listen",
+        value_name = "ADDRESS",
+        help_heading = "Network"
+    )]
     pub listen: Vec<String>,
 
     /// Listen backlog.
-    #[arg(short = 'b', long, default_value_t = 1024)]
+    #[arg(
+        short = 'b',
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Network"
+    )]
     pub backlog: u32,
 
-    /// I/O threads (0 = one per CPU).
-    #[arg(short = 't', long, default_value_t = 4)]
+    /// Accepted for compatibility and ignored: gearmand-rs serves every connection from one
+    /// thread, which measured faster than several.
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Network"
+    )]
     pub threads: usize,
 
     /// Retries of a job whose worker vanished or timed out: -1 = unlimited, 0 = none
     /// (fail at the first such failure), N = up to N retries.
-    #[arg(short = 'j', long = "job-retries", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(short = 'j', long = "job-retries", default_value_t = -1, allow_hyphen_values = true, value_name = "N", help_heading = "Jobs")]
     pub job_retries: i64,
 
     /// Sleeping workers woken (NOOP) per new job; 0 = all of them.
-    #[arg(short = 'w', long = "worker-wakeup", default_value_t = 0)]
+    #[arg(
+        short = 'w',
+        long = "worker-wakeup",
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Jobs"
+    )]
     pub worker_wakeup: u32,
 
     /// Accepted for compatibility: functions are always served round-robin.
-    #[arg(short = 'R', long = "round-robin")]
+    #[arg(short = 'R', long = "round-robin", help_heading = "Jobs")]
     pub round_robin: bool,
 
     /// Job handles are PREFIX:N (default H:<hostname>).
-    #[arg(long = "job-handle-prefix", value_name = "PREFIX")]
+    #[arg(
+        long = "job-handle-prefix",
+        value_name = "PREFIX",
+        help_heading = "Jobs"
+    )]
     pub job_handle_prefix: Option<String>,
 
     /// Turn the `exceptions` option on for every connection.
-    #[arg(long)]
+    #[arg(long, help_heading = "Jobs")]
     pub exceptions: bool,
 
     /// Enable TCP keepalive on client connections.
-    #[arg(long)]
+    #[arg(long, help_heading = "Network")]
     pub keepalive: bool,
 
     /// Seconds of idle before keepalive probes (-1 = system default).
-    #[arg(long = "keepalive-idle", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-idle", default_value_t = -1, allow_hyphen_values = true, value_name = "SECS", help_heading = "Network")]
     pub keepalive_idle: i64,
 
     /// Seconds between keepalive probes (-1 = system default).
-    #[arg(long = "keepalive-interval", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-interval", default_value_t = -1, allow_hyphen_values = true, value_name = "SECS", help_heading = "Network")]
     pub keepalive_interval: i64,
 
     /// Unanswered probes before the connection is dropped (-1 = system default).
-    #[arg(long = "keepalive-count", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long = "keepalive-count", default_value_t = -1, allow_hyphen_values = true, value_name = "N", help_heading = "Network")]
     pub keepalive_count: i64,
 
     /// Write the process id to this file (removed on exit).
-    #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
+    #[arg(
+        short = 'P',
+        long = "pid-file",
+        value_name = "FILE",
+        help_heading = "Process"
+    )]
     pub pid_file: Option<PathBuf>,
 
     /// Log destination: a file, `stderr` or `none`.
@@ -73,20 +109,26 @@ pub struct Args {
         short = 'l',
         long = "log-file",
         default_value = "stderr",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = "Process"
     )]
     pub log_file: String,
 
     /// Log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG.
-    #[arg(long = "verbose", default_value = "WARNING", value_name = "LEVEL")]
+    #[arg(
+        long = "verbose",
+        default_value = "ERROR",
+        value_name = "LEVEL",
+        help_heading = "Process"
+    )]
     pub verbose: String,
 
     /// Raise the log level one step per -v.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', action = clap::ArgAction::Count, help_heading = "Process")]
     pub more_verbose: u8,
 
     /// Not supported: run under systemd, supervisord or `&` instead.
-    #[arg(short = 'd', long)]
+    #[arg(short = 'd', long, help_heading = "Process")]
     pub daemon: bool,
 
     /// Queue type: `builtin` (in memory) or `libsqlite3` (durable background jobs).
@@ -94,34 +136,50 @@ pub struct Args {
         short = 'q',
         long = "queue-type",
         default_value = "builtin",
-        value_name = "TYPE"
+        value_name = "TYPE",
+        help_heading = "Durable queue"
     )]
     pub queue_type: String,
 
     /// SQLite file for `-q libsqlite3`: background jobs are committed there before
     /// JOB_CREATED. An existing gearmand libsqlite3 queue file is imported.
-    #[arg(long = "libsqlite3-db", value_name = "FILE")]
+    #[arg(
+        long = "libsqlite3-db",
+        value_name = "FILE",
+        help_heading = "Durable queue"
+    )]
     pub libsqlite3_db: Option<PathBuf>,
 
     /// gearmand's queue table name in that file, imported on start.
     #[arg(
         long = "libsqlite3-table",
         default_value = "gearman_queue",
-        value_name = "NAME"
+        value_name = "NAME",
+        help_heading = "Durable queue"
     )]
     pub libsqlite3_table: String,
 
     /// Durable queue sync: `full` fsyncs every commit (survives power loss); `normal`
     /// survives a crash of the server process but not of the machine, and is faster.
-    #[arg(long = "libsqlite3-sync", default_value = "full", value_name = "MODE")]
+    #[arg(
+        long = "libsqlite3-sync",
+        default_value = "full",
+        value_name = "MODE",
+        help_heading = "Durable queue"
+    )]
     pub libsqlite3_sync: String,
 
     /// Largest packet body accepted, in bytes; larger packets close the connection.
-    #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES", help_heading = "Network")]
     pub max_packet_size: usize,
 
     /// Seconds to let running jobs finish after SIGTERM/SIGINT before exiting.
-    #[arg(long = "shutdown-timeout", default_value_t = 30, value_name = "SECS")]
+    #[arg(
+        long = "shutdown-timeout",
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Process"
+    )]
     pub shutdown_timeout: u64,
 }
 
@@ -139,8 +197,8 @@ pub struct Settings {
     pub port: u16,
     /// Backlog.
     pub backlog: u32,
-    /// Runtime worker threads.
-    pub io_threads: usize,
+    /// `--threads` as given (logged, otherwise ignored).
+    pub threads_requested: usize,
     /// Retry limit (None = unlimited).
     pub job_retries: Option<u32>,
     /// NOOPs per job.
@@ -251,10 +309,6 @@ impl Args {
                 "--job-handle-prefix {handle_prefix:?} is too long: handles must fit in 63 bytes"
             )));
         }
-        let io_threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
         let keepalive = self.keepalive.then(|| Keepalive {
             idle: positive_secs(self.keepalive_idle),
             interval: positive_secs(self.keepalive_interval),
@@ -264,7 +318,7 @@ impl Args {
             listen: self.listen,
             port: self.port,
             backlog: self.backlog,
-            io_threads,
+            threads_requested: self.threads,
             job_retries,
             worker_wakeup: self.worker_wakeup,
             handle_prefix,
@@ -287,4 +341,104 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, StartError> {
+        let argv = std::iter::once("gearmand-rs").chain(args.iter().copied());
+        Args::try_parse_from(argv)
+            .map_err(|e| StartError(e.to_string()))?
+            .validate()
+    }
+
+    #[test]
+    fn job_retries_follow_gearmand_2_semantics() {
+        assert_eq!(settings(&[]).unwrap().job_retries, None);
+        assert_eq!(settings(&["-j", "-1"]).unwrap().job_retries, None);
+        assert_eq!(settings(&["-j", "0"]).unwrap().job_retries, Some(0));
+        assert_eq!(
+            settings(&["--job-retries", "3"]).unwrap().job_retries,
+            Some(3)
+        );
+        assert!(settings(&["-j", "-2"]).is_err());
+    }
+
+    #[test]
+    fn verbose_level_and_v_count() {
+        assert_eq!(settings(&[]).unwrap().level, "ERROR");
+        assert_eq!(settings(&["-v"]).unwrap().level, "WARNING");
+        assert_eq!(
+            settings(&["-vv", "--verbose", "info"]).unwrap().level,
+            "DEBUG"
+        );
+        assert_eq!(settings(&["-vvvvvvvvvv"]).unwrap().level, "DEBUG");
+        assert!(settings(&["--verbose", "LOUD"]).is_err());
+    }
+
+    #[test]
+    fn keepalive_values_apply_only_when_enabled() {
+        assert!(settings(&["--keepalive-idle", "5"])
+            .unwrap()
+            .keepalive
+            .is_none());
+        let k = settings(&[
+            "--keepalive",
+            "--keepalive-idle",
+            "5",
+            "--keepalive-count",
+            "-1",
+        ])
+        .unwrap()
+        .keepalive
+        .unwrap();
+        assert_eq!(k.idle, Some(Duration::from_secs(5)));
+        assert_eq!(k.interval, None);
+        assert_eq!(k.count, None);
+    }
+
+    #[test]
+    fn queue_types() {
+        assert!(settings(&["-q", "builtin"]).unwrap().store.is_none());
+        let s = settings(&["-q", "libsqlite3", "--libsqlite3-db", "/tmp/q.db"]).unwrap();
+        let store = s.store.unwrap();
+        assert_eq!(store.path, PathBuf::from("/tmp/q.db"));
+        assert_eq!(store.gearmand_table, "gearman_queue");
+        assert!(settings(&["-q", "libsqlite3"]).is_err());
+        assert!(settings(&["-q", "redis"]).is_err());
+    }
+
+    #[test]
+    fn handle_prefix_default_and_length() {
+        assert!(settings(&[]).unwrap().handle_prefix.starts_with("H:"));
+        assert_eq!(
+            settings(&["--job-handle-prefix", "P"])
+                .unwrap()
+                .handle_prefix,
+            "P"
+        );
+        let long = "x".repeat(60);
+        assert!(settings(&["--job-handle-prefix", &long]).is_err());
+    }
+
+    #[test]
+    fn compatibility_flags_are_accepted() {
+        let s = settings(&[
+            "-t",
+            "8",
+            "-R",
+            "-L",
+            "127.0.0.1",
+            "-L",
+            "::1",
+            "-p",
+            "4731",
+        ])
+        .unwrap();
+        assert_eq!(s.listen, ["127.0.0.1", "::1"]);
+        assert_eq!(s.port, 4731);
+        assert!(settings(&["-d"]).is_err());
+    }
 }

@@ -7,8 +7,10 @@ use gearman_core::server::ConnId;
 use socket2::{SockRef, TcpKeepalive};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 /// What connection tasks tell the core task.
@@ -18,8 +20,6 @@ pub(crate) enum ToCore {
     Eof(ConnId),
     /// A stalled writer has caught up; send it more.
     Drained(ConnId),
-    /// The store committed (or failed to commit) a background job.
-    Persisted(u64, Result<(), String>),
 }
 
 /// What the core task tells a writer.
@@ -29,34 +29,79 @@ pub(crate) enum ToWriter {
     Close,
 }
 
+/// Flow-control state shared by a connection's reader, its writer and the core task.
+///
+/// The reader stops reading while the connection's replies are not draining (the writer
+/// holds more than [`WRITER_HIGH_WATER`] unwritten, or the core is holding output back) or
+/// while the core has not yet digested [`INPUT_HIGH_WATER`] of its input. A peer that sends
+/// without reading thus meets TCP backpressure instead of growing the server's memory.
+pub(crate) struct FlowControl {
+    /// Bytes handed to the writer and not yet written.
+    pub(crate) pending: AtomicUsize,
+    /// Set when the core held output back because `pending` was high.
+    pub(crate) stalled: AtomicBool,
+    /// Input bytes sent to the core and not yet handled.
+    pub(crate) inflight: AtomicUsize,
+    /// Wakes a paused reader.
+    resume: Notify,
+}
+
+/// Unwritten bytes in a writer past which the core keeps further output, and the reader pauses.
+pub(crate) const WRITER_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Unhandled input per connection past which its reader pauses (fairness between peers).
+const INPUT_HIGH_WATER: usize = 256 * 1024;
+
+impl FlowControl {
+    fn reader_must_wait(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > WRITER_HIGH_WATER
+            || self.stalled.load(Ordering::Acquire)
+            || self.inflight.load(Ordering::Acquire) > INPUT_HIGH_WATER
+    }
+
+    /// The core handled `len` bytes of this connection's input.
+    pub(crate) fn input_handled(&self, len: usize) {
+        let before = self.inflight.fetch_sub(len, Ordering::AcqRel);
+        if before > INPUT_HIGH_WATER && before - len <= INPUT_HIGH_WATER {
+            self.resume.notify_one();
+        }
+    }
+}
+
 /// The core task's handle on one connection.
 pub(crate) struct ConnHandle {
-    stream: Arc<TcpStream>,
-    pub(crate) writer: mpsc::UnboundedSender<ToWriter>,
-    /// Bytes handed to the writer and not yet written.
-    pub(crate) pending: Arc<AtomicUsize>,
-    /// Set when the core held output back because `pending` was high.
-    pub(crate) stalled: Arc<AtomicBool>,
-    pub(crate) reader: AbortHandle,
+    stream: Arc<OwnedWriteHalf>,
+    writer: mpsc::UnboundedSender<ToWriter>,
+    pub(crate) flow: Arc<FlowControl>,
+    reader: AbortHandle,
 }
 
 impl ConnHandle {
     /// Writes straight to the socket when nothing is queued (saving a task hop per reply);
     /// whatever the socket does not take now goes to the writer task, in order.
-    pub(crate) fn send(&self, data: Vec<u8>) {
-        let mut rest = &data[..];
-        if self.pending.load(Ordering::Acquire) == 0 {
+    pub(crate) fn send(&self, data: &[u8]) {
+        let mut rest = data;
+        if self.flow.pending.load(Ordering::Acquire) == 0 {
             match self.stream.try_write(rest) {
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 // The reader sees the failure too and reports the connection gone.
                 Err(_) => return,
             }
         }
         if !rest.is_empty() {
-            self.pending.fetch_add(rest.len(), Ordering::AcqRel);
+            self.flow.pending.fetch_add(rest.len(), Ordering::AcqRel);
             let _ = self.writer.send(ToWriter::Data(rest.to_vec()));
         }
+    }
+
+    /// Whether the writer is too far behind to take more output now.
+    pub(crate) fn writer_is_behind(&self) -> bool {
+        if self.flow.pending.load(Ordering::Acquire) > WRITER_HIGH_WATER {
+            // The writer reports Drained when it catches up.
+            self.flow.stalled.store(true, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     pub(crate) fn close(&self) {
@@ -90,38 +135,50 @@ pub(crate) fn configure(stream: &TcpStream, keepalive: Option<Keepalive>) {
 
 /// Starts the reader and writer tasks for `stream`.
 pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle {
-    let stream = Arc::new(stream);
+    // Split so the reader can use `read_buf`, which (unlike `try_read_buf`) treats a short
+    // read as "drained" and skips the extra read that would only return EWOULDBLOCK.
+    let (read_half, write_half) = stream.into_split();
+    let stream = Arc::new(write_half);
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-    let pending = Arc::new(AtomicUsize::new(0));
-    let stalled = Arc::new(AtomicBool::new(false));
-    let reader = tokio::spawn(read_loop(stream.clone(), conn, to_core.clone())).abort_handle();
+    let flow = Arc::new(FlowControl {
+        pending: AtomicUsize::new(0),
+        stalled: AtomicBool::new(false),
+        inflight: AtomicUsize::new(0),
+        resume: Notify::new(),
+    });
+    let reader =
+        tokio::spawn(read_loop(read_half, conn, flow.clone(), to_core.clone())).abort_handle();
     tokio::spawn(write_loop(
         stream.clone(),
         conn,
         writer_rx,
-        pending.clone(),
-        stalled.clone(),
+        flow.clone(),
         to_core,
     ));
     ConnHandle {
         stream,
         writer: writer_tx,
-        pending,
-        stalled,
+        flow,
         reader,
     }
 }
 
-async fn read_loop(stream: Arc<TcpStream>, conn: ConnId, to_core: mpsc::Sender<ToCore>) {
+async fn read_loop(
+    mut stream: OwnedReadHalf,
+    conn: ConnId,
+    flow: Arc<FlowControl>,
+    to_core: mpsc::Sender<ToCore>,
+) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        buf.reserve(READ_CHUNK);
-        if stream.readable().await.is_err() {
-            break;
+        while flow.reader_must_wait() {
+            flow.resume.notified().await;
         }
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {
+        buf.reserve(READ_CHUNK);
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                flow.inflight.fetch_add(n, Ordering::AcqRel);
                 if to_core
                     .send(ToCore::Input(conn, buf.split().freeze()))
                     .await
@@ -130,14 +187,12 @@ async fn read_loop(stream: Arc<TcpStream>, conn: ConnId, to_core: mpsc::Sender<T
                     return;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
         }
     }
     let _ = to_core.send(ToCore::Eof(conn)).await;
 }
 
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
         stream.writable().await?;
         match stream.try_write(data) {
@@ -150,11 +205,10 @@ async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
 }
 
 async fn write_loop(
-    stream: Arc<TcpStream>,
+    stream: Arc<OwnedWriteHalf>,
     conn: ConnId,
     mut from_core: mpsc::UnboundedReceiver<ToWriter>,
-    pending: Arc<AtomicUsize>,
-    stalled: Arc<AtomicBool>,
+    flow: Arc<FlowControl>,
     to_core: mpsc::Sender<ToCore>,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
@@ -176,16 +230,20 @@ async fn write_loop(
                 let _ = to_core.send(ToCore::Eof(conn)).await;
                 return;
             }
-            let left = pending
+            let left = flow
+                .pending
                 .fetch_sub(batch.len(), Ordering::AcqRel)
                 .saturating_sub(batch.len());
             batch.clear();
-            if left == 0 && stalled.swap(false, Ordering::AcqRel) {
-                let _ = to_core.send(ToCore::Drained(conn)).await;
+            if left == 0 {
+                if flow.stalled.swap(false, Ordering::AcqRel) {
+                    let _ = to_core.send(ToCore::Drained(conn)).await;
+                }
+                flow.resume.notify_one();
             }
         }
         if closing {
-            let _ = SockRef::from(&*stream).shutdown(std::net::Shutdown::Write);
+            let _ = SockRef::from((*stream).as_ref()).shutdown(std::net::Shutdown::Write);
             return;
         }
     }

@@ -8,13 +8,10 @@ use crate::{listen, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Output held back from a writer that already has this much unwritten.
-const WRITER_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Messages handled before output is flushed, so one busy peer cannot starve the rest.
 const BATCH: usize = 512;
 
@@ -28,8 +25,13 @@ struct CoreTask {
     server: Server,
     conns: HashMap<ConnId, ConnHandle>,
     to_core: mpsc::Sender<ToCore>,
+    /// Store acknowledgements: unbounded so the store may answer from any thread, even
+    /// inline from `insert` on this one, without blocking.
+    acks: mpsc::UnboundedSender<(u64, Result<(), String>)>,
     settings: Settings,
     store: Option<StoreHandle>,
+    /// Reused for every connection's output, so replies cost no allocation.
+    out: Vec<u8>,
 }
 
 pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
@@ -47,6 +49,12 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         }
         None => (None, Vec::new()),
     };
+    if settings.threads_requested != 1 {
+        tracing::info!(
+            "--threads {} ignored: gearmand-rs serves every connection from one thread",
+            settings.threads_requested
+        );
+    }
     let pid_file = write_pid_file(&settings)?;
     let now = Instant::now();
     let mut config = ServerConfig::new(now, unix_now());
@@ -67,6 +75,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
     config.persist_background = store.is_some();
 
     let (to_core, mut from_conns) = mpsc::channel(8192);
+    let (acks, mut from_store) = mpsc::unbounded_channel();
     let accept_tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
         .map(|l| {
@@ -99,8 +108,10 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         server,
         conns: HashMap::new(),
         to_core,
+        acks,
         settings,
         store,
+        out: Vec::with_capacity(64 * 1024),
     };
     let mut shutdown = Box::pin(shutdown_signal());
     let mut grace_deadline: Option<tokio::time::Instant> = None;
@@ -129,6 +140,13 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
                         Ok(msg) => core.handle(msg),
                         Err(_) => break,
                     }
+                }
+            }
+            Some((id, result)) = from_store.recv() => {
+                let now = Instant::now();
+                core.server.persisted(id, result, now);
+                while let Ok((id, result)) = from_store.try_recv() {
+                    core.server.persisted(id, result, now);
                 }
             }
             _ = sleep_until(timer), if timer.is_some() => {}
@@ -189,14 +207,18 @@ impl CoreTask {
                 let handle = connection::spawn(stream, conn, self.to_core.clone());
                 self.conns.insert(conn, handle);
             }
-            ToCore::Input(conn, bytes) => self.server.handle_input(conn, &bytes, now),
+            ToCore::Input(conn, bytes) => {
+                self.server.handle_input(conn, &bytes, now);
+                if let Some(handle) = self.conns.get(&conn) {
+                    handle.flow.input_handled(bytes.len());
+                }
+            }
             ToCore::Eof(conn) => {
                 self.server.handle_eof(conn, now);
                 self.conns.remove(&conn);
                 tracing::debug!(?conn, "closed by peer");
             }
             ToCore::Drained(conn) => self.transmit(conn),
-            ToCore::Persisted(id, result) => self.server.persisted(id, result, now),
         }
     }
 
@@ -217,12 +239,12 @@ impl CoreTask {
                 }
                 ServerEvent::Persist(record) => match &self.store {
                     Some(store) => {
-                        let tx = self.to_core.clone();
+                        let acks = self.acks.clone();
                         let id = record.durable_id;
                         store.insert(
                             record,
                             Box::new(move |result| {
-                                let _ = tx.blocking_send(ToCore::Persisted(id, result));
+                                let _ = acks.send((id, result));
                             }),
                         );
                     }
@@ -246,15 +268,17 @@ impl CoreTask {
         let Some(handle) = self.conns.get(&conn) else {
             return;
         };
-        if handle.pending.load(Ordering::Acquire) > WRITER_HIGH_WATER {
-            // The writer will report Drained; output waits in the core, which closes the
-            // connection if it passes the configured bound.
-            handle.stalled.store(true, Ordering::Release);
+        if handle.writer_is_behind() {
+            // Output waits in the core, which closes the connection past its bound.
             return;
         }
-        let mut out = Vec::new();
-        if self.server.poll_transmit(conn, &mut out) > 0 {
-            handle.send(out);
+        self.out.clear();
+        if self.server.poll_transmit(conn, &mut self.out) > 0 {
+            handle.send(&self.out);
+        }
+        if self.out.capacity() > 1024 * 1024 {
+            // One large reply must not pin a large buffer for good.
+            self.out = Vec::with_capacity(64 * 1024);
         }
     }
 }

@@ -1,201 +1,39 @@
 //! gearmand-rs driven by real Gearman peers: the gearman CLI, gearadmin, PHP pecl-gearman,
-//! Perl Gearman::Client/Worker and Python gear. Each peer must be installed (.ci/run does
-//! it); a missing peer fails the test.
+//! Perl Gearman::Client/Worker and Python gear. The scenarios live in
+//! `gearman_tests::interop` and also run against the C gearmand
+//! (`tests/tests/interop_gearmand.rs`). A missing peer fails the test.
 
 mod common;
 
-use common::{run, stdout, wait_for_workers, Peer, Server};
-use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(30);
+use common::Server;
+use gearman_tests::interop;
 
 #[test]
 fn gearman_cli_client_and_worker() {
-    let server = Server::start(&[]);
-    let port = server.port.to_string();
-    let _worker = Peer::spawn("gearman", &["-p", &port, "-w", "-f", "rev", "--", "rev"]);
-    wait_for_workers(&server, "rev", 1);
-    for word in ["hello", "gearman"] {
-        let out = run(
-            "gearman",
-            &["-p", &port, "-f", "rev"],
-            word.as_bytes(),
-            LIMIT,
-        );
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(stdout(&out).trim(), word.chars().rev().collect::<String>());
-    }
-    // Background submission through the CLI, picked up by the same worker.
-    let out = run("gearman", &["-p", &port, "-b", "-f", "rev"], b"bg", LIMIT);
-    assert!(out.status.success(), "{out:?}");
+    interop::gearman_cli_client_and_worker(&Server::start(&[]));
 }
 
 #[test]
 fn gearadmin_reads_our_admin_replies() {
-    let server = Server::start(&[]);
-    let port = server.port.to_string();
-    let _worker = Peer::spawn("gearman", &["-p", &port, "-w", "-f", "adm", "--", "cat"]);
-    wait_for_workers(&server, "adm", 1);
-    let status = stdout(&run("gearadmin", &["-p", &port, "--status"], b"", LIMIT));
-    assert_eq!(status, "adm\t0\t0\t1\n.\n");
-    let workers = stdout(&run("gearadmin", &["-p", &port, "--workers"], b"", LIMIT));
-    assert!(
-        workers
-            .lines()
-            .any(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.ends_with(" : adm")),
-        "{workers}"
-    );
-    assert!(workers.ends_with(".\n"));
-    let version = stdout(&run(
-        "gearadmin",
-        &["-p", &port, "--server-version"],
-        b"",
-        LIMIT,
-    ));
-    assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
-    let pid = stdout(&run("gearadmin", &["-p", &port, "--getpid"], b"", LIMIT));
-    assert_eq!(pid.trim(), server.child.id().to_string());
-    // maxqueue has no gearadmin flag; scripts send it as text.
-    assert_eq!(server.conn().admin("maxqueue adm 1\r\n"), "OK\r\n");
-    let prio = stdout(&run(
-        "gearadmin",
-        &["-p", &port, "--priority-status"],
-        b"",
-        LIMIT,
-    ));
-    assert_eq!(prio, "adm\t0\t0\t0\t1\n.\n");
+    interop::gearadmin_reads_admin_replies(&Server::start(&[]), env!("CARGO_PKG_VERSION"));
 }
 
-const PHP_WORKER: &str = r#"
-$w = new GearmanWorker();
-$w->addServer('127.0.0.1', (int)$argv[1]);
-$w->addFunction('php_rev', function ($job) { return strrev($job->workload()); });
-$w->addFunction('php_chatty', function ($job) {
-    $job->sendStatus(1, 2);
-    $job->sendData('d1');
-    $job->sendWarning('w1');
-    return 'done';
-});
-$w->addFunction('php_fail', function ($job) { $job->sendFail(); return ''; });
-$w->addFunction('php_exc', function ($job) { $job->sendException('boom'); return ''; });
-$w->addFunction('php_slow', function ($job) { usleep(300000); return 'slow'; });
-while ($w->work());
-"#;
-
-const PHP_CLIENT: &str = r#"
-$c = new GearmanClient();
-$c->addServer('127.0.0.1', (int)$argv[1]);
-$c->setTimeout(20000);
-echo 'normal=', $c->doNormal('php_rev', 'abc'), "\n";
-echo 'high=', $c->doHigh('php_rev', 'def'), "\n";
-echo 'low=', $c->doLow('php_rev', 'ghi'), "\n";
-$h = $c->doBackground('php_slow', 'x');
-echo 'bg=', $c->returnCode() == GEARMAN_SUCCESS ? 'ok' : 'bad', "\n";
-$st = $c->jobStatus($h);
-echo 'status_known=', $st[0] ? 1 : 0, "\n";
-$log = [];
-$c->setStatusCallback(function ($t) use (&$log) { $log[] = 'status:' . $t->taskNumerator() . '/' . $t->taskDenominator(); });
-$c->setDataCallback(function ($t) use (&$log) { $log[] = 'data:' . $t->data(); });
-$c->setWarningCallback(function ($t) use (&$log) { $log[] = 'warning:' . $t->data(); });
-$c->setCompleteCallback(function ($t) use (&$log) { $log[] = 'complete:' . $t->functionName() . ':' . $t->data(); });
-$c->setFailCallback(function ($t) use (&$log) { $log[] = 'fail:' . $t->functionName(); });
-$c->setExceptionCallback(function ($t) use (&$log) { $log[] = 'exception:' . $t->data(); });
-$c->addTask('php_chatty', 'x');
-$c->addTask('php_fail', 'x');
-$c->addTask('php_exc', 'x');
-$c->runTasks();
-sort($log);
-echo implode(',', $log), "\n";
-"#;
-
-fn php(script: &str, port: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-php-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("script.php");
-    std::fs::write(&path, format!("<?php\n{script}")).unwrap();
-    path.to_string_lossy().into_owned()
+#[test]
+fn gearadmin_manages_jobs_and_functions() {
+    interop::gearadmin_manages_jobs_and_functions(&Server::start(&[]), "ERROR");
 }
 
 #[test]
 fn php_pecl_client_and_worker() {
-    let server = Server::start(&[]);
-    let port = server.port.to_string();
-    let worker_script = php(PHP_WORKER, &format!("w{port}"));
-    let _worker = Peer::spawn("php", &[&worker_script, &port]);
-    wait_for_workers(&server, "php_exc", 1);
-    let client_script = php(PHP_CLIENT, &format!("c{port}"));
-    let out = run("php", &[&client_script, &port], b"", LIMIT);
-    let text = stdout(&out);
-    assert!(out.status.success(), "{out:?}");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            "normal=cba",
-            "high=fed",
-            "low=ihg",
-            "bg=ok",
-            "status_known=1",
-            "complete:php_chatty:done,data:d1,exception:boom,fail:php_fail,status:1/2,warning:w1",
-        ],
-        "{text}"
-    );
-    // PECL enables the exceptions option, so php_exc reaches only the exception callback
-    // (gearmand 1.1.20 gives the same line for these scripts).
+    interop::php_pecl_client_and_worker(&Server::start(&[]));
 }
-
-const PERL_WORKER: &str = r#"
-use strict; use Gearman::Worker;
-my $w = Gearman::Worker->new(job_servers => ["127.0.0.1:$ARGV[0]"]);
-$w->register_function(perl_up => sub { uc $_[0]->arg });
-$w->work while 1;
-"#;
-
-const PERL_CLIENT: &str = r#"
-use strict; use Gearman::Client;
-my $c = Gearman::Client->new(job_servers => ["127.0.0.1:$ARGV[0]"]);
-my $r = $c->do_task(perl_up => "hello perl", { timeout => 20 });
-print $r ? $$r : "no result", "\n";
-"#;
 
 #[test]
 fn perl_gearman_client_and_worker() {
-    let server = Server::start(&[]);
-    let port = server.port.to_string();
-    let _worker = Peer::spawn("perl", &["-e", PERL_WORKER, &port]);
-    wait_for_workers(&server, "perl_up", 1);
-    let out = run("perl", &["-e", PERL_CLIENT, &port], b"", LIMIT);
-    assert_eq!(stdout(&out).trim(), "HELLO PERL", "{out:?}");
+    interop::perl_gearman_client_and_worker(&Server::start(&[]));
 }
-
-const PYTHON: &str = r#"
-import sys, threading, gear
-port = int(sys.argv[1])
-worker = gear.Worker('py-worker')
-worker.addServer('127.0.0.1', port)
-worker.waitForServer()
-worker.registerFunction('py_double')
-def work():
-    job = worker.getJob()
-    job.sendWorkComplete(job.arguments * 2)
-threading.Thread(target=work, daemon=True).start()
-client = gear.Client('py-client')
-client.addServer('127.0.0.1', port)
-client.waitForServer()
-job = gear.Job(b'py_double', b'ab')
-client.submitJob(job)
-import time
-deadline = time.time() + 20
-while not job.complete and time.time() < deadline:
-    time.sleep(0.01)
-print(b''.join(job.data).decode())
-worker.shutdown(); client.shutdown()
-"#;
 
 #[test]
 fn python_gear_client_and_worker() {
-    let server = Server::start(&[]);
-    let port = server.port.to_string();
-    let out = run("python3", &["-c", PYTHON, &port], b"", LIMIT);
-    assert_eq!(stdout(&out).trim(), "abab", "{out:?}");
+    interop::python_gear_client_and_worker(&Server::start(&[]));
 }

@@ -1,1 +1,26 @@
-//! Cross-crate and interop tests
+//! Shared helpers for the cross-crate and interop tests: start a job server (our
+//! `gearmand-rs` or the C `gearmand`) on a free 127.0.0.1 port, talk raw protocol to it, and
+//! run real Gearman peers (CLIs, PHP, Perl, Python) with time limits.
+//!
+//! Every wait here is bounded, and a missing peer program or server binary panics: a test
+//! that cannot run its peer fails instead of passing silently.
+//!
+//! ```no_run
+//! use gearman_tests::{ServerProcess, Conn};
+//! use gearman_core::proto::{Request, Response};
+//! let server = ServerProcess::gearmand(&[]);          // /usr/sbin/gearmand on a free port
+//! let mut conn = Conn::new(server.port);
+//! conn.send(Request::Echo { data: "hi".into() });
+//! assert_eq!(conn.recv(), Response::EchoRes { data: "hi".into() });
+//! ```
+
+pub mod hostile;
+pub mod interop;
+pub mod options;
+mod peers;
+mod process;
+mod wire;
+
+pub use peers::{run, stdout, wait_for_workers, Peer};
+pub use process::{free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
+pub use wire::Conn;

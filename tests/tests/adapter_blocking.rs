@@ -2,18 +2,30 @@
 
 mod adapter_common;
 
-use adapter_common::{Adapter, Outcome, Spec};
-use gearman_blocking::{Client, ClientEvent, Error, Job, WorkError, Worker};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use adapter_common::{Adapter, ClientOpts, Outcome, Spec};
+use gearman_blocking::{
+    Backoff, Client, ClientEvent, ClientOptions, Error, Job, Selection, StopHandle, WorkError,
+    Worker, WorkerOptions,
+};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 struct Blocking;
 
 fn job(spec: &Spec) -> Job {
-    let mut job =
-        Job::new(spec.function.as_bytes().to_vec(), spec.data.clone()).unique(spec.unique.clone());
+    let (function, reducer) = match spec.function.split_once('+') {
+        Some((f, r)) => (f, Some(r)),
+        None => (spec.function, None),
+    };
+    let mut job = Job::new(function.as_bytes().to_vec(), spec.data.clone())
+        .unique(spec.unique.clone())
+        .priority(spec.priority);
+    if let Some(r) = reducer {
+        job = job.reducer(r.as_bytes().to_vec());
+    }
+    if let Some(at) = spec.epoch {
+        job = job.at_epoch(at);
+    }
     if let Some(t) = spec.timeout {
         job = job.timeout(t);
     }
@@ -30,37 +42,47 @@ fn outcome(r: Result<bytes::Bytes, Error>) -> Outcome {
     }
 }
 
+fn describe(e: &ClientEvent) -> Option<String> {
+    match e {
+        ClientEvent::Status {
+            numerator,
+            denominator,
+            ..
+        } => Some(format!("status {numerator}/{denominator}")),
+        ClientEvent::Data { data, .. } => Some(format!("data {}", String::from_utf8_lossy(data))),
+        ClientEvent::Warning { data, .. } => {
+            Some(format!("warning {}", String::from_utf8_lossy(data)))
+        }
+        _ => None,
+    }
+}
+
 impl Adapter for Blocking {
     type Client = Client;
-    type Worker = (Arc<AtomicBool>, JoinHandle<()>);
-    const MAP_REDUCE: bool = false;
+    type Worker = (StopHandle, JoinHandle<()>);
 
-    fn client(servers: &[String], exceptions: bool) -> Client {
-        Client::new(servers.iter().cloned()).exceptions(exceptions)
+    fn client_with(servers: &[String], opts: ClientOpts) -> Client {
+        let mut options = ClientOptions::default();
+        options.config.exceptions = opts.exceptions;
+        if opts.by_unique {
+            options.selection = Selection::ByUnique;
+        }
+        Client::with_options(servers.iter().cloned(), options)
     }
 
     fn run(c: &mut Client, spec: Spec) -> (Vec<String>, Outcome) {
         let mut events = Vec::new();
-        let r = c.run_with(job(&spec), |e| match e {
-            ClientEvent::Status {
-                numerator,
-                denominator,
-                ..
-            } => events.push(format!("status {numerator}/{denominator}")),
-            ClientEvent::Data { data, .. } => {
-                events.push(format!("data {}", String::from_utf8_lossy(data)))
-            }
-            ClientEvent::Warning { data, .. } => {
-                events.push(format!("warning {}", String::from_utf8_lossy(data)))
-            }
-            _ => {}
-        });
+        let r = c.run_with(job(&spec), |e| events.extend(describe(e)));
         (events, outcome(r))
     }
 
     fn run_many(c: &mut Client, specs: Vec<Spec>) -> Vec<Outcome> {
-        // One call at a time: the blocking client has no concurrency of its own.
-        specs.into_iter().map(|s| outcome(c.run(job(&s)))).collect()
+        // All at once, pipelined on one connection (PECL's addTask/runTasks).
+        let jobs = specs.iter().map(job).collect();
+        c.run_tasks(jobs, |_, _| {})
+            .into_iter()
+            .map(outcome)
+            .collect()
     }
 
     fn background(c: &mut Client, spec: Spec) -> Result<Vec<u8>, String> {
@@ -74,23 +96,36 @@ impl Adapter for Blocking {
         Ok((s.known, s.running, s.numerator, s.denominator))
     }
 
+    fn status_unique(c: &mut Client, unique: &str) -> Result<(bool, bool, u32), String> {
+        let s = c
+            .status_unique(unique.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((s.known, s.running, s.client_count))
+    }
+
     fn echo(c: &mut Client, data: Vec<u8>) -> Result<Vec<u8>, String> {
         c.echo(data).map(|d| d.to_vec()).map_err(|e| e.to_string())
     }
 
-    fn worker(servers: &[String], _concurrency: usize) -> Self::Worker {
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> Self::Worker {
+        let options = WorkerOptions {
+            concurrency,
+            backoff: Backoff {
+                initial: backoff,
+                max: backoff * 4,
+            },
+            ..WorkerOptions::default()
+        };
         let worker = Worker::new(servers.iter().cloned())
+            .options(options)
             .function("reverse", None, |ctx| {
                 ctx.status(1, 2);
                 ctx.send_data("chunk");
-                Ok(ctx
-                    .job
-                    .data
-                    .iter()
-                    .rev()
-                    .copied()
-                    .collect::<Vec<u8>>()
-                    .into())
+                Ok(ctx.data().iter().rev().copied().collect::<Vec<u8>>().into())
             })
             .function("fail", None, |_| Err(WorkError::Fail))
             .function("exception", None, |_| {
@@ -98,21 +133,39 @@ impl Adapter for Blocking {
             })
             .function("panic", None, |_| panic!("handler panics on purpose"))
             .function("sleep", None, |ctx| {
-                let ms: u64 = std::str::from_utf8(&ctx.job.data)
+                let ms: u64 = std::str::from_utf8(ctx.data())
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(format!("slept {ms}").into())
-            });
-        let stop = worker.stop_flag();
+            })
+            .function("record", None, |ctx| {
+                adapter_common::record(ctx.data());
+                Ok(bytes::Bytes::new())
+            })
+            .function("upper", None, |ctx| {
+                if ctx.data().as_ref() == b"fail" {
+                    return Err(WorkError::Fail);
+                }
+                Ok(ctx.data().to_ascii_uppercase().into())
+            })
+            .map_reduce(
+                "map",
+                |ctx| {
+                    let words = ctx.data().split(|b| *b == b' ');
+                    Ok(words.map(bytes::Bytes::copy_from_slice).collect())
+                },
+                |results| Ok(results.join(&b","[..]).into()),
+            );
+        let stop = worker.stop_handle();
         (stop, std::thread::spawn(move || worker.work()))
     }
 
     fn stop((stop, thread): Self::Worker) {
-        stop.store(true, Ordering::SeqCst);
+        stop.stop();
         thread.join().expect("worker thread");
     }
 }
 
-adapter_suite!(Blocking, no_map_reduce);
+adapter_suite!(Blocking);

@@ -1,93 +1,22 @@
-//! The async client: server choice and failover, one driver task per server connection,
-//! and waiters that turn core events into futures and streams.
+//! The async client: one driver task per server connection, and waiters that turn core
+//! events into futures and streams. Server choice, failover and backoff are the core's
+//! [`ServerPool`]; event dispatch is the core's [`Waiters`].
 
 use crate::driver::{drive, Role};
 use crate::{Error, Runtime};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
-use futures::lock::Mutex;
 use futures::{Stream, StreamExt};
-use gearman_core::client::backoff::{Backoff, ReconnectSchedule};
-use gearman_core::client::selector::ServerSelector;
-use gearman_core::client::{ClientConfig, ClientConnection, ClientEvent};
-use gearman_core::machine::RequestId;
-use gearman_core::proto::{
-    Priority, StatusRes, StatusResUnique, SubmitJob, SubmitMode, SubmitReduceJob,
+use gearman_core::client::backoff::Backoff;
+use gearman_core::client::{
+    Call, ClientConfig, ClientConnection, ClientEvent, Job, Selection, ServerPool, Waiters,
 };
-use gearman_core::UsageError;
-use std::collections::HashMap;
+use gearman_core::proto::{StatusRes, StatusResUnique};
+use gearman_core::ConnError;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-/// How a client picks a server for a submission.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Selection {
-    /// Rotate through the servers.
-    #[default]
-    RoundRobin,
-    /// Hash the unique id, so equal uniques meet (and coalesce) on one server; jobs without
-    /// a unique rotate.
-    ByUnique,
-}
-
-/// A job to submit.
-#[derive(Clone, Debug)]
-pub struct Job {
-    function: Bytes,
-    data: Bytes,
-    unique: Bytes,
-    priority: Priority,
-    epoch: Option<i64>,
-    reducer: Option<Bytes>,
-    timeout: Option<Duration>,
-}
-
-impl Job {
-    /// A normal-priority job for `function` with workload `data` and no unique id.
-    pub fn new(function: impl Into<Bytes>, data: impl Into<Bytes>) -> Self {
-        Job {
-            function: function.into(),
-            data: data.into(),
-            unique: Bytes::new(),
-            priority: Priority::Normal,
-            epoch: None,
-            reducer: None,
-            timeout: None,
-        }
-    }
-
-    /// Sets the unique id (submissions with equal uniques coalesce on the server).
-    pub fn unique(mut self, unique: impl Into<Bytes>) -> Self {
-        self.unique = unique.into();
-        self
-    }
-
-    /// Sets the priority.
-    pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// Runs the job (in the background) at or after this Unix time (SUBMIT_JOB_EPOCH).
-    pub fn at_epoch(mut self, unix_secs: i64) -> Self {
-        self.epoch = Some(unix_secs);
-        self
-    }
-
-    /// Submits as a map/reduce job whose pieces go to `reducer` (SUBMIT_REDUCE_JOB).
-    pub fn reducer(mut self, reducer: impl Into<Bytes>) -> Self {
-        self.reducer = Some(reducer.into());
-        self
-    }
-
-    /// Gives up waiting after `timeout` (the job keeps running on the server).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
 
 /// What a foreground job reports while it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,25 +33,19 @@ pub enum JobEvent {
     Complete(Bytes),
 }
 
-/// A request for the connection task.
-enum Op {
-    Submit(SubmitJob),
-    Reduce(SubmitReduceJob),
-    Status(Bytes),
-    StatusUnique(Bytes),
-    Echo(Bytes),
-}
+type Results = UnboundedSender<Result<ClientEvent, Error>>;
 
+/// A call for the connection task.
 struct Start {
-    op: Op,
+    call: Call,
     timeout: Option<Duration>,
-    events: UnboundedSender<Result<ClientEvent, Error>>,
+    events: Results,
 }
 
 /// The connection task's waiter bookkeeping.
 struct ClientRole {
     conn: ClientConnection,
-    waiters: HashMap<RequestId, UnboundedSender<Result<ClientEvent, Error>>>,
+    waiters: Waiters<Results>,
 }
 
 impl Role for ClientRole {
@@ -134,14 +57,7 @@ impl Role for ClientRole {
     }
 
     fn command(&mut self, start: Start, now: Instant) {
-        let sent = match start.op {
-            Op::Submit(job) => self.conn.submit(job),
-            Op::Reduce(job) => self.conn.submit_reduce(job),
-            Op::Status(handle) => self.conn.get_status(handle),
-            Op::StatusUnique(unique) => self.conn.get_status_unique(unique),
-            Op::Echo(data) => self.conn.echo(data),
-        };
-        match sent {
+        match self.conn.start(start.call) {
             Ok(req) => {
                 if let Some(timeout) = start.timeout {
                     self.conn.set_deadline(req, now + timeout);
@@ -155,49 +71,34 @@ impl Role for ClientRole {
     }
 
     fn event(&mut self, event: ClientEvent) {
-        if let ClientEvent::Closed { reason } = &event {
-            for (_, waiter) in self.waiters.drain() {
-                let _ = waiter.unbounded_send(Err(Error::Connection(reason.clone())));
-            }
-            return;
-        }
-        let Some(req) = event.request_id() else {
-            return;
-        };
-        let event_final = event.is_final();
-        if let Some(waiter) = self.waiters.get(&req) {
-            if waiter.unbounded_send(Ok(event)).is_err() {
-                // The caller went away: stop reporting, keep consuming replies.
-                self.conn.forget(req);
-            }
-        }
-        if event_final {
-            self.waiters.remove(&req);
+        let gone = self
+            .waiters
+            .dispatch(event, |tx, result| tx.unbounded_send(result).is_ok());
+        if let Some(req) = gone {
+            // The caller went away: stop reporting, keep consuming replies.
+            self.conn.forget(req);
         }
     }
 }
 
 struct Pool {
-    selector: ServerSelector,
-    schedule: ReconnectSchedule,
+    servers: ServerPool,
     conns: Vec<Option<UnboundedSender<Start>>>,
-    /// Which server created each background handle, to ask the right one for its status.
-    homes: HashMap<Bytes, usize>,
 }
 
 struct Inner<Rt: Runtime> {
     rt: Rt,
-    servers: Vec<String>,
+    addrs: Vec<String>,
     config: ClientConfig,
-    selection: Selection,
     timeout: Option<Duration>,
+    // Never held across an await: connects to different servers run side by side.
     pool: Mutex<Pool>,
 }
 
 /// Configures a [`Client`].
 pub struct ClientBuilder<Rt: Runtime> {
     rt: Rt,
-    servers: Vec<String>,
+    addrs: Vec<String>,
     config: ClientConfig,
     selection: Selection,
     timeout: Option<Duration>,
@@ -209,7 +110,7 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
     pub fn new(rt: Rt) -> Self {
         ClientBuilder {
             rt,
-            servers: Vec::new(),
+            addrs: Vec::new(),
             config: ClientConfig::default(),
             selection: Selection::RoundRobin,
             timeout: None,
@@ -219,7 +120,7 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
 
     /// Adds a server (`host:port`); the first added is tried first.
     pub fn server(mut self, addr: impl Into<String>) -> Self {
-        self.servers.push(addr.into());
+        self.addrs.push(addr.into());
         self
     }
 
@@ -255,21 +156,20 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
 
     /// Builds the client; connections are opened lazily.
     pub fn build(self) -> Client<Rt> {
-        let n = self.servers.len();
+        let n = self.addrs.len();
+        let pool = Pool {
+            servers: ServerPool::new(n, self.selection, self.backoff),
+            conns: vec![None; n],
+        };
+        let inner = Inner {
+            rt: self.rt,
+            addrs: self.addrs,
+            config: self.config,
+            timeout: self.timeout,
+            pool: Mutex::new(pool),
+        };
         Client {
-            inner: Arc::new(Inner {
-                rt: self.rt,
-                config: self.config,
-                selection: self.selection,
-                timeout: self.timeout,
-                pool: Mutex::new(Pool {
-                    selector: ServerSelector::new(n),
-                    schedule: ReconnectSchedule::new(n, self.backoff),
-                    conns: vec![None; n],
-                    homes: HashMap::new(),
-                }),
-                servers: self.servers,
-            }),
+            inner: Arc::new(inner),
         }
     }
 }
@@ -291,8 +191,18 @@ impl<Rt: Runtime> Clone for Client<Rt> {
 pub struct JobStream {
     events: UnboundedReceiver<Result<ClientEvent, Error>>,
     done: bool,
-    // Keeps the connection alive while the job is awaited.
-    _keep: Arc<dyn Send + Sync>,
+    // Keeps the client's connections open while the job is awaited.
+    _client: Arc<dyn Send + Sync>,
+}
+
+impl JobStream {
+    /// The final result of a single-reply call.
+    async fn reply(mut self) -> Result<ClientEvent, Error> {
+        self.events
+            .next()
+            .await
+            .unwrap_or(Err(Error::Connection(ConnError::Closed)))
+    }
 }
 
 impl Stream for JobStream {
@@ -304,102 +214,113 @@ impl Stream for JobStream {
         }
         let event = match self.events.poll_next_unpin(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => Err(Error::Connection(gearman_core::ConnError::Closed)),
+            Poll::Ready(None) => Err(Error::Connection(ConnError::Closed)),
             Poll::Ready(Some(event)) => event,
         };
-        let (item, last) = match event {
-            Ok(ClientEvent::Created { handle, .. }) => (Ok(JobEvent::Created(handle)), false),
+        let item = match event {
+            Ok(ClientEvent::Created { handle, .. }) => Ok(JobEvent::Created(handle)),
             Ok(ClientEvent::Status {
                 numerator,
                 denominator,
                 ..
-            }) => (Ok(JobEvent::Status(numerator, denominator)), false),
-            Ok(ClientEvent::Data { data, .. }) => (Ok(JobEvent::Data(data)), false),
-            Ok(ClientEvent::Warning { data, .. }) => (Ok(JobEvent::Warning(data)), false),
-            Ok(ClientEvent::Complete { data, .. }) => (Ok(JobEvent::Complete(data)), true),
-            Ok(other) => (Err(final_error(other)), true),
-            Err(e) => (Err(e), true),
+            }) => Ok(JobEvent::Status(numerator, denominator)),
+            Ok(ClientEvent::Data { data, .. }) => Ok(JobEvent::Data(data)),
+            Ok(ClientEvent::Warning { data, .. }) => Ok(JobEvent::Warning(data)),
+            Ok(ClientEvent::Complete { data, .. }) => Ok(JobEvent::Complete(data)),
+            Ok(_) => Err(Error::UnexpectedReply),
+            Err(e) => Err(e),
         };
-        self.done = last;
+        self.done = !matches!(
+            item,
+            Ok(JobEvent::Created(_)
+                | JobEvent::Status(..)
+                | JobEvent::Data(_)
+                | JobEvent::Warning(_))
+        );
         Poll::Ready(Some(item))
     }
 }
 
-/// The error a final non-success event stands for.
-fn final_error(event: ClientEvent) -> Error {
-    match event {
-        ClientEvent::Failed { .. } => Error::JobFailed,
-        ClientEvent::Exception { data, .. } => Error::JobException(data),
-        ClientEvent::ServerError { code, text, .. } => Error::Server { code, text },
-        ClientEvent::TimedOut { .. } => Error::TimedOut,
-        ClientEvent::Closed { reason } => Error::Connection(reason),
-        _ => Error::Usage(UsageError::Closed),
-    }
-}
-
 impl<Rt: Runtime> Client<Rt> {
-    /// Connection to server `first`, or the next reachable one (failover), connecting and
-    /// spawning its driver task if needed.
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        // A poisoned lock only means another task panicked mid-update of plain data.
+        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live connection to `idx`, if any.
+    fn live(&self, idx: usize) -> Option<UnboundedSender<Start>> {
+        let pool = self.pool();
+        pool.conns.get(idx)?.clone().filter(|tx| !tx.is_closed())
+    }
+
+    /// A connection for a call whose first choice is `first`, failing over in the pool's
+    /// order; connects (without holding the pool lock) and spawns a driver task if needed.
     async fn connection(&self, first: usize) -> Result<(usize, UnboundedSender<Start>), Error> {
         let inner = &self.inner;
-        let mut pool = inner.pool.lock().await;
-        let order: Vec<usize> = pool.selector.failover_order(first).collect();
+        let now = inner.rt.now();
+        let order = {
+            let pool = self.pool();
+            let conns = &pool.conns;
+            let live = |i: usize| {
+                conns
+                    .get(i)
+                    .is_some_and(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
+            };
+            pool.servers.candidates(first, now, live)
+        };
         for idx in order {
-            if let Some(Some(tx)) = pool.conns.get(idx) {
-                if !tx.is_closed() {
-                    return Ok((idx, tx.clone()));
-                }
+            if let Some(tx) = self.live(idx) {
+                return Ok((idx, tx));
             }
-            if !pool.schedule.is_ready(idx, inner.rt.now()) {
-                continue;
-            }
-            let Some(addr) = inner.servers.get(idx) else {
+            let Some(addr) = inner.addrs.get(idx) else {
                 continue;
             };
-            match inner.rt.connect(addr.clone()).await {
-                Ok(io) => {
-                    pool.schedule.on_success(idx);
-                    let (tx, rx) = unbounded();
-                    let rt = inner.rt.clone();
-                    let mut role = ClientRole {
-                        conn: ClientConnection::new(inner.config.clone()),
-                        waiters: HashMap::new(),
-                    };
-                    inner.rt.spawn(Box::pin(async move {
-                        drive(&mut role, io, rx, &rt).await;
-                    }));
-                    if let Some(slot) = pool.conns.get_mut(idx) {
-                        *slot = Some(tx.clone());
-                    }
-                    return Ok((idx, tx));
+            let io = match inner.rt.connect(addr.clone()).await {
+                Ok(io) => io,
+                Err(_) => {
+                    self.pool().servers.on_failure(idx, inner.rt.now());
+                    continue;
                 }
-                Err(_) => pool.schedule.on_failure(idx, inner.rt.now()),
+            };
+            let mut pool = self.pool();
+            pool.servers.on_connected(idx);
+            // Another task may have connected meanwhile: use its connection, drop ours.
+            if let Some(Some(tx)) = pool
+                .conns
+                .get(idx)
+                .filter(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
+            {
+                return Ok((idx, tx.clone()));
             }
+            let (tx, rx) = unbounded();
+            let rt = inner.rt.clone();
+            let mut role = ClientRole {
+                conn: ClientConnection::new(inner.config.clone()),
+                waiters: Waiters::default(),
+            };
+            inner.rt.spawn(Box::pin(async move {
+                drive(&mut role, io, rx, &rt).await;
+            }));
+            if let Some(slot) = pool.conns.get_mut(idx) {
+                *slot = Some(tx.clone());
+            }
+            return Ok((idx, tx));
         }
         Err(Error::NoServer)
     }
 
-    async fn pick(&self, unique: &[u8]) -> usize {
-        let mut pool = self.inner.pool.lock().await;
-        let pick = match self.inner.selection {
-            Selection::RoundRobin => pool.selector.round_robin(),
-            Selection::ByUnique => pool.selector.by_unique(unique),
-        };
-        pick.unwrap_or(0)
-    }
-
-    /// Sends `op` to a server; returns the server index and the event receiver.
+    /// Sends `call` to a server; returns the server index and the event stream.
     async fn start(
         &self,
-        server: usize,
-        op: impl Fn() -> Op,
+        call: Call,
         timeout: Option<Duration>,
     ) -> Result<(usize, JobStream), Error> {
-        for _ in 0..self.inner.servers.len().max(1) {
-            let (idx, tx) = self.connection(server).await?;
+        let first = self.pool().servers.first_choice(&call);
+        for _ in 0..self.inner.addrs.len().max(1) {
+            let (idx, tx) = self.connection(first).await?;
             let (events, rx) = unbounded();
             let start = Start {
-                op: op(),
+                call: call.clone(),
                 timeout: timeout.or(self.inner.timeout),
                 events,
             };
@@ -407,47 +328,23 @@ impl<Rt: Runtime> Client<Rt> {
                 let stream = JobStream {
                     events: rx,
                     done: false,
-                    _keep: self.inner.clone(),
+                    _client: self.inner.clone(),
                 };
                 return Ok((idx, stream));
             }
-            // That connection just died; forget it and fail over.
-            if let Some(slot) = self.inner.pool.lock().await.conns.get_mut(idx) {
+            // That connection just died: forget it, back off, fail over.
+            let mut pool = self.pool();
+            pool.servers.on_failure(idx, self.inner.rt.now());
+            if let Some(slot) = pool.conns.get_mut(idx) {
                 *slot = None;
             }
         }
         Err(Error::NoServer)
     }
 
-    fn submit_op(job: &Job, background: bool) -> Op {
-        match &job.reducer {
-            Some(reducer) => Op::Reduce(SubmitReduceJob {
-                function: job.function.clone(),
-                unique: job.unique.clone(),
-                reducer: reducer.clone(),
-                aggregator: Bytes::new(),
-                background,
-                data: job.data.clone(),
-            }),
-            None => Op::Submit(SubmitJob {
-                function: job.function.clone(),
-                unique: job.unique.clone(),
-                mode: match (job.epoch, background) {
-                    (Some(epoch), _) => SubmitMode::Epoch(epoch),
-                    (None, true) => SubmitMode::Background(job.priority),
-                    (None, false) => SubmitMode::Foreground(job.priority),
-                },
-                data: job.data.clone(),
-            }),
-        }
-    }
-
     /// Submits a foreground job and streams its events.
     pub async fn submit(&self, job: Job) -> Result<JobStream, Error> {
-        let server = self.pick(&job.unique).await;
-        let (_, stream) = self
-            .start(server, || Self::submit_op(&job, false), job.timeout)
-            .await?;
+        let (_, stream) = self.start(job.call(false), job.call_timeout()).await?;
         Ok(stream)
     }
 
@@ -459,78 +356,33 @@ impl<Rt: Runtime> Client<Rt> {
                 return Ok(data);
             }
         }
-        Err(Error::Connection(gearman_core::ConnError::Closed))
+        Err(Error::Connection(ConnError::Closed))
     }
 
     /// Submits a background job (or an epoch job); returns its handle.
     pub async fn submit_background(&self, job: Job) -> Result<Bytes, Error> {
-        let server = self.pick(&job.unique).await;
-        let (idx, mut stream) = self
-            .start(server, || Self::submit_op(&job, true), job.timeout)
-            .await?;
-        match stream.next().await {
-            Some(Ok(JobEvent::Created(handle))) => {
-                self.inner
-                    .pool
-                    .lock()
-                    .await
-                    .homes
-                    .insert(handle.clone(), idx);
-                Ok(handle)
-            }
-            Some(Err(e)) => Err(e),
-            _ => Err(Error::Connection(gearman_core::ConnError::Closed)),
-        }
-    }
-
-    async fn one_reply(&self, server: usize, op: impl Fn() -> Op) -> Result<ClientEvent, Error> {
-        let (_, mut stream) = self.start(server, op, None).await?;
-        match stream.events.next().await {
-            Some(Ok(ClientEvent::ServerError { code, text, .. })) => {
-                Err(Error::Server { code, text })
-            }
-            Some(Ok(ClientEvent::TimedOut { .. })) => Err(Error::TimedOut),
-            Some(Ok(event)) => Ok(event),
-            Some(Err(e)) => Err(e),
-            None => Err(Error::Connection(gearman_core::ConnError::Closed)),
-        }
+        let (idx, stream) = self.start(job.call(true), job.call_timeout()).await?;
+        let handle = stream.reply().await?.into_bytes()?;
+        self.pool().servers.remember(handle.clone(), idx);
+        Ok(handle)
     }
 
     /// Asks for a job's status by handle (on the server that created it, if known here).
     pub async fn status(&self, handle: impl Into<Bytes>) -> Result<StatusRes, Error> {
-        let handle = handle.into();
-        let home = self.inner.pool.lock().await.homes.get(&handle).copied();
-        match self
-            .one_reply(home.unwrap_or(0), || Op::Status(handle.clone()))
-            .await?
-        {
-            ClientEvent::StatusRes { status, .. } => Ok(status),
-            other => Err(final_error(other)),
-        }
+        let (_, stream) = self.start(Call::Status(handle.into()), None).await?;
+        stream.reply().await?.into_status()
     }
 
-    /// Asks for a job's status by unique id (on the server the unique maps to).
+    /// Asks for a job's status by unique id (on the server the unique maps to with
+    /// [`Selection::ByUnique`], else the first reachable one).
     pub async fn status_unique(&self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
-        let unique = unique.into();
-        let server = match self.inner.selection {
-            Selection::ByUnique => self.pick(&unique).await,
-            Selection::RoundRobin => 0,
-        };
-        match self
-            .one_reply(server, || Op::StatusUnique(unique.clone()))
-            .await?
-        {
-            ClientEvent::StatusResUnique { status, .. } => Ok(status),
-            other => Err(final_error(other)),
-        }
+        let (_, stream) = self.start(Call::StatusUnique(unique.into()), None).await?;
+        stream.reply().await?.into_status_unique()
     }
 
     /// Sends ECHO_REQ to the first reachable server; returns the echoed bytes.
     pub async fn echo(&self, data: impl Into<Bytes>) -> Result<Bytes, Error> {
-        let data = data.into();
-        match self.one_reply(0, || Op::Echo(data.clone())).await? {
-            ClientEvent::EchoRes { data, .. } => Ok(data),
-            other => Err(final_error(other)),
-        }
+        let (_, stream) = self.start(Call::Echo(data.into()), None).await?;
+        stream.reply().await?.into_bytes()
     }
 }

@@ -1,21 +1,21 @@
 //! Runtime-neutral async Gearman client and worker, written once over futures-io.
 //!
-//! The protocol lives in [`gearman_core`]; this crate only moves bytes between a socket and
-//! a core machine ([`driver`]), keeps the waiters that turn core events into futures and
-//! streams, and picks servers with the core's selector and backoff schedule. A runtime
-//! crate (gearman-tokio, gearman-async-std) supplies a [`Runtime`]: the clock, timers,
-//! `spawn` and `connect`.
+//! The protocol lives in [`gearman_core`], and so do the decisions every adapter shares
+//! (server choice and failover, waiter dispatch, job results, map/reduce bookkeeping). This
+//! crate only moves bytes between a socket and a core machine ([`driver`]) and turns core
+//! events into futures and streams. A runtime crate (gearman-tokio, gearman-async-std)
+//! supplies a [`Runtime`]: the clock, timers, `spawn` and `connect`.
 
 mod client;
 mod driver;
-mod error;
 mod worker;
 
-pub use client::{Client, ClientBuilder, Job, JobEvent, JobStream, Selection};
-pub use error::Error;
+pub use client::{Client, ClientBuilder, JobEvent, JobStream};
 pub use gearman_core::client::backoff::Backoff;
+pub use gearman_core::client::{CallError as Error, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
-pub use worker::{JobContext, ShutdownHandle, WorkError, Worker, WorkerBuilder};
+pub use gearman_core::worker::{AssignedJob, WorkError, WorkResult};
+pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder};
 
 use futures::io::{AsyncRead, AsyncWrite};
 use std::future::Future;

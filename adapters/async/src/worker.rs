@@ -1,44 +1,30 @@
 //! The async worker: one connection per server, each holding up to `concurrency` jobs;
 //! handlers run as spawned tasks and report back through the connection's command channel.
 
-use crate::client::{Client, ClientBuilder, Job};
+use crate::client::{Client, ClientBuilder};
 use crate::driver::{drive, Role};
-use crate::{BoxFuture, Error, Runtime};
+use crate::{BoxFuture, Runtime};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
-use futures::future::{join_all, try_join_all};
+use futures::channel::oneshot;
+use futures::future::{self, join_all, select, Either};
 use futures::FutureExt;
 use gearman_core::client::backoff::Backoff;
 use gearman_core::proto::GrabMode;
-use gearman_core::worker::{AssignedJob, WorkerConfig, WorkerConnection, WorkerEvent};
-use std::collections::HashMap;
+use gearman_core::worker::functions::{Functions, Handler as FnKind};
+use gearman_core::worker::map_reduce::{self, MapPlan};
+use gearman_core::worker::{
+    AssignedJob, Report, WorkError, WorkResult, WorkerConfig, WorkerConnection, WorkerEvent,
+};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How a job ends other than by success.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkError {
-    /// Send WORK_FAIL.
-    Fail,
-    /// Send WORK_EXCEPTION with this payload.
-    Exception(Bytes),
-}
-
-impl WorkError {
-    /// An exception carrying `message`.
-    pub fn exception(message: impl std::fmt::Display) -> Self {
-        WorkError::Exception(Bytes::from(message.to_string()))
-    }
-}
-
 enum Cmd {
-    Status(Bytes, u32, u32),
-    Data(Bytes, Bytes),
-    Warning(Bytes, Bytes),
-    Finish(Bytes, Result<Bytes, WorkError>),
+    Report(Bytes, Report),
+    Finish(Bytes, WorkResult),
     Shutdown,
 }
 
@@ -55,25 +41,26 @@ impl JobContext {
         &self.job.data
     }
 
+    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING).
+    pub fn report(&self, report: Report) {
+        let _ = self
+            .tx
+            .unbounded_send(Cmd::Report(self.job.handle.clone(), report));
+    }
+
     /// Reports progress (WORK_STATUS).
     pub fn status(&self, numerator: u32, denominator: u32) {
-        let _ =
-            self.tx
-                .unbounded_send(Cmd::Status(self.job.handle.clone(), numerator, denominator));
+        self.report(Report::Status(numerator, denominator));
     }
 
     /// Sends a chunk of output (WORK_DATA).
     pub fn send_data(&self, data: impl Into<Bytes>) {
-        let _ = self
-            .tx
-            .unbounded_send(Cmd::Data(self.job.handle.clone(), data.into()));
+        self.report(Report::Data(data.into()));
     }
 
     /// Sends a warning (WORK_WARNING).
     pub fn warning(&self, data: impl Into<Bytes>) {
-        let _ = self
-            .tx
-            .unbounded_send(Cmd::Warning(self.job.handle.clone(), data.into()));
+        self.report(Report::Warning(data.into()));
     }
 }
 
@@ -81,23 +68,13 @@ type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<Result<Bytes, WorkError>> + S
 type Mapper = Arc<dyn Fn(JobContext) -> BoxFuture<Result<Vec<Bytes>, WorkError>> + Send + Sync>;
 type Aggregator = Arc<dyn Fn(Vec<Bytes>) -> Result<Bytes, WorkError> + Send + Sync>;
 
-#[derive(Clone)]
-enum Kind {
-    Plain(Handler),
-    MapReduce(Mapper, Aggregator),
-}
-
-#[derive(Clone)]
-struct Function {
-    kind: Kind,
-    timeout: Option<Duration>,
-}
+type Registry = Functions<Handler, Mapper, Aggregator>;
 
 /// Configures a [`Worker`].
 pub struct WorkerBuilder<Rt: Runtime> {
     rt: Rt,
     servers: Vec<String>,
-    functions: HashMap<Bytes, Function>,
+    functions: Registry,
     config: WorkerConfig,
     backoff: Backoff,
 }
@@ -108,7 +85,7 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         WorkerBuilder {
             rt,
             servers: Vec::new(),
-            functions: HashMap::new(),
+            functions: Functions::default(),
             config: WorkerConfig::default(),
             backoff: Backoff::default(),
         }
@@ -165,9 +142,8 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         Fut: Future<Output = Result<Bytes, WorkError>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |ctx| Box::pin(handler(ctx)));
-        let kind = Kind::Plain(handler);
         self.functions
-            .insert(name.into(), Function { kind, timeout });
+            .insert(name.into(), FnKind::Plain(handler), timeout);
         self
     }
 
@@ -194,14 +170,8 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         A: Fn(Vec<Bytes>) -> Result<Bytes, WorkError> + Send + Sync + 'static,
     {
         let mapper: Mapper = Arc::new(move |ctx| Box::pin(mapper(ctx)));
-        let kind = Kind::MapReduce(mapper, Arc::new(aggregator));
-        self.functions.insert(
-            name.into(),
-            Function {
-                kind,
-                timeout: None,
-            },
-        );
+        let kind = FnKind::MapReduce(mapper, Arc::new(aggregator) as Aggregator);
+        self.functions.insert(name.into(), kind, None);
         self
     }
 
@@ -227,23 +197,42 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
 
 struct Shared<Rt: Runtime> {
     rt: Rt,
-    functions: HashMap<Bytes, Function>,
+    functions: Registry,
     config: WorkerConfig,
     backoff: Backoff,
     reducer_client: Client<Rt>,
 }
 
-/// Stops a running [`Worker`] gracefully: no more grabs, running jobs finish.
-#[derive(Clone, Default)]
+/// Stops a running [`Worker`] gracefully: no more grabs, running jobs finish, and a
+/// reconnect wait or connect in progress is cut short.
+#[derive(Clone)]
 pub struct ShutdownHandle {
     stopping: Arc<AtomicBool>,
     drivers: Arc<Mutex<Vec<UnboundedSender<Cmd>>>>,
+    trigger: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    stopped: future::Shared<oneshot::Receiver<()>>,
+}
+
+impl Default for ShutdownHandle {
+    fn default() -> Self {
+        let (trigger, stopped) = oneshot::channel();
+        ShutdownHandle {
+            stopping: Arc::default(),
+            drivers: Arc::default(),
+            trigger: Arc::new(Mutex::new(Some(trigger))),
+            stopped: stopped.shared(),
+        }
+    }
 }
 
 impl ShutdownHandle {
     /// Asks every connection to stop after its running jobs.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        if let Ok(mut trigger) = self.trigger.lock() {
+            // Dropping the sender completes every `stopped` future.
+            trigger.take();
+        }
         if let Ok(drivers) = self.drivers.lock() {
             for tx in drivers.iter() {
                 let _ = tx.unbounded_send(Cmd::Shutdown);
@@ -253,6 +242,14 @@ impl ShutdownHandle {
 
     fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// `fut`'s output, or `None` if shutdown comes first.
+    async fn unless_stopped<T>(&self, fut: BoxFuture<T>) -> Option<T> {
+        match select(fut, self.stopped.clone()).await {
+            Either::Left((value, _)) => Some(value),
+            Either::Right(_) => None,
+        }
     }
 }
 
@@ -282,12 +279,8 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         // A handle this connection no longer holds (connection replaced, CANT_DO) is
         // a usage error with nothing left to do.
         let _ = match cmd {
-            Cmd::Status(h, n, d) => self.conn.work_status(&h, n, d),
-            Cmd::Data(h, data) => self.conn.work_data(&h, data),
-            Cmd::Warning(h, data) => self.conn.work_warning(&h, data),
-            Cmd::Finish(h, Ok(data)) => self.conn.work_complete(&h, data),
-            Cmd::Finish(h, Err(WorkError::Fail)) => self.conn.work_fail(&h),
-            Cmd::Finish(h, Err(WorkError::Exception(data))) => self.conn.work_exception(&h, data),
+            Cmd::Report(h, report) => self.conn.report(&h, report),
+            Cmd::Finish(h, result) => self.conn.finish_job(&h, result),
             Cmd::Shutdown => {
                 self.stopping = true;
                 self.conn.stop_grabbing();
@@ -324,28 +317,23 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
 
 async fn run_job<Rt: Runtime>(
     shared: Arc<Shared<Rt>>,
-    function: Option<Function>,
+    function: Option<FnKind<Handler, Mapper, Aggregator>>,
     ctx: JobContext,
 ) -> Result<Bytes, WorkError> {
-    match function.map(|f| f.kind) {
+    match function {
         None => Err(WorkError::Fail),
-        Some(Kind::Plain(handler)) => handler(ctx).await,
-        Some(Kind::MapReduce(mapper, aggregator)) => {
-            let reducer = ctx.job.reducer.clone().filter(|r| !r.is_empty());
+        Some(FnKind::Plain(handler)) => handler(ctx).await,
+        Some(FnKind::MapReduce(mapper, aggregator)) => {
+            let job = ctx.job.clone();
             let pieces = mapper(ctx).await?;
-            let results = match reducer {
-                None => pieces,
-                Some(reducer) => {
-                    let client = &shared.reducer_client;
-                    let runs = pieces
-                        .into_iter()
-                        .map(|piece| client.run(Job::new(reducer.clone(), piece)));
-                    try_join_all(runs)
-                        .await
-                        .map_err(|_: Error| WorkError::Fail)?
+            let input = match map_reduce::plan(&job, pieces) {
+                MapPlan::Aggregate(pieces) => pieces,
+                MapPlan::Reduce(jobs) => {
+                    let runs = jobs.into_iter().map(|j| shared.reducer_client.run(j));
+                    map_reduce::collect(join_all(runs).await)?
                 }
             };
-            aggregator(results)
+            aggregator(input)
         }
     }
 }
@@ -367,21 +355,20 @@ impl<Rt: Runtime> Worker<Rt> {
         let rt = &self.shared.rt;
         let mut failures = 0u32;
         while !self.shutdown.is_stopping() {
-            let io = match rt.connect(addr.clone()).await {
-                Ok(io) => io,
-                Err(_) => {
+            let io = match self.shutdown.unless_stopped(rt.connect(addr.clone())).await {
+                None => return,
+                Some(Ok(io)) => io,
+                Some(Err(_)) => {
                     failures = failures.saturating_add(1);
-                    rt.sleep_until(rt.now() + self.shared.backoff.delay(failures))
-                        .await;
+                    let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(failures));
+                    self.shutdown.unless_stopped(wait).await;
                     continue;
                 }
             };
             failures = 0;
             let mut conn = WorkerConnection::new(self.shared.config.clone());
-            for (name, f) in &self.shared.functions {
-                // Names were accepted by the builder; an invalid one is skipped.
-                let _ = conn.can_do(name.clone(), f.timeout);
-            }
+            // An invalid name (NUL, too long) is skipped; the others still register.
+            self.shared.functions.register(&mut conn);
             let (tx, rx) = unbounded();
             if let Ok(mut drivers) = self.shutdown.drivers.lock() {
                 drivers.retain(|d| !d.is_closed());
@@ -397,10 +384,8 @@ impl<Rt: Runtime> Worker<Rt> {
                 tx,
             };
             drive(&mut role, io, rx, rt).await;
-            if !self.shutdown.is_stopping() {
-                rt.sleep_until(rt.now() + self.shared.backoff.delay(1))
-                    .await;
-            }
+            let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
+            self.shutdown.unless_stopped(wait).await;
         }
     }
 }

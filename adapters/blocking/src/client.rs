@@ -1,136 +1,82 @@
-//! The blocking client: one connection, one call at a time, failover on connect.
+//! The blocking client: a lazily opened connection per server, failover and backoff from
+//! the core's [`ClientSet`], and many calls pipelined at once (PECL's addTask/runTasks).
 
-use crate::io::{connect, flush, wait, Error};
+use crate::io::{connect, flush, wait};
+use crate::Error;
 use bytes::Bytes;
-use gearman_core::client::{ClientConfig, ClientConnection, ClientEvent};
-use gearman_core::machine::{Machine, RequestId};
-use gearman_core::proto::{Priority, StatusRes, SubmitJob, SubmitMode};
+use gearman_core::client::{Call, ClientEvent, ClientOptions, ClientSet, Job};
+use gearman_core::proto::{StatusRes, StatusResUnique};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// A job to submit.
-#[derive(Clone, Debug)]
-pub struct Job {
-    function: Bytes,
-    data: Bytes,
-    unique: Bytes,
-    priority: Priority,
-    timeout: Option<Duration>,
-}
-
-impl Job {
-    /// A normal-priority job for `function` with workload `data`.
-    pub fn new(function: impl Into<Bytes>, data: impl Into<Bytes>) -> Self {
-        Job {
-            function: function.into(),
-            data: data.into(),
-            unique: Bytes::new(),
-            priority: Priority::Normal,
-            timeout: None,
-        }
-    }
-
-    /// Sets the unique id.
-    pub fn unique(mut self, unique: impl Into<Bytes>) -> Self {
-        self.unique = unique.into();
-        self
-    }
-
-    /// Sets the priority.
-    pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// Gives up after `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    fn submit(&self, background: bool) -> SubmitJob {
-        SubmitJob {
-            function: self.function.clone(),
-            unique: self.unique.clone(),
-            mode: if background {
-                SubmitMode::Background(self.priority)
-            } else {
-                SubmitMode::Foreground(self.priority)
-            },
-            data: self.data.clone(),
-        }
-    }
-}
-
-/// A blocking Gearman client.
+/// A blocking Gearman client over several servers.
 pub struct Client {
-    servers: Vec<String>,
-    config: ClientConfig,
-    conn: Option<(TcpStream, ClientConnection)>,
+    set: ClientSet<TcpStream>,
 }
 
 impl Client {
-    /// A client for these servers (`host:port`), tried in order.
+    /// A client for these servers (`host:port`): round-robin, failing over in list order.
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
-        Client {
-            servers: servers.into_iter().map(Into::into).collect(),
-            config: ClientConfig::default(),
-            conn: None,
-        }
+        Self::with_options(servers, ClientOptions::default())
     }
 
-    /// Turns on the `exceptions` option.
-    pub fn exceptions(mut self, on: bool) -> Self {
-        self.config.exceptions = on;
-        self
+    /// A client with options: selection, backoff, timeout, `exceptions`, client id.
+    pub fn with_options<S>(servers: impl IntoIterator<Item = S>, options: ClientOptions) -> Self
+    where
+        S: Into<String>,
+    {
+        let addrs = servers.into_iter().map(Into::into).collect();
+        let set = ClientSet::new(addrs, &options);
+        Client { set }
     }
 
-    /// Runs one request to its end; `on_event` sees every event for it. Returns the last.
-    fn call(
+    /// Sends every call (pipelined per connection), then runs each busy connection until
+    /// its calls end; `on_event(i, event)` sees each event of call `i`.
+    fn run_calls(
         &mut self,
-        start: impl FnOnce(&mut ClientConnection) -> Result<RequestId, gearman_core::UsageError>,
-        timeout: Option<Duration>,
-        mut on_event: impl FnMut(&ClientEvent),
-    ) -> Result<ClientEvent, Error> {
-        if self.conn.as_ref().is_none_or(|(_, c)| c.is_closed()) {
-            let stream = connect(&self.servers)?;
-            self.conn = Some((stream, ClientConnection::new(self.config.clone())));
-        }
-        let Some((stream, conn)) = self.conn.as_mut() else {
-            return Err(Error::TimedOut);
-        };
-        let req = start(conn).map_err(Error::Usage)?;
-        if let Some(t) = timeout {
-            conn.set_deadline(req, Instant::now() + t);
-        }
+        calls: Vec<(Call, Option<Duration>)>,
+        mut on_event: impl FnMut(usize, &ClientEvent),
+    ) -> Vec<Result<ClientEvent, Error>> {
+        self.set.start(calls, Instant::now(), connect);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
-        loop {
-            flush(conn, stream, &mut out);
-            while let Some(event) = conn.poll_event() {
-                if let ClientEvent::Closed { reason } = event {
-                    return Err(Error::Connection(reason));
+        for idx in self.set.busy() {
+            while let Some(m) = self.set.member(idx) {
+                flush(&mut m.machine, &mut m.io, &mut out);
+                if !self.set.drain(idx, Instant::now(), &mut on_event) {
+                    break;
                 }
-                if event.request_id() == Some(req) {
-                    on_event(&event);
-                    if event.is_final() {
-                        return Ok(event);
-                    }
+                if let Some(m) = self.set.member(idx) {
+                    wait(&mut m.machine, &mut m.io, &mut buf, Duration::from_secs(1));
                 }
             }
-            wait(conn, stream, &mut buf, Duration::from_secs(1));
         }
+        self.set.take_results()
     }
 
-    /// Runs a foreground job; `on_event` sees status, data and warning events.
-    pub fn run_with(
+    fn call(&mut self, call: Call, timeout: Option<Duration>) -> Result<ClientEvent, Error> {
+        let mut results = self.run_calls(vec![(call, timeout)], |_, _| {});
+        results.pop().unwrap_or(Err(Error::NoServer))
+    }
+
+    /// Runs many foreground jobs at once; `on_event(i, event)` sees the created, status,
+    /// data and warning events of job `i`. Returns the results in job order.
+    pub fn run_tasks(
         &mut self,
-        job: Job,
-        on_event: impl FnMut(&ClientEvent),
-    ) -> Result<Bytes, Error> {
-        match self.call(|c| c.submit(job.submit(false)), job.timeout, on_event)? {
-            ClientEvent::Complete { data, .. } => Ok(data),
-            other => Err(error_of(other)),
-        }
+        jobs: Vec<Job>,
+        on_event: impl FnMut(usize, &ClientEvent),
+    ) -> Vec<Result<Bytes, Error>> {
+        let calls = jobs
+            .iter()
+            .map(|j| (j.call(false), j.call_timeout()))
+            .collect();
+        let results = self.run_calls(calls, on_event).into_iter();
+        results.map(|r| r?.into_bytes()).collect()
+    }
+
+    /// Runs a foreground job; `on_event` sees its created, status, data and warning events.
+    pub fn run_with(&mut self, job: Job, mut on: impl FnMut(&ClientEvent)) -> Result<Bytes, Error> {
+        let mut results = self.run_tasks(vec![job], |_, e| on(e));
+        results.pop().unwrap_or(Err(Error::NoServer))
     }
 
     /// Runs a foreground job and returns its result.
@@ -138,39 +84,24 @@ impl Client {
         self.run_with(job, |_| {})
     }
 
-    /// Submits a background job; returns its handle.
+    /// Submits a background (or epoch) job; returns its handle.
     pub fn submit_background(&mut self, job: Job) -> Result<Bytes, Error> {
-        match self.call(|c| c.submit(job.submit(true)), job.timeout, |_| {})? {
-            ClientEvent::Created { handle, .. } => Ok(handle),
-            other => Err(error_of(other)),
-        }
+        self.call(job.call(true), job.call_timeout())?.into_bytes()
     }
 
-    /// Asks for a job's status by handle.
+    /// Asks for a job's status by handle (on the server that created it, if known here).
     pub fn status(&mut self, handle: impl Into<Bytes>) -> Result<StatusRes, Error> {
-        let handle = handle.into();
-        match self.call(|c| c.get_status(handle), None, |_| {})? {
-            ClientEvent::StatusRes { status, .. } => Ok(status),
-            other => Err(error_of(other)),
-        }
+        self.call(Call::Status(handle.into()), None)?.into_status()
+    }
+
+    /// Asks for a job's status by unique id.
+    pub fn status_unique(&mut self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
+        self.call(Call::StatusUnique(unique.into()), None)?
+            .into_status_unique()
     }
 
     /// Sends ECHO_REQ; returns the echoed bytes.
     pub fn echo(&mut self, data: impl Into<Bytes>) -> Result<Bytes, Error> {
-        let data = data.into();
-        match self.call(|c| c.echo(data), None, |_| {})? {
-            ClientEvent::EchoRes { data, .. } => Ok(data),
-            other => Err(error_of(other)),
-        }
-    }
-}
-
-fn error_of(event: ClientEvent) -> Error {
-    match event {
-        ClientEvent::Failed { .. } => Error::JobFailed,
-        ClientEvent::Exception { data, .. } => Error::JobException(data),
-        ClientEvent::ServerError { code, text, .. } => Error::Server(code, text),
-        ClientEvent::Closed { reason } => Error::Connection(reason),
-        _ => Error::TimedOut,
+        self.call(Call::Echo(data.into()), None)?.into_bytes()
     }
 }

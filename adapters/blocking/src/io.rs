@@ -1,67 +1,16 @@
-//! The loop that moves bytes between a `TcpStream` and a core machine.
+//! The loop that moves bytes between a `TcpStream` and a core machine (str0m's loop: drain
+//! output and events; read with a timeout that ends at the machine's next deadline).
 
-use bytes::Bytes;
 use gearman_core::machine::Machine;
-use gearman_core::ConnError;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use std::{fmt, io};
 
-/// Why a blocking call failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// No server could be reached.
-    NoServer(io::Error),
-    /// The connection died.
-    Connection(ConnError),
-    /// The request was refused before sending.
-    Usage(gearman_core::UsageError),
-    /// The server answered with ERROR.
-    Server(Bytes, Bytes),
-    /// WORK_FAIL.
-    JobFailed,
-    /// WORK_EXCEPTION.
-    JobException(Bytes),
-    /// The call's timeout passed.
-    TimedOut,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NoServer(e) => write!(f, "no job server reachable: {e}"),
-            Error::Connection(e) => write!(f, "connection lost: {e}"),
-            Error::Usage(e) => write!(f, "invalid request: {e}"),
-            Error::Server(c, t) => write!(
-                f,
-                "server error {}: {}",
-                String::from_utf8_lossy(c),
-                String::from_utf8_lossy(t)
-            ),
-            Error::JobFailed => f.write_str("job failed"),
-            Error::JobException(d) => write!(f, "job exception: {}", String::from_utf8_lossy(d)),
-            Error::TimedOut => f.write_str("timed out"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// Connects to the first reachable server.
-pub(crate) fn connect(servers: &[String]) -> Result<TcpStream, Error> {
-    let mut last = io::Error::new(ErrorKind::NotFound, "no server configured");
-    for addr in servers {
-        match TcpStream::connect(addr.as_str()) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(Error::NoServer(last))
+/// Connects to `addr` (`host:port`), without Nagle: requests are small and latency-bound.
+pub(crate) fn connect(addr: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Writes everything `m` wants to send.

@@ -1,19 +1,43 @@
-//! Blocking Gearman client and worker on `std::net`: no executor, no channels, one
-//! connection driven by str0m's loop (drain output and events; read with a timeout that
-//! ends at the machine's next deadline; repeat). Protocol logic lives in `gearman-core`.
+//! Blocking Gearman client and worker on `std::net`: no executor, no channels. Each
+//! connection is driven by str0m's loop (drain output and events; read with a timeout that
+//! ends at the machine's next deadline; repeat). Protocol logic, server choice, failover,
+//! waiter dispatch and map/reduce bookkeeping live in `gearman-core`.
+//!
+//! A client (see also `examples/client.rs`):
 //!
 //! ```no_run
-//! let mut client = gearman_blocking::Client::new(["127.0.0.1:4730"]);
-//! let reversed = client.run(gearman_blocking::Job::new("reverse", "hello"))?;
+//! use gearman_blocking::{Client, Job};
+//! let mut client = Client::new(["127.0.0.1:4730", "127.0.0.1:4731"]);
+//! let reversed = client.run(Job::new("reverse", "hello"))?;
+//! // Many jobs at once, pipelined on one connection per server.
+//! let jobs = vec![Job::new("reverse", "a"), Job::new("reverse", "b")];
+//! for result in client.run_tasks(jobs, |_, _| {}) {
+//!     println!("{:?}", result?);
+//! }
 //! # Ok::<(), gearman_blocking::Error>(())
+//! ```
+//!
+//! A worker (see also `examples/worker.rs`):
+//!
+//! ```no_run
+//! let worker = gearman_blocking::Worker::new(["127.0.0.1:4730"])
+//!     .options(gearman_blocking::WorkerOptions { concurrency: 4, ..Default::default() })
+//!     .function("reverse", None, |job| {
+//!         job.status(1, 1);
+//!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
+//!     });
+//! let stop = worker.stop_handle();
+//! std::thread::spawn(move || worker.work());
+//! stop.stop();
 //! ```
 
 mod client;
 mod io;
 mod worker;
 
-pub use client::{Client, Job};
-pub use gearman_core::client::ClientEvent;
-pub use gearman_core::proto::{GrabMode, Priority, StatusRes};
-pub use io::Error;
-pub use worker::{JobContext, WorkError, Worker};
+pub use client::Client;
+pub use gearman_core::client::backoff::Backoff;
+pub use gearman_core::client::{CallError as Error, ClientEvent, ClientOptions, Job, Selection};
+pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
+pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerOptions};
+pub use worker::{JobContext, StopHandle, Worker};

@@ -1,25 +1,19 @@
-//! The blocking worker: one connection to the first reachable server, jobs run inline one
-//! at a time, reconnect (and re-register) after a loss.
+//! The blocking worker: for every server, `concurrency` threads, each with its own
+//! connection running one job at a time inline; reconnect (and re-register) with backoff.
 
 use crate::io::{connect, flush, wait};
+use crate::Client;
 use bytes::Bytes;
 use gearman_core::machine::Machine;
-use gearman_core::worker::{AssignedJob, WorkerConfig, WorkerConnection, WorkerEvent};
-use std::collections::HashMap;
+use gearman_core::worker::functions::{Functions, Handler};
+use gearman_core::worker::map_reduce::{self, MapPlan};
+use gearman_core::worker::{
+    AssignedJob, Report, WorkError, WorkResult, WorkerConnection, WorkerEvent, WorkerOptions,
+};
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-/// How a job ends other than by success.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkError {
-    /// WORK_FAIL.
-    Fail,
-    /// WORK_EXCEPTION with this payload.
-    Exception(Bytes),
-}
 
 /// The running job, for progress reports.
 pub struct JobContext<'a> {
@@ -30,86 +24,143 @@ pub struct JobContext<'a> {
 }
 
 impl JobContext<'_> {
-    fn send(&mut self, r: Result<(), gearman_core::UsageError>) {
-        if r.is_ok() {
+    /// The workload.
+    pub fn data(&self) -> &Bytes {
+        &self.job.data
+    }
+
+    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) right away.
+    pub fn report(&mut self, report: Report) {
+        if self.conn.report(&self.job.handle, report).is_ok() {
             flush(self.conn, self.stream, &mut Vec::new());
         }
     }
 
     /// WORK_STATUS.
     pub fn status(&mut self, numerator: u32, denominator: u32) {
-        let r = self
-            .conn
-            .work_status(&self.job.handle, numerator, denominator);
-        self.send(r);
+        self.report(Report::Status(numerator, denominator));
     }
 
     /// WORK_DATA.
     pub fn send_data(&mut self, data: impl Into<Bytes>) {
-        let r = self.conn.work_data(&self.job.handle, data.into());
-        self.send(r);
-    }
-
-    /// WORK_WARNING.
-    pub fn warning(&mut self, data: impl Into<Bytes>) {
-        let r = self.conn.work_warning(&self.job.handle, data.into());
-        self.send(r);
+        self.report(Report::Data(data.into()));
     }
 }
 
-type Handler = Box<dyn Fn(&mut JobContext<'_>) -> Result<Bytes, WorkError> + Send>;
+type Plain = Box<dyn Fn(&mut JobContext<'_>) -> WorkResult + Send + Sync>;
+type Mapper = Box<dyn Fn(&mut JobContext<'_>) -> Result<Vec<Bytes>, WorkError> + Send + Sync>;
+type Aggregator = Box<dyn Fn(Vec<Bytes>) -> WorkResult + Send + Sync>;
+
+/// Stops a running [`Worker`]: no more grabs, running jobs finish, reconnect waits end.
+#[derive(Clone, Default)]
+pub struct StopHandle(Arc<(Mutex<bool>, Condvar)>);
+
+impl StopHandle {
+    /// Asks the worker to stop.
+    pub fn stop(&self) {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Whether [`StopHandle::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps for `d` or until stopped.
+    fn sleep(&self, d: Duration) {
+        let stopped = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.0 .1.wait_timeout_while(stopped, d, |s| !*s);
+    }
+}
 
 /// A blocking Gearman worker.
 pub struct Worker {
-    servers: Vec<String>,
-    functions: HashMap<Bytes, (Handler, Option<Duration>)>,
-    config: WorkerConfig,
-    stop: Arc<AtomicBool>,
+    addrs: Vec<String>,
+    functions: Functions<Plain, Mapper, Aggregator>,
+    options: WorkerOptions,
+    stop: StopHandle,
 }
 
 impl Worker {
-    /// A worker for these servers (`host:port`); the first reachable one is served.
+    /// A worker for these servers (`host:port`); it serves every one of them.
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
         Worker {
-            servers: servers.into_iter().map(Into::into).collect(),
-            functions: HashMap::new(),
-            config: WorkerConfig::default(),
-            stop: Arc::default(),
+            addrs: servers.into_iter().map(Into::into).collect(),
+            functions: Functions::default(),
+            options: WorkerOptions::default(),
+            stop: StopHandle::default(),
         }
+    }
+
+    /// Sets the options: concurrency (jobs at once per server, a thread and connection
+    /// each), reconnect backoff, client id.
+    pub fn options(mut self, options: WorkerOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Registers a function, optionally with a server-side timeout (CAN_DO_TIMEOUT).
     pub fn function<F>(mut self, name: impl Into<Bytes>, timeout: Option<Duration>, f: F) -> Self
     where
-        F: Fn(&mut JobContext<'_>) -> Result<Bytes, WorkError> + Send + 'static,
+        F: Fn(&mut JobContext<'_>) -> WorkResult + Send + Sync + 'static,
     {
-        self.functions.insert(name.into(), (Box::new(f), timeout));
+        let handler = Handler::Plain(Box::new(f) as Plain);
+        self.functions.insert(name.into(), handler, timeout);
         self
     }
 
-    /// A flag that, once set, stops [`Worker::work`] after the running job.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+    /// Registers a map/reduce function: the mapper splits the job, each piece runs as a
+    /// foreground job of the job's reducer, and the aggregator turns their results into
+    /// this job's result. Any failure fails the job.
+    pub fn map_reduce<M, A>(mut self, name: impl Into<Bytes>, mapper: M, aggregator: A) -> Self
+    where
+        M: Fn(&mut JobContext<'_>) -> Result<Vec<Bytes>, WorkError> + Send + Sync + 'static,
+        A: Fn(Vec<Bytes>) -> WorkResult + Send + Sync + 'static,
+    {
+        let handler = Handler::MapReduce(Box::new(mapper) as Mapper, Box::new(aggregator) as _);
+        self.functions.insert(name.into(), handler, None);
+        self
+    }
+
+    /// A handle that stops [`Worker::work`] after the running jobs.
+    pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }
 
-    /// Works until the stop flag is set; reconnects after a lost connection.
+    /// Works until stopped; reconnects after a lost connection.
     pub fn work(&self) {
-        while !self.stop.load(Ordering::SeqCst) {
-            match connect(&self.servers) {
-                Ok(stream) => self.serve(stream),
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        std::thread::scope(|s| {
+            for addr in &self.addrs {
+                for _ in 0..self.options.concurrency.max(1) {
+                    s.spawn(move || self.serve_server(addr));
+                }
             }
+        });
+    }
+
+    fn serve_server(&self, addr: &str) {
+        let mut reducer = Client::new(self.addrs.clone());
+        let mut failures = 0;
+        while !self.stop.is_stopped() {
+            match connect(addr) {
+                Ok(stream) => {
+                    failures = 0;
+                    self.serve(stream, &mut reducer);
+                }
+                Err(_) => failures += 1,
+            }
+            // After a lost connection too: a restarting server needs a moment.
+            self.stop.sleep(self.options.backoff.delay(failures.max(1)));
         }
     }
 
-    fn serve(&self, mut stream: TcpStream) {
-        let mut conn = WorkerConnection::new(self.config.clone());
-        for (name, (_, timeout)) in &self.functions {
-            let _ = conn.can_do(name.clone(), *timeout);
-        }
+    fn serve(&self, mut stream: TcpStream, reducer: &mut Client) {
+        let mut conn = WorkerConnection::new(self.options.config.clone());
+        self.functions.register(&mut conn);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
         loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.is_stopped() {
                 conn.stop_grabbing();
                 if conn.is_quiescent() {
                     return;
@@ -117,10 +168,10 @@ impl Worker {
             }
             flush(&mut conn, &mut stream, &mut out);
             while let Some(event) = conn.poll_event() {
-                match event {
-                    WorkerEvent::JobAssigned(job) => self.run_job(&job, &mut conn, &mut stream),
-                    WorkerEvent::Closed { .. } => return,
-                    _ => {}
+                if let WorkerEvent::JobAssigned(job) = event {
+                    let result = self.run_job(&job, &mut conn, &mut stream, reducer);
+                    // A job the server took back (CANT_DO) is no longer ours to finish.
+                    let _ = conn.finish_job(&job.handle, result);
                 }
             }
             if conn.is_closed() {
@@ -130,18 +181,30 @@ impl Worker {
         }
     }
 
-    fn run_job(&self, job: &AssignedJob, conn: &mut WorkerConnection, stream: &mut TcpStream) {
-        let result = match self.functions.get(&job.function) {
-            Some((handler, _)) => {
-                let mut ctx = JobContext { job, conn, stream };
-                catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))).unwrap_or(Err(WorkError::Fail))
+    fn run_job(
+        &self,
+        job: &AssignedJob,
+        conn: &mut WorkerConnection,
+        stream: &mut TcpStream,
+        reducer: &mut Client,
+    ) -> WorkResult {
+        let Some(handler) = self.functions.get(&job.function) else {
+            return Err(WorkError::Fail);
+        };
+        let mut ctx = JobContext { job, conn, stream };
+        let run = || match handler {
+            Handler::Plain(plain) => plain(&mut ctx),
+            Handler::MapReduce(mapper, aggregator) => {
+                let input = match map_reduce::plan(job, mapper(&mut ctx)?) {
+                    MapPlan::Aggregate(pieces) => pieces,
+                    MapPlan::Reduce(jobs) => {
+                        map_reduce::collect(reducer.run_tasks(jobs, |_, _| {}))?
+                    }
+                };
+                aggregator(input)
             }
-            None => Err(WorkError::Fail),
         };
-        let _ = match result {
-            Ok(data) => conn.work_complete(&job.handle, data),
-            Err(WorkError::Fail) => conn.work_fail(&job.handle),
-            Err(WorkError::Exception(data)) => conn.work_exception(&job.handle, data),
-        };
+        // A panicking handler fails its job; the worker carries on.
+        catch_unwind(AssertUnwindSafe(run)).unwrap_or(Err(WorkError::Fail))
     }
 }

@@ -2,7 +2,7 @@
 #[tokio::main]
 async fn main() {
     let worker = gearman_tokio::worker()
-        .server("127.0.0.1:4730")
+        .server(server())
         .concurrency(4)
         .function("reverse", |job| async move {
             job.status(1, 1);
@@ -15,4 +15,9 @@ async fn main() {
         stop.shutdown();
     });
     worker.run().await;
+}
+
+/// The job server: `GEARMAN_SERVER` (`host:port`), else the default port on this host.
+fn server() -> String {
+    std::env::var("GEARMAN_SERVER").unwrap_or_else(|_| "127.0.0.1:4730".into())
 }

@@ -7,6 +7,24 @@
 //! let reversed = client.run(gearman_tokio::Job::new("reverse", "hello")).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! A worker serving `reverse`, four jobs at a time, until its shutdown handle is used (see
+//! also `examples/worker.rs`):
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let worker = gearman_tokio::worker()
+//!     .server("127.0.0.1:4730")
+//!     .concurrency(4)
+//!     .function("reverse", |job| async move {
+//!         job.status(1, 1);
+//!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
+//!     })
+//!     .build();
+//! let stop = worker.shutdown_handle(); // stop.shutdown() finishes running jobs, then returns
+//! worker.run().await;
+//! # }
+//! ```
 
 pub use gearman_async::*;
 

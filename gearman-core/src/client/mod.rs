@@ -5,8 +5,17 @@
 //! ([`backoff`]) are pure data here too, so every adapter makes the same decisions.
 
 pub mod backoff;
+mod call;
+pub mod pool;
 pub mod selector;
+mod set;
 mod state;
+mod waiters;
+
+pub use call::{Call, CallError, Job};
+pub use pool::{ClientOptions, Selection, ServerPool};
+pub use set::{ClientSet, Member};
+pub use waiters::Waiters;
 
 use crate::error::{ConnError, UsageError};
 use crate::limits::Limits;

@@ -44,7 +44,9 @@ pub enum AdminCommand {
         /// Limits for high, normal, low.
         limits: [u32; 3],
     },
-    /// `shutdown [graceful]`: removed from gearmand in 2016; servers answer as 1.1.20 does.
+    /// `shutdown [graceful]`: removed from gearmand in 2016. [`AdminCommand::parse`] no
+    /// longer produces it (it gives `Invalid(UnknownCommand)`, as 1.1.20 answers); kept so
+    /// code matching on it still compiles.
     Shutdown {
         /// `shutdown graceful`.
         graceful: bool,
@@ -103,22 +105,54 @@ fn tokens(line: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     Ok(out)
 }
 
-/// C `atoi` as gearmand's `maxqueue` uses it: leading digits (after an optional sign),
-/// anything else 0; negative clamps to 0 as gearmand does.
-fn atoi_nonneg(b: &[u8]) -> u32 {
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, b.get(1..).unwrap_or_default()),
-        Some(b'+') => (false, b.get(1..).unwrap_or_default()),
-        _ => (false, b),
+/// A `maxqueue` number exactly as gearmand 1.1.20 derives it: glibc `atoi` (leading
+/// whitespace, optional sign, digits up to the first non-digit, i.e. `(int) strtol(..)` with
+/// strtol saturating at the i64 range), and a negative `int` becomes 0. So junk is 0,
+/// `-3` is 0, `2147483648` is 0 (it wraps negative) and `4294967297` is 1.
+fn maxqueue_number(b: &[u8]) -> u32 {
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(b.len());
+    let rest = b.get(start..).unwrap_or_default();
+    let (negative, digits) = match rest.split_first() {
+        Some((b'-', tail)) => (true, tail),
+        Some((b'+', tail)) => (false, tail),
+        _ => (false, rest),
     };
-    let mut n: u64 = 0;
+    let mut magnitude: i64 = 0;
+    let mut overflow = false;
     for d in digits.iter().take_while(|d| d.is_ascii_digit()) {
-        n = (n * 10 + u64::from(d - b'0')).min(u64::from(u32::MAX));
+        match magnitude
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i64::from(d - b'0')))
+        {
+            Some(m) => magnitude = m,
+            None => overflow = true,
+        }
     }
-    if neg {
-        0
-    } else {
-        n as u32
+    let long = match (negative, overflow) {
+        (false, false) => magnitude,
+        (true, false) => -magnitude,
+        (false, true) => i64::MAX,
+        (true, true) => i64::MIN,
+    };
+    // The C cast to int keeps the low 32 bits.
+    let int = long as i32;
+    u32::try_from(int).unwrap_or(0)
+}
+
+/// Finds the end of the admin line at the front of `buf`: `Ok(Some(len))` with `len`
+/// counting the `\n`, `Ok(None)` while no newline has arrived yet, and
+/// [`DecodeError::AdminLineTooLong`] (fatal) once `max` bytes (see
+/// [`Limits::max_admin_line`](crate::Limits::max_admin_line), newline included) have
+/// arrived without one. Only the first `max` bytes are ever searched.
+pub fn find_line(buf: &[u8], max: usize) -> Result<Option<usize>, DecodeError> {
+    let window = buf.get(..max.min(buf.len())).unwrap_or_default();
+    match window.iter().position(|&b| b == b'\n') {
+        Some(newline) => Ok(Some(newline + 1)),
+        None if !buf.is_empty() && buf.len() >= max => Err(DecodeError::AdminLineTooLong { max }),
+        None => Ok(None),
     }
 }
 
@@ -144,9 +178,9 @@ impl AdminCommand {
             b"version" => AdminCommand::Version,
             b"getpid" => AdminCommand::Getpid,
             b"verbose" => AdminCommand::Verbose,
-            b"shutdown" => AdminCommand::Shutdown {
-                graceful: is(1, "graceful"),
-            },
+            // Removed from gearmand in 2016: 1.1.20 answers it like any unknown word, echoing
+            // the word as typed (`SHUTDOWN` stays upper case).
+            b"shutdown" => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
             b"show" => match toks.len() {
                 0 | 1 => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
                 2 if is(1, "jobs") => AdminCommand::ShowJobs,
@@ -164,7 +198,7 @@ impl AdminCommand {
             b"drop" if toks.len() == 3 && is(1, "function") => AdminCommand::DropFunction(arg(2)),
             b"create" | b"drop" => AdminCommand::Invalid(AdminError::InvalidArguments(word_bytes)),
             b"maxqueue" => {
-                let n = |i: usize| toks.get(i).map_or(0, |t| atoi_nonneg(t));
+                let n = |i: usize| toks.get(i).map_or(0, |t| maxqueue_number(t));
                 let limits = match toks.len() {
                     0 | 1 => {
                         return Ok(AdminCommand::Invalid(AdminError::InvalidArguments(
@@ -318,6 +352,51 @@ mod tests {
             render_err(b"create function a b\r\n"),
             &b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+create\r\n"[..]
         );
+    }
+
+    #[test]
+    fn maxqueue_numbers_follow_gearmand_atoi() {
+        for (text, want) in [
+            (&b"5"[..], 5u32),
+            (b"007", 7),
+            (b"\t7", 7),
+            (b"+4", 4),
+            (b"12abc", 12),
+            (b"abc", 0),
+            (b"", 0),
+            (b"-3", 0),
+            (b"-", 0),
+            (b"2147483647", 2_147_483_647),
+            (b"2147483648", 0),
+            (b"4294967297", 1),
+            (b"-4294967295", 1),
+            (b"99999999999999999999", 0),
+            (b"-99999999999999999999", 0),
+        ] {
+            assert_eq!(
+                maxqueue_number(text),
+                want,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn find_line_is_bounded() {
+        assert_eq!(find_line(b"", 8), Ok(None));
+        assert_eq!(find_line(b"status", 8), Ok(None));
+        assert_eq!(find_line(b"status\r\nworkers\n", 8), Ok(Some(8)));
+        assert_eq!(find_line(b"status\n", 7), Ok(Some(7)));
+        assert_eq!(
+            find_line(b"statuss\n", 7),
+            Err(DecodeError::AdminLineTooLong { max: 7 })
+        );
+        assert_eq!(
+            find_line(b"1234567", 7),
+            Err(DecodeError::AdminLineTooLong { max: 7 })
+        );
+        assert_eq!(find_line(b"123456", 7), Ok(None));
     }
 
     #[test]

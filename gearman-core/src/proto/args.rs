@@ -171,3 +171,13 @@ pub(crate) fn strip_trailing_nul(b: Bytes) -> Bytes {
     let keep = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
     b.slice(..keep)
 }
+
+/// The bytes before the first NUL: gearmand copies GET_STATUS handles and GET_STATUS_UNIQUE
+/// uniques with `snprintf("%.*s")`, so anything from a NUL on is ignored. Handles and uniques
+/// never contain NUL, and a reply echoing the cut value keeps its framing.
+pub(crate) fn until_nul(b: Bytes) -> Bytes {
+    match b.iter().position(|&c| c == 0) {
+        Some(nul) => b.slice(..nul),
+        None => b,
+    }
+}

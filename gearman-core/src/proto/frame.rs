@@ -15,6 +15,10 @@ use nom::IResult;
 /// Size of a packet header.
 pub const HEADER_LEN: usize = 12;
 
+/// The most [`FrameDecoder::decode`] reserves ahead for a body still arriving. Larger bodies
+/// grow the buffer as their bytes come in, so memory follows what the peer actually sent.
+pub const MAX_EAGER_RESERVE: usize = 256 * 1024;
+
 /// A validated packet header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -124,8 +128,10 @@ impl FrameDecoder {
         };
         let total = HEADER_LEN + header.size as usize;
         if buf.len() < total {
-            // Make room once for the whole body, so reads land in place.
-            buf.reserve(total - buf.len());
+            // Make room for the body so reads land in place, but no more than
+            // MAX_EAGER_RESERVE at a time: a 12-byte header must not make us allocate
+            // max_body bytes for a body that may never come.
+            buf.reserve((total - buf.len()).min(MAX_EAGER_RESERVE));
             return Ok(None);
         }
         self.pending = None;
@@ -176,6 +182,29 @@ mod tests {
         );
         // sticky
         assert!(d.decode(&mut BytesMut::new()).is_err());
+    }
+
+    #[test]
+    fn a_large_announced_body_is_not_reserved_up_front() {
+        let mut d = FrameDecoder::new(Limits::default());
+        let mut header = b"\0REQ\0\0\0\x10".to_vec();
+        header.extend_from_slice(&(32u32 << 20).to_be_bytes());
+        let mut buf = BytesMut::from(&header[..]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(
+            buf.capacity() <= HEADER_LEN + MAX_EAGER_RESERVE,
+            "{}",
+            buf.capacity()
+        );
+        assert_eq!(d.needed(&buf), 32 << 20);
+    }
+
+    #[test]
+    fn a_small_body_is_reserved_whole() {
+        let mut d = FrameDecoder::new(Limits::default());
+        let mut buf = BytesMut::from(&b"\0REQ\0\0\0\x10\0\0\x10\0"[..]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() >= HEADER_LEN + 4096);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Everything sent with `\0REQ` magic: what a server receives.
 
-use super::args::{body_len, parse_i64, parse_u32, put_body, strip_trailing_nul, Args, Part};
+use super::args::{
+    body_len, parse_i64, parse_u32, put_body, strip_trailing_nul, until_nul, Args, Part,
+};
 use super::frame::{put_header, HEADER_LEN};
 use super::types::*;
 use super::{Frame, Magic, PacketType};
@@ -42,12 +44,12 @@ pub enum Request {
     SubmitSched(SubmitJobSched),
     /// GET_STATUS.
     GetStatus {
-        /// Job handle.
+        /// Job handle (parsing keeps the bytes before the first NUL, as gearmand does).
         handle: Bytes,
     },
     /// GET_STATUS_UNIQUE.
     GetStatusUnique {
-        /// Unique id.
+        /// Unique id (parsing keeps the bytes before the first NUL, as gearmand does).
         unique: Bytes,
     },
     /// ECHO_REQ.
@@ -173,8 +175,12 @@ impl Request {
                 schedule: [a.get(2), a.get(3), a.get(4), a.get(5), a.get(6)],
                 data: a.get(7),
             }),
-            T::GetStatus => Request::GetStatus { handle: a.get(0) },
-            T::GetStatusUnique => Request::GetStatusUnique { unique: a.get(0) },
+            T::GetStatus => Request::GetStatus {
+                handle: until_nul(a.get(0)),
+            },
+            T::GetStatusUnique => Request::GetStatusUnique {
+                unique: until_nul(a.get(0)),
+            },
             T::EchoReq => Request::Echo { data: a.get(0) },
             T::OptionReq => Request::Option { name: a.get(0) },
             T::SetClientId => Request::SetClientId { id: a.get(0) },

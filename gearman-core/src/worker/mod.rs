@@ -1,6 +1,8 @@
 //! The worker connection machine: abilities, the grab/sleep cycle (internal, see
 //! [`state`]), up to `max_in_flight` jobs held at once, and result reporting.
 
+pub mod functions;
+pub mod map_reduce;
 pub mod state;
 
 use crate::error::{ConnError, ProtocolError, UsageError};
@@ -36,6 +38,27 @@ impl Default for WorkerConfig {
     }
 }
 
+/// Everything a worker adapter is configured with besides its functions.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Per-connection behaviour.
+    pub config: WorkerConfig,
+    /// Jobs run at once per server.
+    pub concurrency: usize,
+    /// Reconnect backoff.
+    pub backoff: crate::client::backoff::Backoff,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            config: WorkerConfig::default(),
+            concurrency: 1,
+            backoff: crate::client::backoff::Backoff::default(),
+        }
+    }
+}
+
 /// A job handed to this worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssignedJob {
@@ -50,6 +73,37 @@ pub struct AssignedJob {
     /// The workload.
     pub data: Bytes,
 }
+
+/// How a job ends other than by success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkError {
+    /// Send WORK_FAIL.
+    Fail,
+    /// Send WORK_EXCEPTION with this payload (clients without the `exceptions` option see
+    /// WORK_FAIL).
+    Exception(Bytes),
+}
+
+impl WorkError {
+    /// An exception carrying `message`.
+    pub fn exception(message: impl std::fmt::Display) -> Self {
+        WorkError::Exception(Bytes::from(message.to_string()))
+    }
+}
+
+/// A progress report for a held job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// WORK_STATUS.
+    Status(u32, u32),
+    /// WORK_DATA.
+    Data(Bytes),
+    /// WORK_WARNING.
+    Warning(Bytes),
+}
+
+/// What a job handler returns: the WORK_COMPLETE body, or how it failed.
+pub type WorkResult = Result<Bytes, WorkError>;
 
 /// What a worker connection reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,6 +398,24 @@ impl WorkerConnection {
             data,
         });
         self.finish(handle, request)
+    }
+
+    /// Sends a progress report for a held job.
+    pub fn report(&mut self, handle: &Bytes, report: Report) -> Result<(), UsageError> {
+        match report {
+            Report::Status(n, d) => self.work_status(handle, n, d),
+            Report::Data(data) => self.work_data(handle, data),
+            Report::Warning(data) => self.work_warning(handle, data),
+        }
+    }
+
+    /// Ends the job the way `result` says: WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION.
+    pub fn finish_job(&mut self, handle: &Bytes, result: WorkResult) -> Result<(), UsageError> {
+        match result {
+            Ok(data) => self.work_complete(handle, data),
+            Err(WorkError::Fail) => self.work_fail(handle),
+            Err(WorkError::Exception(data)) => self.work_exception(handle, data),
+        }
     }
 
     fn fail(&mut self, reason: ConnError) {

@@ -1,11 +1,11 @@
 //! The [`Adapter`] facade for every runtime of the shared async layer.
 
-use super::{Adapter, Outcome, Spec};
+use super::{Adapter, ClientOpts, Outcome, Spec};
 use bytes::Bytes;
 use futures::StreamExt;
 use gearman_async::{
-    Backoff, Client, ClientBuilder, Error, Job, JobEvent, Runtime, ShutdownHandle, WorkError,
-    WorkerBuilder,
+    Backoff, Client, ClientBuilder, Error, Job, JobEvent, Runtime, Selection, ShutdownHandle,
+    WorkError, WorkerBuilder,
 };
 use std::future::Future;
 use std::marker::PhantomData;
@@ -30,7 +30,11 @@ fn job(spec: &Spec) -> Job {
         Bytes::copy_from_slice(function.as_bytes()),
         spec.data.clone(),
     )
-    .unique(spec.unique.clone());
+    .unique(spec.unique.clone())
+    .priority(spec.priority);
+    if let Some(at) = spec.epoch {
+        job = job.at_epoch(at);
+    }
     if let Some(r) = reducer {
         job = job.reducer(Bytes::copy_from_slice(r.as_bytes()));
     }
@@ -91,6 +95,10 @@ pub fn standard_functions<Rt: Runtime>(b: WorkerBuilder<Rt>) -> WorkerBuilder<Rt
         std::thread::sleep(Duration::from_millis(ms));
         Ok(format!("slept {ms}").into())
     })
+    .sync_function("record", |ctx| {
+        super::record(ctx.data());
+        Ok(Bytes::new())
+    })
     .sync_function("upper", |ctx| {
         if ctx.data().as_ref() == b"fail" {
             return Err(WorkError::Fail);
@@ -115,10 +123,15 @@ pub struct RunningWorker {
 impl<E: Exec> Adapter for AsyncAdapter<E> {
     type Client = Client<E::Rt>;
     type Worker = RunningWorker;
-    const MAP_REDUCE: bool = true;
-
-    fn client(servers: &[String], exceptions: bool) -> Self::Client {
-        let mut b = ClientBuilder::new(E::rt()).exceptions(exceptions);
+    fn client_with(servers: &[String], opts: ClientOpts) -> Self::Client {
+        let selection = if opts.by_unique {
+            Selection::ByUnique
+        } else {
+            Selection::RoundRobin
+        };
+        let mut b = ClientBuilder::new(E::rt())
+            .exceptions(opts.exceptions)
+            .selection(selection);
         for s in servers {
             b = b.server(s.clone());
         }
@@ -148,18 +161,27 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         Ok((s.known, s.running, s.numerator, s.denominator))
     }
 
+    fn status_unique(c: &mut Self::Client, unique: &str) -> Result<(bool, bool, u32), String> {
+        let s = E::block_on(c.status_unique(unique.to_string())).map_err(|e| e.to_string())?;
+        Ok((s.known, s.running, s.client_count))
+    }
+
     fn echo(c: &mut Self::Client, data: Vec<u8>) -> Result<Vec<u8>, String> {
         E::block_on(c.echo(data))
             .map(|d| d.to_vec())
             .map_err(|e| e.to_string())
     }
 
-    fn worker(servers: &[String], concurrency: usize) -> RunningWorker {
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> RunningWorker {
         let mut b = WorkerBuilder::new(E::rt())
             .concurrency(concurrency)
             .backoff(Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(200),
+                initial: backoff,
+                max: backoff * 4,
             });
         for s in servers {
             b = b.server(s.clone());

@@ -5,8 +5,10 @@
 pub mod async_impl;
 pub mod server;
 
+use gearman_core::proto::Priority;
 use server::TestServer;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A job to run.
 #[derive(Clone, Debug)]
@@ -15,6 +17,9 @@ pub struct Spec {
     pub data: Vec<u8>,
     pub unique: String,
     pub timeout: Option<Duration>,
+    pub priority: Priority,
+    /// Run at this Unix time (SUBMIT_JOB_EPOCH).
+    pub epoch: Option<i64>,
 }
 
 pub fn spec(function: &'static str, data: &str) -> Spec {
@@ -23,6 +28,65 @@ pub fn spec(function: &'static str, data: &str) -> Spec {
         data: data.as_bytes().to_vec(),
         unique: String::new(),
         timeout: None,
+        priority: Priority::Normal,
+        epoch: None,
+    }
+}
+
+/// Client options the suite varies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientOpts {
+    /// Turn on the `exceptions` option.
+    pub exceptions: bool,
+    /// Pick servers by unique (consistent hashing) instead of round-robin.
+    pub by_unique: bool,
+}
+
+/// What the standard `record` function saw: (workload, Unix time in ms when it ran).
+static RECORDED: Mutex<Vec<(String, u128)>> = Mutex::new(Vec::new());
+
+pub fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis()
+}
+
+/// The standard `record` function's body: remembers the workload and when it ran.
+pub fn record(data: &[u8]) {
+    let entry = (String::from_utf8_lossy(data).into_owned(), unix_ms());
+    RECORDED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(entry);
+}
+
+/// The records whose workload starts with `tag:` (tests share the process), in run order,
+/// without the tag.
+pub fn recorded(tag: &str) -> Vec<(String, u128)> {
+    let prefix = format!("{tag}:");
+    let all = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .filter_map(|(d, t)| Some((d.strip_prefix(&prefix)?.to_string(), *t)))
+        .collect()
+}
+
+/// A tag no other test in this process uses.
+pub fn fresh_tag(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+/// Waits (bounded) until `tag` has `n` records; returns them.
+pub fn wait_recorded(tag: &str, n: usize, within: Duration) -> Vec<(String, u128)> {
+    let end = Instant::now() + within;
+    loop {
+        let got = recorded(tag);
+        if got.len() >= n || Instant::now() > end {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -39,19 +103,35 @@ pub enum Outcome {
 /// What each adapter offers the suite.
 pub trait Adapter: 'static {
     type Client;
-    type Worker;
-    const MAP_REDUCE: bool;
-    fn client(servers: &[String], exceptions: bool) -> Self::Client;
+    type Worker: Send;
+    fn client_with(servers: &[String], opts: ClientOpts) -> Self::Client;
+    fn client(servers: &[String], exceptions: bool) -> Self::Client {
+        let opts = ClientOpts {
+            exceptions,
+            by_unique: false,
+        };
+        Self::client_with(servers, opts)
+    }
     /// Runs one foreground job; returns its events (`status n/d`, `data ..`, `warning ..`).
     fn run(c: &mut Self::Client, spec: Spec) -> (Vec<String>, Outcome);
     /// Runs jobs in parallel on one client.
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome>;
     fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String>;
     fn status(c: &mut Self::Client, handle: Vec<u8>) -> Result<(bool, bool, u32, u32), String>;
+    /// (known, running, client_count).
+    fn status_unique(c: &mut Self::Client, unique: &str) -> Result<(bool, bool, u32), String>;
     fn echo(c: &mut Self::Client, data: Vec<u8>) -> Result<Vec<u8>, String>;
     /// Starts a worker with the standard functions (reverse, fail, exception, panic, sleep,
-    /// upper, map) in the background.
-    fn worker(servers: &[String], concurrency: usize) -> Self::Worker;
+    /// upper, record, and the map/reduce function map) in the background.
+    fn worker(servers: &[String], concurrency: usize) -> Self::Worker {
+        Self::worker_with_backoff(servers, concurrency, Duration::from_millis(50))
+    }
+    /// Like [`Adapter::worker`], reconnecting after `backoff` (doubling up to 4x).
+    fn worker_with_backoff(
+        servers: &[String],
+        concurrency: usize,
+        backoff: Duration,
+    ) -> Self::Worker;
     /// Graceful stop: running jobs finish; returns when the worker has stopped.
     fn stop(w: Self::Worker);
 }
@@ -82,18 +162,25 @@ pub fn foreground_job_streams_events<A: Adapter>() {
     A::stop(w);
 }
 
-pub fn failures_exceptions_and_panics<A: Adapter>() {
+pub fn exceptions_option<A: Adapter>() {
     let s = TestServer::start();
     let w = A::worker(&[s.addr()], 1);
     let mut plain = A::client(&[s.addr()], false);
     let mut exc = A::client(&[s.addr()], true);
-    assert_eq!(A::run(&mut plain, spec("fail", "")).1, Outcome::Failed);
     assert_eq!(
         A::run(&mut exc, spec("exception", "")).1,
         Outcome::Exception(b"boom".to_vec())
     );
-    // Without the option gearmand downgrades the exception to WORK_FAIL.
+    // Without the option the server downgrades the exception to WORK_FAIL.
     assert_eq!(A::run(&mut plain, spec("exception", "")).1, Outcome::Failed);
+    A::stop(w);
+}
+
+pub fn failures_and_panics<A: Adapter>() {
+    let s = TestServer::start();
+    let w = A::worker(&[s.addr()], 1);
+    let mut plain = A::client(&[s.addr()], false);
+    assert_eq!(A::run(&mut plain, spec("fail", "")).1, Outcome::Failed);
     assert_eq!(A::run(&mut plain, spec("panic", "")).1, Outcome::Failed);
     // The worker carries on after a panicking handler.
     assert_eq!(
@@ -162,6 +249,142 @@ pub fn per_call_timeout<A: Adapter>() {
     assert_eq!(A::run(&mut c, sp).1, Outcome::TimedOut);
     // The connection is still usable.
     assert_eq!(A::echo(&mut c, b"after".to_vec()).unwrap(), b"after");
+    // A job that runs but outlasts its timeout.
+    let w = A::worker(&[s.addr()], 1);
+    let mut sp = spec("sleep", "1500");
+    sp.timeout = Some(Duration::from_millis(300));
+    assert_eq!(A::run(&mut c, sp).1, Outcome::TimedOut);
+    let mut sp = spec("reverse", "in time");
+    sp.timeout = Some(Duration::from_secs(20));
+    assert_eq!(A::run(&mut c, sp).1, Outcome::Ok(reverse("in time")));
+    A::stop(w);
+}
+
+pub fn priorities_high_normal_low<A: Adapter>() {
+    let s = TestServer::start();
+    let mut c = A::client(&[s.addr()], false);
+    let tag = fresh_tag("prio");
+    // Queued before any worker exists, lowest first.
+    for (priority, name) in [
+        (Priority::Low, "low"),
+        (Priority::Normal, "normal"),
+        (Priority::High, "high"),
+    ] {
+        let mut sp = spec("record", &format!("{tag}:{name}"));
+        sp.priority = priority;
+        A::background(&mut c, sp).unwrap();
+    }
+    let w = A::worker(&[s.addr()], 1);
+    let got = wait_recorded(&tag, 3, Duration::from_secs(20));
+    let order: Vec<_> = got.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(order, ["high", "normal", "low"]);
+    A::stop(w);
+}
+
+pub fn epoch_job_runs_at_its_time_not_before<A: Adapter>() {
+    let s = TestServer::start();
+    let mut c = A::client(&[s.addr()], false);
+    let tag = fresh_tag("epoch");
+    let at = i64::try_from(unix_ms() / 1000).unwrap() + 3;
+    let mut sp = spec("record", &format!("{tag}:due"));
+    sp.epoch = Some(at);
+    let handle = A::background(&mut c, sp).unwrap();
+    assert!(!handle.is_empty());
+    // This worker grabs before the job is due and goes to sleep. gearmand 2.0 and
+    // gearmand-rs wake it at the due time; 1.1.20 never does (protocol.md §2.2.3), so a
+    // worker started after the due time must get the job there.
+    let early = A::worker(&[s.addr()], 1);
+    let due_ms = u128::try_from(at).unwrap() * 1000;
+    let mut got = Vec::new();
+    while unix_ms() < due_ms + 1500 && got.is_empty() {
+        got = recorded(&tag);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let late = got.is_empty().then(|| A::worker(&[s.addr()], 1));
+    let got = wait_recorded(&tag, 1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "epoch job ran {} times", got.len());
+    assert!(
+        got[0].1 >= due_ms,
+        "epoch job ran {} ms before its time",
+        due_ms - got[0].1
+    );
+    if s.kind == server::ServerKind::GearmandRs {
+        assert!(
+            late.is_none(),
+            "gearmand-rs did not wake the sleeping worker"
+        );
+    }
+    A::stop(early);
+    if let Some(w) = late {
+        A::stop(w);
+    }
+}
+
+pub fn status_by_unique<A: Adapter>() {
+    let s = TestServer::start();
+    let mut c = A::client(&[s.addr()], false);
+    let tag = fresh_tag("su");
+    let mut sp = spec("record", &format!("{tag}:x"));
+    sp.unique = tag.clone();
+    A::background(&mut c, sp).unwrap();
+    // Queued, nobody attached (background).
+    assert_eq!(A::status_unique(&mut c, &tag).unwrap(), (true, false, 0));
+    assert_eq!(
+        A::status_unique(&mut c, &format!("{tag}-other")).unwrap(),
+        (false, false, 0)
+    );
+    let w = A::worker(&[s.addr()], 1);
+    assert_eq!(wait_recorded(&tag, 1, Duration::from_secs(20)).len(), 1);
+    let mut known = true;
+    for _ in 0..200 {
+        known = A::status_unique(&mut c, &tag).unwrap().0;
+        if !known {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!known, "finished job still known by unique");
+    A::stop(w);
+}
+
+pub fn selection_by_unique_is_consistent_across_servers<A: Adapter>() {
+    use gearman_core::client::selector::consistent_index;
+    let (s0, s1) = (TestServer::start(), TestServer::start());
+    let servers = [s0.addr(), s1.addr()];
+    let opts = ClientOpts {
+        exceptions: false,
+        by_unique: true,
+    };
+    let uniques: Vec<String> = (0..16).map(|i| format!("sel-{i}")).collect();
+    let mut want = [0u32; 2];
+    for u in &uniques {
+        want[consistent_index(u.as_bytes(), 2).unwrap()] += 1;
+    }
+    assert!(
+        want[0] > 0 && want[1] > 0,
+        "pick uniques that use both servers"
+    );
+    // Two clients (as two processes would) submit the same uniques: each pair must meet on
+    // one server and coalesce there.
+    for _ in 0..2 {
+        let mut c = A::client_with(&servers, opts);
+        for u in &uniques {
+            let mut sp = spec("nobody", "x");
+            sp.unique = u.clone();
+            A::background(&mut c, sp).unwrap();
+        }
+    }
+    let queued = [admin_queued(&s0, "nobody"), admin_queued(&s1, "nobody")];
+    assert_eq!(queued, want);
+    // Status by unique goes to the same server.
+    let mut c = A::client_with(&servers, opts);
+    for u in &uniques {
+        assert_eq!(
+            A::status_unique(&mut c, u).unwrap(),
+            (true, false, 0),
+            "{u}"
+        );
+    }
 }
 
 pub fn failover_to_the_next_server<A: Adapter>() {
@@ -196,6 +419,22 @@ pub fn worker_reconnects_after_server_restart<A: Adapter>() {
     A::stop(w);
 }
 
+pub fn shutdown_cuts_the_reconnect_wait_short<A: Adapter>() {
+    // Nothing listens there: the worker waits an hour between connect attempts.
+    let dead = format!("127.0.0.1:{}", server::free_port());
+    let w = A::worker_with_backoff(&[dead], 1, Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_millis(200));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        A::stop(w);
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "shutdown waited for the hour-long reconnect backoff"
+    );
+}
+
 pub fn graceful_shutdown_finishes_the_running_job<A: Adapter>() {
     let s = TestServer::start();
     let w = A::worker(&[s.addr()], 1);
@@ -218,6 +457,31 @@ pub fn graceful_shutdown_finishes_the_running_job<A: Adapter>() {
     assert_eq!(job.join().unwrap(), Outcome::Ok(b"slept 700".to_vec()));
 }
 
+/// (total, running) of `function` from the admin `status` command.
+pub fn admin_status(s: &TestServer, function: &str) -> Option<(u32, u32)> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    stream.write_all(b"status\r\n").unwrap();
+    let reader = BufReader::new(stream);
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if line == "." {
+            break;
+        }
+        let cols: Vec<_> = line.split('\t').collect();
+        if cols.first() == Some(&function) {
+            let n = |i: usize| cols.get(i).and_then(|c| c.parse().ok());
+            return Some((n(1)?, n(2)?));
+        }
+    }
+    None
+}
+
+/// Jobs of `function` queued and not running.
+pub fn admin_queued(s: &TestServer, function: &str) -> u32 {
+    admin_status(s, function).map_or(0, |(total, running)| total - running)
+}
+
 /// Running count of `function` from the admin `status` command.
 pub fn admin_running(s: &TestServer, function: &str) -> bool {
     use std::io::{BufRead, BufReader, Write};
@@ -238,10 +502,6 @@ pub fn admin_running(s: &TestServer, function: &str) -> bool {
 }
 
 pub fn map_reduce<A: Adapter>() {
-    assert!(
-        A::MAP_REDUCE,
-        "adapter without map/reduce: use adapter_suite!(A, no_map_reduce)"
-    );
     let s = TestServer::start();
     let w = A::worker(&[s.addr()], 4);
     let mut c = A::client(&[s.addr()], false);
@@ -254,65 +514,48 @@ pub fn map_reduce<A: Adapter>() {
     A::stop(w);
 }
 
+/// Instantiates every scenario for adapter `$A` twice: against C gearmand 1.1.20 (module
+/// `gearmand`) and against gearmand-rs built from this tree (module `gearmand_rs`).
 #[macro_export]
 macro_rules! adapter_suite {
-    // For an adapter that lacks map/reduce: the scenario is reported as ignored, with the
-    // reason, instead of passing without testing anything.
-    ($A:ty, no_map_reduce) => {
-        $crate::adapter_suite!(@common $A);
-        #[test]
-        #[ignore = "this adapter has no map/reduce yet"]
-        fn map_reduce() {
-            adapter_common::map_reduce::<$A>()
-        }
-    };
     ($A:ty) => {
-        $crate::adapter_suite!(@common $A);
-        #[test]
-        fn map_reduce() {
-            adapter_common::map_reduce::<$A>()
+        mod gearmand {
+            use super::*;
+            $crate::adapter_suite!(@each $A, Gearmand);
+        }
+        mod gearmand_rs {
+            use super::*;
+            $crate::adapter_suite!(@each $A, GearmandRs);
         }
     };
-    (@common $A:ty) => {
-        #[test]
-        fn echo() {
-            adapter_common::echo::<$A>()
-        }
-        #[test]
-        fn foreground_job_streams_events() {
-            adapter_common::foreground_job_streams_events::<$A>()
-        }
-        #[test]
-        fn failures_exceptions_and_panics() {
-            adapter_common::failures_exceptions_and_panics::<$A>()
-        }
-        #[test]
-        fn background_job_and_status() {
-            adapter_common::background_job_and_status::<$A>()
-        }
-        #[test]
-        fn parallel_jobs_on_one_client() {
-            adapter_common::parallel_jobs_on_one_client::<$A>()
-        }
-        #[test]
-        fn coalesced_submissions_all_get_the_result() {
-            adapter_common::coalesced_submissions_all_get_the_result::<$A>()
-        }
-        #[test]
-        fn per_call_timeout() {
-            adapter_common::per_call_timeout::<$A>()
-        }
-        #[test]
-        fn failover_to_the_next_server() {
-            adapter_common::failover_to_the_next_server::<$A>()
-        }
-        #[test]
-        fn worker_reconnects_after_server_restart() {
-            adapter_common::worker_reconnects_after_server_restart::<$A>()
-        }
-        #[test]
-        fn graceful_shutdown_finishes_the_running_job() {
-            adapter_common::graceful_shutdown_finishes_the_running_job::<$A>()
-        }
+    (@each $A:ty, $kind:ident) => {
+        $crate::adapter_suite!(@tests $A, $kind,
+            echo,
+            foreground_job_streams_events,
+            exceptions_option,
+            failures_and_panics,
+            background_job_and_status,
+            parallel_jobs_on_one_client,
+            coalesced_submissions_all_get_the_result,
+            per_call_timeout,
+            failover_to_the_next_server,
+            worker_reconnects_after_server_restart,
+            graceful_shutdown_finishes_the_running_job,
+            shutdown_cuts_the_reconnect_wait_short,
+            priorities_high_normal_low,
+            epoch_job_runs_at_its_time_not_before,
+            status_by_unique,
+            selection_by_unique_is_consistent_across_servers,
+            map_reduce,
+        );
+    };
+    (@tests $A:ty, $kind:ident, $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                use adapter_common::server::{with_server, ServerKind};
+                with_server(ServerKind::$kind, adapter_common::$name::<$A>)
+            }
+        )*
     };
 }

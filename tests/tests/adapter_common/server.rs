@@ -1,15 +1,48 @@
-//! Starts a job server for a test: C gearmand 1.1.20 by default, or our gearmand-rs when
-//! `GEARMAN_TEST_SERVER=rs` (path from `GEARMANDRS_BIN`, else target/{debug,release}).
+//! Starts a job server for a test: C gearmand 1.1.20 or our gearmand-rs. Each test picks
+//! one with [`with_server`] (the suite runs every scenario against both); without it,
+//! `GEARMAN_TEST_SERVER=rs` picks gearmand-rs. gearmand-rs is the binary this crate builds
+//! from the tree, or `GEARMANDRS_BIN` if set.
 
+use std::cell::Cell;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Which job server a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// /usr/sbin/gearmand (C gearmand 1.1.20).
+    Gearmand,
+    /// gearmand-rs.
+    GearmandRs,
+}
+
+thread_local! {
+    static KIND: Cell<Option<ServerKind>> = const { Cell::new(None) };
+}
+
+/// Runs `test` with every server it starts (on this thread) being `kind`.
+pub fn with_server(kind: ServerKind, test: impl FnOnce()) {
+    KIND.with(|k| k.set(Some(kind)));
+    test();
+}
+
+fn kind() -> ServerKind {
+    KIND.with(Cell::get).unwrap_or_else(|| {
+        if std::env::var("GEARMAN_TEST_SERVER").as_deref() == Ok("rs") {
+            ServerKind::GearmandRs
+        } else {
+            ServerKind::Gearmand
+        }
+    })
+}
+
 /// A server process listening on 127.0.0.1, killed on drop.
 pub struct TestServer {
     child: Child,
     pub port: u16,
+    pub kind: ServerKind,
     _dir: PathBuf,
 }
 
@@ -18,28 +51,19 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn binary() -> (PathBuf, bool) {
-    if std::env::var("GEARMAN_TEST_SERVER").as_deref() == Ok("rs") {
-        let path = std::env::var_os("GEARMANDRS_BIN")
+fn binary(kind: ServerKind) -> PathBuf {
+    match kind {
+        ServerKind::GearmandRs => std::env::var_os("GEARMANDRS_BIN")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-                let target =
-                    std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
-                ["debug", "release"]
-                    .iter()
-                    .map(|p| target.join(p).join("gearmand-rs"))
-                    .find(|p| p.exists())
-                    .expect("GEARMAN_TEST_SERVER=rs but no gearmand-rs binary found")
-            });
-        (path, true)
-    } else {
-        let path = PathBuf::from("/usr/sbin/gearmand");
-        assert!(
-            path.exists(),
-            "/usr/sbin/gearmand (C gearmand 1.1.20) is required"
-        );
-        (path, false)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gearmand-rs-under-test"))),
+        ServerKind::Gearmand => {
+            let path = PathBuf::from("/usr/sbin/gearmand");
+            assert!(
+                path.exists(),
+                "/usr/sbin/gearmand (C gearmand 1.1.20) is required"
+            );
+            path
+        }
     }
 }
 
@@ -49,10 +73,10 @@ impl TestServer {
     }
 
     pub fn start_on(port: u16) -> TestServer {
-        let (bin, _ours) = binary();
+        let kind = kind();
         let dir = std::env::temp_dir().join(format!("gearman-test-{}-{port}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let child = Command::new(bin)
+        let child = Command::new(binary(kind))
             .arg(format!("--port={port}"))
             .arg("--listen=127.0.0.1")
             .arg("--log-file=none")
@@ -66,13 +90,14 @@ impl TestServer {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "job server did not listen on {port}"
+                "{kind:?} did not listen on {port}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
         TestServer {
             child,
             port,
+            kind,
             _dir: dir,
         }
     }

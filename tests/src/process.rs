@@ -1,0 +1,145 @@
+//! Starting and stopping job server processes on free ports.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The C gearmand the interop tests compare against (Debian's 1.1.20). `/usr/bin/gearmand`
+/// is a different (Perl) server.
+pub const GEARMAND_C: &str = "/usr/sbin/gearmand";
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// Finds a built `gearmand-rs` for tests outside the server crate (inside it, use
+/// `env!("CARGO_BIN_EXE_gearmand-rs")`, which cargo keeps up to date).
+///
+/// Order: `$GEARMANDRS_BIN`, then `$CARGO_TARGET_DIR` (or the workspace `target/`) `/debug`,
+/// then `/release`. `cargo test --workspace` builds the binary before any test runs, because
+/// the server crate's own tests need it; `cargo test -p gearman-tests` alone does not, so
+/// run `cargo build -p gearman-server` first in that case. Panics when none is found.
+pub fn gearmand_rs_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("GEARMANDRS_BIN") {
+        return PathBuf::from(path);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or(workspace.join("target"), PathBuf::from);
+    ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join("gearmand-rs"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no gearmand-rs under {}: run `cargo build -p gearman-server` or set GEARMANDRS_BIN",
+                target.display()
+            )
+        })
+}
+
+/// A job server listening on 127.0.0.1:`port`, killed on drop.
+pub struct ServerProcess {
+    /// The port it listens on.
+    pub port: u16,
+    /// The process (public so a test can signal or kill it).
+    pub child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `binary -L 127.0.0.1 -p PORT --log-file none EXTRA...` on a free port and waits
+    /// (up to 10 s) until it accepts connections.
+    pub fn start(binary: &Path, extra: &[&str]) -> ServerProcess {
+        let port = free_port();
+        Self::start_on(binary, port, extra)
+    }
+
+    /// Like [`ServerProcess::start`] on a given port.
+    pub fn start_on(binary: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+        let child = Command::new(binary)
+            .args([
+                "-L",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--log-file",
+                "none",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut server = ServerProcess { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "{} exited with {status} before listening on {port}",
+                    binary.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {port} within 10 s",
+                binary.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The C gearmand 1.1.20 on a free port (panics if it is not installed).
+    pub fn gearmand(extra: &[&str]) -> ServerProcess {
+        let path = Path::new(GEARMAND_C);
+        assert!(
+            path.exists(),
+            "{GEARMAND_C} (C gearmand) is required: run .ci/run to install the peers"
+        );
+        Self::start(path, extra)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A raw protocol connection to it.
+    pub fn conn(&self) -> crate::Conn {
+        crate::Conn::new(self.port)
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

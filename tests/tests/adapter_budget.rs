@@ -1,0 +1,67 @@
+//! The adapters stay thin: protocol logic belongs in gearman-core. Counts non-blank,
+//! non-comment lines in each adapter crate's `src/` and fails above its budget (design.md
+//! §9.6: move logic into core when this fails).
+
+use std::path::Path;
+
+/// Non-blank lines that are not `//` comments (doc comments included), in every `.rs`
+/// file under `dir`.
+fn code_lines(dir: &Path) -> usize {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("adapter src dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            total += code_lines(&path);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            total += text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("//"))
+                .count();
+        }
+    }
+    total
+}
+
+fn check(crate_dir: &str, budget: usize) -> usize {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../adapters")
+        .join(crate_dir)
+        .join("src");
+    let n = code_lines(&src);
+    assert!(n > 0, "no code found in {}", src.display());
+    assert!(
+        n <= budget,
+        "{crate_dir}: {n} code lines, budget {budget}: move protocol logic into gearman-core"
+    );
+    n
+}
+
+#[test]
+fn tokio_shim_within_150_lines() {
+    check("tokio", 150);
+}
+
+#[test]
+fn async_std_shim_within_150_lines() {
+    check("async-std", 150);
+}
+
+#[test]
+fn blocking_adapter_within_300_lines() {
+    check("blocking", 300);
+}
+
+#[test]
+fn counting_skips_blanks_and_comments() {
+    let dir = std::env::temp_dir().join(format!("adapter-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.rs"),
+        "//! doc\n\n/// item\nfn f() {\n    // why\n}\n",
+    )
+    .unwrap();
+    assert_eq!(code_lines(&dir), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
