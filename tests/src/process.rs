@@ -1,5 +1,6 @@
 //! Starting and stopping job server processes on free ports.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -53,14 +54,29 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary -L 127.0.0.1 -p PORT --log-file none EXTRA...` on a free port and waits
-    /// (up to 10 s) until it accepts connections.
+    /// (up to 10 s) until it accepts connections. Tests run in parallel, so a port that was
+    /// free may be taken by another test's server before ours binds it: then it starts again
+    /// on another port.
     pub fn start(binary: &Path, extra: &[&str]) -> ServerProcess {
-        let port = free_port();
-        Self::start_on(binary, port, extra)
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start_on(binary, free_port(), extra) {
+                Ok(server) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("{last}");
     }
 
-    /// Like [`ServerProcess::start`] on a given port.
+    /// Like [`ServerProcess::start`] on a given port (panics if it cannot listen there).
     pub fn start_on(binary: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+        Self::try_start_on(binary, port, extra).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts the server and waits until it listens on `port`. Something answering on the
+    /// port is only ours once its admin `getpid` names our child: otherwise it is another
+    /// test's server, and ours will exit with "port in use".
+    fn try_start_on(binary: &Path, port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
         let child = Command::new(binary)
             .args([
                 "-L",
@@ -76,21 +92,22 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let mut server = ServerProcess { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while admin_pid(port) != Some(server.child.id()) {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "{} exited with {status} before listening on {port}",
                     binary.display()
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {port} within 10 s",
-                binary.display()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not listen on {port} within 10 s",
+                    binary.display()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        Ok(server)
     }
 
     /// The C gearmand 1.1.20 on a free port (panics if it is not installed).
@@ -135,6 +152,16 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The pid the server on 127.0.0.1:`port` reports for the admin `getpid`, if one answers.
+fn admin_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"getpid\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.trim().strip_prefix("OK ")?.parse().ok()
 }
 
 impl Drop for ServerProcess {

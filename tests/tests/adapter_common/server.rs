@@ -3,11 +3,10 @@
 //! `GEARMAN_TEST_SERVER=rs` picks gearmand-rs. gearmand-rs is the binary this crate builds
 //! from the tree, or `GEARMANDRS_BIN` if set.
 
+pub use gearman_tests::free_port;
+use gearman_tests::ServerProcess;
 use std::cell::Cell;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Which job server a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,16 +39,13 @@ fn kind() -> ServerKind {
 
 /// A server process listening on 127.0.0.1, killed on drop.
 pub struct TestServer {
-    child: Child,
+    process: ServerProcess,
     pub port: u16,
     pub kind: ServerKind,
-    _dir: PathBuf,
 }
 
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
+/// One I/O thread: the suite runs many servers at once on a 2-core machine.
+const EXTRA_FLAGS: &[&str] = &["--threads=1"];
 
 fn binary(kind: ServerKind) -> PathBuf {
     match kind {
@@ -69,47 +65,28 @@ fn binary(kind: ServerKind) -> PathBuf {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        Self::start_on(free_port())
+        let kind = kind();
+        Self::new(ServerProcess::start(&binary(kind), EXTRA_FLAGS), kind)
     }
 
+    /// On a given port (a restart where the previous server was).
     pub fn start_on(port: u16) -> TestServer {
         let kind = kind();
-        let dir = std::env::temp_dir().join(format!("gearman-test-{}-{port}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let child = Command::new(binary(kind))
-            .arg(format!("--port={port}"))
-            .arg("--listen=127.0.0.1")
-            .arg("--log-file=none")
-            .arg("--threads=1")
-            .arg(format!("--pid-file={}", dir.join("pid").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the job server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?} did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        TestServer {
-            child,
-            port,
+        Self::new(
+            ServerProcess::start_on(&binary(kind), port, EXTRA_FLAGS),
             kind,
-            _dir: dir,
+        )
+    }
+
+    fn new(process: ServerProcess, kind: ServerKind) -> TestServer {
+        TestServer {
+            port: process.port,
+            process,
+            kind,
         }
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.addr()
     }
 }
