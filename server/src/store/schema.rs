@@ -1,16 +1,26 @@
-//! Opening, validating and migrating the SQLite file, and reading jobs back.
+//! Opening the SQLite file: proving it is healthy and writable, creating or checking our
+//! tables, and reading the stored jobs back.
 
-use super::{StoreConfig, StoreError};
+use super::error::StoreError;
+use super::{import, StoreConfig, SyncMode};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, DatabaseName, OpenFlags, Row, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
 
-pub(super) fn error(cfg: &StoreConfig, what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("{}: {what}: {e}", cfg.path.display()))
-}
+/// Our job table: one row per durable background job, keyed by the server's durable id
+/// (so jobs with an empty unique never overwrite each other, unlike gearmand's
+/// `(unique_key, function_name)` key). The id also gives the arrival order.
+pub(super) const JOBS: &str = "gearmand_rs_jobs";
+/// Small key/value table: schema version, so a newer layout is refused, not misread.
+pub(super) const META: &str = "gearmand_rs_meta";
+/// Layout version written to [`META`].
+const SCHEMA_VERSION: i64 = 1;
 
-const OUR_TABLE: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
+const CREATE_JOBS: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     durable_id INTEGER PRIMARY KEY,
     function BLOB NOT NULL,
     unique_key BLOB NOT NULL,
@@ -18,8 +28,7 @@ const OUR_TABLE: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     data BLOB NOT NULL,
     when_to_run INTEGER,
     reducer BLOB)";
-
-const OUR_COLUMNS: [&str; 7] = [
+const JOBS_COLUMNS: [&str; 7] = [
     "durable_id",
     "function",
     "unique_key",
@@ -28,8 +37,17 @@ const OUR_COLUMNS: [&str; 7] = [
     "when_to_run",
     "reducer",
 ];
+const CREATE_META: &str =
+    "CREATE TABLE IF NOT EXISTS gearmand_rs_meta (key TEXT PRIMARY KEY, value INTEGER)";
+const META_COLUMNS: [&str; 2] = ["key", "value"];
 
-fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+/// gearmand's busy timeout, so both behave alike when something else holds the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(6);
+/// Bound on the write-ahead log file kept after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Column names of `table` in declaration order; empty if there is no such table.
+pub(super) fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
     let names = stmt
         .query_map([table], |row| row.get::<_, String>(0))?
@@ -37,126 +55,176 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     names
 }
 
-/// Opens the file read-write, proves it is a healthy SQLite database we can write, creates
-/// our table, and imports a gearmand queue table if present.
+/// Opens the file, proves it is a healthy SQLite database that we can write, creates or
+/// checks our tables and imports a gearmand queue table, all before any job is accepted.
 pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-    let mut conn =
-        Connection::open_with_flags(&cfg.path, flags).map_err(|e| error(cfg, "cannot open", e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(6))
-        .map_err(|e| error(cfg, "cannot configure", e))?;
+    let path = cfg.path.as_path();
+    let fail = |what: &'static str| move |e| StoreError::from_sqlite(path, what, e);
+    if path.is_dir() {
+        return Err(StoreError::Unwritable {
+            path: path.to_path_buf(),
+            detail: "it is a directory".into(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(fail("cannot open"))?;
+    // SQLite quietly opens a write-protected file read-only; we would only find out at the
+    // first submission.
+    if conn
+        .is_readonly(DatabaseName::Main)
+        .map_err(fail("cannot open"))?
+    {
+        return Err(StoreError::Unwritable {
+            path: path.to_path_buf(),
+            detail: "the file is write-protected".into(),
+        });
+    }
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(fail("cannot configure"))?;
+    // Reading the schema reads the header: a file that is not SQLite fails here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(fail("cannot read"))?;
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| error(cfg, "not a usable SQLite database", e))?;
+        .map_err(fail("cannot check"))?;
     if check != "ok" {
-        return Err(error(cfg, "database is corrupt", check));
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: check,
+        });
     }
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| {
-            error(
-                cfg,
-                "cannot enable the write-ahead log (is the directory writable?)",
-                e,
-            )
-        })?;
+        .map_err(fail("cannot enable the write-ahead log"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(error(cfg, "cannot enable the write-ahead log", mode));
+        return Err(StoreError::Unwritable {
+            path: path.to_path_buf(),
+            detail: format!("cannot enable the write-ahead log (journal mode stays {mode})"),
+        });
     }
-    conn.execute_batch("PRAGMA synchronous=FULL;")
-        .map_err(|e| error(cfg, "cannot configure", e))?;
-    conn.execute_batch(OUR_TABLE)
-        .map_err(|e| error(cfg, "cannot create the job table (read-only?)", e))?;
-    let have =
-        columns(&conn, "gearmand_rs_jobs").map_err(|e| error(cfg, "cannot read the schema", e))?;
-    if have != OUR_COLUMNS {
-        return Err(error(
-            cfg,
-            "table gearmand_rs_jobs has an unexpected schema",
-            have.join(", "),
-        ));
-    }
-    import_gearmand(&mut conn, cfg)?;
+    let synchronous = match cfg.sync {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={synchronous}; PRAGMA journal_size_limit={WAL_SIZE_LIMIT};"
+    ))
+    .map_err(fail("cannot configure"))?;
+    migrate(&mut conn, cfg)?;
     Ok(conn)
 }
 
-/// Moves the rows of a gearmand libsqlite3 queue table into ours, in one transaction,
-/// keeping gearmand's table renamed aside (never deleted) for the operator.
-fn import_gearmand(conn: &mut Connection, cfg: &StoreConfig) -> Result<(), StoreError> {
-    let table = &cfg.gearmand_table;
-    let cols = columns(conn, table).map_err(|e| error(cfg, "cannot read the schema", e))?;
-    if cols.is_empty() {
-        return Ok(());
-    }
-    for needed in ["unique_key", "function_name", "priority", "data"] {
-        if !cols.iter().any(|c| c == needed) {
-            return Err(error(
-                cfg,
-                &format!("table {table} is not a gearmand queue table"),
-                format!("no column {needed}"),
-            ));
+/// Creates or checks our tables and imports gearmand's in one write transaction: it also
+/// proves, before the first client, that the file and its directory are writable.
+fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> Result<(), StoreError> {
+    let path = cfg.path.as_path();
+    let fail = |what: &'static str| move |e| StoreError::from_sqlite(path, what, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail("cannot start a write transaction"))?;
+    let meta = columns(&tx, META).map_err(fail("cannot read the schema"))?;
+    if !meta.is_empty() {
+        expect_columns(path, META, &meta, &META_COLUMNS)?;
+        let version: Option<i64> = tx
+            .query_row(
+                "SELECT value FROM gearmand_rs_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(fail("cannot read the schema version"))?;
+        if let Some(v) = version.filter(|&v| v != SCHEMA_VERSION) {
+            return Err(StoreError::SchemaMismatch {
+                path: path.to_path_buf(),
+                table: META.into(),
+                detail: format!(
+                    "schema version {v}, this gearmand-rs reads version {SCHEMA_VERSION}"
+                ),
+            });
         }
     }
-    let when = if cols.iter().any(|c| c == "when_to_run") {
-        "when_to_run"
-    } else {
-        "0"
-    };
-    let quoted = format!("\"{}\"", table.replace('"', "\"\""));
-    let aside = format!("\"{}_imported_by_gearmand_rs\"", table.replace('"', "\"\""));
-    let tx = conn
-        .transaction()
-        .map_err(|e| error(cfg, "cannot import", e))?;
-    let next: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(durable_id), 0) + 1 FROM gearmand_rs_jobs",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| error(cfg, "cannot import", e))?;
-    let moved = tx
-        .execute(
-            &format!(
-                "INSERT INTO gearmand_rs_jobs (durable_id, function, unique_key, priority, data, when_to_run, reducer)
-                 SELECT {next} + ROW_NUMBER() OVER (ORDER BY rowid) - 1,
-                        CAST(function_name AS BLOB), CAST(COALESCE(unique_key, '') AS BLOB),
-                        MIN(MAX(COALESCE(priority, 1), 0), 2), CAST(COALESCE(data, X'') AS BLOB),
-                        NULLIF({when}, 0), NULL
-                 FROM {quoted}"
-            ),
-            [],
-        )
-        .map_err(|e| error(cfg, &format!("cannot import gearmand table {table}"), e))?;
-    tx.execute_batch(&format!(
-        "DROP TABLE IF EXISTS {aside}; ALTER TABLE {quoted} RENAME TO {aside};"
-    ))
-    .map_err(|e| error(cfg, "cannot set the imported gearmand table aside", e))?;
-    tx.commit().map_err(|e| error(cfg, "cannot import", e))?;
-    tracing::warn!("imported {moved} job(s) from gearmand table {table}; it is kept as {aside}");
-    Ok(())
+    tx.execute_batch(&format!("{CREATE_JOBS}; {CREATE_META};"))
+        .map_err(fail("cannot create the job table"))?;
+    let jobs = columns(&tx, JOBS).map_err(fail("cannot read the schema"))?;
+    expect_columns(path, JOBS, &jobs, &JOBS_COLUMNS)?;
+    import::gearmand_table(&tx, cfg)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO gearmand_rs_meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION],
+    )
+    .map_err(fail("cannot write the schema version"))?;
+    tx.commit().map_err(fail("cannot commit the schema"))
 }
 
-/// Every stored job, in priority then arrival order.
-pub(super) fn load(conn: &Connection) -> rusqlite::Result<Vec<JobRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT durable_id, function, unique_key, priority, data, when_to_run, reducer
-         FROM gearmand_rs_jobs ORDER BY priority, durable_id",
-    )?;
-    let rows = stmt.query_map([], |row| {
-        let priority = match row.get::<_, i64>(3)? {
-            0 => Priority::High,
-            2 => Priority::Low,
-            _ => Priority::Normal,
-        };
-        Ok(JobRecord {
-            durable_id: row.get::<_, i64>(0)? as u64,
-            function: Bytes::from(row.get::<_, Vec<u8>>(1)?),
-            unique: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-            priority,
-            data: Bytes::from(row.get::<_, Vec<u8>>(4)?),
-            when: row.get::<_, Option<i64>>(5)?,
-            reducer: row.get::<_, Option<Vec<u8>>>(6)?.map(Bytes::from),
-        })
-    })?;
-    rows.collect()
+fn expect_columns(
+    path: &Path,
+    table: &str,
+    have: &[String],
+    want: &[&str],
+) -> Result<(), StoreError> {
+    if have.iter().map(String::as_str).eq(want.iter().copied()) {
+        return Ok(());
+    }
+    Err(StoreError::SchemaMismatch {
+        path: path.to_path_buf(),
+        table: table.into(),
+        detail: format!(
+            "columns ({}), expected ({})",
+            have.join(", "),
+            want.join(", ")
+        ),
+    })
+}
+
+/// Every stored job, in priority then arrival (durable id) order.
+pub(super) fn load(conn: &Connection, path: &Path) -> Result<Vec<JobRecord>, StoreError> {
+    let fail = |e| StoreError::from_sqlite(path, "cannot read the stored jobs", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT durable_id, function, unique_key, priority, data, when_to_run, reducer
+             FROM gearmand_rs_jobs ORDER BY priority, durable_id",
+        )
+        .map_err(fail)?;
+    let rows = stmt.query_map([], record).map_err(fail)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(fail)
+}
+
+fn record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    let id: i64 = row.get(0)?;
+    let priority = match row.get::<_, i64>(3)? {
+        0 => Priority::High,
+        1 => Priority::Normal,
+        2 => Priority::Low,
+        other => return Err(rusqlite::Error::IntegralValueOutOfRange(3, other)),
+    };
+    Ok(JobRecord {
+        durable_id: u64::try_from(id)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, id))?,
+        function: bytes_at(row, 1)?.unwrap_or_default(),
+        unique: bytes_at(row, 2)?.unwrap_or_default(),
+        priority,
+        data: bytes_at(row, 4)?.unwrap_or_default(),
+        when: row.get::<_, Option<i64>>(5)?,
+        reducer: bytes_at(row, 6)?,
+    })
+}
+
+/// A BLOB or TEXT column as bytes (rows edited by hand with the sqlite3 shell are TEXT).
+fn bytes_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Bytes>> {
+    match row.get_ref(index)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Blob(b) | ValueRef::Text(b) => Ok(Some(Bytes::copy_from_slice(b))),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            index,
+            JOBS_COLUMNS.get(index).copied().unwrap_or("?").into(),
+            other.data_type(),
+        )),
+    }
 }
