@@ -9,6 +9,15 @@
 //! drives CAN_DO_TIMEOUT deadlines and epoch jobs; `job_retries` varies per case. After every
 //! step the server's own `check_invariants` runs, and the number of live jobs must equal the
 //! model's: no accepted job is lost or invented.
+//!
+//! Persistence is modelled exactly: every Persist and Unpersist event, in order, and every
+//! held JOB_CREATED. The rule: a background submission gets JOB_CREATED only once the store
+//! holds its job. A new background job waits, not runnable, for its write (and so does any
+//! submission coalescing onto it); a background submission coalescing onto a job nothing
+//! stores (a foreground one) starts a write for it, and waits, while the job stays queued or
+//! running. Only the store's answer resolves a held reply, even after the job has ended
+//! (its Unpersist went out at once): JOB_CREATED if stored, QUEUE_ERROR if not. A failed
+//! late write leaves the job the foreground job it was.
 
 mod support;
 
@@ -233,8 +242,9 @@ struct Model {
     expected: [VecDeque<Exp>; SLOTS],
     persist: bool,
     next_durable: u64,
-    /// Durable ids the store has not answered yet, in announcement order.
-    pending: Vec<u64>,
+    /// Store writes not answered yet, in announcement order: durable id and job handle.
+    /// An entry outlives its job: the answer still resolves the replies held for it.
+    pending: Vec<(u64, String)>,
     events: VecDeque<ServerEvent>,
 }
 
@@ -298,19 +308,34 @@ impl Model {
         }
     }
 
-    /// A job ends in any way: its store row goes, and a held JOB_CREATED is released.
+    /// A job ends in any way: its store row goes (a write still pending is answered later).
     fn remove_job(&mut self, handle: &str) {
         let Some(j) = self.jobs.remove(handle) else {
             return;
         };
         if let Some(d) = j.durable {
-            if j.state == MState::Persisting {
-                self.pending.retain(|&p| p != d);
-                self.resolve(d, &Response::JobCreated { handle: b(handle) });
-            }
             self.events
                 .push_back(ServerEvent::Unpersist { durable_id: d });
         }
+    }
+
+    /// Gives a job a durable id and announces its store write.
+    fn start_persist(&mut self, handle: &str, when: Option<i64>) -> u64 {
+        let d = self.next_durable;
+        self.next_durable += 1;
+        self.pending.push((d, handle.to_string()));
+        let j = self.jobs.get_mut(handle).expect("model job");
+        j.durable = Some(d);
+        self.events.push_back(ServerEvent::Persist(JobRecord {
+            durable_id: d,
+            function: b(&j.function),
+            unique: b(&j.unique),
+            priority: j.priority,
+            data: b(&j.data),
+            when,
+            reducer: None,
+        }));
+        d
     }
 
     /// Queues the job, or schedules it if its epoch lies ahead.
@@ -328,23 +353,36 @@ impl Model {
         }
     }
 
-    /// The store answered for `durable`.
+    /// The store answered for `durable`: the held replies first, whatever became of the job.
     fn persisted(&mut self, durable: u64, ok: bool) {
-        self.pending.retain(|&p| p != durable);
-        let Some(h) = self
-            .jobs
-            .iter()
-            .find(|(_, j)| j.durable == Some(durable))
-            .map(|(h, _)| h.clone())
-        else {
+        let Some(i) = self.pending.iter().position(|(d, _)| *d == durable) else {
             return;
         };
-        if ok {
-            self.resolve(durable, &Response::JobCreated { handle: b(&h) });
-            self.make_runnable(&h);
+        let (_, h) = self.pending.remove(i);
+        let reply = if ok {
+            Response::JobCreated { handle: b(&h) }
         } else {
-            self.resolve(durable, &Response::error("QUEUE_ERROR", "QUEUE_ERROR"));
-            self.jobs.remove(&h);
+            Response::error("QUEUE_ERROR", "QUEUE_ERROR")
+        };
+        self.resolve(durable, &reply);
+        // Gone, or cancelled while running (its Unpersist is out already): nothing more.
+        let Some(j) = self.jobs.get_mut(&h).filter(|j| j.durable == Some(durable)) else {
+            return;
+        };
+        match (j.state, ok) {
+            (MState::Persisting, true) => self.make_runnable(&h),
+            (MState::Persisting, false) => {
+                self.jobs.remove(&h);
+            }
+            (_, true) => {}
+            (state, false) => {
+                // Late write failed: a foreground job again, dropped if nobody waits.
+                j.durable = None;
+                j.background = false;
+                if j.listeners.is_empty() && !matches!(state, MState::Running(_)) {
+                    self.jobs.remove(&h);
+                }
+            }
         }
     }
 
@@ -513,13 +551,21 @@ impl Harness {
         let limit = m.max_queue.get(&f).copied().unwrap_or(0);
         match existing {
             Some(h) => {
+                let unstored = m.jobs.get(&h).is_some_and(|j| j.durable.is_none());
+                if background && m.persist && unstored {
+                    // Only foreground jobs are unstored; they have no epoch.
+                    m.start_persist(&h, None);
+                }
                 let j = m.jobs.get_mut(&h).expect("model job");
                 j.background |= background;
                 if !background {
                     j.listeners.push(slot);
                 }
-                match (j.state, j.durable) {
-                    (MState::Persisting, Some(d)) => m.expected[slot].push_back(Exp::Await(d)),
+                let pending = j.durable.filter(|d| m.pending.iter().any(|(p, _)| p == d));
+                match pending {
+                    Some(d) if background || j.state == MState::Persisting => {
+                        m.expected[slot].push_back(Exp::Await(d))
+                    }
                     _ => m.say(slot, Response::JobCreated { handle: b(&h) }),
                 }
             }
@@ -529,10 +575,7 @@ impl Harness {
             None => {
                 m.next_handle += 1;
                 let h = format!("H:test:{}", m.next_handle);
-                let durable = (m.persist && background).then(|| {
-                    m.next_durable += 1;
-                    m.next_durable - 1
-                });
+                let persist = m.persist && background;
                 let epoch = match sub.mode {
                     SubmitMode::Epoch(t) => Some(t),
                     _ => None,
@@ -554,28 +597,16 @@ impl Harness {
                         cancelled: false,
                         timer: None,
                         epoch_ms: epoch.map(|t| (t - UNIX_START).max(0) as u64 * 1000),
-                        durable,
+                        durable: None,
                     },
                 );
-                match durable {
-                    Some(d) => {
-                        m.jobs.get_mut(&h).expect("model job").state = MState::Persisting;
-                        m.expected[slot].push_back(Exp::Await(d));
-                        m.pending.push(d);
-                        m.events.push_back(ServerEvent::Persist(JobRecord {
-                            durable_id: d,
-                            function: sub.function.clone(),
-                            unique: sub.unique.clone(),
-                            priority: sub.mode.priority(),
-                            data: sub.data.clone(),
-                            when: epoch,
-                            reducer: None,
-                        }));
-                    }
-                    None => {
-                        m.say(slot, Response::JobCreated { handle: b(&h) });
-                        m.make_runnable(&h);
-                    }
+                if persist {
+                    let d = m.start_persist(&h, epoch);
+                    m.jobs.get_mut(&h).expect("model job").state = MState::Persisting;
+                    m.expected[slot].push_back(Exp::Await(d));
+                } else {
+                    m.say(slot, Response::JobCreated { handle: b(&h) });
+                    m.make_runnable(&h);
                 }
             }
         }
@@ -813,7 +844,7 @@ impl Harness {
                 if m.pending.is_empty() {
                     return;
                 }
-                let d = m.pending[pick % m.pending.len()];
+                let d = m.pending[pick % m.pending.len()].0;
                 m.persisted(d, ok);
                 let result = if ok {
                     Ok(())

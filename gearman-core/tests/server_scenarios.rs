@@ -1219,3 +1219,212 @@ fn job_created_follows_request_order_across_new_coalesced_and_refused_submission
         ]
     );
 }
+
+/// The store row a job of function `f`, unique `u`, data `x` at normal priority gets.
+fn record(durable_id: u64) -> JobRecord {
+    JobRecord {
+        durable_id,
+        function: b("f"),
+        unique: b("u"),
+        priority: Priority::Normal,
+        data: b("x"),
+        when: None,
+        reducer: None,
+    }
+}
+
+#[test]
+fn background_coalescing_onto_a_queued_foreground_job_stores_it_before_job_created() {
+    let mut net = Net::with_config(42, |c| c.persist_background = true);
+    let (a, c, d, w) = (net.connect(), net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    assert_eq!(net.recv(c), vec![created("H:test:1")]);
+    assert_eq!(net.events, vec![], "a foreground job is not stored");
+    net.send(d, bg("f", "u", "other data", Priority::Low));
+    net.send(d, Request::Echo { data: b("after") });
+    assert_eq!(net.events, vec![ServerEvent::Persist(record(1))]);
+    assert_eq!(
+        net.recv(d),
+        vec![],
+        "JOB_CREATED and what follows wait for the store"
+    );
+    assert_eq!(net.admin(a, "show jobs\r\n"), "H:test:1\t0\t0\t1\n.\n");
+    net.server.persisted(1, Ok(()), net.now);
+    net.check();
+    assert_eq!(
+        net.recv(d),
+        vec![created("H:test:1"), Response::EchoRes { data: b("after") }]
+    );
+    // Stored, it is a durable background job: it outlives its foreground client, a lost
+    // worker requeues it, and its end deletes the row.
+    net.eof(c);
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.eof(w);
+    let w = net.connect();
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["x"]);
+    net.events.clear();
+    net.send(w, complete("H:test:1", "done"));
+    assert_eq!(net.events, vec![ServerEvent::Unpersist { durable_id: 1 }]);
+}
+
+#[test]
+fn failed_late_store_write_is_an_error_and_the_job_runs_on_for_its_client() {
+    let mut net = Net::with_config(43, |c| c.persist_background = true);
+    let (a, c, d, w) = (net.connect(), net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["x"]);
+    net.send(d, bg("f", "u", "x", Priority::High));
+    assert_eq!(net.events, vec![ServerEvent::Persist(record(1))]);
+    net.server.persisted(1, Err("disk full".into()), net.now);
+    net.check();
+    assert_eq!(
+        net.recv(d),
+        vec![Response::error("QUEUE_ERROR", "QUEUE_ERROR")]
+    );
+    assert_eq!(
+        net.admin(a, "show jobs\r\n"),
+        "H:test:1\t0\t0\t0\n.\n",
+        "nothing stored"
+    );
+    net.send(w, complete("H:test:1", "done"));
+    assert_eq!(
+        net.recv(c),
+        vec![
+            created("H:test:1"),
+            Response::WorkComplete(WorkPayload {
+                handle: b("H:test:1"),
+                data: b("done")
+            })
+        ]
+    );
+    assert_eq!(net.events.len(), 1, "no Unpersist for a row never stored");
+}
+
+#[test]
+fn failed_late_store_write_drops_a_queued_job_whose_clients_all_left() {
+    let mut net = Net::with_config(44, |c| c.persist_background = true);
+    let (c, d) = (net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    net.eof(c);
+    assert_eq!(
+        net.server.queued_jobs(),
+        1,
+        "kept while it may yet be stored"
+    );
+    net.server.persisted(1, Err("disk full".into()), net.now);
+    net.check();
+    assert_eq!(
+        net.recv(d),
+        vec![Response::error("QUEUE_ERROR", "QUEUE_ERROR")]
+    );
+    assert_eq!(net.server.queued_jobs(), 0, "nobody waits for it any more");
+}
+
+#[test]
+fn job_ending_before_its_late_store_write_is_answered_still_answers_the_submitter() {
+    let mut net = Net::with_config(45, |c| c.persist_background = true);
+    let (c, d, w) = (net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.send(w, complete("H:test:1", "done"));
+    assert_eq!(
+        net.events,
+        vec![
+            ServerEvent::Persist(record(1)),
+            ServerEvent::Unpersist { durable_id: 1 }
+        ],
+        "the store inserts then removes the row"
+    );
+    assert_eq!(net.recv(c).len(), 2, "JOB_CREATED and WORK_COMPLETE");
+    assert_eq!(net.recv(d), vec![], "still waiting for the store");
+    net.server.persisted(1, Ok(()), net.now);
+    net.check();
+    assert_eq!(net.recv(d), vec![created("H:test:1")]);
+    // The same with a failing store: the answer is the store's.
+    net.send(c, fg("f", "u", "x"));
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkFail {
+            handle: b("H:test:2"),
+        },
+    );
+    net.server.persisted(2, Err("disk full".into()), net.now);
+    net.check();
+    assert_eq!(
+        net.recv(d),
+        vec![Response::error("QUEUE_ERROR", "QUEUE_ERROR")]
+    );
+    assert_eq!(net.server.queued_jobs() + net.server.running_jobs(), 0);
+}
+
+#[test]
+fn later_background_coalescers_wait_for_the_same_write_and_foreground_ones_do_not() {
+    let mut net = Net::with_config(46, |c| c.persist_background = true);
+    let (c, d, e, f) = (net.connect(), net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    net.send(e, submit("f", "u", "x", SubmitMode::Epoch(UNIX_START + 60)));
+    net.send(f, fg("f", "u", "x"));
+    assert_eq!(
+        net.events,
+        vec![ServerEvent::Persist(record(1))],
+        "one write for the job"
+    );
+    assert_eq!(
+        net.recv(f),
+        vec![created("H:test:1")],
+        "foreground: at once"
+    );
+    assert_eq!(net.recv(d), vec![]);
+    assert_eq!(net.recv(e), vec![]);
+    net.server.persisted(1, Ok(()), net.now);
+    net.check();
+    assert_eq!(net.recv(d), vec![created("H:test:1")]);
+    assert_eq!(net.recv(e), vec![created("H:test:1")]);
+    // Stored now: a further background submission is acknowledged at once.
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    assert_eq!(net.recv(d), vec![created("H:test:1")]);
+    assert_eq!(net.events.len(), 1);
+}
+
+#[test]
+fn a_waiting_submitter_that_leaves_takes_its_held_reply_with_it() {
+    let mut net = Net::with_config(47, |c| c.persist_background = true);
+    let (c, d, e) = (net.connect(), net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    net.send(e, bg("f", "u", "x", Priority::Normal));
+    net.eof(d);
+    net.server.persisted(1, Ok(()), net.now);
+    net.check();
+    assert_eq!(net.recv(e), vec![created("H:test:1")]);
+}
+
+#[test]
+fn cancelled_job_waiting_for_its_first_write_is_answered_by_the_store() {
+    let mut net = Net::with_config(48, |c| c.persist_background = true);
+    let (a, d) = (net.connect(), net.connect());
+    net.send(d, bg("f", "u", "x", Priority::Normal));
+    assert_eq!(net.admin(a, "cancel job H:test:1\r\n"), "OK\r\n");
+    assert_eq!(
+        net.events,
+        vec![
+            ServerEvent::Persist(record(1)),
+            ServerEvent::Unpersist { durable_id: 1 }
+        ]
+    );
+    assert_eq!(net.recv(d), vec![]);
+    net.server.persisted(1, Ok(()), net.now);
+    net.check();
+    assert_eq!(net.recv(d), vec![created("H:test:1")]);
+}

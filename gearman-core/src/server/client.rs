@@ -1,9 +1,7 @@
 //! Client requests: submissions (coalescing, maxqueue, JOB_CREATED), status queries, options.
 
-use super::conn::Outbound;
 use super::job::{Job, JobState, UniqueKey};
-use super::persist::record_of;
-use super::{ConnId, Function, Server, ServerEvent};
+use super::{ConnId, Function, Server};
 use crate::proto::{Priority, Response, StatusRes, StatusResUnique};
 use bytes::Bytes;
 use std::time::Instant;
@@ -57,20 +55,14 @@ impl Server {
             }
         }
         let persist = self.config.persist_background && sub.background;
-        let id = self.create_job(sub, key, persist.then_some(self.next_durable), persist);
+        let id = self.create_job(sub, key, None, persist);
         if !self.jobs.get(&id).is_some_and(|j| j.background) {
             self.attach(conn, id);
         }
         if persist {
-            let durable_id = self.next_durable;
-            self.next_durable += 1;
-            self.persisting.insert(durable_id, id);
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.awaiting_created.push(conn);
-                self.events
-                    .push_back(ServerEvent::Persist(record_of(durable_id, job)));
+            if let Some(durable_id) = self.start_persist(id) {
+                self.await_persist(conn, durable_id);
             }
-            self.queue_out(conn, Outbound::AwaitPersist(durable_id));
         } else {
             let handle = self
                 .jobs
@@ -83,23 +75,27 @@ impl Server {
     }
 
     pub(super) fn coalesce(&mut self, conn: ConnId, id: u64, background: bool) {
+        // A background submission is acknowledged only once the job is stored, so one
+        // onto a job nothing stores (a foreground job) stores it now, where it is.
+        let unstored = self.jobs.get(&id).is_some_and(|j| j.durable_id.is_none());
+        if background && self.config.persist_background && unstored {
+            self.start_persist(id);
+        }
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
         job.background |= background;
         let handle = job.handle.clone();
-        let pending = match (job.state, job.durable_id) {
-            (JobState::Persisting, Some(d)) => {
-                job.awaiting_created.push(conn);
-                Some(d)
-            }
-            _ => None,
-        };
+        // Held while a write is pending: any submission of a job waiting for its first
+        // write, and a background one of a job being stored late.
+        let held = job.durable_id.filter(|d| {
+            self.persisting.contains_key(d) && (background || job.state == JobState::Persisting)
+        });
         if !background {
             self.attach(conn, id);
         }
-        match pending {
-            Some(d) => self.queue_out(conn, Outbound::AwaitPersist(d)),
+        match held {
+            Some(d) => self.await_persist(conn, d),
             None => self.send(conn, Response::JobCreated { handle }),
         }
     }

@@ -108,6 +108,14 @@ impl Conn {
         }
     }
 
+    /// The durable ids of the placeholders still queued, in order (for invariant checks).
+    pub(crate) fn placeholders(&self) -> impl Iterator<Item = u64> + '_ {
+        self.out.iter().filter_map(|o| match o {
+            Outbound::AwaitPersist(d) => Some(*d),
+            _ => None,
+        })
+    }
+
     pub(crate) fn has_output(&self) -> bool {
         matches!(self.out.front(), Some(o) if !matches!(o, Outbound::AwaitPersist(_)))
     }

@@ -242,7 +242,6 @@ impl Server {
                     JobState::Unplaced
                 },
                 listeners: Vec::new(),
-                awaiting_created: Vec::new(),
                 retries: 0,
                 timer: None,
                 cancelled: false,
@@ -329,8 +328,7 @@ impl Server {
         }
     }
 
-    /// Removes a job from every structure; emits Unpersist for a stored job and releases
-    /// any JOB_CREATED still held for it.
+    /// Removes a job from every structure; emits Unpersist for a stored job.
     pub(super) fn finish(&mut self, id: u64, _now: Instant) {
         let Some(job) = self.jobs.remove(&id) else {
             return;
@@ -369,19 +367,8 @@ impl Server {
             }
         }
         if let Some(d) = job.durable_id {
-            if self.persisting.remove(&d).is_some() {
-                for c in &job.awaiting_created {
-                    if let Some(conn) = self.conns.get_mut(c) {
-                        conn.resolve(
-                            d,
-                            Response::JobCreated {
-                                handle: job.handle.clone(),
-                            },
-                        );
-                    }
-                    self.mark_writable(*c);
-                }
-            }
+            // A store write still pending keeps its entry: the store applies this remove
+            // after the insert, and its answer resolves the JOB_CREATED replies held for it.
             self.events
                 .push_back(ServerEvent::Unpersist { durable_id: d });
         }

@@ -164,6 +164,17 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
         {
             return Err(format!("cancelled job {id} is not a silent running job"));
         }
+        // A job waiting for its first write has it pending; and with persistence on, every
+        // background job is stored or being stored (a job accepted is never lost).
+        let write_pending = j
+            .durable_id
+            .is_some_and(|d| s.persisting.get(&d).is_some_and(|w| w.job == *id));
+        if j.state == JobState::Persisting && !write_pending {
+            return Err(format!("job {id} waits for a store write nobody awaits"));
+        }
+        if s.config.persist_background && j.background && !j.cancelled && j.durable_id.is_none() {
+            return Err(format!("background job {id} is not stored"));
+        }
         let expected_timer = match j.state {
             JobState::Scheduled(_) => Some(true),
             JobState::Running { .. } => None,
@@ -222,7 +233,37 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
             return Err(format!("unique entry of {f:?} points at no live job"));
         }
     }
+    // Store writes: each for the job holding that durable id (unless it ended or was
+    // cancelled since), and each holding at least one reply.
+    for (d, w) in &s.persisting {
+        if *d >= s.next_durable || w.waiting.is_empty() {
+            return Err(format!(
+                "store write {d} was never started or holds no reply"
+            ));
+        }
+        if let Some(j) = s.jobs.get(&w.job) {
+            if j.handle != w.handle || j.durable_id.is_some_and(|x| x != *d) {
+                return Err(format!("store write {d} is not for job {}", w.job));
+            }
+        }
+    }
     for (cid, c) in &s.conns {
+        // No placeholder is left unresolved: each is owed an answer by a pending write.
+        let mut held: HashMap<u64, usize> = HashMap::new();
+        for d in c.placeholders() {
+            *held.entry(d).or_default() += 1;
+        }
+        for (d, n) in held {
+            let owed = s
+                .persisting
+                .get(&d)
+                .map_or(0, |w| w.waiting.iter().filter(|&&x| x == *cid).count());
+            if n > owed {
+                return Err(format!(
+                    "conn {cid:?} holds {n} replies for store write {d}, {owed} owed"
+                ));
+            }
+        }
         for id in &c.running {
             if !s
                 .jobs

@@ -58,8 +58,6 @@ pub(crate) struct Job {
     pub(crate) state: JobState,
     /// One entry per foreground submission still attached.
     pub(crate) listeners: Vec<ConnId>,
-    /// Connections whose JOB_CREATED waits for the store.
-    pub(crate) awaiting_created: Vec<ConnId>,
     pub(crate) retries: u32,
     /// The pending timer of the current state (epoch due time, or run-time limit).
     pub(crate) timer: Option<TimerId>,

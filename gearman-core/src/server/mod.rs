@@ -28,6 +28,7 @@ pub use record::JobRecord;
 use self::conn::Conn;
 use self::function::Function;
 use self::job::{Job, UniqueKey};
+use self::persist::PendingWrite;
 use self::timers::Timers;
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -60,7 +61,8 @@ pub struct ServerConfig {
     pub verbose: String,
     /// Pending output per connection beyond which the connection is closed.
     pub max_output_bytes: usize,
-    /// Hold background jobs until [`Server::persisted`] confirms them.
+    /// Store background jobs: a background submission gets JOB_CREATED only once
+    /// [`Server::persisted`] confirms its job is stored (and a new job runs only then).
     pub persist_background: bool,
     /// A monotonic instant and the Unix time in seconds at that instant, to place epochs.
     pub wall_anchor: (Instant, i64),
@@ -97,7 +99,9 @@ pub enum ServerEvent {
         /// Why, for the log.
         reason: String,
     },
-    /// Store this background job durably, then call [`Server::persisted`].
+    /// Store this background job durably, then call [`Server::persisted`]. The job may
+    /// already be queued or running (a background submission coalesced onto a foreground
+    /// job), and an `Unpersist` for it may follow before the answer: apply them in order.
     Persist(JobRecord),
     /// This stored job ended: delete it.
     Unpersist {
@@ -122,8 +126,9 @@ pub struct Server {
     by_unique: HashMap<(Bytes, UniqueKey), u64>,
     handle_counter: u64,
     next_durable: u64,
-    /// Durable ids awaiting the store, to their job.
-    persisting: HashMap<u64, u64>,
+    /// Store writes not answered yet, by durable id. An entry outlives its job: it holds
+    /// JOB_CREATED replies that only the store's answer may resolve.
+    persisting: HashMap<u64, PendingWrite>,
     timers: Timers,
     events: VecDeque<ServerEvent>,
     writable: VecDeque<ConnId>,
