@@ -3,14 +3,7 @@ fn main() {
     gearman_blocking::Worker::new([server()])
         .function("reverse", None, |job| {
             job.status(1, 1);
-            Ok(job
-                .job
-                .data
-                .iter()
-                .rev()
-                .copied()
-                .collect::<Vec<u8>>()
-                .into())
+            Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
         })
         .work();
 }
