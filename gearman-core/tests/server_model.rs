@@ -503,7 +503,8 @@ impl Model {
                 "{h}\t{}\t{}\t{}\n",
                 j.retries,
                 u8::from(j.ignored()),
-                u8::from(j.durable.is_some())
+                // The builtin queue module holds every background job.
+                u8::from(j.durable.is_some() || (!self.persist && j.background && !j.cancelled))
             );
         }
         out + ".\n"

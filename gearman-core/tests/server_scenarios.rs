@@ -637,7 +637,8 @@ fn admin_listings_match_gearmand_format() {
     );
     assert_eq!(
         net.admin(a, "show jobs\r\n"),
-        "H:test:1\t0\t0\t0\nH:test:2\t0\t0\t0\nH:test:3\t0\t0\t0\n.\n"
+        // QUEUED=1: gearmand's builtin queue module holds every background job.
+        "H:test:1\t0\t0\t1\nH:test:2\t0\t0\t1\nH:test:3\t0\t0\t1\n.\n"
     );
     assert_eq!(net.admin(a, "show unique jobs\r\n"), "u1\n\nu2\n.\n");
     assert_eq!(

@@ -102,8 +102,7 @@ pub fn gearadmin_manages_jobs_and_functions(server: &ServerProcess, level: &str)
     let mut listed: Vec<&str> = uniques.lines().collect();
     listed.sort_unstable();
     assert_eq!(listed, [".", "u1", "u2"], "{uniques}");
-    // HANDLE RETRIES IGNORE QUEUED (QUEUED is left out: it says whether a queue module
-    // owns the job, which differs between servers and queue types).
+    // HANDLE RETRIES IGNORE QUEUED; background jobs are held by the (builtin) queue module.
     let jobs = gearadmin(server, &["--show-jobs"]);
     let handles: Vec<&str> = jobs
         .lines()
@@ -111,7 +110,7 @@ pub fn gearadmin_manages_jobs_and_functions(server: &ServerProcess, level: &str)
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             assert!(
-                f.len() == 4 && f[0].starts_with("H:") && f[1] == "0" && f[2] == "0",
+                f.len() == 4 && f[0].starts_with("H:") && f[1] == "0" && f[2] == "0" && f[3] == "1",
                 "{jobs}"
             );
             f[0]

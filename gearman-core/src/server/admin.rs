@@ -50,12 +50,16 @@ impl Server {
                 let mut jobs: Vec<(&u64, &super::job::Job)> = self.jobs.iter().collect();
                 jobs.sort_by_key(|(id, _)| **id);
                 for (_, j) in jobs {
+                    // gearmand's QUEUED: the queue module holds the job. Its builtin
+                    // module takes every background job; a store, those it stored.
+                    let queued = j.durable_id.is_some()
+                        || (!self.config.persist_background && j.background && !j.cancelled);
                     render::show_jobs_line(
                         &mut out,
                         &j.handle,
                         j.retries.into(),
                         j.is_ignored(),
-                        j.durable_id.is_some(),
+                        queued,
                     );
                 }
                 render::end_list(&mut out);
