@@ -33,16 +33,7 @@ fn job_retries_zero_fails_at_the_first_lost_worker() {
     });
     gearman_tests::wait_for_workers(&server, "once", 1);
     let mut client = server.conn();
-    client.send(Request::Submit(SubmitJob {
-        function: "once".into(),
-        unique: "".into(),
-        mode: SubmitMode::Foreground(Priority::Normal),
-        data: "x".into(),
-    }));
-    let handle = match client.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("{other:?}"),
-    };
+    let handle = client.submit("once", SubmitMode::Foreground(Priority::Normal));
     worker.send(Request::GrabJob(GrabMode::Uniq));
     assert!(matches!(worker.recv(), Response::JobAssign(_)));
     drop(worker);

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Server, BINARY};
 use gearman_core::proto::WorkPayload;
-use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitJob, SubmitMode};
+use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode};
 use gearman_tests::{free_port, run};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
@@ -154,19 +154,6 @@ fn keepalive_flags_reach_accepted_sockets() {
     drop(conn);
 }
 
-fn submit(conn: &mut gearman_tests::Conn, function: &'static str) -> bytes::Bytes {
-    conn.send(Request::Submit(SubmitJob {
-        function: function.into(),
-        unique: "".into(),
-        mode: SubmitMode::Foreground(Priority::Normal),
-        data: "x".into(),
-    }));
-    match conn.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("expected JOB_CREATED, got {other:?}"),
-    }
-}
-
 #[test]
 fn sigterm_stops_accepting_and_lets_running_jobs_report() {
     let mut server = Server::start(&["--shutdown-timeout", "20"]);
@@ -175,7 +162,7 @@ fn sigterm_stops_accepting_and_lets_running_jobs_report() {
         function: "slow".into(),
     });
     let mut client = server.conn();
-    let handle = submit(&mut client, "slow");
+    let handle = client.submit("slow", SubmitMode::Foreground(Priority::Normal));
     worker.send(Request::GrabJob(GrabMode::Uniq));
     assert!(matches!(worker.recv(), Response::JobAssign(_)));
     server.terminate();
@@ -219,7 +206,7 @@ fn sigterm_grace_period_is_bounded() {
         function: "stuck".into(),
     });
     let mut client = server.conn();
-    submit(&mut client, "stuck");
+    client.submit("stuck", SubmitMode::Foreground(Priority::Normal));
     worker.send(Request::GrabJob(GrabMode::Uniq));
     assert!(matches!(worker.recv(), Response::JobAssign(_)));
     server.terminate();

@@ -69,16 +69,7 @@ fn can_do_timeout_restarts_then_fails_when_retries_are_used_up() {
     }
     w2.send(Request::PreSleep);
     let mut client = server.conn();
-    client.send(Request::Submit(SubmitJob {
-        function: "stuck".into(),
-        unique: "".into(),
-        mode: SubmitMode::Foreground(Priority::Normal),
-        data: "x".into(),
-    }));
-    let handle = match client.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("{other:?}"),
-    };
+    let handle = client.submit("stuck", SubmitMode::Foreground(Priority::Normal));
     // w2 may get a NOOP for the new job before w1 grabs it; it then sleeps again.
     w1.send(Request::GrabJob(GrabMode::Uniq));
     assert_eq!(assigned_handle(&w1.recv()), handle);

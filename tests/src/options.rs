@@ -4,21 +4,8 @@
 
 use crate::{Conn, ServerProcess};
 use gearman_core::proto::WorkPayload;
-use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitJob, SubmitMode};
+use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode};
 use std::time::Duration;
-
-fn submit(conn: &mut Conn, function: &'static str, mode: SubmitMode) -> bytes::Bytes {
-    conn.send(Request::Submit(SubmitJob {
-        function: function.into(),
-        unique: "".into(),
-        mode,
-        data: "x".into(),
-    }));
-    match conn.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("expected JOB_CREATED, got {other:?}"),
-    }
-}
 
 /// Waits until `status` lists `n` workers for `function`, so the server has seen each
 /// worker's CAN_DO before the test goes on.
@@ -37,11 +24,7 @@ pub fn worker_wakeup_one(server: &ServerProcess) {
     }
     registered(server, "wake", 3);
     let mut client = server.conn();
-    submit(
-        &mut client,
-        "wake",
-        SubmitMode::Background(Priority::Normal),
-    );
+    client.submit("wake", SubmitMode::Background(Priority::Normal));
     let mut woken = 0;
     for w in &mut workers {
         if w.recv_within(Duration::from_millis(500)) == Some(Response::Noop) {
@@ -54,7 +37,7 @@ pub fn worker_wakeup_one(server: &ServerProcess) {
 /// `--job-handle-prefix TESTPFX`: handles are `TESTPFX:<n>`.
 pub fn job_handle_prefix(server: &ServerProcess) {
     let mut client = server.conn();
-    let handle = submit(&mut client, "pfx", SubmitMode::Background(Priority::Normal));
+    let handle = client.submit("pfx", SubmitMode::Background(Priority::Normal));
     let text = String::from_utf8_lossy(&handle).into_owned();
     let counter = text
         .strip_prefix("TESTPFX:")
@@ -71,7 +54,7 @@ pub fn exceptions_by_default(server: &ServerProcess) {
     });
     registered(server, "exc", 1);
     let mut client = server.conn();
-    let handle = submit(&mut client, "exc", SubmitMode::Foreground(Priority::Normal));
+    let handle = client.submit("exc", SubmitMode::Foreground(Priority::Normal));
     worker.send(Request::GrabJob(GrabMode::Uniq));
     assert!(matches!(worker.recv(), Response::JobAssign(_)));
     worker.send(Request::WorkException(WorkPayload {

@@ -1,7 +1,8 @@
 //! A raw protocol connection for tests: send requests or raw bytes, read replies with
 //! timeouts so no test can hang.
 
-use gearman_core::proto::{FrameDecoder, Request, Response};
+use bytes::Bytes;
+use gearman_core::proto::{FrameDecoder, Request, Response, SubmitJob, SubmitMode};
 use gearman_core::Limits;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -39,6 +40,21 @@ impl Conn {
     /// Sends one request packet.
     pub fn send(&mut self, req: Request) {
         self.stream.write_all(&req.to_bytes()).unwrap();
+    }
+
+    /// Submits a job with an empty unique and data `x`; returns the handle of its
+    /// JOB_CREATED (panics on any other reply).
+    pub fn submit(&mut self, function: &'static str, mode: SubmitMode) -> Bytes {
+        self.send(Request::Submit(SubmitJob {
+            function: function.into(),
+            unique: "".into(),
+            mode,
+            data: "x".into(),
+        }));
+        match self.recv() {
+            Response::JobCreated { handle } => handle,
+            other => panic!("expected JOB_CREATED, got {other:?}"),
+        }
     }
 
     /// Sends bytes as they are.
