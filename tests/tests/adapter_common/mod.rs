@@ -136,6 +136,17 @@ pub trait Adapter: 'static {
     fn stop(w: Self::Worker);
 }
 
+/// Polls `done` every 20 ms for up to 4 s; whether it became true.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 pub fn reverse(s: &str) -> Vec<u8> {
     s.bytes().rev().collect()
 }
@@ -201,15 +212,10 @@ pub fn background_job_and_status<A: Adapter>() {
         (true, false, 0, 0)
     );
     let w = A::worker(&[s.addr()], 1);
-    let mut known = true;
-    for _ in 0..200 {
-        known = A::status(&mut c, handle.clone()).unwrap().0;
-        if !known {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!known, "background job never finished");
+    assert!(
+        eventually(|| !A::status(&mut c, handle.clone()).unwrap().0),
+        "background job never finished"
+    );
     A::stop(w);
 }
 
@@ -335,15 +341,10 @@ pub fn status_by_unique<A: Adapter>() {
     );
     let w = A::worker(&[s.addr()], 1);
     assert_eq!(wait_recorded(&tag, 1, Duration::from_secs(20)).len(), 1);
-    let mut known = true;
-    for _ in 0..200 {
-        known = A::status_unique(&mut c, &tag).unwrap().0;
-        if !known {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!known, "finished job still known by unique");
+    assert!(
+        eventually(|| !A::status_unique(&mut c, &tag).unwrap().0),
+        "finished job still known by unique"
+    );
     A::stop(w);
 }
 
