@@ -39,7 +39,14 @@ impl Client {
     ) -> Vec<Result<ClientEvent, Error>> {
         self.set.start(calls, Instant::now(), connect);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
-        for idx in self.set.busy() {
+        let busy = self.set.busy();
+        // Every server gets its calls before we wait on any one of them.
+        for &idx in &busy {
+            if let Some(m) = self.set.member(idx) {
+                flush(&mut m.machine, &mut m.io, &mut out);
+            }
+        }
+        for idx in busy {
             while let Some(m) = self.set.member(idx) {
                 flush(&mut m.machine, &mut m.io, &mut out);
                 if !self.set.drain(idx, Instant::now(), &mut on_event) {

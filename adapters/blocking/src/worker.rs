@@ -79,6 +79,7 @@ pub struct Worker {
     addrs: Vec<String>,
     functions: Functions<Plain, Mapper, Aggregator>,
     options: WorkerOptions,
+    poll_interval: Duration,
     stop: StopHandle,
 }
 
@@ -89,6 +90,7 @@ impl Worker {
             addrs: servers.into_iter().map(Into::into).collect(),
             functions: Functions::default(),
             options: WorkerOptions::default(),
+            poll_interval: Duration::from_millis(200),
             stop: StopHandle::default(),
         }
     }
@@ -97,6 +99,13 @@ impl Worker {
     /// each), reconnect backoff, client id.
     pub fn options(mut self, options: WorkerOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// How long an idle connection waits for input before it looks at the stop handle
+    /// again (default 200 ms): how quickly [`StopHandle::stop`] ends an idle worker.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
         self
     }
 
@@ -167,17 +176,20 @@ impl Worker {
                 }
             }
             flush(&mut conn, &mut stream, &mut out);
-            while let Some(event) = conn.poll_event() {
+            if let Some(event) = conn.poll_event() {
                 if let WorkerEvent::JobAssigned(job) = event {
                     let result = self.run_job(&job, &mut conn, &mut stream, reducer);
                     // A job the server took back (CANT_DO) is no longer ours to finish.
                     let _ = conn.finish_job(&job.handle, result);
                 }
+                // Finishing queued WORK_COMPLETE and the next grab: send them before
+                // any wait (the machine contract: drain output after every call).
+                continue;
             }
             if conn.is_closed() {
                 return;
             }
-            wait(&mut conn, &mut stream, &mut buf, Duration::from_millis(200));
+            wait(&mut conn, &mut stream, &mut buf, self.poll_interval);
         }
     }
 

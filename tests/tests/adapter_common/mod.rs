@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod async_impl;
+pub mod raw_server;
 pub mod server;
 
 use gearman_core::proto::Priority;
