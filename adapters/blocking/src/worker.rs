@@ -152,12 +152,11 @@ impl Worker {
         let mut reducer = Client::new(self.addrs.clone());
         let mut failures = 0;
         while !self.stop.is_stopped() {
-            match connect(addr) {
-                Ok(stream) => {
-                    failures = 0;
-                    self.serve(stream, &mut reducer);
-                }
-                Err(_) => failures += 1,
+            if let Ok(stream) = connect(addr) {
+                failures = 0;
+                self.serve(stream, &mut reducer);
+            } else {
+                failures += 1;
             }
             // After a lost connection too: a restarting server needs a moment.
             self.stop.sleep(self.options.backoff.delay(failures.max(1)));
