@@ -647,10 +647,6 @@ fn admin_listings_match_gearmand_format() {
     );
     assert_eq!(net.admin(a, "verbose\r\n"), "OK ERROR\n");
     assert_eq!(
-        net.admin(a, "shutdown\r\n"),
-        "ERR UNKNOWN_COMMAND Unknown+server+commandshutdown\r\n"
-    );
-    assert_eq!(
         net.admin(a, "drop function g\r\n"),
         "ERR there are still connected workers or executing clients\r\n"
     );
@@ -1428,4 +1424,38 @@ fn cancelled_job_waiting_for_its_first_write_is_answered_by_the_store() {
     net.server.persisted(1, Ok(()), net.now);
     net.check();
     assert_eq!(net.recv(d), vec![created("H:test:1")]);
+}
+
+#[test]
+fn admin_shutdown_only_from_a_local_peer() {
+    let mut net = Net::new(7);
+    let remote = net.connect_from("192.0.2.7");
+    let mapped = net.connect_from("::ffff:192.0.2.8");
+    let denied = "ERR PERMISSION_DENIED shutdown+is+only+accepted+from+loopback+or+a+Unix+socket\r\n";
+    assert_eq!(net.admin(remote, "shutdown\r\n"), denied);
+    assert_eq!(net.admin(mapped, "shutdown graceful\r\n"), denied);
+    net.collect_events();
+    assert!(!net
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Shutdown { .. })));
+    for (ip, line, graceful) in [
+        ("127.0.0.1", "shutdown\r\n", false),
+        ("::1", "shutdown graceful\n", true),
+        ("::ffff:127.0.0.1", "SHUTDOWN\r\n", false),
+        ("unix", "shutdown graceful\r\n", true),
+    ] {
+        let local = net.connect_from(ip);
+        assert_eq!(net.admin(local, line), "OK\r\n", "{ip} {line:?}");
+        net.collect_events();
+        assert_eq!(
+            net.events.pop(),
+            Some(ServerEvent::Shutdown { graceful }),
+            "{ip}"
+        );
+    }
+    assert_eq!(
+        net.admin(remote, "shutdown later\r\n"),
+        "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+shutdown\r\n"
+    );
 }

@@ -44,9 +44,9 @@ pub enum AdminCommand {
         /// Limits for high, normal, low.
         limits: [u32; 3],
     },
-    /// `shutdown [graceful]`: removed from gearmand in 2016. [`AdminCommand::parse`] no
-    /// longer produces it (it gives `Invalid(UnknownCommand)`, as 1.1.20 answers); kept so
-    /// code matching on it still compiles.
+    /// `shutdown [graceful]`, as gearmand had it until 2016 (OMD's init script still stops
+    /// the server with it): `OK`, then stop now, or stop accepting and let running jobs
+    /// finish. Any other argument is `INVALID_ARGUMENTS`.
     Shutdown {
         /// `shutdown graceful`.
         graceful: bool,
@@ -178,9 +178,11 @@ impl AdminCommand {
             b"version" => AdminCommand::Version,
             b"getpid" => AdminCommand::Getpid,
             b"verbose" => AdminCommand::Verbose,
-            // Removed from gearmand in 2016: 1.1.20 answers it like any unknown word, echoing
-            // the word as typed (`SHUTDOWN` stays upper case).
-            b"shutdown" => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
+            b"shutdown" => match toks.len() {
+                0 | 1 => AdminCommand::Shutdown { graceful: false },
+                2 if is(1, "graceful") => AdminCommand::Shutdown { graceful: true },
+                _ => AdminCommand::Invalid(AdminError::InvalidArguments(word_bytes)),
+            },
             b"show" => match toks.len() {
                 0 | 1 => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
                 2 if is(1, "jobs") => AdminCommand::ShowJobs,

@@ -2,10 +2,16 @@
 
 use super::conn::Outbound;
 use super::{ConnId, Server, ServerEvent};
-use crate::proto::admin::{render, AdminCommand, AdminError};
+use crate::proto::admin::{render, AdminCommand};
 use crate::proto::{Priority, Response};
-use bytes::Bytes;
 use std::time::Instant;
+
+/// Whether a peer may shut the server down: a loopback address, or a peer without an IP
+/// address at all (a Unix socket or an in-process connection).
+fn peer_is_local(ip: &str) -> bool {
+    ip.parse::<std::net::IpAddr>()
+        .map_or(true, |a| a.to_canonical().is_loopback())
+}
 
 impl Server {
     pub(super) fn handle_admin(&mut self, conn: ConnId, command: AdminCommand, now: Instant) {
@@ -98,9 +104,20 @@ impl Server {
             AdminCommand::Getpid => render::ok_value(&mut out, &self.config.pid.to_string()),
             AdminCommand::Verbose => render::ok_value(&mut out, &self.config.verbose),
             AdminCommand::Version => render::ok_value(&mut out, &self.config.version),
-            // Removed from gearmand in 2016; 1.1.20 and 2.0 answer it as unknown.
-            AdminCommand::Shutdown { .. } => {
-                AdminError::UnknownCommand(Bytes::from_static(b"shutdown")).render(&mut out)
+            AdminCommand::Shutdown { graceful } => {
+                let local = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| peer_is_local(&c.peer.ip));
+                if local {
+                    render::ok(&mut out);
+                    self.events.push_back(ServerEvent::Shutdown { graceful });
+                } else {
+                    render::err(
+                        &mut out,
+                        "PERMISSION_DENIED shutdown+is+only+accepted+from+loopback+or+a+Unix+socket",
+                    );
+                }
             }
             AdminCommand::Invalid(e) => e.render(&mut out),
         }

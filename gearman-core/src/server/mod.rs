@@ -108,6 +108,12 @@ pub enum ServerEvent {
         /// Its store key.
         durable_id: u64,
     },
+    /// A local admin connection sent `shutdown` (stop now: flush the `OK`, then exit) or
+    /// `shutdown graceful` (stop accepting, let running jobs finish, as on SIGTERM).
+    Shutdown {
+        /// `shutdown graceful`.
+        graceful: bool,
+    },
 }
 
 /// The whole job server, without I/O.

@@ -48,11 +48,16 @@ impl Net {
     }
 
     pub fn connect(&mut self) -> ConnId {
+        self.connect_from("127.0.0.1")
+    }
+
+    /// A connection whose peer address is `ip` (any text, as an adapter reports it).
+    pub fn connect_from(&mut self, ip: &str) -> ConnId {
         self.next_fd += 1;
         self.server.accept(
             PeerInfo {
                 fd: self.next_fd,
-                ip: "127.0.0.1".into(),
+                ip: ip.into(),
             },
             self.now,
         )
