@@ -1431,7 +1431,8 @@ fn admin_shutdown_only_from_a_local_peer() {
     let mut net = Net::new(7);
     let remote = net.connect_from("192.0.2.7");
     let mapped = net.connect_from("::ffff:192.0.2.8");
-    let denied = "ERR PERMISSION_DENIED shutdown+is+only+accepted+from+loopback+or+a+Unix+socket\r\n";
+    let denied =
+        "ERR PERMISSION_DENIED shutdown+is+only+accepted+from+loopback+or+a+Unix+socket\r\n";
     assert_eq!(net.admin(remote, "shutdown\r\n"), denied);
     assert_eq!(net.admin(mapped, "shutdown graceful\r\n"), denied);
     net.collect_events();

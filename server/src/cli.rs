@@ -14,8 +14,14 @@ use std::time::Duration;
     args_override_self = true
 )]
 pub struct Args {
-    /// Port to listen on.
-    #[arg(short = 'p', long, default_value_t = 4730, help_heading = "Network")]
+    /// Port to listen on (default: $GEARMAND_PORT, else 4730).
+    #[arg(
+        short = 'p',
+        long,
+        env = "GEARMAND_PORT",
+        default_value_t = 4730,
+        help_heading = "Network"
+    )]
     pub port: u16,
 
     /// Address to listen on; repeat for several. Default: every IPv4 and IPv6 address.
@@ -127,9 +133,100 @@ pub struct Args {
     #[arg(short = 'v', action = clap::ArgAction::Count, help_heading = "Process")]
     pub more_verbose: u8,
 
-    /// Not supported: run under systemd, supervisord or `&` instead.
+    /// Detach and run in the background; returns once the server listens (errors before
+    /// that are printed here).
     #[arg(short = 'd', long, help_heading = "Process")]
     pub daemon: bool,
+
+    /// Switch to this user (and its groups) once the ports are bound.
+    #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
+    pub user: Option<String>,
+
+    /// Also send the log to syslog (facility daemon).
+    #[arg(long, help_heading = "Process")]
+    pub syslog: bool,
+
+    /// Accepted for compatibility: crash signals keep their default action, so the
+    /// system's core dump settings apply.
+    #[arg(long, help_heading = "Process")]
+    pub coredump: bool,
+
+    /// Raise the open-file limit to N (connections are a little fewer).
+    #[arg(
+        short = 'f',
+        long = "file-descriptors",
+        value_name = "N",
+        help_heading = "Process"
+    )]
+    pub file_descriptors: Option<u64>,
+
+    /// More flags, as whitespace-separated tokens in FILE (also `@FILE`); flags on the
+    /// command line win. /etc/gearmand.conf is read when present.
+    #[arg(long = "config-file", value_name = "FILE", help_heading = "Process")]
+    pub config_file: Option<PathBuf>,
+
+    /// Check the command line and the configuration file, then exit.
+    #[arg(long = "check-args", hide = true)]
+    pub check_args: bool,
+
+    /// Accepted for compatibility and ignored: gearmand-rs sizes its tables as jobs come.
+    #[arg(
+        long = "hashtable-buckets",
+        default_value_t = 991,
+        value_name = "N",
+        help_heading = "Jobs"
+    )]
+    pub hashtable_buckets: i64,
+
+    /// Protocol module: `http` serves HTTP on --http-port (default 8080), as gearmand's
+    /// `-r http`.
+    #[arg(
+        short = 'r',
+        long = "protocol",
+        value_name = "NAME",
+        help_heading = "HTTP"
+    )]
+    pub protocol: Option<String>,
+
+    /// Serve HTTP on this port: gearmand's HTTP job protocol (`POST /FUNCTION`), metrics,
+    /// health checks and a dashboard. Off unless given (or `-r http`).
+    #[arg(long = "http-port", value_name = "PORT", help_heading = "HTTP")]
+    pub http_port: Option<u16>,
+
+    /// Address for the HTTP listener; repeat for several. Default: the --listen addresses.
+    #[arg(long = "http-listen", value_name = "ADDRESS", help_heading = "HTTP")]
+    pub http_listen: Vec<String>,
+
+    /// Accepted for compatibility: every stored job stays stored until it ends.
+    #[arg(long = "store-queue-on-shutdown", help_heading = "Durable queue")]
+    pub store_queue_on_shutdown: bool,
+
+    /// gearmand's libmemcached queue (not supported: -q libmemcached is refused).
+    #[arg(long = "libmemcached-servers", value_name = "LIST", hide = true)]
+    pub libmemcached_servers: Option<String>,
+
+    /// gearmand's libmemcached key prefix (see --libmemcached-servers).
+    #[arg(long = "libmemcached-prefix", value_name = "PREFIX", hide = true)]
+    pub libmemcached_prefix: Option<String>,
+
+    /// gearmand 2.0's MySQL queue flags (not supported: -q mysql is refused).
+    #[arg(long = "mysql-host", value_name = "HOST", hide = true)]
+    pub mysql_host: Option<String>,
+    /// See --mysql-host.
+    #[arg(long = "mysql-port", value_name = "PORT", hide = true)]
+    pub mysql_port: Option<u16>,
+    /// See --mysql-host.
+    #[arg(long = "mysql-user", value_name = "USER", hide = true)]
+    pub mysql_user: Option<String>,
+    /// See --mysql-host.
+    #[arg(long = "mysql-password", value_name = "PASSWORD", hide = true)]
+    pub mysql_password: Option<String>,
+    /// See --mysql-host.
+    #[arg(long = "mysql-db", value_name = "DB", hide = true)]
+    pub mysql_db: Option<String>,
+    /// See --mysql-host.
+    #[arg(long = "mysql-table", value_name = "TABLE", hide = true)]
+    pub mysql_table: Option<String>,
 
     /// Queue type: `builtin` (in memory) or `libsqlite3` (durable background jobs).
     #[arg(
@@ -221,7 +318,34 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// The durable queue, if `-q libsqlite3`.
     pub store: Option<StoreConfig>,
+    /// `-d`: detach once listening.
+    pub daemon: bool,
+    /// `-u`: the user to switch to after binding.
+    pub user: Option<String>,
+    /// `--syslog`.
+    pub syslog: bool,
+    /// `-f`: the open-file limit to set.
+    pub file_descriptors: Option<u64>,
+    /// The HTTP listener, if on.
+    pub http: Option<HttpSettings>,
+    /// `-j 0` was given: warn that gearmand 1.1.20 read it as "unlimited".
+    pub warn_job_retries_zero: bool,
 }
+
+/// Where the HTTP listener binds.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Port.
+    pub port: u16,
+    /// Host strings (empty = the Gearman listener's addresses, else all).
+    pub listen: Vec<String>,
+}
+
+/// The warning logged at start for `-j 0` (also in the README's differences).
+pub const JOB_RETRIES_ZERO_WARNING: &str = "--job-retries 0 means no retries: a job whose \
+    worker dies or times out fails at once (gearmand 2.0's meaning). gearmand 1.1.20 read 0 as \
+    unlimited and kept such a job queued; for that, give -j -1 (the default), or -j N for up \
+    to N retries";
 
 /// TCP keepalive settings.
 #[derive(Debug, Clone, Copy)]
@@ -244,13 +368,28 @@ fn positive_secs(v: i64) -> Option<Duration> {
 impl Args {
     /// Checks values that clap cannot, and resolves defaults.
     pub fn validate(self) -> Result<Settings, StartError> {
-        if self.daemon {
+        if self.hashtable_buckets <= 0 {
             return Err(StartError(
-                "--daemon is not supported: run gearmand-rs in the foreground under systemd, \
-                 supervisord or a shell `&`"
-                    .into(),
+                "--hashtable-buckets has to be greater than 0".into(),
             ));
         }
+        let http_port = match self.protocol.as_deref() {
+            None => self.http_port,
+            Some(p) if p.eq_ignore_ascii_case("http") => Some(self.http_port.unwrap_or(8080)),
+            Some(other) => {
+                return Err(StartError(format!(
+                    "unknown protocol module {other:?} (-r takes http, as gearmand's)"
+                )))
+            }
+        };
+        let http = http_port.map(|port| HttpSettings {
+            port,
+            listen: if self.http_listen.is_empty() {
+                self.listen.clone()
+            } else {
+                self.http_listen.clone()
+            },
+        });
         let job_retries = match self.job_retries {
             -1 => None,
             n @ 0..=255 => Some(n as u32),
@@ -273,7 +412,7 @@ impl Args {
             "builtin" => None,
             "libsqlite3" => match self.libsqlite3_db {
                 Some(path) => Some(StoreConfig {
-                    path,
+                    path: absolute(path),
                     gearmand_table: self.libsqlite3_table,
                     sync,
                 }),
@@ -283,6 +422,13 @@ impl Args {
                     ))
                 }
             },
+            other @ ("mysql" | "libmemcached" | "libtokyocabinet" | "libdrizzle") => {
+                return Err(StartError(format!(
+                    "--queue-type {other} is not supported by gearmand-rs (supported: builtin, \
+                     libsqlite3); move the queue with gearmand's libsqlite3 module, whose file \
+                     gearmand-rs imports"
+                )))
+            }
             other => {
                 return Err(StartError(format!(
                     "unknown --queue-type {other:?} (supported: builtin, libsqlite3)"
@@ -324,14 +470,28 @@ impl Args {
             handle_prefix,
             exceptions: self.exceptions,
             keepalive,
-            pid_file: self.pid_file,
-            log_file: self.log_file,
+            // Absolute, since -d changes to / once running.
+            pid_file: self.pid_file.map(absolute),
+            log_file: match self.log_file.as_str() {
+                "stderr" | "none" => self.log_file,
+                path => absolute(PathBuf::from(path)).display().to_string(),
+            },
             level,
             max_packet_size: self.max_packet_size,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             store,
+            daemon: self.daemon,
+            user: self.user,
+            syslog: self.syslog,
+            file_descriptors: self.file_descriptors,
+            http,
+            warn_job_retries_zero: job_retries == Some(0),
         })
     }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 fn hostname() -> String {
@@ -439,6 +599,53 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen, ["127.0.0.1", "::1"]);
         assert_eq!(s.port, 4731);
-        assert!(settings(&["-d"]).is_err());
+        let s = settings(&[
+            "-d",
+            "--coredump",
+            "--syslog",
+            "-u",
+            "nobody",
+            "--hashtable-buckets",
+            "5",
+            "--store-queue-on-shutdown",
+            "-f",
+            "2048",
+            "--mysql-host",
+            "db",
+        ])
+        .unwrap();
+        assert!(s.daemon && s.syslog);
+        assert_eq!(s.user.as_deref(), Some("nobody"));
+        assert_eq!(s.file_descriptors, Some(2048));
+        assert!(settings(&["--hashtable-buckets", "0"]).is_err());
+        let e = settings(&["-q", "mysql"]).unwrap_err();
+        assert!(e.0.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn http_port_and_protocol_module() {
+        assert!(settings(&[]).unwrap().http.is_none());
+        assert_eq!(settings(&["-r", "http"]).unwrap().http.unwrap().port, 8080);
+        let h = settings(&["-r", "HTTP", "--http-port", "81", "-L", "::1"])
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!((h.port, h.listen), (81, vec!["::1".to_string()]));
+        let h = settings(&["--http-port", "82", "--http-listen", "127.0.0.1"])
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!(h.listen, ["127.0.0.1"]);
+        assert!(settings(&["-r", "gopher"]).is_err());
+    }
+
+    #[test]
+    fn zero_job_retries_warns() {
+        assert!(
+            settings(&["--job-retries=0"])
+                .unwrap()
+                .warn_job_retries_zero
+        );
+        assert!(!settings(&["-j", "1"]).unwrap().warn_job_retries_zero);
     }
 }

@@ -3,8 +3,9 @@
 
 use crate::cli::Settings;
 use crate::connection::{self, ConnHandle, ToCore};
+use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
-use crate::{listen, StartError};
+use crate::{privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
 use std::collections::HashMap;
@@ -32,10 +33,25 @@ struct CoreTask {
     store: Option<StoreHandle>,
     /// Reused for every connection's output, so replies cost no allocation.
     out: Vec<u8>,
+    /// An admin `shutdown` asked to stop: `Some(graceful)`.
+    stop_requested: Option<bool>,
 }
 
-pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
-    let listeners = listen::bind_all(&settings)?;
+/// Failed accepts (out of descriptors, mostly) are logged once per interval.
+static ACCEPT_FAILED: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
+
+/// Runs the server on `listeners` (already bound). `ready` is called once the store is
+/// open, the pid file written and privileges dropped, just before serving.
+pub(crate) async fn serve(
+    settings: Settings,
+    listeners: Vec<std::net::TcpListener>,
+    ready: impl FnOnce(),
+) -> Result<(), StartError> {
+    let listeners = listeners
+        .into_iter()
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError(format!("cannot register the listeners: {e}")))?;
     // The store is opened and replayed before any connection is accepted.
     let (store, restored) = match &settings.store {
         Some(cfg) => {
@@ -56,6 +72,9 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         );
     }
     let pid_file = write_pid_file(&settings)?;
+    if let Some(user) = &settings.user {
+        privileges::switch_user(user, pid_file.as_deref())?;
+    }
     let now = Instant::now();
     let mut config = ServerConfig::new(now, unix_now());
     config.limits = Limits {
@@ -93,7 +112,9 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
                         }
                         Err(e) => {
                             // Out of descriptors and the like: back off instead of spinning.
-                            tracing::warn!("accept failed: {e}");
+                            if let Some(repeats) = ACCEPT_FAILED.check() {
+                                tracing::warn!("accept failed: {e}{}", repeats_note(repeats));
+                            }
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         }
                     }
@@ -112,9 +133,11 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         settings,
         store,
         out: Vec::with_capacity(64 * 1024),
+        stop_requested: None,
     };
     let mut shutdown = Box::pin(shutdown_signal());
     let mut grace_deadline: Option<tokio::time::Instant> = None;
+    ready();
     loop {
         let timer = core
             .server
@@ -123,14 +146,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
         tokio::select! {
             biased;
             _ = &mut shutdown, if grace_deadline.is_none() => {
-                tracing::info!(
-                    "shutting down: no new connections; waiting for {} running job(s)",
-                    core.server.running_jobs()
-                );
-                for task in &accept_tasks {
-                    task.abort();
-                }
-                grace_deadline = Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
+                core.stop_requested = Some(true);
             }
             msg = from_conns.recv() => {
                 let Some(msg) = msg else { break };
@@ -164,6 +180,23 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), StartError> {
             core.server.handle_timeout(now);
         }
         core.flush();
+        match core.stop_requested.take() {
+            Some(false) => {
+                tracing::info!("admin shutdown: stopping now");
+                break;
+            }
+            Some(true) if grace_deadline.is_none() => {
+                tracing::info!(
+                    "shutting down: no new connections; waiting for {} running job(s)",
+                    core.server.running_jobs()
+                );
+                for task in &accept_tasks {
+                    task.abort();
+                }
+                grace_deadline = Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
+            }
+            _ => {}
+        }
         if grace_deadline.is_some() && core.server.running_jobs() == 0 {
             break;
         }
@@ -258,6 +291,10 @@ impl CoreTask {
                     if let Some(store) = &self.store {
                         store.remove(durable_id);
                     }
+                }
+                ServerEvent::Shutdown { graceful } => {
+                    // A plain shutdown overrides a graceful one asked for before.
+                    self.stop_requested = Some(graceful && self.stop_requested != Some(false));
                 }
                 other => tracing::debug!(?other, "unhandled server event"),
             }

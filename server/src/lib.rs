@@ -7,10 +7,14 @@
 //! anyway, and measured, cross-thread hand-offs cost more than they parallelise.
 
 pub mod cli;
+pub mod config_file;
 mod connection;
+mod daemon;
 mod event_loop;
 mod listen;
+mod log_limit;
 mod logging;
+mod privileges;
 pub mod store;
 
 use cli::Args;
@@ -28,10 +32,46 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Runs the server until SIGTERM or SIGINT.
+/// Runs the server until SIGTERM, SIGINT or an admin `shutdown`.
 pub fn run(args: Args) -> Result<(), StartError> {
+    let check_only = args.check_args;
     let settings = args.validate()?;
+    if check_only {
+        return Ok(());
+    }
+    if settings.warn_job_retries_zero && (settings.daemon || settings.log_file != "stderr") {
+        // Also on the terminal: the log may not show warnings at the default level.
+        eprintln!("gearmand-rs: warning: {}", cli::JOB_RETRIES_ZERO_WARNING);
+    }
+    if let Some(n) = settings.file_descriptors {
+        privileges::set_file_limit(n)?;
+    }
+    let listeners = listen::bind_all(&settings)?;
+    let mut readiness = if settings.daemon {
+        Some(daemon::detach()?)
+    } else {
+        None
+    };
+    let result = start(settings, listeners, &mut readiness);
+    if let (Err(e), Some(readiness)) = (&result, readiness.as_mut()) {
+        if readiness.failed(e) {
+            // The waiting parent prints it.
+            std::process::exit(1);
+        }
+        tracing::error!("stopped: {e}");
+    }
+    result
+}
+
+fn start(
+    settings: cli::Settings,
+    listeners: Vec<std::net::TcpListener>,
+    readiness: &mut Option<daemon::Readiness>,
+) -> Result<(), StartError> {
     let _log_guard = logging::init(&settings)?;
+    if settings.warn_job_retries_zero {
+        tracing::warn!("{}", cli::JOB_RETRIES_ZERO_WARNING);
+    }
     // One thread runs the core and every socket: measured against gearmand (compare.sh),
     // a multi-threaded runtime lost 30-70% to cross-thread wake-ups, since every packet
     // has to reach the single owner of the job state anyway.
@@ -39,5 +79,9 @@ pub fn run(args: Args) -> Result<(), StartError> {
         .enable_all()
         .build()
         .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(event_loop::serve(settings))
+    runtime.block_on(event_loop::serve(settings, listeners, || {
+        if let Some(r) = readiness.as_mut() {
+            r.ready();
+        }
+    }))
 }

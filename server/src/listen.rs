@@ -4,8 +4,8 @@
 use crate::cli::Settings;
 use crate::StartError;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::net::TcpListener;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use tokio::net::TcpListener;
 
 fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -17,31 +17,40 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Binds every configured address; any failure other than "IPv6 unsupported" on the
-/// default wildcard is an error naming the address.
+/// default wildcard is an error naming the address. The sockets are non-blocking std
+/// listeners, bound before any runtime exists (so `-d` can fork after binding).
 pub(crate) fn bind_all(settings: &Settings) -> Result<Vec<TcpListener>, StartError> {
-    let port = settings.port;
+    bind_hosts(&settings.listen, settings.port, settings.backlog)
+}
+
+/// Binds `port` on every address of each host in `hosts` (all addresses when empty).
+pub(crate) fn bind_hosts(
+    hosts: &[String],
+    port: u16,
+    backlog: u32,
+) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
-    if settings.listen.is_empty() {
+    if hosts.is_empty() {
         let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-        listeners.push(bind_one(v4, settings.backlog).map_err(|e| bind_error(v4, e))?);
+        listeners.push(bind_one(v4, backlog).map_err(|e| bind_error(v4, e))?);
         let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-        match bind_one(v6, settings.backlog) {
+        match bind_one(v6, backlog) {
             Ok(l) => listeners.push(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(bind_error(v6, e)),
             Err(e) => tracing::warn!("IPv6 listener on {v6} unavailable: {e}"),
         }
         return Ok(listeners);
     }
-    for host in &settings.listen {
+    for host in hosts {
         let addrs = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| StartError(format!("cannot resolve listen address {host:?}: {e}")))?;
         for addr in addrs {
-            listeners.push(bind_one(addr, settings.backlog).map_err(|e| bind_error(addr, e))?);
+            listeners.push(bind_one(addr, backlog).map_err(|e| bind_error(addr, e))?);
         }
     }
     if listeners.is_empty() {

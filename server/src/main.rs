@@ -10,7 +10,14 @@ const EXIT_USAGE: i32 = 2;
 const EXIT_FAILURE: i32 = 1;
 
 fn main() {
-    let args = match Args::try_parse() {
+    let argv = match gearman_server::config_file::expand(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("gearmand-rs: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             e.exit()

@@ -7,7 +7,7 @@ mod common;
 use common::{Server, BINARY};
 use gearman_core::proto::WorkPayload;
 use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode};
-use gearman_tests::{free_port, run};
+use gearman_tests::run;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -44,13 +44,6 @@ fn bad_flags_give_one_line_and_a_non_zero_exit() {
 }
 
 #[test]
-fn daemon_mode_is_refused_with_advice() {
-    let (code, stderr) = refused(&["-d", "-L", "127.0.0.1", "-p", &free_port().to_string()]);
-    assert_ne!(code, 0);
-    assert_one_line(&stderr, "systemd");
-}
-
-#[test]
 fn port_in_use_is_one_clear_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
@@ -77,6 +70,12 @@ fn help_and_version() {
         "--log-file",
         "--verbose",
         "--daemon",
+        "--user",
+        "--syslog",
+        "--config-file",
+        "--file-descriptors",
+        "--http-port",
+        "--http-listen",
         "--exceptions",
         "--queue-type",
         "--libsqlite3-db",
