@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# compare.sh: run the same libgearman load (gbench) against the reference gearmand and against
+# a server of ours, one after the other in one run, and print each figure with the ratio ours/gearmand.
+#
+#   bench/compare.sh ['COMMAND THAT STARTS OUR SERVER ON PORT $PORT'] [quick]
+#
+# From the repository root (the default command is the release gearmand-rs, built first):
+#   bench/compare.sh
+#   bench/compare.sh 'target/release/gearmand-rs --port $PORT' quick
+#
+# gearman-bench --compare (tools/bench) runs the same kind of comparison without libgearman
+# in the way: pipelined loads, mixed payloads, p999.
+#
+# Needs: apt-get install -y gearman-job-server libgearman-dev gcc (it installs them when missing and root).
+# Everything stays on 127.0.0.1; every load is bounded in jobs and time.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+if [ $# -eq 0 ]; then
+  (cd "$root" && cargo build --release -q -p gearman-server)
+  ours_cmd="$root/target/release/gearmand-rs --port \$PORT"
+else
+  ours_cmd=$1
+fi
+scale=${2:-full}
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need gearmand && [ ! -x /usr/sbin/gearmand ] || [ ! -e /usr/include/libgearman-1.0/gearman.h ]; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gearman-job-server libgearman-dev gcc) >/dev/null
+  else
+    echo "compare.sh: needs gearman-job-server and libgearman-dev" >&2; exit 2
+  fi
+fi
+bin=${TMPDIR:-/tmp}/gbench.$$
+gcc -O2 -o "$bin" "$here/gbench.c" -lgearman -lpthread
+trap 'rm -f "$bin"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
+
+if [ "$scale" = quick ]; then n_fg=2000 n_batch=4000 n_bg=10000; else n_fg=10000 n_batch=20000 n_bg=50000; fi
+loads=(
+  "fg1   -m fg    -c 1 -w 1 -n $n_fg -s 64"
+  "fg4   -m fg    -c 4 -w 4 -n $n_fg -s 64"
+  "batch -m batch -c 4 -w 4 -n $n_batch -s 64 -b 100"
+  "bg    -m bg    -c 4 -w 4 -n $n_bg -s 64"
+  "fg4k  -m fg    -c 4 -w 4 -n $((n_fg / 2)) -s 4096"
+)
+
+start_server() { # $1 = command with $PORT
+  PORT=$2 bash -c "exec $1" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$2) 2>/dev/null && return 0; sleep 0.05; done
+  echo "compare.sh: server did not listen on $2: $1" >&2; return 1
+}
+stop_server() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }
+figure() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+
+gd=$( [ -x /usr/sbin/gearmand ] && echo /usr/sbin/gearmand || command -v gearmand )
+printf '%-6s %-10s %12s %12s %8s\n' load figure gearmand ours ratio
+for spec in "${loads[@]}"; do
+  read -r name args <<<"$spec"
+  port_a=$((20000 + RANDOM % 20000)); port_b=$((port_a + 1))
+  start_server "$gd -L 127.0.0.1 -p \$PORT --log-file none" "$port_a"
+  a=$(timeout 300 "$bin" -p "$port_a" $args | grep RESULT || true); stop_server
+  start_server "$ours_cmd" "$port_b"
+  b=$(timeout 300 "$bin" -p "$port_b" $args | grep RESULT || true); stop_server
+  if [[ $args == "-m bg "* ]]; then figs="submit_rate drain_rate"; else figs="rate p50_us p99_us"; fi
+  for f in $figs failures; do
+    x=$(echo "$a" | figure "$f"); y=$(echo "$b" | figure "$f")
+    r=$(awk -v x="${x:-0}" -v y="${y:-0}" 'BEGIN { if (x > 0) printf "%.2f", y / x; else print "-" }')
+    printf '%-6s %-10s %12s %12s %8s\n' "$name" "$f" "${x:-none}" "${y:-none}" "$r"
+  done
+done

@@ -1,0 +1,226 @@
+//! `gearman-bench`: a load generator for Gearman job servers.
+//!
+//! It drives the wire with gearman-core's codec (no client library in between), so the
+//! figures are the server's: foreground jobs one at a time or pipelined with a window per
+//! client, batches, background submit-then-drain, with N clients, M echo workers keeping
+//! several GRAB_JOBs in flight, and mixed payload sizes. It prints the rate and
+//! p50/p90/p99/p999 latency (or `--json`), and with `--compare` runs the same load against
+//! gearmand and gearmand-rs, one after the other on free loopback ports, and prints both
+//! with the ratio.
+//!
+//! ```text
+//! gearman-bench -p 4730 --mode pipe -c 4 -w 4 -n 10000
+//! gearman-bench --compare --mode bg -c 4 -w 4 -n 50000
+//! ```
+
+mod load;
+mod report;
+mod server;
+mod wire;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use load::{Counters, Mode, Plan};
+use report::{Comparison, Report};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Load generator for Gearman job servers.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(short, long, default_value_t = 4730)]
+    port: u16,
+    /// Load kind: fg (one job at a time, or --window), pipe (pipelined fg), batch, bg.
+    #[arg(short, long, value_enum, default_value_t = Mode::Fg)]
+    mode: Mode,
+    /// Client connections.
+    #[arg(short, long, default_value_t = 4)]
+    clients: usize,
+    /// Worker connections.
+    #[arg(short, long, default_value_t = 4)]
+    workers: usize,
+    /// Jobs per client.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    jobs: u64,
+    /// Submissions in flight per client [default: 1 for fg, 64 for pipe and bg].
+    #[arg(long)]
+    window: Option<usize>,
+    /// GRAB_JOBs in flight per worker [default: 64 for pipe, else 1].
+    #[arg(long)]
+    grabs: Option<usize>,
+    /// Jobs per batch (batch mode).
+    #[arg(short, long, default_value_t = 100)]
+    batch: usize,
+    /// Payload size in bytes; several (comma separated) are used in turn.
+    #[arg(short, long, value_delimiter = ',', default_value = "64")]
+    size: Vec<usize>,
+    /// Function name the load runs on.
+    #[arg(short, long, default_value = "gearman_bench_echo")]
+    function: String,
+    /// Give up (and fail) after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Runtime threads for the tool (1: everything on one thread, leaving the other cores
+    /// to the server).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Start gearmand and gearmand-rs on free ports, run the load against each, print both
+    /// and the ratio ours/gearmand (--host/--port are ignored).
+    #[arg(long)]
+    compare: bool,
+    /// The reference server for --compare.
+    #[arg(long, default_value = "/usr/sbin/gearmand")]
+    gearmand: PathBuf,
+    /// Our server for --compare [default: gearmand-rs next to this binary].
+    #[arg(long)]
+    ours: Option<PathBuf>,
+    /// Extra arguments for gearmand (one per flag, repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    gearmand_arg: Vec<String>,
+    /// Extra arguments for gearmand-rs (one per flag, repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    ours_arg: Vec<String>,
+}
+
+impl Args {
+    fn plan(&self, addr: String) -> Result<Plan, String> {
+        if self.clients == 0 || self.jobs == 0 || self.size.is_empty() {
+            return Err("--clients, --jobs and --size must be at least 1".into());
+        }
+        if self.workers == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        let pipelined = matches!(self.mode, Mode::Pipe | Mode::Bg);
+        Ok(Plan {
+            addr,
+            mode: self.mode,
+            clients: self.clients,
+            workers: self.workers,
+            jobs: self.jobs,
+            window: self.window.unwrap_or(if pipelined { 64 } else { 1 }).max(1),
+            grabs: self
+                .grabs
+                .unwrap_or(if self.mode == Mode::Pipe { 64 } else { 1 })
+                .max(1),
+            batch: self.batch.max(1),
+            sizes: self.size.clone(),
+            function: self.function.clone(),
+            timeout: Duration::from_secs(self.timeout),
+        })
+    }
+}
+
+/// Runs one plan with a progress bar that appears on stderr once the run passes a second.
+fn run_with_progress(runtime: &tokio::runtime::Runtime, label: &str, plan: &Plan) -> Report {
+    let counters = Arc::new(Counters::default());
+    // For bg the bar counts submissions and then drained jobs.
+    let background = plan.mode == Mode::Bg;
+    let total = plan.total() * if background { 2 } else { 1 };
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} jobs {per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    let ticker = {
+        let (bar, counters) = (bar.clone(), counters.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut shown = false;
+            while !bar.is_finished() {
+                std::thread::sleep(Duration::from_millis(100));
+                if !shown && start.elapsed() >= Duration::from_secs(1) {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                    shown = true;
+                }
+                let drained = if background {
+                    counters.worked.load(Ordering::Relaxed)
+                } else {
+                    0
+                };
+                bar.set_position(counters.answered.load(Ordering::Relaxed) + drained);
+            }
+        })
+    };
+    let outcome = runtime.block_on(load::run(plan, counters));
+    bar.finish_and_clear();
+    let _ = ticker.join();
+    Report::new(label, plan, &outcome)
+}
+
+fn ours_default() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("gearmand-rs"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("target/release/gearmand-rs"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match real_main(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("gearman-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(args: &Args) -> Result<bool, String> {
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    if !args.compare {
+        let plan = args.plan(format!("{}:{}", args.host, args.port))?;
+        let report = run_with_progress(&runtime, &plan.addr, &plan);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+        } else {
+            print!("{}", report.text());
+        }
+        return Ok(report.ok());
+    }
+    let ours = args.ours.clone().unwrap_or_else(ours_default);
+    let run_on = |label: &str, binary: &PathBuf, extra: &[String]| {
+        let server = server::Server::start(binary, extra)?;
+        let plan = args.plan(format!("127.0.0.1:{}", server.port))?;
+        Ok::<_, String>(run_with_progress(&runtime, label, &plan))
+    };
+    let reference = run_on("gearmand", &args.gearmand, &args.gearmand_arg)?;
+    let ours_report = run_on("gearmand-rs", &ours, &args.ours_arg)?;
+    let comparison = Comparison::new(reference, ours_report);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", comparison.text());
+    }
+    Ok(comparison.reference.ok() && comparison.ours.ok())
+}

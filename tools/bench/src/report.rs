@@ -1,0 +1,234 @@
+//! The summary of a run: text for people, JSON for scripts, and the side-by-side table of
+//! a comparison.
+
+use crate::load::{Mode, Outcome, Plan};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Latency {
+    pub(crate) p50: u64,
+    pub(crate) p90: u64,
+    pub(crate) p99: u64,
+    pub(crate) p999: u64,
+    pub(crate) max: u64,
+    pub(crate) mean: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// The background drain phase.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Drain {
+    /// Jobs the workers finished.
+    pub(crate) drained: u64,
+    /// Seconds from starting the workers to the last job done.
+    pub(crate) secs: f64,
+    /// Jobs per second.
+    pub(crate) rate: f64,
+}
+
+/// One run, as printed.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Report {
+    /// Which server (the label given, or its address).
+    pub(crate) server: String,
+    pub(crate) mode: Mode,
+    pub(crate) clients: usize,
+    pub(crate) workers: usize,
+    pub(crate) window: usize,
+    pub(crate) grabs: usize,
+    pub(crate) batch: usize,
+    pub(crate) sizes: Vec<usize>,
+    /// Jobs submitted in all.
+    pub(crate) jobs: u64,
+    /// Jobs answered successfully (bg: accepted).
+    pub(crate) completed: u64,
+    /// Jobs that failed, came back wrong or were never answered.
+    pub(crate) failures: u64,
+    /// Seconds of the client phase.
+    pub(crate) secs: f64,
+    /// Jobs per second of the client phase (bg: submit rate).
+    pub(crate) rate: f64,
+    /// Microseconds per job (bg: submit to JOB_CREATED).
+    pub(crate) latency_us: Latency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) drain: Option<Drain>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+impl Report {
+    /// Builds the report of `outcome`.
+    pub(crate) fn new(server: &str, plan: &Plan, outcome: &Outcome) -> Report {
+        let secs = outcome.elapsed.as_secs_f64();
+        Report {
+            server: server.to_owned(),
+            mode: plan.mode,
+            clients: plan.clients,
+            workers: plan.workers,
+            window: plan.window,
+            grabs: plan.grabs,
+            batch: plan.batch,
+            sizes: plan.sizes.clone(),
+            jobs: plan.total(),
+            completed: outcome.completed,
+            failures: outcome.failures,
+            secs,
+            rate: per_second(outcome.completed, secs),
+            latency_us: Latency::of(&outcome.latency),
+            drain: outcome.drain.map(|(drained, d)| Drain {
+                drained,
+                secs: d.as_secs_f64(),
+                rate: per_second(drained, d.as_secs_f64()),
+            }),
+            error: outcome.error.clone(),
+        }
+    }
+
+    /// Whether every job was answered right (and, for bg, drained).
+    pub(crate) fn ok(&self) -> bool {
+        self.error.is_none()
+            && self.failures == 0
+            && self.completed == self.jobs
+            && self.drain.as_ref().is_none_or(|d| d.drained >= self.jobs)
+    }
+
+    /// The human summary, several lines.
+    pub(crate) fn text(&self) -> String {
+        let shape = match self.mode {
+            Mode::Batch => format!("batches of {}", self.batch),
+            _ => format!("window {}", self.window),
+        };
+        let sizes: Vec<String> = self.sizes.iter().map(|s| format!("{s} B")).collect();
+        let mut out = format!(
+            "{}: {:?} load, {} clients x {} jobs ({shape}), {} workers ({} grabs), payload {}\n",
+            self.server,
+            self.mode,
+            self.clients,
+            self.jobs / self.clients.max(1) as u64,
+            self.workers,
+            self.grabs,
+            sizes.join("/"),
+        )
+        .to_lowercase();
+        let what = if self.mode == Mode::Bg {
+            "submitted"
+        } else {
+            "done"
+        };
+        out += &format!(
+            "  {} of {} jobs {what} in {:.3} s: {:.0} jobs/s, {} failures\n",
+            self.completed, self.jobs, self.secs, self.rate, self.failures
+        );
+        let l = &self.latency_us;
+        out += &format!(
+            "  latency us: p50 {} p90 {} p99 {} p999 {} max {} mean {:.0}\n",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+        if let Some(d) = &self.drain {
+            out += &format!(
+                "  drained {} in {:.3} s: {:.0} jobs/s\n",
+                d.drained, d.secs, d.rate
+            );
+        }
+        if let Some(e) = &self.error {
+            out += &format!("  error: {e}\n");
+        }
+        out
+    }
+
+    /// The figures compared between servers: name, value, and whether higher is better.
+    pub(crate) fn figures(&self) -> Vec<(&'static str, f64)> {
+        let l = &self.latency_us;
+        let mut f = vec![("rate", self.rate)];
+        if self.mode == Mode::Bg {
+            f.push(("drain_rate", self.drain.as_ref().map_or(0.0, |d| d.rate)));
+        }
+        f.extend([
+            ("p50_us", l.p50 as f64),
+            ("p90_us", l.p90 as f64),
+            ("p99_us", l.p99 as f64),
+            ("p999_us", l.p999 as f64),
+            ("failures", self.failures as f64),
+        ]);
+        f
+    }
+}
+
+fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Two runs of the same load side by side.
+#[derive(Debug, Serialize)]
+pub(crate) struct Comparison {
+    pub(crate) reference: Report,
+    pub(crate) ours: Report,
+    /// ours / reference for each figure (rates: above 1 is faster; latencies: below 1 is
+    /// lower).
+    pub(crate) ratio: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Comparison {
+    /// Pairs the two reports and computes the ratios.
+    pub(crate) fn new(reference: Report, ours: Report) -> Comparison {
+        let mut ratio = serde_json::Map::new();
+        for ((name, a), (_, b)) in reference.figures().into_iter().zip(ours.figures()) {
+            if name != "failures" && a > 0.0 {
+                ratio.insert(
+                    name.to_owned(),
+                    serde_json::json!((b / a * 100.0).round() / 100.0),
+                );
+            }
+        }
+        Comparison {
+            reference,
+            ours,
+            ratio,
+        }
+    }
+
+    /// Both summaries, then a table of figures with the ratio ours/reference.
+    pub(crate) fn text(&self) -> String {
+        let mut out = self.reference.text();
+        out += &self.ours.text();
+        out += &format!(
+            "{:<10} {:>14} {:>14} {:>8}\n",
+            "figure", self.reference.server, self.ours.server, "ratio"
+        );
+        for ((name, a), (_, b)) in self
+            .reference
+            .figures()
+            .into_iter()
+            .zip(self.ours.figures())
+        {
+            let r = self
+                .ratio
+                .get(name)
+                .and_then(|v| v.as_f64())
+                .map_or("-".to_owned(), |r| format!("{r:.2}"));
+            out += &format!("{name:<10} {a:>14.0} {b:>14.0} {r:>8}\n");
+        }
+        out
+    }
+}

@@ -1,0 +1,72 @@
+//! Starting a job server on a free loopback port for `--compare`, and stopping it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process listening on 127.0.0.1:`port`, killed on drop.
+pub(crate) struct Server {
+    /// Its port.
+    pub(crate) port: u16,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `binary -L 127.0.0.1 -p PORT --log-file none EXTRA...` (both gearmand and
+    /// gearmand-rs take these flags) and waits up to 10 s until the admin `getpid` on the
+    /// port names our child.
+    pub(crate) fn start(binary: &Path, extra: &[String]) -> Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
+            .port();
+        let child = Command::new(binary)
+            .args([
+                "-L",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--log-file",
+                "none",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut server = Server { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while admin_pid(port) != Some(server.child.id()) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("{} exited with {status}", binary.display()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not listen on {port} within 10 s",
+                    binary.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+}
+
+fn admin_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"getpid\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.trim().strip_prefix("OK ")?.parse().ok()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

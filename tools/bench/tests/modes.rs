@@ -1,0 +1,126 @@
+//! gearman-bench runs every mode briefly against gearmand-rs and gearmand 1.1.20 and
+//! reports the counts it should (not timed: only counts and sanity of the figures).
+
+use gearman_tests::{gearmand_rs_binary, run, ServerProcess, GEARMAND_C};
+use serde_json::Value;
+use std::time::Duration;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_gearman-bench");
+
+fn bench(args: &[&str]) -> Value {
+    let out = run(BENCH, args, b"", Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gearman-bench {args:?} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// Checks one report: every job answered, none failed, figures present and positive.
+fn check(report: &Value, mode: &str, jobs: u64) {
+    assert_eq!(report["mode"], mode, "{report}");
+    assert_eq!(report["jobs"], jobs, "{report}");
+    assert_eq!(report["completed"], jobs, "{report}");
+    assert_eq!(report["failures"], 0, "{report}");
+    assert!(report["rate"].as_f64().unwrap() > 0.0, "{report}");
+    let latency = &report["latency_us"];
+    let p = |k: &str| latency[k].as_u64().unwrap();
+    assert!(
+        p("p50") >= 1 && p("p50") <= p("p90") && p("p90") <= p("p99"),
+        "{report}"
+    );
+    assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{report}");
+    if mode == "bg" {
+        assert_eq!(report["drain"]["drained"], jobs, "{report}");
+        assert!(report["drain"]["rate"].as_f64().unwrap() > 0.0, "{report}");
+    } else {
+        assert!(report.get("drain").is_none(), "{report}");
+    }
+}
+
+fn every_mode_against(server: &ServerProcess) {
+    let port = server.port.to_string();
+    for mode in ["fg", "pipe", "batch", "bg"] {
+        let report = bench(&[
+            "-p",
+            &port,
+            "-m",
+            mode,
+            "-c",
+            "3",
+            "-w",
+            "2",
+            "-n",
+            "150",
+            "-s",
+            "64,3000",
+            "-b",
+            "40",
+            "--window",
+            "8",
+            "--grabs",
+            "4",
+            "--json",
+            "--timeout",
+            "30",
+        ]);
+        check(&report, mode, 450);
+    }
+}
+
+#[test]
+fn every_mode_against_gearmand_rs() {
+    every_mode_against(&ServerProcess::start(&gearmand_rs_binary(), &[]));
+}
+
+#[test]
+fn every_mode_against_gearmand() {
+    every_mode_against(&ServerProcess::gearmand(&[]));
+}
+
+#[test]
+fn compare_runs_both_servers_and_gives_ratios() {
+    let ours = gearmand_rs_binary();
+    let report = bench(&[
+        "--compare",
+        "-m",
+        "bg",
+        "-c",
+        "2",
+        "-w",
+        "2",
+        "-n",
+        "100",
+        "--json",
+        "--timeout",
+        "30",
+        "--gearmand",
+        GEARMAND_C,
+        "--ours",
+        ours.to_str().unwrap(),
+    ]);
+    check(&report["reference"], "bg", 200);
+    check(&report["ours"], "bg", 200);
+    assert_eq!(report["reference"]["server"], "gearmand");
+    assert_eq!(report["ours"]["server"], "gearmand-rs");
+    for figure in ["rate", "drain_rate", "p50_us"] {
+        assert!(report["ratio"][figure].as_f64().unwrap() > 0.0, "{report}");
+    }
+}
+
+#[test]
+fn a_dead_server_is_an_error_not_a_hang() {
+    let port = gearman_tests::free_port().to_string();
+    let out = run(
+        BENCH,
+        &["-p", &port, "-n", "10", "--timeout", "10"],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("error:"), "{stdout}");
+}
