@@ -20,6 +20,7 @@
     )
 )]
 
+pub mod addr;
 pub mod client;
 pub mod error;
 #[cfg(feature = "__fuzz")]
@@ -30,5 +31,6 @@ pub mod proto;
 pub mod server;
 pub mod worker;
 
+pub use addr::ServerAddr;
 pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError};
 pub use limits::Limits;

@@ -8,8 +8,12 @@ struct AsyncStd;
 
 impl Exec for AsyncStd {
     type Rt = gearman_async_std::AsyncIoRuntime;
+    type Connector = gearman_async_std::AsyncIoConnector;
     fn rt() -> Self::Rt {
         gearman_async_std::AsyncIoRuntime
+    }
+    fn connector() -> Self::Connector {
+        gearman_async_std::AsyncIoConnector
     }
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         async_std::task::block_on(f)

@@ -18,8 +18,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 impl Exec for Tokio {
     type Rt = gearman_tokio::TokioRuntime;
+    type Connector = gearman_tokio::TokioConnector;
     fn rt() -> Self::Rt {
         gearman_tokio::TokioRuntime
+    }
+    fn connector() -> Self::Connector {
+        gearman_tokio::TokioConnector
     }
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         runtime().block_on(f)

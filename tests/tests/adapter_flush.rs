@@ -70,10 +70,11 @@ fn blocking_worker_sends_its_result_and_next_grab_at_once() {
 
 fn async_worker_sends_at_once<Rt: gearman_async::Runtime>(
     rt: Rt,
+    connector: impl gearman_async::Connector,
     block_on: fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 ) {
     let server = RawServer::bind();
-    let worker = gearman_async::WorkerBuilder::new(rt)
+    let worker = gearman_async::WorkerBuilder::new(rt, connector)
         .server(server.addr())
         .sync_function("echo", |job| Ok(job.data().clone()))
         .build();
@@ -88,14 +89,20 @@ fn async_worker_sends_at_once<Rt: gearman_async::Runtime>(
 
 #[test]
 fn tokio_worker_sends_its_result_and_next_grab_at_once() {
-    async_worker_sends_at_once(gearman_tokio::TokioRuntime, |f| {
-        tokio::runtime::Runtime::new().expect("tokio").block_on(f)
-    });
+    async_worker_sends_at_once(
+        gearman_tokio::TokioRuntime,
+        gearman_tokio::TokioConnector,
+        |f| tokio::runtime::Runtime::new().expect("tokio").block_on(f),
+    );
 }
 
 #[test]
 fn smol_worker_sends_its_result_and_next_grab_at_once() {
-    async_worker_sends_at_once(gearman_async_std::AsyncIoRuntime, smol::block_on);
+    async_worker_sends_at_once(
+        gearman_async_std::AsyncIoRuntime,
+        gearman_async_std::AsyncIoConnector,
+        smol::block_on,
+    );
 }
 
 /// Two servers, one job each: each must see its SUBMIT_JOB while the other has not

@@ -8,8 +8,12 @@ struct Smol;
 
 impl Exec for Smol {
     type Rt = gearman_async_std::AsyncIoRuntime;
+    type Connector = gearman_async_std::AsyncIoConnector;
     fn rt() -> Self::Rt {
         gearman_async_std::AsyncIoRuntime
+    }
+    fn connector() -> Self::Connector {
+        gearman_async_std::AsyncIoConnector
     }
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         smol::block_on(f)

@@ -1,6 +1,7 @@
 //! Gearman client and worker on futures-io and async-io: one crate for async-std and smol
-//! users. A [`Runtime`] for the shared async layer ([`gearman_async`]) and re-exports;
-//! protocol logic lives in `gearman-core`.
+//! users. A [`Runtime`] and a [`Connector`] (TCP and Unix sockets) for the shared async
+//! layer ([`gearman_async`]), and its re-exports; protocol logic lives in `gearman-core`.
+//! Servers are `host:port`, `[v6]:port` or `unix:/path`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gearman_async_std::Error> {
@@ -40,8 +41,6 @@ use std::time::Instant;
 pub struct AsyncIoRuntime;
 
 impl Runtime for AsyncIoRuntime {
-    type Io = Async<TcpStream>;
-
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(async move {
             Timer::at(deadline).await;
@@ -51,37 +50,60 @@ impl Runtime for AsyncIoRuntime {
     fn spawn(&self, future: BoxFuture<()>) {
         async_global_executor::spawn(future).detach();
     }
+}
 
-    fn connect(&self, addr: String) -> BoxFuture<io::Result<Self::Io>> {
+/// TCP (without Nagle: requests are small and latency-bound) and Unix sockets on async-io.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncIoConnector;
+
+impl Connector for AsyncIoConnector {
+    fn connect(&self, addr: &ServerAddr) -> BoxFuture<io::Result<BoxIo>> {
+        let addr = addr.clone();
         Box::pin(async move {
-            // Name resolution blocks; run it off the executor threads.
-            let addrs: Vec<_> = blocking_resolve(addr).await?;
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-            for a in addrs {
-                match Async::<TcpStream>::connect(a).await {
-                    Ok(stream) => {
-                        stream.get_ref().set_nodelay(true)?;
-                        return Ok(stream);
-                    }
-                    Err(e) => last = e,
+            match addr {
+                ServerAddr::Tcp { host, port } => {
+                    Ok(Box::new(connect_tcp(host, port).await?) as BoxIo)
                 }
+                #[cfg(unix)]
+                ServerAddr::Unix(path) => {
+                    let stream = Async::<std::os::unix::net::UnixStream>::connect(path).await?;
+                    Ok(Box::new(stream) as BoxIo)
+                }
+                #[cfg(not(unix))]
+                ServerAddr::Unix(_) => Err(io::ErrorKind::Unsupported.into()),
             }
-            Err(last)
         })
     }
 }
 
-async fn blocking_resolve(addr: String) -> io::Result<Vec<std::net::SocketAddr>> {
-    async_global_executor::spawn_blocking(move || addr.to_socket_addrs().map(Iterator::collect))
-        .await
+/// Tries each address `host` resolves to, in order.
+async fn connect_tcp(host: String, port: u16) -> io::Result<Async<TcpStream>> {
+    // Name resolution blocks; run it off the executor threads.
+    let resolve = move || {
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+    };
+    let addrs: Vec<_> = async_global_executor::spawn_blocking(resolve).await?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for a in addrs {
+        match Async::<TcpStream>::connect(a).await {
+            Ok(stream) => {
+                stream.get_ref().set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A client builder on async-io (async-std or smol).
 pub fn client() -> ClientBuilder<AsyncIoRuntime> {
-    ClientBuilder::new(AsyncIoRuntime)
+    ClientBuilder::new(AsyncIoRuntime, AsyncIoConnector)
 }
 
 /// A worker builder on async-io (async-std or smol).
 pub fn worker() -> WorkerBuilder<AsyncIoRuntime> {
-    WorkerBuilder::new(AsyncIoRuntime)
+    WorkerBuilder::new(AsyncIoRuntime, AsyncIoConnector)
 }

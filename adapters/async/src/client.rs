@@ -3,7 +3,7 @@
 //! [`ServerPool`]; event dispatch is the core's [`Waiters`].
 
 use crate::driver::{drive, Role};
-use crate::{Error, Runtime};
+use crate::{connect, Connector, Error, Runtime};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::{Stream, StreamExt};
@@ -88,6 +88,7 @@ struct Pool {
 
 struct Inner<Rt: Runtime> {
     rt: Rt,
+    connector: Arc<dyn Connector>,
     addrs: Vec<String>,
     config: ClientConfig,
     timeout: Option<Duration>,
@@ -98,6 +99,7 @@ struct Inner<Rt: Runtime> {
 /// Configures a [`Client`].
 pub struct ClientBuilder<Rt: Runtime> {
     rt: Rt,
+    connector: Arc<dyn Connector>,
     addrs: Vec<String>,
     config: ClientConfig,
     selection: Selection,
@@ -106,10 +108,11 @@ pub struct ClientBuilder<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> ClientBuilder<Rt> {
-    /// A builder using runtime `rt`.
-    pub fn new(rt: Rt) -> Self {
+    /// A builder using runtime `rt`, connecting with `connector`.
+    pub fn new(rt: Rt, connector: impl Connector) -> Self {
         ClientBuilder {
             rt,
+            connector: Arc::new(connector),
             addrs: Vec::new(),
             config: ClientConfig::default(),
             selection: Selection::RoundRobin,
@@ -118,9 +121,18 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         }
     }
 
-    /// Adds a server (`host:port`); the first added is tried first.
+    /// Adds a server (`host:port`, `[v6]:port` or `unix:/path`, see [`ServerAddr`]); the
+    /// first added is tried first. A malformed address fails like an unreachable server.
+    ///
+    /// [`ServerAddr`]: crate::ServerAddr
     pub fn server(mut self, addr: impl Into<String>) -> Self {
         self.addrs.push(addr.into());
+        self
+    }
+
+    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Arc::new(connector);
         self
     }
 
@@ -163,6 +175,7 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         };
         let inner = Inner {
             rt: self.rt,
+            connector: self.connector,
             addrs: self.addrs,
             config: self.config,
             timeout: self.timeout,
@@ -275,7 +288,7 @@ impl<Rt: Runtime> Client<Rt> {
             let Some(addr) = inner.addrs.get(idx) else {
                 continue;
             };
-            let io = match inner.rt.connect(addr.clone()).await {
+            let io = match connect(&*inner.connector, addr).await {
                 Ok(io) => io,
                 Err(_) => {
                     self.pool().servers.on_failure(idx, inner.rt.now());

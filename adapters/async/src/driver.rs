@@ -1,7 +1,7 @@
 //! The one driver loop: runs any core [`Machine`] over a futures-io stream (str0m's loop:
 //! drain output and events, then wait for exactly one of input, command or timer).
 
-use crate::Runtime;
+use crate::{BoxIo, Runtime};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
@@ -29,7 +29,7 @@ pub(crate) trait Role: Send {
 /// Runs `role` over `io` until the machine closes.
 pub(crate) async fn drive<R: Role, Rt: Runtime>(
     role: &mut R,
-    io: Rt::Io,
+    io: BoxIo,
     mut cmds: UnboundedReceiver<R::Cmd>,
     rt: &Rt,
 ) {

@@ -4,13 +4,17 @@
 //! (server choice and failover, waiter dispatch, job results, map/reduce bookkeeping). This
 //! crate only moves bytes between a socket and a core machine ([`driver`]) and turns core
 //! events into futures and streams. A runtime crate (gearman-tokio, gearman-async-std)
-//! supplies a [`Runtime`]: the clock, timers, `spawn` and `connect`.
+//! supplies a [`Runtime`] (the clock, timers and `spawn`) and a [`Connector`] (TCP and
+//! Unix sockets; a caller's own for TLS). Servers are named `host:port`, `[v6]:port` or
+//! `unix:/path` ([`ServerAddr`]).
 
+pub mod blocking;
 mod client;
 mod driver;
 mod worker;
 
 pub use client::{Client, ClientBuilder, JobEvent, JobStream};
+pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{CallError as Error, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
@@ -21,16 +25,16 @@ use futures::io::{AsyncRead, AsyncWrite};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// What an async runtime provides to the shared client and worker.
+/// What an async runtime provides to the shared client and worker: the clock, timers and
+/// spawning. Connections come from a [`Connector`], so a transport (TLS, a proxy) plugs
+/// in without touching the runtime.
 pub trait Runtime: Clone + Send + Sync + 'static {
-    /// The byte stream a connection runs over.
-    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-
     /// The current time (machines never read the clock themselves).
     fn now(&self) -> Instant {
         Instant::now()
@@ -41,7 +45,56 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<()>);
+}
 
-    /// Opens a connection to `addr` (`host:port`).
-    fn connect(&self, addr: String) -> BoxFuture<io::Result<Self::Io>>;
+/// A byte stream a connection runs over: any futures-io reader and writer.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A connection as the client and worker hold it.
+pub type BoxIo = Box<dyn Io>;
+
+/// Opens byte streams to servers. Each runtime crate has one for TCP and Unix sockets
+/// (`gearman_tokio::TokioConnector`, `gearman_async_std::AsyncIoConnector`); wrap it to add
+/// TLS or anything else, and hand it to [`ClientBuilder::connector`] and
+/// [`WorkerBuilder::connector`].
+///
+/// ```
+/// use gearman_async::{BoxFuture, BoxIo, Connector, ServerAddr};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// /// Counts connects, then lets `inner` connect.
+/// struct Counting<C> { inner: C, connects: AtomicUsize }
+///
+/// impl<C: Connector> Connector for Counting<C> {
+///     fn connect(&self, addr: &ServerAddr) -> BoxFuture<std::io::Result<BoxIo>> {
+///         self.connects.fetch_add(1, Ordering::Relaxed);
+///         self.inner.connect(addr)
+///     }
+/// }
+/// ```
+pub trait Connector: Send + Sync + 'static {
+    /// Opens a stream to `addr`.
+    fn connect(&self, addr: &ServerAddr) -> BoxFuture<io::Result<BoxIo>>;
+}
+
+impl<C: Connector + ?Sized> Connector for Arc<C> {
+    fn connect(&self, addr: &ServerAddr) -> BoxFuture<io::Result<BoxIo>> {
+        (**self).connect(addr)
+    }
+}
+
+/// Parses `addr`; a malformed address is an `InvalidInput` error for that server.
+fn parse_addr(addr: &str) -> io::Result<ServerAddr> {
+    addr.parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// Parses `addr` and connects to it with `connector`.
+pub(crate) fn connect(connector: &dyn Connector, addr: &str) -> BoxFuture<io::Result<BoxIo>> {
+    match parse_addr(addr) {
+        Ok(addr) => connector.connect(&addr),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+    }
 }

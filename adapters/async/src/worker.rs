@@ -3,7 +3,7 @@
 
 use crate::client::{Client, ClientBuilder};
 use crate::driver::{drive, Role};
-use crate::{BoxFuture, Runtime};
+use crate::{connect, BoxFuture, Connector, Runtime};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::channel::oneshot;
@@ -73,6 +73,7 @@ type Registry = Functions<Handler, Mapper, Aggregator>;
 /// Configures a [`Worker`].
 pub struct WorkerBuilder<Rt: Runtime> {
     rt: Rt,
+    connector: Arc<dyn Connector>,
     servers: Vec<String>,
     functions: Registry,
     config: WorkerConfig,
@@ -80,10 +81,11 @@ pub struct WorkerBuilder<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> WorkerBuilder<Rt> {
-    /// A builder using runtime `rt`.
-    pub fn new(rt: Rt) -> Self {
+    /// A builder using runtime `rt`, connecting with `connector`.
+    pub fn new(rt: Rt, connector: impl Connector) -> Self {
         WorkerBuilder {
             rt,
+            connector: Arc::new(connector),
             servers: Vec::new(),
             functions: Functions::default(),
             config: WorkerConfig::default(),
@@ -91,9 +93,18 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         }
     }
 
-    /// Adds a server (`host:port`); the worker serves every server.
+    /// Adds a server (`host:port`, `[v6]:port` or `unix:/path`, see [`ServerAddr`]); the
+    /// worker serves every server.
+    ///
+    /// [`ServerAddr`]: crate::ServerAddr
     pub fn server(mut self, addr: impl Into<String>) -> Self {
         self.servers.push(addr.into());
+        self
+    }
+
+    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Arc::new(connector);
         self
     }
 
@@ -177,13 +188,14 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
 
     /// Builds the worker.
     pub fn build(self) -> Worker<Rt> {
-        let mut reducer_client = ClientBuilder::new(self.rt.clone());
+        let mut reducer_client = ClientBuilder::new(self.rt.clone(), self.connector.clone());
         for s in &self.servers {
             reducer_client = reducer_client.server(s.clone());
         }
         Worker {
             shared: Arc::new(Shared {
                 rt: self.rt,
+                connector: self.connector,
                 functions: self.functions,
                 config: self.config,
                 backoff: self.backoff,
@@ -197,6 +209,7 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
 
 struct Shared<Rt: Runtime> {
     rt: Rt,
+    connector: Arc<dyn Connector>,
     functions: Registry,
     config: WorkerConfig,
     backoff: Backoff,
@@ -355,7 +368,8 @@ impl<Rt: Runtime> Worker<Rt> {
         let rt = &self.shared.rt;
         let mut failures = 0u32;
         while !self.shutdown.is_stopping() {
-            let io = match self.shutdown.unless_stopped(rt.connect(addr.clone())).await {
+            let connecting = connect(&*self.shared.connector, &addr);
+            let io = match self.shutdown.unless_stopped(connecting).await {
                 None => return,
                 Some(Ok(io)) => io,
                 Some(Err(_)) => {

@@ -1,21 +1,24 @@
 //! The blocking client: a lazily opened connection per server, failover and backoff from
 //! the core's [`ClientSet`], and many calls pipelined at once (PECL's addTask/runTasks).
 
-use crate::io::{connect, flush, wait};
 use crate::Error;
+use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
+use gearman_async::blocking::{connect, flush, wait};
 use gearman_core::client::{Call, ClientEvent, ClientOptions, ClientSet, Job};
 use gearman_core::proto::{StatusRes, StatusResUnique};
-use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A blocking Gearman client over several servers.
 pub struct Client {
-    set: ClientSet<TcpStream>,
+    set: ClientSet<Box<dyn Stream>>,
+    connector: Arc<dyn Connector>,
 }
 
 impl Client {
-    /// A client for these servers (`host:port`): round-robin, failing over in list order.
+    /// A client for these servers (`host:port`, `[v6]:port` or `unix:/path`): round-robin,
+    /// failing over in list order. A malformed address fails like an unreachable server.
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
         Self::with_options(servers, ClientOptions::default())
     }
@@ -27,7 +30,14 @@ impl Client {
     {
         let addrs = servers.into_iter().map(Into::into).collect();
         let set = ClientSet::new(addrs, &options);
-        Client { set }
+        let connector = Arc::new(StdConnector);
+        Client { set, connector }
+    }
+
+    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// Sends every call (pipelined per connection), then runs each busy connection until
@@ -37,23 +47,25 @@ impl Client {
         calls: Vec<(Call, Option<Duration>)>,
         mut on_event: impl FnMut(usize, &ClientEvent),
     ) -> Vec<Result<ClientEvent, Error>> {
-        self.set.start(calls, Instant::now(), connect);
+        let connector = &*self.connector;
+        let open = |addr: &str| connect(connector, addr);
+        self.set.start(calls, Instant::now(), open);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
         let busy = self.set.busy();
         // Every server gets its calls before we wait on any one of them.
         for &idx in &busy {
             if let Some(m) = self.set.member(idx) {
-                flush(&mut m.machine, &mut m.io, &mut out);
+                flush(&mut m.machine, &mut *m.io, &mut out);
             }
         }
         for idx in busy {
             while let Some(m) = self.set.member(idx) {
-                flush(&mut m.machine, &mut m.io, &mut out);
+                flush(&mut m.machine, &mut *m.io, &mut out);
                 if !self.set.drain(idx, Instant::now(), &mut on_event) {
                     break;
                 }
                 if let Some(m) = self.set.member(idx) {
-                    wait(&mut m.machine, &mut m.io, &mut buf, Duration::from_secs(1));
+                    wait(&mut m.machine, &mut *m.io, &mut buf, Duration::from_secs(1));
                 }
             }
         }

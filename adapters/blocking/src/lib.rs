@@ -1,4 +1,6 @@
-//! Blocking Gearman client and worker on `std::net`: no executor, no channels. Each
+//! Blocking Gearman client and worker on std's TCP and Unix sockets (`host:port`,
+//! `[v6]:port` or `unix:/path`; a caller's own [`Connector`] for TLS): no executor, no
+//! channels. Each
 //! connection is driven by str0m's loop (drain output and events; read with a timeout that
 //! ends at the machine's next deadline; repeat). Protocol logic, server choice, failover,
 //! waiter dispatch and map/reduce bookkeeping live in `gearman-core`.
@@ -32,10 +34,11 @@
 //! ```
 
 mod client;
-mod io;
 mod worker;
 
 pub use client::Client;
+pub use gearman_async::blocking::{Connector, StdConnector, Stream};
+pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{CallError as Error, ClientEvent, ClientOptions, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};

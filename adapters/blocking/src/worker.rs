@@ -1,16 +1,16 @@
 //! The blocking worker: for every server, `concurrency` threads, each with its own
 //! connection running one job at a time inline; reconnect (and re-register) with backoff.
 
-use crate::io::{connect, flush, wait};
 use crate::Client;
+use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
+use gearman_async::blocking::{connect, flush, wait};
 use gearman_core::machine::Machine;
 use gearman_core::worker::functions::{Functions, Handler};
 use gearman_core::worker::map_reduce::{self, MapPlan};
 use gearman_core::worker::{
     AssignedJob, Report, WorkError, WorkResult, WorkerConnection, WorkerEvent, WorkerOptions,
 };
-use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub struct JobContext<'a> {
     /// The assignment.
     pub job: &'a AssignedJob,
     conn: &'a mut WorkerConnection,
-    stream: &'a mut TcpStream,
+    stream: &'a mut dyn Stream,
 }
 
 impl JobContext<'_> {
@@ -80,17 +80,20 @@ pub struct Worker {
     functions: Functions<Plain, Mapper, Aggregator>,
     options: WorkerOptions,
     poll_interval: Duration,
+    connector: Arc<dyn Connector>,
     stop: StopHandle,
 }
 
 impl Worker {
-    /// A worker for these servers (`host:port`); it serves every one of them.
+    /// A worker for these servers (`host:port`, `[v6]:port` or `unix:/path`); it serves
+    /// every one of them.
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
         Worker {
             addrs: servers.into_iter().map(Into::into).collect(),
             functions: Functions::default(),
             options: WorkerOptions::default(),
             poll_interval: Duration::from_millis(200),
+            connector: Arc::new(StdConnector),
             stop: StopHandle::default(),
         }
     }
@@ -99,6 +102,12 @@ impl Worker {
     /// each), reconnect backoff, client id.
     pub fn options(mut self, options: WorkerOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = connector;
         self
     }
 
@@ -149,10 +158,10 @@ impl Worker {
     }
 
     fn serve_server(&self, addr: &str) {
-        let mut reducer = Client::new(self.addrs.clone());
+        let mut reducer = Client::new(self.addrs.clone()).connector(self.connector.clone());
         let mut failures = 0;
         while !self.stop.is_stopped() {
-            if let Ok(stream) = connect(addr) {
+            if let Ok(stream) = connect(&*self.connector, addr) {
                 failures = 0;
                 self.serve(stream, &mut reducer);
             } else {
@@ -163,7 +172,7 @@ impl Worker {
         }
     }
 
-    fn serve(&self, mut stream: TcpStream, reducer: &mut Client) {
+    fn serve(&self, mut stream: Box<dyn Stream>, reducer: &mut Client) {
         let mut conn = WorkerConnection::new(self.options.config.clone());
         self.functions.register(&mut conn);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
@@ -174,10 +183,10 @@ impl Worker {
                     return;
                 }
             }
-            flush(&mut conn, &mut stream, &mut out);
+            flush(&mut conn, &mut *stream, &mut out);
             if let Some(event) = conn.poll_event() {
                 if let WorkerEvent::JobAssigned(job) = event {
-                    let result = self.run_job(&job, &mut conn, &mut stream, reducer);
+                    let result = self.run_job(&job, &mut conn, &mut *stream, reducer);
                     // A job the server took back (CANT_DO) is no longer ours to finish.
                     let _ = conn.finish_job(&job.handle, result);
                 }
@@ -188,7 +197,7 @@ impl Worker {
             if conn.is_closed() {
                 return;
             }
-            wait(&mut conn, &mut stream, &mut buf, self.poll_interval);
+            wait(&mut conn, &mut *stream, &mut buf, self.poll_interval);
         }
     }
 
@@ -196,7 +205,7 @@ impl Worker {
         &self,
         job: &AssignedJob,
         conn: &mut WorkerConnection,
-        stream: &mut TcpStream,
+        stream: &mut dyn Stream,
         reducer: &mut Client,
     ) -> WorkResult {
         let Some(handler) = self.functions.get(&job.function) else {

@@ -1,5 +1,6 @@
-//! Gearman client and worker on tokio: a [`Runtime`] for the shared async layer
-//! ([`gearman_async`]) and re-exports. Protocol logic lives in `gearman-core`.
+//! Gearman client and worker on tokio: a [`Runtime`] and a [`Connector`] (TCP and Unix
+//! sockets) for the shared async layer ([`gearman_async`]), and its re-exports. Protocol
+//! logic lives in `gearman-core`. Servers are `host:port`, `[v6]:port` or `unix:/path`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gearman_tokio::Error> {
@@ -30,15 +31,13 @@ pub use gearman_async::*;
 
 use std::io;
 use std::time::Instant;
-use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// The tokio runtime: timers from `tokio::time`, tasks from `tokio::spawn`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioRuntime;
 
 impl Runtime for TokioRuntime {
-    type Io = Compat<tokio::net::TcpStream>;
-
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
@@ -46,22 +45,40 @@ impl Runtime for TokioRuntime {
     fn spawn(&self, future: BoxFuture<()>) {
         tokio::spawn(future);
     }
+}
 
-    fn connect(&self, addr: String) -> BoxFuture<io::Result<Self::Io>> {
+/// TCP (without Nagle: requests are small and latency-bound) and Unix sockets on tokio.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioConnector;
+
+impl Connector for TokioConnector {
+    fn connect(&self, addr: &ServerAddr) -> BoxFuture<io::Result<BoxIo>> {
+        let addr = addr.clone();
         Box::pin(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(stream.compat())
+            match addr {
+                ServerAddr::Tcp { host, port } => {
+                    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                    stream.set_nodelay(true)?;
+                    Ok(Box::new(stream.compat()) as BoxIo)
+                }
+                #[cfg(unix)]
+                ServerAddr::Unix(path) => {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok(Box::new(stream.compat()) as BoxIo)
+                }
+                #[cfg(not(unix))]
+                ServerAddr::Unix(_) => Err(io::ErrorKind::Unsupported.into()),
+            }
         })
     }
 }
 
 /// A client builder on tokio.
 pub fn client() -> ClientBuilder<TokioRuntime> {
-    ClientBuilder::new(TokioRuntime)
+    ClientBuilder::new(TokioRuntime, TokioConnector)
 }
 
 /// A worker builder on tokio.
 pub fn worker() -> WorkerBuilder<TokioRuntime> {
-    WorkerBuilder::new(TokioRuntime)
+    WorkerBuilder::new(TokioRuntime, TokioConnector)
 }

@@ -4,8 +4,8 @@ use super::{Adapter, ClientOpts, Outcome, Spec};
 use bytes::Bytes;
 use futures::StreamExt;
 use gearman_async::{
-    Backoff, Client, ClientBuilder, Error, Job, JobEvent, Runtime, Selection, ShutdownHandle,
-    WorkError, WorkerBuilder,
+    Backoff, Client, ClientBuilder, Connector, Error, Job, JobEvent, Runtime, Selection,
+    ShutdownHandle, WorkError, WorkerBuilder,
 };
 use std::future::Future;
 use std::marker::PhantomData;
@@ -15,7 +15,9 @@ use std::time::Duration;
 /// A runtime plus the way to block on it from a test thread.
 pub trait Exec: Send + Sync + 'static {
     type Rt: Runtime;
+    type Connector: Connector;
     fn rt() -> Self::Rt;
+    fn connector() -> Self::Connector;
     fn block_on<F: Future>(f: F) -> F::Output;
 }
 
@@ -129,7 +131,7 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         } else {
             Selection::RoundRobin
         };
-        let mut b = ClientBuilder::new(E::rt())
+        let mut b = ClientBuilder::new(E::rt(), E::connector())
             .exceptions(opts.exceptions)
             .selection(selection);
         for s in servers {
@@ -177,7 +179,7 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         concurrency: usize,
         backoff: Duration,
     ) -> RunningWorker {
-        let mut b = WorkerBuilder::new(E::rt())
+        let mut b = WorkerBuilder::new(E::rt(), E::connector())
             .concurrency(concurrency)
             .backoff(Backoff {
                 initial: backoff,

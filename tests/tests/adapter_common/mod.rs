@@ -5,6 +5,7 @@
 pub mod async_impl;
 pub mod raw_server;
 pub mod server;
+pub mod unix_relay;
 
 use gearman_core::proto::Priority;
 use server::TestServer;
@@ -502,6 +503,18 @@ pub fn map_reduce<A: Adapter>() {
     A::stop(w);
 }
 
+pub fn unix_socket_client_and_worker<A: Adapter>() {
+    let s = TestServer::start();
+    let relay = unix_relay::UnixRelay::to(s.addr());
+    let w = A::worker(&[relay.addr()], 1);
+    let mut c = A::client(&[relay.addr()], false);
+    let (events, outcome) = A::run(&mut c, spec("reverse", "over unix"));
+    assert_eq!(outcome, Outcome::Ok(reverse("over unix")));
+    assert_eq!(events, ["status 1/2", "data chunk"]);
+    assert_eq!(A::echo(&mut c, b"unix".to_vec()).unwrap(), b"unix");
+    A::stop(w);
+}
+
 /// Instantiates every scenario for adapter `$A` twice: against C gearmand 1.1.20 (module
 /// `gearmand`) and against gearmand-rs built from this tree (module `gearmand_rs`).
 #[macro_export]
@@ -535,6 +548,7 @@ macro_rules! adapter_suite {
             status_by_unique,
             selection_by_unique_is_consistent_across_servers,
             map_reduce,
+            unix_socket_client_and_worker,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {

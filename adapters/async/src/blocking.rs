@@ -1,0 +1,95 @@
+//! The blocking adapter's transport seam, kept with the async one so every adapter names
+//! servers and opens streams the same way: a [`Stream`] is any reader and writer with read
+//! timeouts (TCP, a Unix socket, TLS over either); a [`Connector`] opens one for a
+//! [`ServerAddr`]. `gearman-blocking` re-exports these; its threads drive each core
+//! machine with [`flush`] and [`wait`] (str0m's loop: drain output and events, then read
+//! with a timeout that ends at the machine's next deadline).
+
+use gearman_core::addr::ServerAddr;
+use gearman_core::machine::Machine;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A byte stream the blocking adapter runs over (TCP, a Unix socket, TLS over either):
+/// reads must time out, so waits end at the machine's deadlines.
+pub trait Stream: Read + Write + Send {
+    /// Sets how long a read may block (`None`: forever), like `TcpStream::set_read_timeout`.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Stream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// Opens streams to servers; wrap [`StdConnector`] to add TLS or anything else.
+pub trait Connector: Send + Sync {
+    /// Opens a stream to `addr`.
+    fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>>;
+}
+
+/// TCP (without Nagle: requests are small and latency-bound) and Unix sockets from std.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdConnector;
+
+impl Connector for StdConnector {
+    fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
+        match addr {
+            ServerAddr::Tcp { host, port } => {
+                let stream = TcpStream::connect((host.as_str(), *port))?;
+                stream.set_nodelay(true)?;
+                Ok(Box::new(stream))
+            }
+            #[cfg(unix)]
+            ServerAddr::Unix(path) => Ok(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+            #[cfg(not(unix))]
+            ServerAddr::Unix(_) => Err(ErrorKind::Unsupported.into()),
+        }
+    }
+}
+/// Parses `addr` (a malformed one is an `InvalidInput` error) and connects to it.
+pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stream>> {
+    connector.connect(&crate::parse_addr(addr)?)
+}
+
+/// Writes everything `m` wants to send (a failed write is the end of the stream for `m`).
+pub fn flush<M: Machine>(m: &mut M, stream: &mut dyn Stream, out: &mut Vec<u8>) {
+    while m.poll_transmit(out) > 0 {}
+    if !out.is_empty() {
+        if stream.write_all(out).is_err() {
+            m.handle_eof(Instant::now());
+        }
+        out.clear();
+    }
+}
+
+/// One wait: reads until input, the machine's deadline, or `tick` (so callers can look at
+/// a stop flag). Runs due timers.
+pub fn wait<M: Machine>(m: &mut M, stream: &mut dyn Stream, buf: &mut [u8], tick: Duration) {
+    let now = Instant::now();
+    let until = m.poll_timeout().map_or(now + tick, |d| d.min(now + tick));
+    let wait = until
+        .saturating_duration_since(now)
+        .max(Duration::from_millis(1));
+    let _ = stream.set_read_timeout(Some(wait));
+    match stream.read(buf) {
+        Ok(0) => m.handle_eof(Instant::now()),
+        Ok(n) => {
+            let _ = m.handle_input(buf.get(..n).unwrap_or_default(), Instant::now());
+        }
+        // Unix reports WouldBlock, Windows TimedOut: both mean the wait ended.
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        Err(_) => m.handle_eof(Instant::now()),
+    }
+    m.handle_timeout(Instant::now());
+}
