@@ -21,6 +21,7 @@
 )]
 
 pub mod addr;
+pub mod admin_reply;
 pub mod client;
 pub mod error;
 #[cfg(feature = "__fuzz")]

@@ -49,8 +49,9 @@ fn async_std_shim_within_150_lines() {
 }
 
 #[test]
-fn blocking_adapter_within_300_lines() {
-    check("blocking", 300);
+fn blocking_adapter_within_355_lines() {
+    // +55 for the admin client's socket loop (its typed calls are gearman-core's AdminCalls).
+    check("blocking", 355);
 }
 
 #[test]

@@ -30,6 +30,8 @@
 
 pub use gearman_async::*;
 
+pub mod admin;
+
 use async_io::{Async, Timer};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};

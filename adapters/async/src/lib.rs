@@ -8,6 +8,7 @@
 //! Unix sockets; a caller's own for TLS). Servers are named `host:port`, `[v6]:port` or
 //! `unix:/path` ([`ServerAddr`]).
 
+pub mod admin;
 pub mod blocking;
 mod client;
 mod driver;

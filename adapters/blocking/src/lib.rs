@@ -33,6 +33,7 @@
 //! stop.stop();
 //! ```
 
+pub mod admin;
 mod client;
 mod worker;
 

@@ -29,6 +29,8 @@
 
 pub use gearman_async::*;
 
+pub mod admin;
+
 use std::io;
 use std::time::Instant;
 use tokio_util::compat::TokioAsyncReadCompatExt;
