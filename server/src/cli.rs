@@ -1,6 +1,6 @@
 //! Command-line flags, spelled as gearmand spells them where they apply.
 
-use crate::store::{StoreConfig, SyncMode};
+use crate::store::{Backend, QueueFlags};
 use crate::StartError;
 use clap::Parser;
 use std::path::PathBuf;
@@ -228,43 +228,9 @@ pub struct Args {
     #[arg(long = "mysql-table", value_name = "TABLE", hide = true)]
     pub mysql_table: Option<String>,
 
-    /// Queue type: `builtin` (in memory) or `libsqlite3` (durable background jobs).
-    #[arg(
-        short = 'q',
-        long = "queue-type",
-        default_value = "builtin",
-        value_name = "TYPE",
-        help_heading = "Durable queue"
-    )]
-    pub queue_type: String,
-
-    /// SQLite file for `-q libsqlite3`: background jobs are committed there before
-    /// JOB_CREATED. An existing gearmand libsqlite3 queue file is imported.
-    #[arg(
-        long = "libsqlite3-db",
-        value_name = "FILE",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_db: Option<PathBuf>,
-
-    /// gearmand's queue table name in that file, imported on start.
-    #[arg(
-        long = "libsqlite3-table",
-        default_value = "gearman_queue",
-        value_name = "NAME",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_table: String,
-
-    /// Durable queue sync: `full` fsyncs every commit (survives power loss); `normal`
-    /// survives a crash of the server process but not of the machine, and is faster.
-    #[arg(
-        long = "libsqlite3-sync",
-        default_value = "full",
-        value_name = "MODE",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_sync: String,
+    /// `-q` and the durable queue backends' flags.
+    #[command(flatten)]
+    pub queue: QueueFlags,
 
     /// Largest packet body accepted, in bytes; larger packets close the connection.
     #[arg(long = "max-packet-size", default_value_t = gearman_core::Limits::DEFAULT_MAX_BODY, value_name = "BYTES", help_heading = "Network")]
@@ -316,8 +282,8 @@ pub struct Settings {
     pub max_packet_size: usize,
     /// Grace period at shutdown.
     pub shutdown_timeout: Duration,
-    /// The durable queue, if `-q libsqlite3`.
-    pub store: Option<StoreConfig>,
+    /// The durable queue backend, unless `-q builtin`.
+    pub store: Option<Backend>,
     /// `-d`: detach once listening.
     pub daemon: bool,
     /// `-u`: the user to switch to after binding.
@@ -399,42 +365,7 @@ impl Args {
                 )))
             }
         };
-        let sync = match self.libsqlite3_sync.to_ascii_lowercase().as_str() {
-            "full" => SyncMode::Full,
-            "normal" => SyncMode::Normal,
-            other => {
-                return Err(StartError(format!(
-                    "--libsqlite3-sync must be full or normal, got {other:?}"
-                )))
-            }
-        };
-        let store = match self.queue_type.to_ascii_lowercase().as_str() {
-            "builtin" => None,
-            "libsqlite3" => match self.libsqlite3_db {
-                Some(path) => Some(StoreConfig {
-                    path: absolute(path),
-                    gearmand_table: self.libsqlite3_table,
-                    sync,
-                }),
-                None => {
-                    return Err(StartError(
-                        "-q libsqlite3 needs --libsqlite3-db FILE (the queue file)".into(),
-                    ))
-                }
-            },
-            other @ ("mysql" | "libmemcached" | "libtokyocabinet" | "libdrizzle") => {
-                return Err(StartError(format!(
-                    "--queue-type {other} is not supported by gearmand-rs (supported: builtin, \
-                     libsqlite3); move the queue with gearmand's libsqlite3 module, whose file \
-                     gearmand-rs imports"
-                )))
-            }
-            other => {
-                return Err(StartError(format!(
-                    "unknown --queue-type {other:?} (supported: builtin, libsqlite3)"
-                )))
-            }
-        };
+        let store = self.queue.backend().map_err(StartError)?;
         let base = LEVELS
             .iter()
             .position(|l| l.eq_ignore_ascii_case(&self.verbose))
@@ -563,7 +494,9 @@ mod tests {
     fn queue_types() {
         assert!(settings(&["-q", "builtin"]).unwrap().store.is_none());
         let s = settings(&["-q", "libsqlite3", "--libsqlite3-db", "/tmp/q.db"]).unwrap();
-        let store = s.store.unwrap();
+        let Some(Backend::Sqlite(store)) = s.store else {
+            panic!("-q libsqlite3 chose {:?}", s.store)
+        };
         assert_eq!(store.path, PathBuf::from("/tmp/q.db"));
         assert_eq!(store.gearmand_table, "gearman_queue");
         assert!(settings(&["-q", "libsqlite3"]).is_err());

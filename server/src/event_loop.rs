@@ -54,13 +54,10 @@ pub(crate) async fn serve(
         .map_err(|e| StartError(format!("cannot register the listeners: {e}")))?;
     // The store is opened and replayed before any connection is accepted.
     let (store, restored) = match &settings.store {
-        Some(cfg) => {
-            let (handle, jobs) = StoreHandle::open(cfg).map_err(|e| StartError(e.to_string()))?;
-            tracing::info!(
-                "durable queue {}: {} job(s) restored",
-                cfg.path.display(),
-                jobs.len()
-            );
+        Some(backend) => {
+            let fail = |e: crate::store::BackendError| StartError(e.to_string());
+            let (handle, jobs) = StoreHandle::start(backend.open().map_err(fail)?).map_err(fail)?;
+            tracing::info!("{}: {} job(s) restored", backend.describe(), jobs.len());
             (Some(handle), jobs)
         }
         None => (None, Vec::new()),

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
-use gearman_server::store::{StoreConfig, StoreError, StoreHandle, SyncMode};
+use gearman_server::store::sqlite::{self, SqliteConfig, SqliteError, SyncMode};
+use gearman_server::store::StoreHandle;
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -42,8 +43,8 @@ fn insert_sync(store: &StoreHandle, rec: JobRecord) -> Result<(), String> {
         .expect("an acknowledgement within 30 s")
 }
 
-fn open_err(cfg: &StoreConfig) -> StoreError {
-    match StoreHandle::open(cfg) {
+fn open_err(cfg: &SqliteConfig) -> SqliteError {
+    match sqlite::open(cfg) {
         Ok((_, jobs)) => panic!(
             "{} opened with {} job(s); it must be refused",
             cfg.path.display(),
@@ -56,7 +57,7 @@ fn open_err(cfg: &StoreConfig) -> StoreError {
 #[test]
 fn reopen_gives_every_field_back_in_priority_then_arrival_order() {
     let path = temp_db("order");
-    let (store, jobs) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (store, jobs) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     assert!(jobs.is_empty());
     let priorities = [Priority::Low, Priority::Normal, Priority::High];
     // Several jobs share an empty unique and a function: each is its own row (gearmand
@@ -78,7 +79,7 @@ fn reopen_gives_every_field_back_in_priority_then_arrival_order() {
     }
     store.close();
 
-    let (store, jobs) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (store, jobs) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     let mut expected: Vec<JobRecord> = all
         .into_iter()
         .filter(|r| ![3, 8, 12].contains(&r.durable_id))
@@ -97,7 +98,7 @@ fn reopen_gives_every_field_back_in_priority_then_arrival_order() {
 #[test]
 fn concurrent_inserts_share_commits() {
     let path = temp_db("group");
-    let (store, _) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     let store = Arc::new(store);
     let (tx, rx) = mpsc::channel();
     let threads: Vec<_> = (0..8u64)
@@ -134,14 +135,14 @@ fn concurrent_inserts_share_commits() {
     );
     eprintln!("2000 concurrent inserts in {commits} commits");
     Arc::try_unwrap(store).ok().unwrap().close();
-    let (_, jobs) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (_, jobs) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     assert_eq!(jobs.len(), 2000);
 }
 
 #[test]
 fn acknowledgement_comes_after_the_row_is_committed() {
     let path = temp_db("ack");
-    let (store, _) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     let (tx, rx) = mpsc::channel();
     for id in 1..=20u64 {
         let (tx, path) = (tx.clone(), path.clone());
@@ -173,7 +174,7 @@ fn acknowledgement_comes_after_the_row_is_committed() {
 #[test]
 fn failed_commit_is_acknowledged_as_an_error() {
     let path = temp_db("fail");
-    let (store, _) = StoreHandle::open(&StoreConfig::new(&path)).unwrap();
+    let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     insert_sync(&store, record(1, Priority::Normal, "a")).unwrap();
     let commits = store.commits();
     // Someone removes our table behind the store's back: the next commit fails.
@@ -191,11 +192,11 @@ fn failed_commit_is_acknowledged_as_an_error() {
 #[test]
 fn normal_sync_mode_also_keeps_committed_jobs() {
     let path = temp_db("normal");
-    let cfg = StoreConfig {
+    let cfg = SqliteConfig {
         sync: SyncMode::Normal,
-        ..StoreConfig::new(&path)
+        ..SqliteConfig::new(&path)
     };
-    let (store, _) = StoreHandle::open(&cfg).unwrap();
+    let (store, _) = sqlite::open(&cfg).unwrap();
     let sync: i64 = Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
@@ -206,7 +207,7 @@ fn normal_sync_mode_also_keeps_committed_jobs() {
         insert_sync(&store, record(id, Priority::High, "")).unwrap();
     }
     store.close();
-    let (_, jobs) = StoreHandle::open(&cfg).unwrap();
+    let (_, jobs) = sqlite::open(&cfg).unwrap();
     assert_eq!(jobs.len(), 10);
 }
 
@@ -214,8 +215,8 @@ fn normal_sync_mode_also_keeps_committed_jobs() {
 fn garbage_and_truncated_files_are_corrupt_not_empty() {
     let garbage = temp_db("garbage");
     std::fs::write(&garbage, vec![0x42u8; 8192]).unwrap();
-    let err = open_err(&StoreConfig::new(&garbage));
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let err = open_err(&SqliteConfig::new(&garbage));
+    assert!(matches!(err, SqliteError::Corrupt { .. }), "{err:?}");
     let line = err.to_string();
     assert!(
         line.contains(&*garbage.to_string_lossy()) && !line.contains('\n'),
@@ -229,7 +230,7 @@ fn garbage_and_truncated_files_are_corrupt_not_empty() {
 
     // A real queue cut in half (a bad copy, a full disk during a backup).
     let cut = temp_db("truncated");
-    let (store, _) = StoreHandle::open(&StoreConfig::new(&cut)).unwrap();
+    let (store, _) = sqlite::open(&SqliteConfig::new(&cut)).unwrap();
     let big = Bytes::from(vec![7u8; 4000]);
     for id in 1..=200 {
         let mut r = record(id, Priority::Normal, "u");
@@ -245,8 +246,8 @@ fn garbage_and_truncated_files_are_corrupt_not_empty() {
     let file = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
     file.set_len(len / 2).unwrap();
     drop(file);
-    let err = open_err(&StoreConfig::new(&cut));
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let err = open_err(&SqliteConfig::new(&cut));
+    assert!(matches!(err, SqliteError::Corrupt { .. }), "{err:?}");
 }
 
 #[test]
@@ -256,22 +257,19 @@ fn unexpected_schemas_are_refused() {
         .unwrap()
         .execute_batch("CREATE TABLE gearmand_rs_jobs (x TEXT)")
         .unwrap();
-    let err = open_err(&StoreConfig::new(&ours));
+    let err = open_err(&SqliteConfig::new(&ours));
     assert!(
-        matches!(&err, StoreError::SchemaMismatch { table, .. } if table == "gearmand_rs_jobs"),
+        matches!(&err, SqliteError::SchemaMismatch { table, .. } if table == "gearmand_rs_jobs"),
         "{err:?}"
     );
 
     let newer = temp_db("schema-newer");
-    StoreHandle::open(&StoreConfig::new(&newer))
-        .unwrap()
-        .0
-        .close();
+    sqlite::open(&SqliteConfig::new(&newer)).unwrap().0.close();
     Connection::open(&newer)
         .unwrap()
         .execute_batch("UPDATE gearmand_rs_meta SET value = 99 WHERE key = 'schema_version'")
         .unwrap();
-    let err = open_err(&StoreConfig::new(&newer));
+    let err = open_err(&SqliteConfig::new(&newer));
     assert!(err.to_string().contains("version 99"), "{err}");
 
     let foreign = temp_db("schema-foreign");
@@ -279,19 +277,19 @@ fn unexpected_schemas_are_refused() {
         .unwrap()
         .execute_batch("CREATE TABLE gearman_queue (id INTEGER, payload BLOB)")
         .unwrap();
-    let err = open_err(&StoreConfig::new(&foreign));
+    let err = open_err(&SqliteConfig::new(&foreign));
     assert!(
-        matches!(&err, StoreError::SchemaMismatch { table, .. } if table == "gearman_queue"),
+        matches!(&err, SqliteError::SchemaMismatch { table, .. } if table == "gearman_queue"),
         "{err:?}"
     );
 
-    let own_name = StoreConfig {
+    let own_name = SqliteConfig {
         gearmand_table: "gearmand_rs_jobs".into(),
-        ..StoreConfig::new(temp_db("schema-own-name"))
+        ..SqliteConfig::new(temp_db("schema-own-name"))
     };
     assert!(matches!(
         open_err(&own_name),
-        StoreError::SchemaMismatch { .. }
+        SqliteError::SchemaMismatch { .. }
     ));
 }
 
@@ -299,13 +297,13 @@ fn unexpected_schemas_are_refused() {
 fn missing_directory_and_directory_paths_are_unwritable() {
     let base = temp_db("paths");
     let missing = base.parent().unwrap().join("no-such-dir").join("q.db");
-    let err = open_err(&StoreConfig::new(&missing));
-    assert!(matches!(err, StoreError::Unwritable { .. }), "{err:?}");
+    let err = open_err(&SqliteConfig::new(&missing));
+    assert!(matches!(err, SqliteError::Unwritable { .. }), "{err:?}");
     assert!(!missing.parent().unwrap().exists());
 
     let dir = base.parent().unwrap().to_path_buf();
-    let err = open_err(&StoreConfig::new(&dir));
-    assert!(matches!(err, StoreError::Unwritable { .. }), "{err:?}");
+    let err = open_err(&SqliteConfig::new(&dir));
+    assert!(matches!(err, SqliteError::Unwritable { .. }), "{err:?}");
 }
 
 /// Runs gearmand-rs on `db` as a user without write access to what root created: as
@@ -384,7 +382,7 @@ fn read_only_directory_and_file_are_refused_at_start() {
 
     // ...nor an existing queue used (SQLite needs its -wal and -shm files beside it).
     let existing = temp_db("ro-dir-existing");
-    let (store, _) = StoreHandle::open(&StoreConfig::new(&existing)).unwrap();
+    let (store, _) = sqlite::open(&SqliteConfig::new(&existing)).unwrap();
     insert_sync(&store, record(1, Priority::Normal, "u")).unwrap();
     store.close();
     let dir = existing.parent().unwrap();
@@ -398,7 +396,7 @@ fn read_only_directory_and_file_are_refused_at_start() {
     // A write-protected file in a writable directory (SQLite would quietly open it
     // read-only and fail at the first submission).
     let protected = temp_db("ro-file");
-    StoreHandle::open(&StoreConfig::new(&protected))
+    sqlite::open(&SqliteConfig::new(&protected))
         .unwrap()
         .0
         .close();

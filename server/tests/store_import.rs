@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::{run, Server};
 use gearman_core::proto::{GrabMode, Priority, Request, Response, WorkPayload};
-use gearman_server::store::{StoreConfig, StoreHandle};
+use gearman_server::store::sqlite::{self, SqliteConfig};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -110,7 +110,7 @@ fn real_gearmand_queue_is_imported_in_priority_then_table_order() {
     std::fs::copy(&db, &served).unwrap();
 
     let order = ["h1", "h2", "g1", "g2", "g3", "l1"];
-    let (store, jobs) = StoreHandle::open(&StoreConfig::new(&db)).unwrap();
+    let (store, jobs) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
     let uniques: Vec<_> = jobs
         .iter()
         .map(|j| String::from_utf8_lossy(&j.unique).into_owned())
@@ -136,7 +136,7 @@ fn real_gearmand_queue_is_imported_in_priority_then_table_order() {
     );
 
     // Opening again does not import twice.
-    let (store, again) = StoreHandle::open(&StoreConfig::new(&db)).unwrap();
+    let (store, again) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
     assert_eq!(again, jobs);
     store.close();
 
@@ -167,11 +167,11 @@ fn old_table_layout_and_custom_table_name_are_imported() {
     )
     .unwrap();
     drop(conn);
-    let cfg = StoreConfig {
+    let cfg = SqliteConfig {
         gearmand_table: "my_queue".into(),
-        ..StoreConfig::new(&db)
+        ..SqliteConfig::new(&db)
     };
-    let (store, jobs) = StoreHandle::open(&cfg).unwrap();
+    let (store, jobs) = sqlite::open(&cfg).unwrap();
     store.close();
     let got: Vec<_> = jobs
         .iter()

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
-use gearman_server::store::{StoreConfig, StoreHandle};
+use gearman_server::store::sqlite::{self, SqliteConfig};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -44,7 +44,7 @@ fn child_inserts_until_killed() {
     let Some(db) = std::env::var_os(CHILD_DB) else {
         return;
     };
-    let (store, _) = StoreHandle::open(&StoreConfig::new(db)).expect("child opens the store");
+    let (store, _) = sqlite::open(&SqliteConfig::new(db)).expect("child opens the store");
     let store = Arc::new(store);
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -144,7 +144,7 @@ fn acknowledged_inserts_survive_sigkill() {
         "the kill must land mid-stream"
     );
 
-    let (store, jobs) = StoreHandle::open(&StoreConfig::new(&db)).unwrap();
+    let (store, jobs) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
     store.close();
     let stored: BTreeSet<u64> = jobs.iter().map(|j| j.durable_id).collect();
     let lost: Vec<_> = acked.difference(&stored).collect();

@@ -1,171 +1,113 @@
-//! Durable background jobs in SQLite, with group commit.
+//! Durable background jobs: one trait for a queue store, one group-commit runner for all of
+//! them, and the backends.
 //!
-//! One thread owns the database. Inserts and deletes queue up while a transaction commits;
-//! the next transaction takes all of them at once, so many concurrent submitters share one
-//! fsync. An insert's acknowledgement runs only after its transaction committed: the server
-//! sends JOB_CREATED from that acknowledgement, so an acknowledged job survives `kill -9`.
+//! The seam is [`QueueStore`], a synchronous trait so that blocking client crates
+//! (rusqlite, `postgres`, `redis`) fit as they are:
 //!
-//! Durability choice. The database runs in WAL mode. With [`SyncMode::Full`] (the default)
-//! every commit fsyncs the write-ahead log before the acknowledgements run, so an
-//! acknowledged job survives a crash of the process *and* a power loss or kernel crash
-//! (given a disk that honours fsync); group commit is what makes this affordable.
-//! [`SyncMode::Normal`] (`--libsqlite3-sync normal`) writes each commit to the log with
-//! `write(2)` but fsyncs only at checkpoints: the committed frames are in the kernel's page
-//! cache, so they survive `kill -9` of the server (the kernel writes them out and SQLite
-//! replays the log on open), but the last commits before a power loss can be lost. The
-//! file itself never becomes corrupt in either mode.
+//! ```text
+//! pub trait QueueStore: Send + 'static {
+//!     fn load(&mut self) -> Result<Vec<JobRecord>, BackendError>;
+//!     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError>;
+//!     fn max_batch(&self) -> usize { DEFAULT_MAX_BATCH }
+//!     fn close(&mut self) {}
+//!     fn describe(&self) -> String;
+//! }
+//! pub enum Change { Insert(JobRecord), Remove(u64) }
+//! pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+//! ```
 //!
-//! On open the store refuses, with a clear [`StoreError`], anything it cannot vouch for: a
-//! file that is not SQLite or fails its integrity check, a file or directory it cannot
-//! write (checked by a real write transaction), or tables with an unexpected layout. A
-//! gearmand libsqlite3 queue table in the file is imported (see `import`).
+//! [`StoreHandle`] runs a store on a thread of its own (the group-commit runner): changes
+//! queue up while a commit runs and the next commit takes all of them at once, so many
+//! concurrent submitters share one fsync. An insert's acknowledgement runs only after the
+//! commit holding it returned `Ok`: the server sends JOB_CREATED from that
+//! acknowledgement, so an acknowledged job survives `kill -9` (and, with a store that syncs,
+//! a power loss).
+//!
+//! Backends: [`sqlite`] (gearmand's `-q libsqlite3`, which also imports gearmand's queue
+//! files) and [`memory`] (in memory with injected failures, for tests of the runner). A new
+//! backend is a module implementing [`QueueStore`] plus its flags, registered in
+//! [`registry`], the one place that maps `-q TYPE` to a backend.
 
-mod error;
-mod import;
-mod schema;
-mod writer;
+pub mod memory;
+pub mod registry;
+mod runner;
+pub mod sqlite;
 
-pub use error::StoreError;
+pub use registry::{Backend, QueueFlags};
+pub use runner::StoreHandle;
 
 use gearman_core::server::JobRecord;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use writer::Op;
 
-/// Where the queue lives and how hard it is pushed to disk.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// SQLite file (created if missing; its directory must exist and be writable).
-    pub path: PathBuf,
-    /// Name of a gearmand libsqlite3 queue table to import on start (gearmand's
-    /// `--libsqlite3-table`, default [`StoreConfig::GEARMAND_TABLE`]).
-    pub gearmand_table: String,
-    /// How hard each commit is pushed to disk.
-    pub sync: SyncMode,
+/// A backend's failure, as the backend's own error type; its `Display` should be one line
+/// that names the store (file, host, key) and what went wrong.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Most changes one commit takes unless the backend says otherwise
+/// ([`QueueStore::max_batch`]), so that a flood cannot hold acknowledgements back
+/// indefinitely.
+pub const DEFAULT_MAX_BATCH: usize = 50_000;
+
+/// One change in a group commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Store a background job (replacing a record with the same `durable_id`).
+    Insert(JobRecord),
+    /// Delete a finished (completed, failed, cancelled) job by its `durable_id`; deleting
+    /// an id that is not stored is not an error.
+    Remove(u64),
 }
 
-impl StoreConfig {
-    /// gearmand's default queue table name.
-    pub const GEARMAND_TABLE: &'static str = "gearman_queue";
+/// A durable queue backend, run by the group-commit runner ([`StoreHandle`]) on a thread of
+/// its own: every method may block.
+///
+/// The contract the runner relies on:
+/// - [`commit`](QueueStore::commit) applies its changes in order, **all or none**, and
+///   returns `Ok` only once they are durable as this backend promises (for SQLite with
+///   `synchronous=FULL`: fsynced). After an `Err`, none of the group's changes may appear
+///   on a later [`load`](QueueStore::load) as if committed by this call, and everything
+///   committed earlier must still be there.
+/// - [`load`](QueueStore::load) returns every stored job, in priority then arrival
+///   (`durable_id`) order; it is called once, before the server accepts connections.
+pub trait QueueStore: Send + 'static {
+    /// Every stored job, in priority then `durable_id` order.
+    fn load(&mut self) -> Result<Vec<JobRecord>, BackendError>;
 
-    /// A store at `path` with the defaults: gearmand's table name, [`SyncMode::Full`].
-    pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
-        StoreConfig {
-            path: path.into(),
-            gearmand_table: Self::GEARMAND_TABLE.into(),
-            sync: SyncMode::Full,
-        }
+    /// Applies `changes` in order, atomically and durably (see the trait's contract).
+    fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError>;
+
+    /// Most changes one [`commit`](QueueStore::commit) may take (a backend with a
+    /// statement or pipeline limit lowers it).
+    fn max_batch(&self) -> usize {
+        DEFAULT_MAX_BATCH
+    }
+
+    /// Runs once after the last commit, when the server stops (SQLite folds its
+    /// write-ahead log back into the file here). Errors are the backend's to log.
+    fn close(&mut self) {}
+
+    /// Names the store for log lines, e.g. `queue file /var/lib/gearmand/q.db`.
+    fn describe(&self) -> String;
+}
+
+impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
+    fn load(&mut self) -> Result<Vec<JobRecord>, BackendError> {
+        (**self).load()
+    }
+    fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
+        (**self).commit(changes)
+    }
+    fn max_batch(&self) -> usize {
+        (**self).max_batch()
+    }
+    fn close(&mut self) {
+        (**self).close()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
     }
 }
 
-/// SQLite `synchronous` setting for the write-ahead log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyncMode {
-    /// Every commit is fsynced before its acknowledgements: acknowledged jobs survive a
-    /// crash of the process and a power loss (the default).
-    #[default]
-    Full,
-    /// Commits reach the kernel but are fsynced only at checkpoints: acknowledged jobs
-    /// survive `kill -9` of the server, not a power loss or kernel crash.
-    Normal,
-}
-
-/// Called with the outcome of a durable insert: `Ok` once the transaction holding it is
-/// committed (and fsynced under [`SyncMode::Full`]). It never runs on the caller of
+/// Called with the outcome of a durable insert: `Ok` once the commit holding it is durable,
+/// `Err` with the reason when that commit failed. It never runs on the caller of
 /// [`StoreHandle::insert`], so it may block (e.g. on a bounded channel to that caller).
 pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-/// Handle on the store thread. Dropping it is [`StoreHandle::close`].
-pub struct StoreHandle {
-    tx: Option<mpsc::Sender<Op>>,
-    thread: Option<JoinHandle<()>>,
-    commits: Arc<AtomicU64>,
-}
-
-impl StoreHandle {
-    /// Opens (creating if missing) and validates the store, imports a gearmand libsqlite3
-    /// queue table if one is there, and returns the stored jobs in priority then arrival
-    /// order.
-    pub fn open(cfg: &StoreConfig) -> Result<(StoreHandle, Vec<JobRecord>), StoreError> {
-        let conn = schema::open(cfg)?;
-        let jobs = schema::load(&conn, &cfg.path)?;
-        let (tx, rx) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
-        let path = cfg.path.display().to_string();
-        let thread = std::thread::Builder::new()
-            .name("gearmand-rs-store".into())
-            .spawn(move || writer::run(conn, rx, counter, path))
-            .map_err(|e| StoreError::Other {
-                path: cfg.path.clone(),
-                what: "cannot start the store thread".into(),
-                detail: e.to_string(),
-            })?;
-        Ok((
-            StoreHandle {
-                tx: Some(tx),
-                thread: Some(thread),
-                commits,
-            },
-            jobs,
-        ))
-    }
-
-    /// Queues a durable insert; `ack` runs on the store thread after the batch holding it
-    /// is committed (`Ok`) or failed (`Err`, with the reason).
-    pub fn insert(&self, record: JobRecord, ack: Ack) {
-        let refused = match &self.tx {
-            None => ack,
-            Some(tx) => match tx.send(Op::Insert(record, ack)) {
-                Ok(()) => return,
-                Err(mpsc::SendError(Op::Insert(_, ack))) => ack,
-                Err(_) => return,
-            },
-        };
-        // The store thread is gone (it panicked): answer from a thread of its own, keeping
-        // the promise that acks never run on the caller.
-        let spawned = std::thread::Builder::new()
-            .name("gearmand-rs-store-refusal".into())
-            .spawn(move || refused(Err("the store thread stopped".into())));
-        if let Err(e) = spawned {
-            tracing::error!("cannot refuse a store insert: {e}");
-        }
-    }
-
-    /// Queues the delete of a finished (completed, failed, cancelled) job.
-    pub fn remove(&self, durable_id: u64) {
-        if let Some(tx) = &self.tx {
-            // A stopped thread cannot delete; the job then runs again after a restart.
-            let _ = tx.send(Op::Remove(durable_id));
-        }
-    }
-
-    /// Transactions committed so far (for tests and metrics): fewer than inserts when
-    /// submitters shared commits.
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Acquire)
-    }
-
-    /// Commits everything queued, runs its acknowledgements and stops the thread.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.tx = None;
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the store thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for StoreHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}

@@ -6,9 +6,9 @@
 //! `when_to_run`) and is replayed by gearmand in table order; we keep that order within each
 //! priority by numbering the rows by rowid.
 
-use super::error::StoreError;
-use super::schema::{columns, JOBS, META};
-use super::StoreConfig;
+use super::error::SqliteError;
+use super::tables::{columns, JOBS, META};
+use super::SqliteConfig;
 use rusqlite::Connection;
 
 /// Quotes an SQL identifier.
@@ -18,12 +18,12 @@ fn quoted(name: &str) -> String {
 
 /// Imports the gearmand table named in `cfg`, if the file has one, inside the caller's
 /// transaction.
-pub(super) fn gearmand_table(conn: &Connection, cfg: &StoreConfig) -> Result<(), StoreError> {
+pub(super) fn gearmand_table(conn: &Connection, cfg: &SqliteConfig) -> Result<(), SqliteError> {
     let path = cfg.path.as_path();
-    let fail = |what: &'static str| move |e| StoreError::from_sqlite(path, what, e);
+    let fail = |what: &'static str| move |e| SqliteError::from_sqlite(path, what, e);
     let table = cfg.gearmand_table.as_str();
     if table.eq_ignore_ascii_case(JOBS) || table.eq_ignore_ascii_case(META) {
-        return Err(StoreError::SchemaMismatch {
+        return Err(SqliteError::SchemaMismatch {
             path: path.to_path_buf(),
             table: table.into(),
             detail: "this is gearmand-rs's own table, not a gearmand queue table name".into(),
@@ -35,7 +35,7 @@ pub(super) fn gearmand_table(conn: &Connection, cfg: &StoreConfig) -> Result<(),
     }
     for needed in ["unique_key", "function_name", "priority", "data"] {
         if !cols.iter().any(|c| c.eq_ignore_ascii_case(needed)) {
-            return Err(StoreError::SchemaMismatch {
+            return Err(SqliteError::SchemaMismatch {
                 path: path.to_path_buf(),
                 table: table.into(),
                 detail: format!("not a gearmand queue table: no column {needed}"),

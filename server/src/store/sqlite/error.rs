@@ -1,4 +1,4 @@
-//! Why a store cannot be opened or used, sorted into what an operator has to fix.
+//! Why the SQLite store cannot be opened or used, sorted into what an operator has to fix.
 
 use rusqlite::ErrorCode;
 use std::fmt;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Why the store cannot be used. Each variant names the file; `Display` is one line that
 /// says what is wrong and what to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
+pub enum SqliteError {
     /// The file or its directory cannot be created, opened for writing or written:
     /// permissions, a missing directory, a read-only file system, a full disk.
     Unwritable {
@@ -51,14 +51,14 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
+impl SqliteError {
     /// Sorts an SQLite failure during `what` by its result code.
-    pub(crate) fn from_sqlite(path: &Path, what: &str, e: rusqlite::Error) -> StoreError {
+    pub(crate) fn from_sqlite(path: &Path, what: &str, e: rusqlite::Error) -> SqliteError {
         let path = path.to_path_buf();
         let detail = e.to_string();
         match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                StoreError::Corrupt { path, detail }
+                SqliteError::Corrupt { path, detail }
             }
             Some(
                 ErrorCode::CannotOpen
@@ -66,11 +66,11 @@ impl StoreError {
                 | ErrorCode::PermissionDenied
                 | ErrorCode::DiskFull
                 | ErrorCode::SystemIoFailure,
-            ) => StoreError::Unwritable { path, detail },
+            ) => SqliteError::Unwritable { path, detail },
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Busy { path, detail }
+                SqliteError::Busy { path, detail }
             }
-            _ => StoreError::Other {
+            _ => SqliteError::Other {
                 path,
                 what: what.to_string(),
                 detail,
@@ -81,43 +81,43 @@ impl StoreError {
     /// The queue file this error is about.
     pub fn path(&self) -> &Path {
         match self {
-            StoreError::Unwritable { path, .. }
-            | StoreError::Corrupt { path, .. }
-            | StoreError::SchemaMismatch { path, .. }
-            | StoreError::Busy { path, .. }
-            | StoreError::Other { path, .. } => path,
+            SqliteError::Unwritable { path, .. }
+            | SqliteError::Corrupt { path, .. }
+            | SqliteError::SchemaMismatch { path, .. }
+            | SqliteError::Busy { path, .. }
+            | SqliteError::Other { path, .. } => path,
         }
     }
 }
 
-impl fmt::Display for StoreError {
+impl fmt::Display for SqliteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.path().display();
         match self {
-            StoreError::Unwritable { detail, .. } => write!(
+            SqliteError::Unwritable { detail, .. } => write!(
                 f,
                 "queue file {file} cannot be written ({detail}); it and its directory must \
                  exist and be writable (SQLite keeps -wal and -shm files beside it)"
             ),
-            StoreError::Corrupt { detail, .. } => write!(
+            SqliteError::Corrupt { detail, .. } => write!(
                 f,
                 "queue file {file} is corrupt or not an SQLite database ({detail}); \
                  refusing to start with an empty queue: restore it or move it aside"
             ),
-            StoreError::SchemaMismatch { table, detail, .. } => write!(
+            SqliteError::SchemaMismatch { table, detail, .. } => write!(
                 f,
                 "queue file {file}: table {table} has an unexpected schema ({detail})"
             ),
-            StoreError::Busy { detail, .. } => write!(
+            SqliteError::Busy { detail, .. } => write!(
                 f,
                 "queue file {file} is locked by another process ({detail}); is another server \
                  using it?"
             ),
-            StoreError::Other { what, detail, .. } => {
+            SqliteError::Other { what, detail, .. } => {
                 write!(f, "queue file {file}: {what}: {detail}")
             }
         }
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for SqliteError {}

@@ -1,8 +1,9 @@
 //! Opening the SQLite file: proving it is healthy and writable, creating or checking our
 //! tables, and reading the stored jobs back.
 
-use super::error::StoreError;
-use super::{import, StoreConfig, SyncMode};
+use super::error::SqliteError;
+use super::tables::{columns, JOBS, JOBS_COLUMNS, META, SCHEMA_VERSION};
+use super::{import, SqliteConfig, SyncMode};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
@@ -10,15 +11,6 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, DatabaseName, OpenFlags, Row, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
-
-/// Our job table: one row per durable background job, keyed by the server's durable id
-/// (so jobs with an empty unique never overwrite each other, unlike gearmand's
-/// `(unique_key, function_name)` key). The id also gives the arrival order.
-pub(super) const JOBS: &str = "gearmand_rs_jobs";
-/// Small key/value table: schema version, so a newer layout is refused, not misread.
-pub(super) const META: &str = "gearmand_rs_meta";
-/// Layout version written to [`META`].
-const SCHEMA_VERSION: i64 = 1;
 
 const CREATE_JOBS: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     durable_id INTEGER PRIMARY KEY,
@@ -28,15 +20,6 @@ const CREATE_JOBS: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     data BLOB NOT NULL,
     when_to_run INTEGER,
     reducer BLOB)";
-const JOBS_COLUMNS: [&str; 7] = [
-    "durable_id",
-    "function",
-    "unique_key",
-    "priority",
-    "data",
-    "when_to_run",
-    "reducer",
-];
 const CREATE_META: &str =
     "CREATE TABLE IF NOT EXISTS gearmand_rs_meta (key TEXT PRIMARY KEY, value INTEGER)";
 const META_COLUMNS: [&str; 2] = ["key", "value"];
@@ -46,22 +29,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(6);
 /// Bound on the write-ahead log file kept after a checkpoint.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-/// Column names of `table` in declaration order; empty if there is no such table.
-pub(super) fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
-    let names = stmt
-        .query_map([table], |row| row.get::<_, String>(0))?
-        .collect();
-    names
-}
-
 /// Opens the file, proves it is a healthy SQLite database that we can write, creates or
 /// checks our tables and imports a gearmand queue table, all before any job is accepted.
-pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
+pub(super) fn open(cfg: &SqliteConfig) -> Result<Connection, SqliteError> {
     let path = cfg.path.as_path();
-    let fail = |what: &'static str| move |e| StoreError::from_sqlite(path, what, e);
+    let fail = |what: &'static str| move |e| SqliteError::from_sqlite(path, what, e);
     if path.is_dir() {
-        return Err(StoreError::Unwritable {
+        return Err(SqliteError::Unwritable {
             path: path.to_path_buf(),
             detail: "it is a directory".into(),
         });
@@ -76,7 +50,7 @@ pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
         .is_readonly(DatabaseName::Main)
         .map_err(fail("cannot open"))?
     {
-        return Err(StoreError::Unwritable {
+        return Err(SqliteError::Unwritable {
             path: path.to_path_buf(),
             detail: "the file is write-protected".into(),
         });
@@ -92,7 +66,7 @@ pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(fail("cannot check"))?;
     if check != "ok" {
-        return Err(StoreError::Corrupt {
+        return Err(SqliteError::Corrupt {
             path: path.to_path_buf(),
             detail: check,
         });
@@ -101,7 +75,7 @@ pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(fail("cannot enable the write-ahead log"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unwritable {
+        return Err(SqliteError::Unwritable {
             path: path.to_path_buf(),
             detail: format!("cannot enable the write-ahead log (journal mode stays {mode})"),
         });
@@ -120,9 +94,9 @@ pub(super) fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
 
 /// Creates or checks our tables and imports gearmand's in one write transaction: it also
 /// proves, before the first client, that the file and its directory are writable.
-fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, cfg: &SqliteConfig) -> Result<(), SqliteError> {
     let path = cfg.path.as_path();
-    let fail = |what: &'static str| move |e| StoreError::from_sqlite(path, what, e);
+    let fail = |what: &'static str| move |e| SqliteError::from_sqlite(path, what, e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail("cannot start a write transaction"))?;
@@ -141,7 +115,7 @@ fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> Result<(), StoreError> {
             })
             .map_err(fail("cannot read the schema version"))?;
         if let Some(v) = version.filter(|&v| v != SCHEMA_VERSION) {
-            return Err(StoreError::SchemaMismatch {
+            return Err(SqliteError::SchemaMismatch {
                 path: path.to_path_buf(),
                 table: META.into(),
                 detail: format!(
@@ -168,11 +142,11 @@ fn expect_columns(
     table: &str,
     have: &[String],
     want: &[&str],
-) -> Result<(), StoreError> {
+) -> Result<(), SqliteError> {
     if have.iter().map(String::as_str).eq(want.iter().copied()) {
         return Ok(());
     }
-    Err(StoreError::SchemaMismatch {
+    Err(SqliteError::SchemaMismatch {
         path: path.to_path_buf(),
         table: table.into(),
         detail: format!(
@@ -184,8 +158,8 @@ fn expect_columns(
 }
 
 /// Every stored job, in priority then arrival (durable id) order.
-pub(super) fn load(conn: &Connection, path: &Path) -> Result<Vec<JobRecord>, StoreError> {
-    let fail = |e| StoreError::from_sqlite(path, "cannot read the stored jobs", e);
+pub(super) fn load(conn: &Connection, path: &Path) -> Result<Vec<JobRecord>, SqliteError> {
+    let fail = |e| SqliteError::from_sqlite(path, "cannot read the stored jobs", e);
     let mut stmt = conn
         .prepare(
             "SELECT durable_id, function, unique_key, priority, data, when_to_run, reducer

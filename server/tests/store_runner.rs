@@ -1,0 +1,182 @@
+//! The group-commit runner against the in-memory store with injected failures (no SQLite):
+//! acknowledgements follow the commit, a failed commit refuses its inserts and loses
+//! nothing acknowledged, deletes survive a failed commit, and concurrent inserts share
+//! commits.
+
+use bytes::Bytes;
+use gearman_core::proto::Priority;
+use gearman_core::server::JobRecord;
+use gearman_server::store::memory::{MemoryControl, MemoryStore};
+use gearman_server::store::StoreHandle;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+fn record(id: u64, priority: Priority) -> JobRecord {
+    JobRecord {
+        durable_id: id,
+        function: Bytes::from_static(b"f"),
+        unique: Bytes::from(format!("u{id}")),
+        priority,
+        data: Bytes::from(format!("job {id}")),
+        when: None,
+        reducer: None,
+    }
+}
+
+fn start(jobs: Vec<JobRecord>) -> (StoreHandle, Vec<JobRecord>, MemoryControl) {
+    let (store, control) = MemoryStore::with_jobs(jobs);
+    let (handle, loaded) = StoreHandle::start(store).expect("the runner starts");
+    (handle, loaded, control)
+}
+
+/// Queues an insert; its outcome arrives on the returned channel.
+fn insert(store: &StoreHandle, id: u64) -> mpsc::Receiver<Result<(), String>> {
+    let (tx, rx) = mpsc::channel();
+    store.insert(
+        record(id, Priority::Normal),
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx
+}
+
+fn ack(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
+    rx.recv_timeout(ACK_WAIT).expect("an acknowledgement")
+}
+
+fn stored_ids(control: &MemoryControl) -> Vec<u64> {
+    control.jobs().iter().map(|r| r.durable_id).collect()
+}
+
+#[test]
+fn start_loads_jobs_in_priority_then_arrival_order() {
+    let jobs = vec![
+        record(3, Priority::Low),
+        record(1, Priority::Normal),
+        record(4, Priority::High),
+        record(2, Priority::Normal),
+    ];
+    let (_store, loaded, _) = start(jobs);
+    let order: Vec<u64> = loaded.iter().map(|r| r.durable_id).collect();
+    assert_eq!(order, [4, 1, 2, 3]);
+}
+
+#[test]
+fn acknowledgement_waits_for_the_commit() {
+    let (store, _, control) = start(Vec::new());
+    control.hold();
+    let rx = insert(&store, 1);
+    assert!(control.wait_started(1, ACK_WAIT), "the commit starts");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "acknowledged before the commit finished"
+    );
+    assert!(stored_ids(&control).is_empty());
+    control.release();
+    assert_eq!(ack(&rx), Ok(()));
+    assert_eq!(stored_ids(&control), [1]);
+}
+
+#[test]
+fn failed_commit_refuses_its_inserts_and_keeps_what_was_acknowledged() {
+    let (store, _, control) = start(Vec::new());
+    assert_eq!(ack(&insert(&store, 1)), Ok(()));
+    control.fail_next(1);
+    let refused = ack(&insert(&store, 2)).expect_err("the failed commit's insert is refused");
+    assert!(
+        refused.contains("memory store") && refused.contains("injected"),
+        "{refused}"
+    );
+    assert_eq!(ack(&insert(&store, 3)), Ok(()));
+    assert_eq!(stored_ids(&control), [1, 3]);
+    assert_eq!(store.commits(), 2, "the failed commit is not counted");
+}
+
+#[test]
+fn deletes_of_a_failed_commit_are_retried() {
+    let (store, _, control) = start(vec![record(1, Priority::Normal)]);
+    control.hold();
+    let held = insert(&store, 2);
+    assert!(control.wait_started(1, ACK_WAIT));
+    // Queued behind the held commit: they form the next group.
+    store.remove(1);
+    let behind = insert(&store, 3);
+    control.fail_next(2);
+    control.release();
+    assert!(ack(&held).is_err());
+    assert!(ack(&behind).is_err());
+    assert_eq!(stored_ids(&control), [1], "failed commits wrote nothing");
+    assert_eq!(ack(&insert(&store, 4)), Ok(()));
+    assert_eq!(
+        stored_ids(&control),
+        [4],
+        "the delete from the failed group went with the next commit"
+    );
+    let groups = control.groups();
+    assert_eq!(groups.last().map(|g| (g.inserts, g.removes)), Some((1, 1)));
+}
+
+#[test]
+fn inserts_queued_during_a_commit_share_the_next_one() {
+    let (store, _, control) = start(Vec::new());
+    control.hold();
+    let first = insert(&store, 0);
+    assert!(control.wait_started(1, ACK_WAIT));
+    let rest: Vec<_> = (1..=100).map(|id| insert(&store, id)).collect();
+    control.release();
+    assert_eq!(ack(&first), Ok(()));
+    for rx in &rest {
+        assert_eq!(ack(rx), Ok(()));
+    }
+    let inserts: Vec<usize> = control.groups().iter().map(|g| g.inserts).collect();
+    assert_eq!(inserts, [1, 100]);
+    assert_eq!(store.commits(), 2);
+}
+
+#[test]
+fn slow_commits_serve_concurrent_submitters_with_shared_commits() {
+    let (store, _, control) = start(Vec::new());
+    control.set_delay(Duration::from_millis(5));
+    let store = std::sync::Arc::new(store);
+    let submitters: Vec<_> = (0..8u64)
+        .map(|c| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..25u64 {
+                    assert_eq!(ack(&insert(&store, c * 100 + n)), Ok(()));
+                }
+            })
+        })
+        .collect();
+    for s in submitters {
+        s.join().expect("a submitter");
+    }
+    assert_eq!(control.jobs().len(), 200);
+    let groups = control.groups();
+    assert_eq!(groups.iter().map(|g| g.inserts).sum::<usize>(), 200);
+    assert!(
+        groups.len() <= 100,
+        "{} commits for 200 inserts from 8 submitters: groups are not shared",
+        groups.len()
+    );
+}
+
+#[test]
+fn close_commits_and_acknowledges_everything_queued() {
+    let (store, _, control) = start(Vec::new());
+    control.set_delay(Duration::from_millis(20));
+    let pending: Vec<_> = (0..10).map(|id| insert(&store, id)).collect();
+    store.remove(0);
+    store.close();
+    for rx in &pending {
+        assert_eq!(
+            rx.try_recv(),
+            Ok(Ok(())),
+            "acknowledged before close returned"
+        );
+    }
+    assert_eq!(stored_ids(&control), (1..10).collect::<Vec<_>>());
+}
