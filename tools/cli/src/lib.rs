@@ -1,0 +1,23 @@
+//! Shared pieces of `gearman-rs` and `gearadmin-rs`, the gearman-rs versions of gearmand's
+//! `gearman` and `gearadmin` command-line tools.
+
+/// Builds a server address from a `-h` host and the `-p` port, as both tools take them:
+/// a host that already has a port (`name:port`, `[v6]:port`) keeps it; a bare IPv6
+/// address is bracketed.
+///
+/// ```
+/// use gearman_cli::server_addr;
+/// assert_eq!(server_addr("localhost", 4730), "localhost:4730");
+/// assert_eq!(server_addr("10.0.0.1:4731", 4730), "10.0.0.1:4731");
+/// assert_eq!(server_addr("::1", 4730), "[::1]:4730");
+/// assert_eq!(server_addr("[::1]:9", 4730), "[::1]:9");
+/// ```
+pub fn server_addr(host: &str, port: u16) -> String {
+    if host.starts_with('[') || host.matches(':').count() == 1 || host.starts_with("unix:") {
+        host.to_owned()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
