@@ -4,8 +4,8 @@ mod adapter_common;
 
 use adapter_common::{Adapter, ClientOpts, Outcome, Spec};
 use gearman_blocking::{
-    Backoff, Client, ClientEvent, ClientOptions, Error, Job, Selection, StopHandle, WorkError,
-    Worker, WorkerOptions,
+    Backoff, Client, ClientOptions, Error, Job, JobEvent, Selection, WorkError, Worker,
+    WorkerHandle, WorkerOptions,
 };
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,33 +33,16 @@ fn job(spec: &Spec) -> Job {
 }
 
 fn outcome(r: Result<bytes::Bytes, Error>) -> Outcome {
-    match r {
-        Ok(d) => Outcome::Ok(d.to_vec()),
-        Err(Error::JobFailed) => Outcome::Failed,
-        Err(Error::JobException(d)) => Outcome::Exception(d.to_vec()),
-        Err(Error::TimedOut) => Outcome::TimedOut,
-        Err(e) => Outcome::Other(e.to_string()),
-    }
+    adapter_common::outcome(r)
 }
 
-fn describe(e: &ClientEvent) -> Option<String> {
-    match e {
-        ClientEvent::Status {
-            numerator,
-            denominator,
-            ..
-        } => Some(format!("status {numerator}/{denominator}")),
-        ClientEvent::Data { data, .. } => Some(format!("data {}", String::from_utf8_lossy(data))),
-        ClientEvent::Warning { data, .. } => {
-            Some(format!("warning {}", String::from_utf8_lossy(data)))
-        }
-        _ => None,
-    }
+fn describe(e: &JobEvent) -> Option<String> {
+    adapter_common::describe(e)
 }
 
 impl Adapter for Blocking {
     type Client = Client;
-    type Worker = (StopHandle, JoinHandle<()>);
+    type Worker = (WorkerHandle, JoinHandle<()>);
 
     fn client_with(servers: &[String], opts: ClientOpts) -> Client {
         let mut options = ClientOptions::default();
@@ -158,12 +141,37 @@ impl Adapter for Blocking {
                 },
                 |results| Ok(results.join(&b","[..]).into()),
             );
-        let stop = worker.stop_handle();
-        (stop, std::thread::spawn(move || worker.work()))
+        let handle = worker.handle();
+        (handle, std::thread::spawn(move || worker.run()))
     }
 
-    fn stop((stop, thread): Self::Worker) {
-        stop.stop();
+    fn batch(
+        c: &mut Client,
+        tasks: Vec<gearman_blocking::Task>,
+    ) -> (Vec<(usize, JobEvent)>, Vec<adapter_common::TaskResult>) {
+        let mut events = Vec::new();
+        let outputs = c.run_batch(tasks, |i, e| events.push((i, e.clone())));
+        (events, outputs)
+    }
+
+    fn connect(c: &mut Client) -> Result<(), Error> {
+        c.connect()
+    }
+
+    fn ping(c: &mut Client) -> Result<Duration, Error> {
+        c.ping()
+    }
+
+    fn unregister((handle, _): &Self::Worker, function: &str) {
+        handle.unregister(function.to_string());
+    }
+
+    fn unregister_all((handle, _): &Self::Worker) {
+        handle.unregister_all();
+    }
+
+    fn stop((handle, thread): Self::Worker) {
+        handle.shutdown();
         thread.join().expect("worker thread");
     }
 }

@@ -59,11 +59,11 @@ fn blocking_worker_sends_its_result_and_next_grab_at_once() {
     let worker = gearman_blocking::Worker::new([server.addr()])
         .poll_interval(LONG_TICK)
         .function("echo", None, |job| Ok(job.data().clone()));
-    let stop = worker.stop_handle();
-    let thread = std::thread::spawn(move || worker.work());
+    let stop = worker.handle();
+    let thread = std::thread::spawn(move || worker.run());
     let mut conn = server.accept(PROMPT);
     assign_and_expect_result(&mut conn);
-    stop.stop();
+    stop.shutdown();
     drop(conn);
     join_within(thread, "blocking worker");
 }

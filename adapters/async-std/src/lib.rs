@@ -6,7 +6,12 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), gearman_async_std::Error> {
 //! let client = gearman_async_std::client().server("127.0.0.1:4730").build();
+//! client.connect().await?; // optional: fail now on a dead port, with each io error
 //! let reversed = client.run(gearman_async_std::Job::new("reverse", "hello")).await?;
+//! // A batch of foreground, background and status tasks (PECL's addTask*/runTasks).
+//! use gearman_async_std::{Job, Task};
+//! let tasks = vec![Task::Run(Job::new("reverse", "a")), Task::Background(Job::new("log", "x"))];
+//! let outputs = client.run_batch(tasks, |i, event| println!("task {i}: {event:?}")).await;
 //! # Ok(()) }
 //! ```
 //!
@@ -23,7 +28,7 @@
 //!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
 //!     })
 //!     .build();
-//! let stop = worker.shutdown_handle(); // stop.shutdown() finishes running jobs, then returns
+//! let handle = worker.handle(); // shutdown(), unregister(name), unregister_all()
 //! worker.run().await;
 //! # }
 //! ```

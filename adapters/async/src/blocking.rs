@@ -5,10 +5,14 @@
 //! machine with [`flush`] and [`wait`] (str0m's loop: drain output and events, then read
 //! with a timeout that ends at the machine's next deadline).
 
+pub use crate::driver::log_close;
+use crate::{Error, Unreachable};
 use gearman_core::addr::ServerAddr;
+use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet};
 use gearman_core::machine::Machine;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A byte stream the blocking adapter runs over (TCP, a Unix socket, TLS over either):
@@ -56,9 +60,15 @@ impl Connector for StdConnector {
         }
     }
 }
-/// Parses `addr` (a malformed one is an `InvalidInput` error) and connects to it.
+/// Parses `addr` (a malformed one is an `InvalidInput` error) and connects to it; says so
+/// (`tracing`) either way.
 pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stream>> {
-    connector.connect(&crate::parse_addr(addr)?)
+    let connected = crate::parse_addr(addr).and_then(|a| connector.connect(&a));
+    match &connected {
+        Ok(_) => tracing::debug!(server = addr, "gearman: connected"),
+        Err(e) => tracing::warn!(server = addr, error = %e, "gearman: cannot connect"),
+    }
+    connected
 }
 
 /// Writes everything `m` wants to send (a failed write is the end of the stream for `m`).
@@ -92,4 +102,73 @@ pub fn wait<M: Machine>(m: &mut M, stream: &mut dyn Stream, buf: &mut [u8], tick
         Err(_) => m.handle_eof(Instant::now()),
     }
     m.handle_timeout(Instant::now());
+}
+
+/// The blocking client's engine: its server connections ([`ClientSet`]), how they are
+/// opened, and each server's last connect error (a server backing off is not tried again,
+/// so a call no server took fails with [`Error::NoServer`] naming them).
+pub struct ClientEngine {
+    set: ClientSet<Box<dyn Stream>>,
+    /// Opens the connections.
+    pub connector: Arc<dyn Connector>,
+    unreachable: Vec<Unreachable>,
+}
+
+impl ClientEngine {
+    /// An engine for these servers, connecting with [`StdConnector`].
+    pub fn new(addrs: Vec<String>, options: &ClientOptions) -> Self {
+        ClientEngine {
+            set: ClientSet::new(addrs, options),
+            connector: Arc::new(StdConnector),
+            unreachable: Vec::new(),
+        }
+    }
+
+    /// Sends every call (pipelined per connection), connecting where needed, then runs
+    /// each busy connection until its calls end; `on_event(i, event)` sees each event of
+    /// call `i`. Returns each call's final event or error, in call order.
+    pub fn run_calls(
+        &mut self,
+        calls: Vec<(Call, Option<Duration>)>,
+        mut on_event: impl FnMut(usize, &ClientEvent),
+    ) -> Vec<Result<ClientEvent, Error>> {
+        let (set, connector, unreachable) =
+            (&mut self.set, &*self.connector, &mut self.unreachable);
+        let open = |addr: &str| {
+            let opened = connect(connector, addr).map_err(Arc::new);
+            unreachable.retain(|u| u.server != addr);
+            if let Err(error) = &opened {
+                let (server, error) = (addr.into(), error.clone());
+                unreachable.push(Unreachable { server, error });
+            }
+            opened
+        };
+        set.start(calls, Instant::now(), open);
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+        let busy = set.busy();
+        // Every server gets its calls before we wait on any one of them.
+        for &idx in &busy {
+            if let Some(m) = set.member(idx) {
+                flush(&mut m.machine, &mut *m.io, &mut out);
+            }
+        }
+        for idx in busy {
+            while let Some(m) = set.member(idx) {
+                flush(&mut m.machine, &mut *m.io, &mut out);
+                if !set.drain(idx, Instant::now(), &mut on_event) {
+                    break;
+                }
+                if let Some(m) = set.member(idx) {
+                    wait(&mut m.machine, &mut *m.io, &mut buf, Duration::from_secs(1));
+                }
+            }
+        }
+        let results = set.take_results().into_iter();
+        results
+            .map(|r| match r {
+                Err(CallError::NoServer) => Err(Error::NoServer(unreachable.clone())),
+                r => r.map_err(Error::from),
+            })
+            .collect()
+    }
 }

@@ -3,37 +3,24 @@
 //! [`ServerPool`]; event dispatch is the core's [`Waiters`].
 
 use crate::driver::{drive, Role};
-use crate::{connect, Connector, Error, Runtime};
+use crate::{connect, Connector, Error, JobEvent, Runtime, Task, TaskOutput, Unreachable};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::{Stream, StreamExt};
 use gearman_core::client::backoff::Backoff;
 use gearman_core::client::{
-    Call, ClientConfig, ClientConnection, ClientEvent, Job, Selection, ServerPool, Waiters,
+    Call, CallError, ClientConfig, ClientConnection, ClientEvent, Job, Selection, ServerPool,
+    Waiters,
 };
 use gearman_core::proto::{StatusRes, StatusResUnique};
 use gearman_core::ConnError;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// What a foreground job reports while it runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobEvent {
-    /// Accepted with this handle.
-    Created(Bytes),
-    /// Progress.
-    Status(u32, u32),
-    /// A data chunk.
-    Data(Bytes),
-    /// A warning.
-    Warning(Bytes),
-    /// Finished with this result (the last event).
-    Complete(Bytes),
-}
-
-type Results = UnboundedSender<Result<ClientEvent, Error>>;
+type Results = UnboundedSender<Result<ClientEvent, CallError>>;
 
 /// A call for the connection task.
 struct Start {
@@ -65,7 +52,7 @@ impl Role for ClientRole {
                 self.waiters.insert(req, start.events);
             }
             Err(e) => {
-                let _ = start.events.unbounded_send(Err(Error::Usage(e)));
+                let _ = start.events.unbounded_send(Err(CallError::Usage(e)));
             }
         }
     }
@@ -84,6 +71,8 @@ impl Role for ClientRole {
 struct Pool {
     servers: ServerPool,
     conns: Vec<Option<UnboundedSender<Start>>>,
+    // Each server's last connect error, for `Error::NoServer`.
+    errors: Vec<Option<Arc<io::Error>>>,
 }
 
 struct Inner<Rt: Runtime> {
@@ -172,6 +161,7 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
         let pool = Pool {
             servers: ServerPool::new(n, self.selection, self.backoff),
             conns: vec![None; n],
+            errors: vec![None; n],
         };
         let inner = Inner {
             rt: self.rt,
@@ -200,9 +190,10 @@ impl<Rt: Runtime> Clone for Client<Rt> {
     }
 }
 
-/// The events of one foreground job, ending with [`JobEvent::Complete`] or an error.
+/// The events of one foreground job, ending with `Complete`, `Failed` or `Exception` (or
+/// an error: timeout, lost connection).
 pub struct JobStream {
-    events: UnboundedReceiver<Result<ClientEvent, Error>>,
+    events: UnboundedReceiver<Result<ClientEvent, CallError>>,
     done: bool,
     // Keeps the client's connections open while the job is awaited.
     _client: Arc<dyn Send + Sync>,
@@ -210,11 +201,11 @@ pub struct JobStream {
 
 impl JobStream {
     /// The final result of a single-reply call.
-    async fn reply(mut self) -> Result<ClientEvent, Error> {
+    async fn reply(mut self) -> Result<ClientEvent, CallError> {
         self.events
             .next()
             .await
-            .unwrap_or(Err(Error::Connection(ConnError::Closed)))
+            .unwrap_or(Err(CallError::Connection(ConnError::Closed)))
     }
 }
 
@@ -227,29 +218,11 @@ impl Stream for JobStream {
         }
         let event = match self.events.poll_next_unpin(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => Err(Error::Connection(ConnError::Closed)),
+            Poll::Ready(None) => Err(CallError::Connection(ConnError::Closed)),
             Poll::Ready(Some(event)) => event,
         };
-        let item = match event {
-            Ok(ClientEvent::Created { handle, .. }) => Ok(JobEvent::Created(handle)),
-            Ok(ClientEvent::Status {
-                numerator,
-                denominator,
-                ..
-            }) => Ok(JobEvent::Status(numerator, denominator)),
-            Ok(ClientEvent::Data { data, .. }) => Ok(JobEvent::Data(data)),
-            Ok(ClientEvent::Warning { data, .. }) => Ok(JobEvent::Warning(data)),
-            Ok(ClientEvent::Complete { data, .. }) => Ok(JobEvent::Complete(data)),
-            Ok(_) => Err(Error::UnexpectedReply),
-            Err(e) => Err(e),
-        };
-        self.done = !matches!(
-            item,
-            Ok(JobEvent::Created(_)
-                | JobEvent::Status(..)
-                | JobEvent::Data(_)
-                | JobEvent::Warning(_))
-        );
+        let item = JobEvent::from_result(event).unwrap_or(Err(Error::UnexpectedReply));
+        self.done = item.as_ref().map_or(true, JobEvent::is_final);
         Poll::Ready(Some(item))
     }
 }
@@ -266,11 +239,69 @@ impl<Rt: Runtime> Client<Rt> {
         pool.conns.get(idx)?.clone().filter(|tx| !tx.is_closed())
     }
 
-    /// A connection for a call whose first choice is `first`, failing over in the pool's
-    /// order; connects (without holding the pool lock) and spawns a driver task if needed.
-    async fn connection(&self, first: usize) -> Result<(usize, UnboundedSender<Start>), Error> {
+    /// Every server with a connect error, for [`Error::NoServer`].
+    fn no_server(&self) -> Error {
+        let pool = self.pool();
+        let failed = pool.errors.iter().zip(&self.inner.addrs);
+        let servers = failed.filter_map(|(e, server)| {
+            let error = e.clone()?;
+            let server = server.clone();
+            Some(Unreachable { server, error })
+        });
+        Error::NoServer(servers.collect())
+    }
+
+    /// The connection to server `idx`: the live one, or a new one with its driver task.
+    async fn open(&self, idx: usize) -> Result<UnboundedSender<Start>, Arc<io::Error>> {
+        if let Some(tx) = self.live(idx) {
+            return Ok(tx);
+        }
         let inner = &self.inner;
-        let now = inner.rt.now();
+        let addr = inner.addrs.get(idx).map_or("", String::as_str);
+        let io = match connect(&*inner.connector, addr).await {
+            Ok(io) => io,
+            Err(e) => {
+                let e = Arc::new(e);
+                let mut pool = self.pool();
+                pool.servers.on_failure(idx, inner.rt.now());
+                tracing::warn!(server = addr, error = %e, "gearman client: cannot connect");
+                if let Some(slot) = pool.errors.get_mut(idx) {
+                    *slot = Some(e.clone());
+                }
+                return Err(e);
+            }
+        };
+        tracing::debug!(server = addr, "gearman client: connected");
+        let mut pool = self.pool();
+        pool.servers.on_connected(idx);
+        // Another task may have connected meanwhile: use its connection, drop ours.
+        if let Some(Some(tx)) = pool
+            .conns
+            .get(idx)
+            .filter(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
+        {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = unbounded();
+        let rt = inner.rt.clone();
+        let mut role = ClientRole {
+            conn: ClientConnection::new(inner.config.clone()),
+            waiters: Waiters::default(),
+        };
+        let server = addr.to_owned();
+        inner.rt.spawn(Box::pin(async move {
+            drive(&mut role, io, rx, &rt, &server).await;
+        }));
+        if let Some(slot) = pool.conns.get_mut(idx) {
+            *slot = Some(tx.clone());
+        }
+        Ok(tx)
+    }
+
+    /// A connection for a call whose first choice is `first`, failing over in the pool's
+    /// order; connects (without holding the pool lock) where needed.
+    async fn connection(&self, first: usize) -> Result<(usize, UnboundedSender<Start>), Error> {
+        let now = self.inner.rt.now();
         let order = {
             let pool = self.pool();
             let conns = &pool.conns;
@@ -282,44 +313,11 @@ impl<Rt: Runtime> Client<Rt> {
             pool.servers.candidates(first, now, live)
         };
         for idx in order {
-            if let Some(tx) = self.live(idx) {
+            if let Ok(tx) = self.open(idx).await {
                 return Ok((idx, tx));
             }
-            let Some(addr) = inner.addrs.get(idx) else {
-                continue;
-            };
-            let io = match connect(&*inner.connector, addr).await {
-                Ok(io) => io,
-                Err(_) => {
-                    self.pool().servers.on_failure(idx, inner.rt.now());
-                    continue;
-                }
-            };
-            let mut pool = self.pool();
-            pool.servers.on_connected(idx);
-            // Another task may have connected meanwhile: use its connection, drop ours.
-            if let Some(Some(tx)) = pool
-                .conns
-                .get(idx)
-                .filter(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
-            {
-                return Ok((idx, tx.clone()));
-            }
-            let (tx, rx) = unbounded();
-            let rt = inner.rt.clone();
-            let mut role = ClientRole {
-                conn: ClientConnection::new(inner.config.clone()),
-                waiters: Waiters::default(),
-            };
-            inner.rt.spawn(Box::pin(async move {
-                drive(&mut role, io, rx, &rt).await;
-            }));
-            if let Some(slot) = pool.conns.get_mut(idx) {
-                *slot = Some(tx.clone());
-            }
-            return Ok((idx, tx));
         }
-        Err(Error::NoServer)
+        Err(self.no_server())
     }
 
     /// Sends `call` to a server; returns the server index and the event stream.
@@ -352,7 +350,36 @@ impl<Rt: Runtime> Client<Rt> {
                 *slot = None;
             }
         }
-        Err(Error::NoServer)
+        Err(self.no_server())
+    }
+
+    /// Connects to every server now (connections are otherwise opened on first use), so a
+    /// wrong address or a dead port shows at once. Fails with [`Error::NoServer`] naming
+    /// each server that could not be reached; the others stay connected.
+    pub async fn connect(&self) -> Result<(), Error> {
+        let opens = (0..self.inner.addrs.len()).map(|idx| self.open(idx));
+        let opened = futures::future::join_all(opens).await;
+        let failed = opened.iter().zip(&self.inner.addrs);
+        let failed: Vec<_> = failed
+            .filter_map(|(r, server)| {
+                let error = r.as_ref().err()?.clone();
+                Some(Unreachable {
+                    server: server.clone(),
+                    error,
+                })
+            })
+            .collect();
+        match failed.is_empty() && !self.inner.addrs.is_empty() {
+            true => Ok(()),
+            false => Err(Error::NoServer(failed)),
+        }
+    }
+
+    /// An ECHO round trip to a server (the one the next call would use): its time.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let start = self.inner.rt.now();
+        self.echo("ping").await?;
+        Ok(self.inner.rt.now().saturating_duration_since(start))
     }
 
     /// Submits a foreground job and streams its events.
@@ -361,15 +388,69 @@ impl<Rt: Runtime> Client<Rt> {
         Ok(stream)
     }
 
-    /// Submits a foreground job and waits for its result.
+    /// Submits a foreground job and waits for its result; a failed job or an exception is
+    /// an error ([`Error::JobFailed`], [`Error::JobException`]).
     pub async fn run(&self, job: Job) -> Result<Bytes, Error> {
         let mut stream = self.submit(job).await?;
         while let Some(event) = stream.next().await {
-            if let JobEvent::Complete(data) = event? {
-                return Ok(data);
+            if let Some(result) = event?.into_result() {
+                return result;
             }
         }
         Err(Error::Connection(ConnError::Closed))
+    }
+
+    /// Runs a batch of tasks at once (PECL's `addTask*`/`runTasks`, `addTaskStatus`): each
+    /// goes to its server as a call is; `on_event(i, event)` sees the events of foreground
+    /// task `i`, its last one included. Returns each task's output, in task order.
+    pub async fn run_batch(
+        &self,
+        tasks: Vec<Task>,
+        mut on_event: impl FnMut(usize, &JobEvent),
+    ) -> Vec<Result<TaskOutput, Error>> {
+        let closed = || Err(Error::Connection(ConnError::Closed));
+        let mut outputs: Vec<Result<TaskOutput, Error>> = tasks.iter().map(|_| closed()).collect();
+        let mut streams = Vec::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let (call, timeout) = task.call();
+            match self.start(call, timeout).await {
+                Ok((idx, stream)) => streams.push(stream.events.map(move |e| (i, idx, e))),
+                Err(e) => outputs[i] = Err(e),
+            }
+        }
+        let mut events = futures::stream::select_all(streams);
+        while let Some((i, idx, result)) = events.next().await {
+            let is_final = result.as_ref().map_or(true, ClientEvent::is_final);
+            if let (Some(Task::Run(_)), Some(Ok(event))) =
+                (tasks.get(i), JobEvent::from_result(result.clone()))
+            {
+                on_event(i, &event);
+            }
+            if let Ok(ClientEvent::Created {
+                handle,
+                background: true,
+                ..
+            }) = &result
+            {
+                self.pool().servers.remember(handle.clone(), idx);
+            }
+            if is_final {
+                outputs[i] = TaskOutput::from_result(result);
+            }
+        }
+        outputs
+    }
+
+    /// Runs many foreground jobs at once; `on_event(i, event)` sees the events of job `i`.
+    /// Returns the results in job order.
+    pub async fn run_tasks(
+        &self,
+        jobs: Vec<Job>,
+        on_event: impl FnMut(usize, &JobEvent),
+    ) -> Vec<Result<Bytes, Error>> {
+        let tasks = jobs.into_iter().map(Task::Run).collect();
+        let outputs = self.run_batch(tasks, on_event).await.into_iter();
+        outputs.map(|o| o?.into_bytes()).collect()
     }
 
     /// Submits a background job (or an epoch job); returns its handle.
@@ -383,19 +464,19 @@ impl<Rt: Runtime> Client<Rt> {
     /// Asks for a job's status by handle (on the server that created it, if known here).
     pub async fn status(&self, handle: impl Into<Bytes>) -> Result<StatusRes, Error> {
         let (_, stream) = self.start(Call::Status(handle.into()), None).await?;
-        stream.reply().await?.into_status()
+        Ok(stream.reply().await?.into_status()?)
     }
 
     /// Asks for a job's status by unique id (on the server the unique maps to with
     /// [`Selection::ByUnique`], else the first reachable one).
     pub async fn status_unique(&self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
         let (_, stream) = self.start(Call::StatusUnique(unique.into()), None).await?;
-        stream.reply().await?.into_status_unique()
+        Ok(stream.reply().await?.into_status_unique()?)
     }
 
     /// Sends ECHO_REQ to the first reachable server; returns the echoed bytes.
     pub async fn echo(&self, data: impl Into<Bytes>) -> Result<Bytes, Error> {
         let (_, stream) = self.start(Call::Echo(data.into()), None).await?;
-        stream.reply().await?.into_bytes()
+        Ok(stream.reply().await?.into_bytes()?)
     }
 }

@@ -6,6 +6,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
 use gearman_core::machine::Machine;
+use gearman_core::ConnError;
 use std::time::Instant;
 
 /// A role plugs commands and events into the driver: its waiter bookkeeping.
@@ -26,12 +27,13 @@ pub(crate) trait Role: Send {
     }
 }
 
-/// Runs `role` over `io` until the machine closes.
+/// Runs `role` over `io` (a connection to `server`) until the machine closes.
 pub(crate) async fn drive<R: Role, Rt: Runtime>(
     role: &mut R,
     io: BoxIo,
     mut cmds: UnboundedReceiver<R::Cmd>,
     rt: &Rt,
+    server: &str,
 ) {
     let (mut reader, mut writer) = io.split();
     let mut out = Vec::with_capacity(16 * 1024);
@@ -49,6 +51,7 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
             role.event(event);
         }
         if role.machine().is_closed() {
+            log_close(server, role.machine().error());
             let _ = writer.close().await;
             return;
         }
@@ -75,5 +78,14 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
             },
             () = sleep.fuse() => role.machine().handle_timeout(rt.now()),
         }
+    }
+}
+
+/// Says (`tracing`) why a connection to `server` ended: a local close is routine, anything else (EOF, a protocol
+/// error from the server) is worth a warning.
+pub fn log_close(server: &str, error: Option<&ConnError>) {
+    match error {
+        None | Some(ConnError::Closed) => tracing::debug!(server, "gearman: connection closed"),
+        Some(e) => tracing::warn!(server, error = %e, "gearman: connection lost"),
     }
 }

@@ -9,18 +9,20 @@
 //! `unix:/path` ([`ServerAddr`]).
 
 pub mod admin;
+mod api;
 pub mod blocking;
 mod client;
 mod driver;
 mod worker;
 
-pub use client::{Client, ClientBuilder, JobEvent, JobStream};
+pub use api::{Error, JobEvent, Task, TaskOutput, Unreachable};
+pub use client::{Client, ClientBuilder, JobStream};
 pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
-pub use gearman_core::client::{CallError as Error, Job, Selection};
+pub use gearman_core::client::{ClientConfig, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
-pub use gearman_core::worker::{AssignedJob, WorkError, WorkResult};
-pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder};
+pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
+pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle};
 
 use futures::io::{AsyncRead, AsyncWrite};
 use std::future::Future;

@@ -16,16 +16,19 @@ use gearman_core::worker::map_reduce::{self, MapPlan};
 use gearman_core::worker::{
     AssignedJob, Report, WorkError, WorkResult, WorkerConfig, WorkerConnection, WorkerEvent,
 };
+use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 enum Cmd {
     Report(Bytes, Report),
     Finish(Bytes, WorkResult),
     Shutdown,
+    /// CANT_DO for one function, or RESET_ABILITIES for `None`.
+    Unregister(Option<Bytes>),
 }
 
 /// A job being worked on: its fields, and the way to report progress.
@@ -202,7 +205,7 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
                 reducer_client: reducer_client.build(),
             }),
             servers: self.servers,
-            shutdown: ShutdownHandle::default(),
+            shutdown: WorkerHandle::default(),
         }
     }
 }
@@ -216,45 +219,120 @@ struct Shared<Rt: Runtime> {
     reducer_client: Client<Rt>,
 }
 
-/// Stops a running [`Worker`] gracefully: no more grabs, running jobs finish, and a
-/// reconnect wait or connect in progress is cut short.
+/// Controls a running worker (async or blocking): a graceful
+/// [`shutdown`](WorkerHandle::shutdown), and unregistering functions at run time. Cheap to
+/// clone.
 #[derive(Clone)]
-pub struct ShutdownHandle {
+pub struct WorkerHandle {
     stopping: Arc<AtomicBool>,
     drivers: Arc<Mutex<Vec<UnboundedSender<Cmd>>>>,
+    unregistered: Arc<Mutex<Unregistered>>,
     trigger: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     stopped: future::Shared<oneshot::Receiver<()>>,
+    // Wakes blocking threads sleeping in `sleep`.
+    wake: Arc<(Mutex<()>, Condvar)>,
 }
 
-impl Default for ShutdownHandle {
+/// The earlier name of [`WorkerHandle`].
+pub type ShutdownHandle = WorkerHandle;
+
+/// Functions unregistered at run time: not registered again after a reconnect.
+#[derive(Default)]
+struct Unregistered {
+    all: bool,
+    names: HashSet<Bytes>,
+    changes: u64,
+}
+
+impl Default for WorkerHandle {
     fn default() -> Self {
         let (trigger, stopped) = oneshot::channel();
-        ShutdownHandle {
+        WorkerHandle {
             stopping: Arc::default(),
             drivers: Arc::default(),
+            unregistered: Arc::default(),
             trigger: Arc::new(Mutex::new(Some(trigger))),
             stopped: stopped.shared(),
+            wake: Arc::default(),
         }
     }
 }
 
-impl ShutdownHandle {
-    /// Asks every connection to stop after its running jobs.
+impl WorkerHandle {
+    /// Asks every connection to stop after its running jobs: no more grabs, running jobs
+    /// finish, and a reconnect wait or connect in progress is cut short.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         if let Ok(mut trigger) = self.trigger.lock() {
             // Dropping the sender completes every `stopped` future.
             trigger.take();
         }
+        let _guard = self.wake.0.lock();
+        self.wake.1.notify_all();
+        self.send(|| Cmd::Shutdown);
+    }
+
+    /// Stops serving `function` (CANT_DO on every connection, and not registered again
+    /// after a reconnect). The server requeues that function's jobs this worker holds. A
+    /// blocking worker's idle connection applies it within its poll interval.
+    pub fn unregister(&self, function: impl Into<Bytes>) {
+        let function = function.into();
+        self.change(|u| {
+            u.names.insert(function.clone());
+        });
+        self.send(|| Cmd::Unregister(Some(function.clone())));
+    }
+
+    /// Stops serving every function (RESET_ABILITIES on every connection).
+    pub fn unregister_all(&self) {
+        self.change(|u| u.all = true);
+        self.send(|| Cmd::Unregister(None));
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Unregistered)) {
+        let mut u = self.unregistered.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut u);
+        u.changes += 1;
+    }
+
+    fn send(&self, cmd: impl Fn() -> Cmd) {
         if let Ok(drivers) = self.drivers.lock() {
             for tx in drivers.iter() {
-                let _ = tx.unbounded_send(Cmd::Shutdown);
+                let _ = tx.unbounded_send(cmd());
             }
         }
     }
 
-    fn is_stopping(&self) -> bool {
+    /// Whether `function` was unregistered (for drivers registering a new connection).
+    pub fn is_unregistered(&self, function: &[u8]) -> bool {
+        let u = self.unregistered.lock().unwrap_or_else(|e| e.into_inner());
+        u.all || u.names.contains(function)
+    }
+
+    /// For a blocking driver: applies the unregistrations made since its count `seen`
+    /// (starting at 0) to `conn`, and updates `seen`.
+    pub fn apply_unregistered(&self, conn: &mut WorkerConnection, seen: &mut u64) {
+        let u = self.unregistered.lock().unwrap_or_else(|e| e.into_inner());
+        if std::mem::replace(seen, u.changes) == u.changes {
+            return;
+        }
+        // Already-dropped names again are harmless: CANT_DO of an unknown function is a no-op.
+        let _ = match u.all {
+            true => conn.reset_abilities(),
+            false => u.names.iter().try_for_each(|f| conn.cant_do(f.clone())),
+        };
+    }
+
+    /// Whether [`WorkerHandle::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// For a blocking driver: sleeps for `duration` or until shutdown.
+    pub fn sleep(&self, duration: Duration) {
+        let guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+        let stopping = |_: &mut ()| !self.is_stopping();
+        let _ = self.wake.1.wait_timeout_while(guard, duration, stopping);
     }
 
     /// `fut`'s output, or `None` if shutdown comes first.
@@ -270,7 +348,7 @@ impl ShutdownHandle {
 pub struct Worker<Rt: Runtime> {
     shared: Arc<Shared<Rt>>,
     servers: Vec<String>,
-    shutdown: ShutdownHandle,
+    shutdown: WorkerHandle,
 }
 
 struct WorkerRole<Rt: Runtime> {
@@ -299,6 +377,8 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
                 self.conn.stop_grabbing();
                 Ok(())
             }
+            Cmd::Unregister(Some(function)) => self.conn.cant_do(function),
+            Cmd::Unregister(None) => self.conn.reset_abilities(),
         };
     }
 
@@ -352,8 +432,13 @@ async fn run_job<Rt: Runtime>(
 }
 
 impl<Rt: Runtime> Worker<Rt> {
-    /// A handle that stops [`Worker::run`] gracefully.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    /// A handle that controls the running worker: shutdown, unregister.
+    pub fn handle(&self) -> WorkerHandle {
+        self.shutdown.clone()
+    }
+
+    /// A handle that stops [`Worker::run`] gracefully (the same as [`Worker::handle`]).
+    pub fn shutdown_handle(&self) -> WorkerHandle {
         self.shutdown.clone()
     }
 
@@ -372,17 +457,21 @@ impl<Rt: Runtime> Worker<Rt> {
             let io = match self.shutdown.unless_stopped(connecting).await {
                 None => return,
                 Some(Ok(io)) => io,
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     failures = failures.saturating_add(1);
-                    let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(failures));
+                    let delay = self.shared.backoff.delay(failures);
+                    tracing::warn!(server = %addr, error = %e, retry_in = ?delay, "gearman worker: cannot connect");
+                    let wait = rt.sleep_until(rt.now() + delay);
                     self.shutdown.unless_stopped(wait).await;
                     continue;
                 }
             };
+            tracing::debug!(server = %addr, "gearman worker: connected");
             failures = 0;
             let mut conn = WorkerConnection::new(self.shared.config.clone());
             // An invalid name (NUL, too long) is skipped; the others still register.
-            self.shared.functions.register(&mut conn);
+            let skip = |f: &[u8]| self.shutdown.is_unregistered(f);
+            self.shared.functions.register_except(&mut conn, skip);
             let (tx, rx) = unbounded();
             if let Ok(mut drivers) = self.shutdown.drivers.lock() {
                 drivers.retain(|d| !d.is_closed());
@@ -397,7 +486,7 @@ impl<Rt: Runtime> Worker<Rt> {
                 shared: self.shared.clone(),
                 tx,
             };
-            drive(&mut role, io, rx, rt).await;
+            drive(&mut role, io, rx, rt, &addr).await;
             let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
             self.shutdown.unless_stopped(wait).await;
         }

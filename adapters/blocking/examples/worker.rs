@@ -5,7 +5,7 @@ fn main() {
             job.status(1, 1);
             Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
         })
-        .work();
+        .run();
 }
 
 /// The job server: `GEARMAN_SERVER` (`host:port`), else the default port on this host.

@@ -1,19 +1,17 @@
 //! The blocking client: a lazily opened connection per server, failover and backoff from
 //! the core's [`ClientSet`], and many calls pipelined at once (PECL's addTask/runTasks).
 
-use crate::Error;
-use crate::{Connector, StdConnector, Stream};
+use crate::{Connector, Error, JobEvent, Task, TaskOutput};
 use bytes::Bytes;
-use gearman_async::blocking::{connect, flush, wait};
-use gearman_core::client::{Call, ClientEvent, ClientOptions, ClientSet, Job};
+use gearman_async::blocking::ClientEngine;
+use gearman_core::client::{Call, ClientEvent, ClientOptions, Job};
 use gearman_core::proto::{StatusRes, StatusResUnique};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A blocking Gearman client over several servers.
 pub struct Client {
-    set: ClientSet<Box<dyn Stream>>,
-    connector: Arc<dyn Connector>,
+    engine: ClientEngine,
 }
 
 impl Client {
@@ -29,73 +27,79 @@ impl Client {
         S: Into<String>,
     {
         let addrs = servers.into_iter().map(Into::into).collect();
-        let set = ClientSet::new(addrs, &options);
-        let connector = Arc::new(StdConnector);
-        Client { set, connector }
+        let engine = ClientEngine::new(addrs, &options);
+        Client { engine }
     }
 
     /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
     pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
-        self.connector = connector;
+        self.engine.connector = connector;
         self
     }
 
-    /// Sends every call (pipelined per connection), then runs each busy connection until
-    /// its calls end; `on_event(i, event)` sees each event of call `i`.
-    fn run_calls(
-        &mut self,
-        calls: Vec<(Call, Option<Duration>)>,
-        mut on_event: impl FnMut(usize, &ClientEvent),
-    ) -> Vec<Result<ClientEvent, Error>> {
-        let connector = &*self.connector;
-        let open = |addr: &str| connect(connector, addr);
-        self.set.start(calls, Instant::now(), open);
-        let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
-        let busy = self.set.busy();
-        // Every server gets its calls before we wait on any one of them.
-        for &idx in &busy {
-            if let Some(m) = self.set.member(idx) {
-                flush(&mut m.machine, &mut *m.io, &mut out);
-            }
-        }
-        for idx in busy {
-            while let Some(m) = self.set.member(idx) {
-                flush(&mut m.machine, &mut *m.io, &mut out);
-                if !self.set.drain(idx, Instant::now(), &mut on_event) {
-                    break;
-                }
-                if let Some(m) = self.set.member(idx) {
-                    wait(&mut m.machine, &mut *m.io, &mut buf, Duration::from_secs(1));
-                }
-            }
-        }
-        self.set.take_results()
-    }
-
     fn call(&mut self, call: Call, timeout: Option<Duration>) -> Result<ClientEvent, Error> {
-        let mut results = self.run_calls(vec![(call, timeout)], |_, _| {});
-        results.pop().unwrap_or(Err(Error::NoServer))
+        let mut results = self.engine.run_calls(vec![(call, timeout)], |_, _| {});
+        results.pop().unwrap_or(Err(Error::NoServer(Vec::new())))
     }
 
-    /// Runs many foreground jobs at once; `on_event(i, event)` sees the created, status,
-    /// data and warning events of job `i`. Returns the results in job order.
+    /// Opens a connection now (they are otherwise opened on first use) and checks that a
+    /// server answers, so a wrong address or a dead port shows at once.
+    pub fn connect(&mut self) -> Result<(), Error> {
+        self.ping().map(drop)
+    }
+
+    /// An ECHO round trip to a server (the one the next call would use): its time.
+    pub fn ping(&mut self) -> Result<Duration, Error> {
+        let start = Instant::now();
+        self.echo("ping")?;
+        Ok(start.elapsed())
+    }
+
+    /// Runs a batch of tasks at once, pipelined per server (PECL's `addTask*`/`runTasks`,
+    /// `addTaskStatus`); `on_event(i, event)` sees the events of foreground task `i`, its
+    /// last one included. Returns each task's output, in task order.
+    pub fn run_batch(
+        &mut self,
+        tasks: Vec<Task>,
+        mut on_event: impl FnMut(usize, &JobEvent),
+    ) -> Vec<Result<TaskOutput, Error>> {
+        let calls = tasks.iter().map(Task::call).collect();
+        let mut on_job = |i: usize, e: &JobEvent| {
+            if matches!(tasks.get(i), Some(Task::Run(_))) {
+                on_event(i, e);
+            }
+        };
+        let results = self.engine.run_calls(calls, |i, e| {
+            JobEvent::from_event(e).inspect(|e| on_job(i, e));
+        });
+        let outputs = results.into_iter().enumerate();
+        let output = |(i, r): (usize, Result<_, Error>)| {
+            r.as_ref()
+                .err()
+                .and_then(JobEvent::from_error)
+                .inspect(|e| on_job(i, e));
+            r.and_then(TaskOutput::from_event)
+        };
+        outputs.map(output).collect()
+    }
+
+    /// Runs many foreground jobs at once; `on_event(i, event)` sees the events of job `i`.
+    /// Returns the results in job order.
     pub fn run_tasks(
         &mut self,
         jobs: Vec<Job>,
-        on_event: impl FnMut(usize, &ClientEvent),
+        on_event: impl FnMut(usize, &JobEvent),
     ) -> Vec<Result<Bytes, Error>> {
-        let calls = jobs
-            .iter()
-            .map(|j| (j.call(false), j.call_timeout()))
-            .collect();
-        let results = self.run_calls(calls, on_event).into_iter();
-        results.map(|r| r?.into_bytes()).collect()
+        let tasks = jobs.into_iter().map(Task::Run).collect();
+        let outputs = self.run_batch(tasks, on_event).into_iter();
+        outputs.map(|o| o?.into_bytes()).collect()
     }
 
-    /// Runs a foreground job; `on_event` sees its created, status, data and warning events.
-    pub fn run_with(&mut self, job: Job, mut on: impl FnMut(&ClientEvent)) -> Result<Bytes, Error> {
+    /// Runs a foreground job; `on_event` sees its events. A failed job or an exception is
+    /// an error ([`Error::JobFailed`], [`Error::JobException`]).
+    pub fn run_with(&mut self, job: Job, mut on: impl FnMut(&JobEvent)) -> Result<Bytes, Error> {
         let mut results = self.run_tasks(vec![job], |_, e| on(e));
-        results.pop().unwrap_or(Err(Error::NoServer))
+        results.pop().unwrap_or(Err(Error::NoServer(Vec::new())))
     }
 
     /// Runs a foreground job and returns its result.
@@ -105,22 +109,26 @@ impl Client {
 
     /// Submits a background (or epoch) job; returns its handle.
     pub fn submit_background(&mut self, job: Job) -> Result<Bytes, Error> {
-        self.call(job.call(true), job.call_timeout())?.into_bytes()
+        Ok(self
+            .call(job.call(true), job.call_timeout())?
+            .into_bytes()?)
     }
 
     /// Asks for a job's status by handle (on the server that created it, if known here).
     pub fn status(&mut self, handle: impl Into<Bytes>) -> Result<StatusRes, Error> {
-        self.call(Call::Status(handle.into()), None)?.into_status()
+        Ok(self
+            .call(Call::Status(handle.into()), None)?
+            .into_status()?)
     }
 
     /// Asks for a job's status by unique id.
     pub fn status_unique(&mut self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
-        self.call(Call::StatusUnique(unique.into()), None)?
-            .into_status_unique()
+        let call = Call::StatusUnique(unique.into());
+        Ok(self.call(call, None)?.into_status_unique()?)
     }
 
     /// Sends ECHO_REQ; returns the echoed bytes.
     pub fn echo(&mut self, data: impl Into<Bytes>) -> Result<Bytes, Error> {
-        self.call(Call::Echo(data.into()), None)?.into_bytes()
+        Ok(self.call(Call::Echo(data.into()), None)?.into_bytes()?)
     }
 }

@@ -13,9 +13,15 @@
 //! let reversed = client.run(Job::new("reverse", "hello"))?;
 //! // Many jobs at once, pipelined on one connection per server.
 //! let jobs = vec![Job::new("reverse", "a"), Job::new("reverse", "b")];
-//! for result in client.run_tasks(jobs, |_, _| {}) {
+//! for result in client.run_tasks(jobs, |i, event| println!("job {i}: {event:?}")) {
 //!     println!("{:?}", result?);
 //! }
+//! // A batch of foreground, background and status tasks (PECL's addTask*/runTasks).
+//! use gearman_blocking::{Task, TaskOutput};
+//! let tasks = vec![Task::Run(Job::new("reverse", "c")), Task::Background(Job::new("log", "x"))];
+//! let outputs: Vec<Result<TaskOutput, _>> = client.run_batch(tasks, |_, _| {});
+//! // Fail at once on a dead port, with each server's io error.
+//! client.connect()?;
 //! # Ok::<(), gearman_blocking::Error>(())
 //! ```
 //!
@@ -28,9 +34,9 @@
 //!         job.status(1, 1);
 //!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
 //!     });
-//! let stop = worker.stop_handle();
-//! std::thread::spawn(move || worker.work());
-//! stop.stop();
+//! let handle = worker.handle(); // shutdown(), unregister(name), unregister_all()
+//! std::thread::spawn(move || worker.run());
+//! handle.shutdown(); // running jobs finish first
 //! ```
 
 pub mod admin;
@@ -39,9 +45,13 @@ mod worker;
 
 pub use client::Client;
 pub use gearman_async::blocking::{Connector, StdConnector, Stream};
+pub use gearman_async::{Error, JobEvent, Task, TaskOutput, Unreachable};
+pub use gearman_async::{ShutdownHandle, WorkerHandle};
 pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
-pub use gearman_core::client::{CallError as Error, ClientEvent, ClientOptions, Job, Selection};
+pub use gearman_core::client::{ClientConfig, ClientEvent, ClientOptions, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
-pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerOptions};
-pub use worker::{JobContext, StopHandle, Worker};
+pub use gearman_core::worker::{
+    AssignedJob, Report, WorkError, WorkResult, WorkerConfig, WorkerOptions,
+};
+pub use worker::{JobContext, Worker};

@@ -4,7 +4,8 @@
 use crate::Client;
 use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
-use gearman_async::blocking::{connect, flush, wait};
+use gearman_async::blocking::{connect, flush, log_close, wait};
+use gearman_async::WorkerHandle;
 use gearman_core::machine::Machine;
 use gearman_core::worker::functions::{Functions, Handler};
 use gearman_core::worker::map_reduce::{self, MapPlan};
@@ -12,7 +13,7 @@ use gearman_core::worker::{
     AssignedJob, Report, WorkError, WorkResult, WorkerConnection, WorkerEvent, WorkerOptions,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The running job, for progress reports.
@@ -45,34 +46,16 @@ impl JobContext<'_> {
     pub fn send_data(&mut self, data: impl Into<Bytes>) {
         self.report(Report::Data(data.into()));
     }
+
+    /// WORK_WARNING.
+    pub fn warning(&mut self, data: impl Into<Bytes>) {
+        self.report(Report::Warning(data.into()));
+    }
 }
 
 type Plain = Box<dyn Fn(&mut JobContext<'_>) -> WorkResult + Send + Sync>;
 type Mapper = Box<dyn Fn(&mut JobContext<'_>) -> Result<Vec<Bytes>, WorkError> + Send + Sync>;
 type Aggregator = Box<dyn Fn(Vec<Bytes>) -> WorkResult + Send + Sync>;
-
-/// Stops a running [`Worker`]: no more grabs, running jobs finish, reconnect waits end.
-#[derive(Clone, Default)]
-pub struct StopHandle(Arc<(Mutex<bool>, Condvar)>);
-
-impl StopHandle {
-    /// Asks the worker to stop.
-    pub fn stop(&self) {
-        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.0 .1.notify_all();
-    }
-
-    /// Whether [`StopHandle::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
-        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sleeps for `d` or until stopped.
-    fn sleep(&self, d: Duration) {
-        let stopped = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self.0 .1.wait_timeout_while(stopped, d, |s| !*s);
-    }
-}
 
 /// A blocking Gearman worker.
 pub struct Worker {
@@ -81,7 +64,7 @@ pub struct Worker {
     options: WorkerOptions,
     poll_interval: Duration,
     connector: Arc<dyn Connector>,
-    stop: StopHandle,
+    handle: WorkerHandle,
 }
 
 impl Worker {
@@ -94,7 +77,7 @@ impl Worker {
             options: WorkerOptions::default(),
             poll_interval: Duration::from_millis(200),
             connector: Arc::new(StdConnector),
-            stop: StopHandle::default(),
+            handle: WorkerHandle::default(),
         }
     }
 
@@ -112,7 +95,7 @@ impl Worker {
     }
 
     /// How long an idle connection waits for input before it looks at the stop handle
-    /// again (default 200 ms): how quickly [`StopHandle::stop`] ends an idle worker.
+    /// again (default 200 ms): how quickly [`WorkerHandle::shutdown`] ends an idle worker.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
@@ -141,13 +124,19 @@ impl Worker {
         self
     }
 
-    /// A handle that stops [`Worker::work`] after the running jobs.
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
+    /// A handle that controls the running worker: shutdown, unregister.
+    pub fn handle(&self) -> WorkerHandle {
+        self.handle.clone()
     }
 
-    /// Works until stopped; reconnects after a lost connection.
-    pub fn work(&self) {
+    /// A handle that stops [`Worker::run`] gracefully (the same as [`Worker::handle`]).
+    pub fn shutdown_handle(&self) -> WorkerHandle {
+        self.handle.clone()
+    }
+
+    /// Serves every server until shut down (`concurrency` threads and connections per
+    /// server); reconnects (and re-registers) with backoff after a lost connection.
+    pub fn run(&self) {
         std::thread::scope(|s| {
             for addr in &self.addrs {
                 for _ in 0..self.options.concurrency.max(1) {
@@ -160,29 +149,33 @@ impl Worker {
     fn serve_server(&self, addr: &str) {
         let mut reducer = Client::new(self.addrs.clone()).connector(self.connector.clone());
         let mut failures = 0;
-        while !self.stop.is_stopped() {
+        while !self.handle.is_stopping() {
             if let Ok(stream) = connect(&*self.connector, addr) {
                 failures = 0;
-                self.serve(stream, &mut reducer);
+                self.serve(stream, &mut reducer, addr);
             } else {
                 failures += 1;
             }
             // After a lost connection too: a restarting server needs a moment.
-            self.stop.sleep(self.options.backoff.delay(failures.max(1)));
+            let delay = self.options.backoff.delay(failures.max(1));
+            tracing::debug!(server = addr, retry_in = ?delay, "gearman worker: reconnecting");
+            self.handle.sleep(delay);
         }
     }
 
-    fn serve(&self, mut stream: Box<dyn Stream>, reducer: &mut Client) {
+    fn serve(&self, mut stream: Box<dyn Stream>, reducer: &mut Client, addr: &str) {
         let mut conn = WorkerConnection::new(self.options.config.clone());
-        self.functions.register(&mut conn);
-        let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+        let skip = |f: &[u8]| self.handle.is_unregistered(f);
+        self.functions.register_except(&mut conn, skip);
+        let (mut out, mut buf, mut seen) = (Vec::new(), vec![0u8; 64 * 1024], 0);
         loop {
-            if self.stop.is_stopped() {
+            if self.handle.is_stopping() {
                 conn.stop_grabbing();
                 if conn.is_quiescent() {
                     return;
                 }
             }
+            self.handle.apply_unregistered(&mut conn, &mut seen);
             flush(&mut conn, &mut *stream, &mut out);
             if let Some(event) = conn.poll_event() {
                 if let WorkerEvent::JobAssigned(job) = event {
@@ -195,7 +188,7 @@ impl Worker {
                 continue;
             }
             if conn.is_closed() {
-                return;
+                return log_close(addr, conn.error());
             }
             wait(&mut conn, &mut *stream, &mut buf, self.poll_interval);
         }

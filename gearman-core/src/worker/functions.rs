@@ -48,8 +48,19 @@ impl<H, M, A> Functions<H, M, A> {
     /// Sends CAN_DO / CAN_DO_TIMEOUT for every function on `conn`. Returns how many were
     /// refused (a name too long or containing NUL).
     pub fn register(&self, conn: &mut WorkerConnection) -> usize {
+        self.register_except(conn, |_| false)
+    }
+
+    /// Like [`Functions::register`], leaving out the functions `skip` names (those the
+    /// application unregistered at run time).
+    pub fn register_except(
+        &self,
+        conn: &mut WorkerConnection,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> usize {
         self.map
             .iter()
+            .filter(|(name, _)| !skip(name))
             .filter(|(name, (_, timeout))| conn.can_do((*name).clone(), *timeout).is_err())
             .count()
     }

@@ -3,7 +3,7 @@
 //! their results become the aggregator's input. Adapters run the jobs.
 
 use super::{AssignedJob, WorkError};
-use crate::client::{CallError, Job};
+use crate::client::Job;
 use bytes::Bytes;
 
 /// What to do with the pieces a mapper returned.
@@ -32,8 +32,8 @@ pub fn plan(job: &AssignedJob, pieces: Vec<Bytes>) -> MapPlan {
 
 /// The aggregator's input from the reducer jobs' results, in piece order; any failure
 /// fails the map job (libgearman: a failed reducer task fails the whole job).
-pub fn collect(
-    results: impl IntoIterator<Item = Result<Bytes, CallError>>,
+pub fn collect<E>(
+    results: impl IntoIterator<Item = Result<Bytes, E>>,
 ) -> Result<Vec<Bytes>, WorkError> {
     results
         .into_iter()
@@ -44,6 +44,7 @@ pub fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::CallError;
 
     fn job(reducer: Option<&'static [u8]>) -> AssignedJob {
         AssignedJob {

@@ -4,8 +4,8 @@ use super::{Adapter, ClientOpts, Outcome, Spec};
 use bytes::Bytes;
 use futures::StreamExt;
 use gearman_async::{
-    Backoff, Client, ClientBuilder, Connector, Error, Job, JobEvent, Runtime, Selection,
-    ShutdownHandle, WorkError, WorkerBuilder,
+    Backoff, Client, ClientBuilder, Connector, Error, Job, Runtime, Selection, ShutdownHandle,
+    WorkError, WorkerBuilder,
 };
 use std::future::Future;
 use std::marker::PhantomData;
@@ -47,12 +47,7 @@ fn job(spec: &Spec) -> Job {
 }
 
 fn outcome(e: Error) -> Outcome {
-    match e {
-        Error::JobFailed => Outcome::Failed,
-        Error::JobException(d) => Outcome::Exception(d.to_vec()),
-        Error::TimedOut => Outcome::TimedOut,
-        other => Outcome::Other(other.to_string()),
-    }
+    super::outcome(Err(e))
 }
 
 async fn run_one<Rt: Runtime>(c: &Client<Rt>, spec: Spec) -> (Vec<String>, Outcome) {
@@ -63,13 +58,12 @@ async fn run_one<Rt: Runtime>(c: &Client<Rt>, spec: Spec) -> (Vec<String>, Outco
     let mut events = Vec::new();
     while let Some(event) = stream.next().await {
         match event {
-            Ok(JobEvent::Created(_)) => {}
-            Ok(JobEvent::Status(n, d)) => events.push(format!("status {n}/{d}")),
-            Ok(JobEvent::Data(d)) => events.push(format!("data {}", String::from_utf8_lossy(&d))),
-            Ok(JobEvent::Warning(d)) => {
-                events.push(format!("warning {}", String::from_utf8_lossy(&d)))
+            Ok(event) => {
+                if let Some(result) = event.clone().into_result() {
+                    return (events, super::outcome(result));
+                }
+                events.extend(super::describe(&event));
             }
-            Ok(JobEvent::Complete(d)) => return (events, Outcome::Ok(d.to_vec())),
             Err(e) => return (events, outcome(e)),
         }
     }
@@ -192,6 +186,34 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         let shutdown = worker.shutdown_handle();
         let thread = std::thread::spawn(move || E::block_on(worker.run()));
         RunningWorker { shutdown, thread }
+    }
+
+    fn batch(
+        c: &mut Self::Client,
+        tasks: Vec<gearman_async::Task>,
+    ) -> (
+        Vec<(usize, gearman_async::JobEvent)>,
+        Vec<super::TaskResult>,
+    ) {
+        let mut events = Vec::new();
+        let outputs = E::block_on(c.run_batch(tasks, |i, e| events.push((i, e.clone()))));
+        (events, outputs)
+    }
+
+    fn connect(c: &mut Self::Client) -> Result<(), Error> {
+        E::block_on(c.connect())
+    }
+
+    fn ping(c: &mut Self::Client) -> Result<Duration, Error> {
+        E::block_on(c.ping())
+    }
+
+    fn unregister(w: &RunningWorker, function: &str) {
+        w.shutdown.unregister(function.to_string());
+    }
+
+    fn unregister_all(w: &RunningWorker) {
+        w.shutdown.unregister_all();
     }
 
     fn stop(w: RunningWorker) {

@@ -7,6 +7,7 @@ pub mod raw_server;
 pub mod server;
 pub mod unix_relay;
 
+use gearman_async::{JobEvent, Task, TaskOutput};
 use gearman_core::proto::Priority;
 use server::TestServer;
 use std::sync::Mutex;
@@ -102,6 +103,30 @@ pub enum Outcome {
     Other(String),
 }
 
+/// A job's end as the suite compares it (every adapter returns the same `Error`).
+pub fn outcome(r: Result<bytes::Bytes, gearman_async::Error>) -> Outcome {
+    use gearman_async::Error;
+    match r {
+        Ok(d) => Outcome::Ok(d.to_vec()),
+        Err(Error::JobFailed) => Outcome::Failed,
+        Err(Error::JobException(d)) => Outcome::Exception(d.to_vec()),
+        Err(Error::TimedOut) => Outcome::TimedOut,
+        Err(e) => Outcome::Other(e.to_string()),
+    }
+}
+
+/// A progress event as the suite records it (`status n/d`, `data ..`, `warning ..`).
+pub fn describe(e: &gearman_async::JobEvent) -> Option<String> {
+    use gearman_async::JobEvent;
+    let text = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
+    match e {
+        JobEvent::Status(n, d) => Some(format!("status {n}/{d}")),
+        JobEvent::Data(d) => Some(format!("data {}", text(d))),
+        JobEvent::Warning(d) => Some(format!("warning {}", text(d))),
+        _ => None,
+    }
+}
+
 /// What each adapter offers the suite.
 pub trait Adapter: 'static {
     type Client;
@@ -136,7 +161,19 @@ pub trait Adapter: 'static {
     ) -> Self::Worker;
     /// Graceful stop: running jobs finish; returns when the worker has stopped.
     fn stop(w: Self::Worker);
+    /// Runs a batch; returns the per-task events and the outputs.
+    fn batch(c: &mut Self::Client, tasks: Vec<Task>) -> (Vec<(usize, JobEvent)>, Vec<TaskResult>);
+    /// Eager connect to every server.
+    fn connect(c: &mut Self::Client) -> Result<(), gearman_async::Error>;
+    /// An ECHO round trip.
+    fn ping(c: &mut Self::Client) -> Result<Duration, gearman_async::Error>;
+    /// Unregisters `function` on the running worker.
+    fn unregister(w: &Self::Worker, function: &str);
+    /// Unregisters every function on the running worker.
+    fn unregister_all(w: &Self::Worker);
 }
+
+pub type TaskResult = Result<TaskOutput, gearman_async::Error>;
 
 /// Polls `done` every 20 ms for up to 4 s; whether it became true.
 pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
@@ -480,6 +517,24 @@ pub fn admin_status(s: &TestServer, function: &str) -> Option<(u32, u32)> {
     None
 }
 
+/// Workers that can do `function`, from the admin `status` command.
+pub fn admin_workers(s: &TestServer, function: &str) -> u32 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    stream.write_all(b"status\r\n").unwrap();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        if line == "." {
+            break;
+        }
+        let cols: Vec<_> = line.split('\t').collect();
+        if cols.first() == Some(&function) {
+            return cols.get(3).and_then(|c| c.parse().ok()).unwrap_or(0);
+        }
+    }
+    0
+}
+
 /// Jobs of `function` queued and not running.
 pub fn admin_queued(s: &TestServer, function: &str) -> u32 {
     admin_status(s, function).map_or(0, |(total, running)| total - running)
@@ -512,6 +567,109 @@ pub fn unix_socket_client_and_worker<A: Adapter>() {
     assert_eq!(outcome, Outcome::Ok(reverse("over unix")));
     assert_eq!(events, ["status 1/2", "data chunk"]);
     assert_eq!(A::echo(&mut c, b"unix".to_vec()).unwrap(), b"unix");
+    A::stop(w);
+}
+
+pub fn task_batch_runs_foreground_background_and_status<A: Adapter>() {
+    use gearman_async::Error;
+    let s = TestServer::start();
+    let w = A::worker(&[s.addr()], 2);
+    let mut c = A::client(&[s.addr()], false);
+    let tag = fresh_tag("batch");
+    let job = |f: &'static str, d: &str| gearman_async::Job::new(f, d.to_string());
+    let tasks = vec![
+        Task::Run(job("reverse", "abc")),
+        Task::Background(job("record", &format!("{tag}:bg"))),
+        Task::Run(job("fail", "")),
+        Task::Status("H:nobody:1".into()),
+    ];
+    let (events, outputs) = A::batch(&mut c, tasks);
+    assert!(
+        matches!(&outputs[0], Ok(TaskOutput::Complete(d)) if d.as_ref() == b"cba"),
+        "{outputs:?}"
+    );
+    assert!(
+        matches!(&outputs[1], Ok(TaskOutput::Created(h)) if h.starts_with(b"H:")),
+        "{outputs:?}"
+    );
+    assert!(matches!(&outputs[2], Err(Error::JobFailed)), "{outputs:?}");
+    assert!(
+        matches!(&outputs[3], Ok(TaskOutput::Status(st)) if !st.known),
+        "{outputs:?}"
+    );
+    let of = |i: usize| -> Vec<JobEvent> {
+        let mine = events
+            .iter()
+            .filter(|(t, e)| *t == i && !matches!(e, JobEvent::Created(_)));
+        mine.map(|(_, e)| e.clone()).collect()
+    };
+    assert_eq!(
+        of(0),
+        [
+            JobEvent::Status(1, 2),
+            JobEvent::Data("chunk".into()),
+            JobEvent::Complete("cba".into())
+        ]
+    );
+    assert_eq!(of(2), [JobEvent::Failed]);
+    assert!(of(1).is_empty() && of(3).is_empty(), "{events:?}");
+    assert_eq!(wait_recorded(&tag, 1, Duration::from_secs(10)).len(), 1);
+    A::stop(w);
+}
+
+pub fn connect_fails_at_once_on_a_dead_port_with_the_io_error<A: Adapter>() {
+    let dead = format!("127.0.0.1:{}", server::free_port());
+    let mut c = A::client(std::slice::from_ref(&dead), false);
+    match A::connect(&mut c) {
+        Err(gearman_async::Error::NoServer(servers)) => {
+            assert_eq!(servers.len(), 1, "{servers:?}");
+            assert_eq!(servers[0].server, dead);
+            assert_eq!(
+                servers[0].error.kind(),
+                std::io::ErrorKind::ConnectionRefused
+            );
+        }
+        other => panic!("connect to a dead port: {other:?}"),
+    }
+    // A call says the same, naming the server and the cause.
+    let err = A::echo(&mut c, b"x".to_vec()).unwrap_err();
+    assert!(
+        err.contains(&dead) && err.to_lowercase().contains("refused"),
+        "{err}"
+    );
+    let s = TestServer::start();
+    let mut c = A::client(&[s.addr()], false);
+    A::connect(&mut c).unwrap();
+    assert!(A::ping(&mut c).unwrap() < Duration::from_secs(5));
+}
+
+pub fn worker_unregisters_at_run_time<A: Adapter>() {
+    let s = TestServer::start();
+    let w = A::worker(&[s.addr()], 1);
+    let mut c = A::client(&[s.addr()], false);
+    assert_eq!(
+        A::run(&mut c, spec("reverse", "ab")).1,
+        Outcome::Ok(reverse("ab"))
+    );
+    assert_eq!(admin_workers(&s, "upper"), 1);
+    A::unregister(&w, "reverse");
+    assert!(
+        eventually(|| admin_workers(&s, "reverse") == 0),
+        "reverse still registered"
+    );
+    assert_eq!(
+        admin_workers(&s, "upper"),
+        1,
+        "only reverse is unregistered"
+    );
+    let mut sp = spec("reverse", "nobody does this now");
+    sp.timeout = Some(Duration::from_millis(500));
+    assert_eq!(A::run(&mut c, sp).1, Outcome::TimedOut);
+    A::unregister_all(&w);
+    assert!(
+        eventually(|| admin_workers(&s, "upper") == 0),
+        "upper still registered"
+    );
     A::stop(w);
 }
 
@@ -549,6 +707,9 @@ macro_rules! adapter_suite {
             selection_by_unique_is_consistent_across_servers,
             map_reduce,
             unix_socket_client_and_worker,
+            task_batch_runs_foreground_background_and_status,
+            connect_fails_at_once_on_a_dead_port_with_the_io_error,
+            worker_unregisters_at_run_time,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {
