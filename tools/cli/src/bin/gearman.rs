@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
-use gearman_blocking::{Client, ClientEvent, Error, Job, JobContext, Priority, WorkError, Worker};
+use gearman_blocking::{Client, Error, Job, JobContext, JobEvent, Priority, WorkError, Worker};
 use gearman_cli::server_addr;
 use std::io::{Read, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -186,7 +186,7 @@ fn run_client(args: &Args) -> ExitCode {
             } else {
                 client
                     .run_with(job, |event| {
-                        if let ClientEvent::Data { data, .. } = event {
+                        if let JobEvent::Data(data) = event {
                             print(prefix, data);
                         }
                     })
@@ -264,16 +264,16 @@ fn work(args: &Args) -> ExitCode {
             let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
             if limit.is_some_and(|n| finished >= n) {
                 if let Some(stop) = stop.get() {
-                    gearman_blocking::StopHandle::stop(stop);
+                    gearman_blocking::WorkerHandle::shutdown(stop);
                 }
             }
             result
         });
     }
-    let _ = stop.set(worker.stop_handle());
+    let _ = stop.set(worker.handle());
     if limit == Some(0) {
         return ExitCode::SUCCESS;
     }
-    worker.work();
+    worker.run();
     ExitCode::SUCCESS
 }
