@@ -1,0 +1,283 @@
+//! What the soak knows about background jobs: which ids were acknowledged (with which
+//! handles), every run the workers reported, which workers were SIGKILLed, when the server
+//! was killed and when its disk was full. From these it decides, per job, whether it was
+//! lost, ran exactly once, or ran more often for a reason a fault allows.
+//!
+//! When a duplicate run is allowed (the only ones):
+//! - **worker killed**: an earlier run was the last job a worker process started before
+//!   it was SIGKILLed. Workers run one job at a time on one connection, and the next
+//!   GRAB_JOB follows the WORK_COMPLETE on that connection, so a run followed by another
+//!   start on the same worker was certainly completed at the server; only the last one
+//!   of a killed worker may not have been.
+//! - **server killed**: an earlier run started before a `kill -9` of the server and
+//!   finished less than [`DELETE_GRACE_US`] before it (or never): the delete of a finished
+//!   job is committed asynchronously, so a kill right after completion restores it.
+//! - **delete refused on a full disk**: an earlier run finished while the disk was full
+//!   (the delete's commit failed, the stored row stays) and the server was killed later.
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long after a job's completion its delete may still be uncommitted at a server kill.
+pub const DELETE_GRACE_US: u64 = 10_000_000;
+
+/// Microseconds since the Unix epoch (workers stamp their reports with the same clock).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[derive(Default)]
+struct Acked {
+    kind: &'static str,
+    handles: Vec<Bytes>,
+    epoch: Option<i64>,
+}
+
+struct Run {
+    pid: u32,
+    seq: u64,
+    start_us: u64,
+    done_us: Option<u64>,
+}
+
+#[derive(Default)]
+struct WorkerLog {
+    starts: u64,
+    killed: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    acked: HashMap<u64, Acked>,
+    submitted: HashSet<u64>,
+    runs: HashMap<u64, Vec<Run>>,
+    workers: HashMap<u32, WorkerLog>,
+    server_kills: Vec<u64>,
+    disk_full: Vec<(u64, Option<u64>)>,
+}
+
+/// The shared record.
+#[derive(Default)]
+pub struct Ledger {
+    inner: Mutex<Inner>,
+}
+
+/// The verdict over every background job.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Acknowledged jobs.
+    pub acked: u64,
+    /// Acknowledged jobs (or coalesced groups) that ran as often as they had handles.
+    pub exactly_once: u64,
+    /// Acknowledged jobs that never ran (or ran fewer times than distinct handles).
+    pub lost: Vec<u64>,
+    /// Extra runs allowed by a worker kill.
+    pub dup_worker_kill: u64,
+    /// Extra runs allowed by a server kill.
+    pub dup_server_kill: u64,
+    /// Extra runs allowed by a full disk then a server kill.
+    pub dup_disk_full: u64,
+    /// Jobs with more runs than any fault allows.
+    pub unexplained_dups: Vec<u64>,
+    /// Epoch jobs that started more than a second before their time.
+    pub early_epoch: Vec<u64>,
+    /// Runs of ids the soak never submitted (a result went to the wrong place).
+    pub unknown_runs: u64,
+    /// Runs of submissions that were never acknowledged (allowed: the ack was lost).
+    pub unacked_runs: u64,
+}
+
+impl Ledger {
+    /// A background submission of `id` is about to be sent.
+    pub fn submitting(&self, id: u64) {
+        self.inner.lock().unwrap().submitted.insert(id);
+    }
+
+    /// The server acknowledged `id` with `handle`.
+    pub fn acked(&self, id: u64, kind: &'static str, handle: Bytes, epoch: Option<i64>) {
+        let mut inner = self.inner.lock().unwrap();
+        let entry = inner.acked.entry(id).or_default();
+        entry.kind = kind;
+        if !entry.handles.contains(&handle) {
+            entry.handles.push(handle);
+        }
+        entry.epoch = epoch;
+    }
+
+    /// Worker `pid` reported a start (`done` false) or an end of a run of `id` at `at_us`.
+    pub fn worker_report(&self, pid: u32, id: u64, done: bool, at_us: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        let inner = &mut *inner;
+        let log = inner.workers.entry(pid).or_default();
+        let runs = inner.runs.entry(id).or_default();
+        if done {
+            if let Some(run) = runs
+                .iter_mut()
+                .rev()
+                .find(|r| r.pid == pid && r.done_us.is_none())
+            {
+                run.done_us = Some(at_us);
+            }
+        } else {
+            runs.push(Run {
+                pid,
+                seq: log.starts,
+                start_us: at_us,
+                done_us: None,
+            });
+            log.starts += 1;
+        }
+    }
+
+    /// Whether worker `pid` is in the middle of a run.
+    pub fn is_busy(&self, pid: u32) -> bool {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .runs
+            .values()
+            .flatten()
+            .any(|r| r.pid == pid && r.done_us.is_none())
+    }
+
+    /// Worker `pid` was SIGKILLed.
+    pub fn worker_killed(&self, pid: u32) {
+        self.inner
+            .lock()
+            .unwrap()
+            .workers
+            .entry(pid)
+            .or_default()
+            .killed = true;
+    }
+
+    /// The server was SIGKILLed now.
+    pub fn server_killed(&self) {
+        self.inner.lock().unwrap().server_kills.push(now_us());
+    }
+
+    /// The disk became full (`true`) or has room again (`false`).
+    pub fn disk_full(&self, full: bool) {
+        let mut inner = self.inner.lock().unwrap();
+        if full {
+            inner.disk_full.push((now_us(), None));
+        } else if let Some(last) = inner.disk_full.last_mut() {
+            last.1 = Some(now_us());
+        }
+    }
+
+    /// (acknowledged ids, ids that ran at least as often as they had handles).
+    pub fn progress(&self) -> (u64, u64) {
+        let inner = self.inner.lock().unwrap();
+        let done = inner
+            .acked
+            .iter()
+            .filter(|(id, a)| inner.runs.get(id).map_or(0, Vec::len) >= a.handles.len())
+            .count();
+        (inner.acked.len() as u64, done as u64)
+    }
+
+    /// One line about job `id`: kind, handles, runs.
+    pub fn describe(&self, id: u64) -> String {
+        let inner = self.inner.lock().unwrap();
+        let Some(a) = inner.acked.get(&id) else {
+            return format!("{id}: not acknowledged");
+        };
+        let handles: Vec<_> = a
+            .handles
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        let runs = inner.runs.get(&id).map_or(0, Vec::len);
+        format!(
+            "{id}: {} handles {handles:?} epoch {:?} runs {runs}",
+            a.kind, a.epoch
+        )
+    }
+
+    /// Judges every job (see the module documentation for what a fault allows).
+    pub fn verdict(&self) -> Verdict {
+        let inner = self.inner.lock().unwrap();
+        let mut v = Verdict {
+            acked: inner.acked.len() as u64,
+            ..Verdict::default()
+        };
+        for (id, acked) in &inner.acked {
+            let runs = inner.runs.get(id).map_or(&[][..], Vec::as_slice);
+            let expected = acked.handles.len();
+            if runs.len() < expected {
+                v.lost.push(*id);
+                continue;
+            }
+            if let Some(when) = acked.epoch {
+                let at = (when.max(0) as u64) * 1_000_000;
+                if runs.iter().any(|r| r.start_us + 1_000_000 < at) {
+                    v.early_epoch.push(*id);
+                }
+            }
+            let mut extra = runs.len() - expected;
+            if extra == 0 {
+                v.exactly_once += 1;
+                continue;
+            }
+            // Each run but the last may have caused one extra run.
+            for run in &runs[..runs.len() - 1] {
+                if extra == 0 {
+                    break;
+                }
+                if inner.killed_before_confirming(run) {
+                    v.dup_worker_kill += 1;
+                } else if inner.server_killed_around(run) {
+                    v.dup_server_kill += 1;
+                } else if inner.delete_refused_then_killed(run) {
+                    v.dup_disk_full += 1;
+                } else {
+                    continue;
+                }
+                extra -= 1;
+            }
+            if extra > 0 {
+                v.unexplained_dups.push(*id);
+            }
+        }
+        for (id, runs) in &inner.runs {
+            if !inner.acked.contains_key(id) {
+                if inner.submitted.contains(id) {
+                    v.unacked_runs += runs.len() as u64;
+                } else {
+                    v.unknown_runs += runs.len() as u64;
+                }
+            }
+        }
+        v.lost.sort_unstable();
+        v.unexplained_dups.sort_unstable();
+        v
+    }
+}
+
+impl Inner {
+    fn killed_before_confirming(&self, run: &Run) -> bool {
+        self.workers
+            .get(&run.pid)
+            .is_some_and(|w| w.killed && run.seq + 1 == w.starts)
+    }
+
+    fn server_killed_around(&self, run: &Run) -> bool {
+        self.server_kills.iter().any(|&kill| {
+            run.start_us <= kill && run.done_us.is_none_or(|d| d + DELETE_GRACE_US >= kill)
+        })
+    }
+
+    fn delete_refused_then_killed(&self, run: &Run) -> bool {
+        let Some(done) = run.done_us else {
+            return false;
+        };
+        let during_full = self.disk_full.iter().any(|&(from, to)| {
+            done + 1_000_000 >= from && to.is_none_or(|t| done <= t + 1_000_000)
+        });
+        during_full && self.server_kills.iter().any(|&kill| kill >= done)
+    }
+}

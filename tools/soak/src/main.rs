@@ -1,0 +1,408 @@
+//! `gearman-soak`: runs a gearmand-rs with a durable SQLite queue under mixed load from
+//! every adapter and libgearman while injecting faults on a schedule, checks throughout and
+//! at the end that nothing was lost, nothing hung, results reached their callers, `status`
+//! agrees when quiescent, memory came back down and healthy peers were served; prints a
+//! progress line per interval and a summary, and exits non-zero on any failed check.
+//!
+//! `gearman-soak worker ...` is the worker process the soak starts (and kills) itself.
+
+mod ctx;
+mod faults;
+mod ledger;
+mod load;
+mod payload;
+mod probe;
+mod raw;
+mod server;
+mod stats;
+mod sys;
+mod worker;
+mod workers;
+
+use clap::{Parser, Subcommand};
+use ctx::Ctx;
+use faults::{Fault, Target};
+use server::ServerCtl;
+use stats::Stats;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker::Adapter;
+use workers::Workers;
+
+#[derive(Parser)]
+#[command(name = "gearman-soak", about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// A worker process (started by the soak itself).
+    Worker {
+        /// host:port of the server.
+        #[arg(long)]
+        server: String,
+        /// Adapter to run on.
+        #[arg(long, value_enum)]
+        adapter: Adapter,
+        /// Serve only the probe's function.
+        #[arg(long)]
+        probe: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Seconds of load (faults stop in the last 15%, at most 20 s, so the end state settles).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// The gearmand-rs binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Directory for the queue file and the server log (default: a new one under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seed of the fault schedule and the load mix (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Milliseconds between two faults.
+    #[arg(long, default_value_t = 2000)]
+    fault_interval_ms: u64,
+    /// Worker processes per adapter (tokio, smol, blocking).
+    #[arg(long, default_value_t = 2)]
+    workers_per_adapter: usize,
+    /// Clients per adapter (plus one libgearman CLI client).
+    #[arg(long, default_value_t = 2)]
+    clients_per_adapter: usize,
+    /// Seconds between progress lines.
+    #[arg(long, default_value_t = 10)]
+    progress_secs: u64,
+    /// Seconds to wait after the load for every acknowledged job to have run.
+    #[arg(long, default_value_t = 90)]
+    drain_secs: u64,
+    /// How far (MiB) the server's quiescent RSS after the load may exceed its quiescent
+    /// RSS after the warm-up.
+    #[arg(long, default_value_t = 32)]
+    rss_tolerance_mib: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.mode {
+        Some(Mode::Worker {
+            server,
+            adapter,
+            probe,
+        }) => worker::run(server, adapter, probe),
+        None => std::process::exit(match soak(cli.run) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("gearman-soak: {e}");
+                2
+            }
+        }),
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The whole run; `Ok(false)` when a check failed.
+fn soak(args: RunArgs) -> Result<bool, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let server_bin = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| exe.with_file_name("gearmand-rs"));
+    if !server_bin.exists() {
+        return Err(format!(
+            "no server binary at {} (use --server-bin)",
+            server_bin.display()
+        ));
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gearman-soak-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let seed = args.seed.unwrap_or_else(ledger::now_us);
+    println!(
+        "gearman-soak: seed {seed}, {} s, dir {}",
+        args.duration,
+        dir.display()
+    );
+
+    let stats = Arc::new(Stats::default());
+    let server = ServerCtl::new(server_bin, &dir, stats.clone()).map_err(|e| e.to_string())?;
+    server.start(sys::UNLIMITED)?;
+    let ctx = Arc::new(Ctx::new(server.addr, stats.clone()));
+    let workers =
+        Workers::start(exe, ctx.clone(), args.workers_per_adapter).map_err(|e| e.to_string())?;
+    if !quiescent(&server, &workers, Duration::from_secs(20)) {
+        return Err("the workers did not all register within 20 s".into());
+    }
+
+    // Warm-up without faults, then the quiescent baseline.
+    let warm = load::start(&ctx, args.clients_per_adapter, seed);
+    std::thread::sleep(Duration::from_secs(5));
+    ctx.stop_load.store(true, Ordering::Release);
+    warm.into_iter().for_each(|t| drop(t.join()));
+    drain(&ctx, Duration::from_secs(30));
+    quiescent(&server, &workers, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    let baseline = sys::rss_bytes(server.pid()).unwrap_or(0);
+    println!(
+        "baseline: server RSS {:.1} MiB after the warm-up",
+        mib(baseline)
+    );
+
+    ctx.stop_load.store(false, Ordering::Release);
+    let started = Instant::now();
+    let load = load::start(&ctx, args.clients_per_adapter, seed.wrapping_add(1));
+    let probe = {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || probe::run(ctx))
+    };
+    let duration = Duration::from_secs(args.duration);
+    let quiet_tail = (duration * 15 / 100).min(Duration::from_secs(20));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let target = Target {
+        ctx: &ctx,
+        server: &server,
+        workers: &workers,
+    };
+    let mut cycle = Vec::new();
+    let mut next_progress = Duration::from_secs(args.progress_secs);
+    while started.elapsed() < duration {
+        if started.elapsed() + quiet_tail < duration {
+            if cycle.is_empty() {
+                cycle = Fault::ALL.to_vec();
+                rng.shuffle(&mut cycle);
+            }
+            let fault = cycle.pop().expect("refilled above");
+            target.inject(fault, &mut rng);
+        }
+        watch(&ctx, &server, &workers);
+        let pause = Instant::now() + Duration::from_millis(args.fault_interval_ms);
+        while Instant::now() < pause && started.elapsed() < duration {
+            if started.elapsed() >= next_progress {
+                progress(&ctx, &server, started.elapsed());
+                next_progress += Duration::from_secs(args.progress_secs);
+            }
+            watch(&ctx, &server, &workers);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    println!("load stops at {:?}; draining", started.elapsed());
+    ctx.stop_load.store(true, Ordering::Release);
+    for t in load {
+        while !t.is_finished() {
+            watch(&ctx, &server, &workers);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(t.join());
+    }
+    if ctx.watch_hangs() > 0 {
+        stats.inc("fail.fg_calls_left_running");
+    }
+    let drained = drain(&ctx, Duration::from_secs(args.drain_secs));
+    check(
+        &stats,
+        "all_acknowledged_jobs_ran_before_drain_deadline",
+        drained,
+    );
+    let agrees = quiescent(&server, &workers, Duration::from_secs(30));
+    check(&stats, "status_agrees_when_quiescent", agrees);
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = sys::rss_bytes(server.pid()).unwrap_or(0);
+    stats.max("info.server_rss_final_kib", rss / 1024);
+    stats.max("info.server_rss_baseline_kib", baseline / 1024);
+    let leak = rss > baseline + args.rss_tolerance_mib * 1024 * 1024;
+    check(&stats, "rss_back_near_baseline", !leak);
+    if leak {
+        eprintln!(
+            "FAIL: server RSS {:.1} MiB after the load, baseline {:.1} MiB (+{} MiB allowed)",
+            mib(rss),
+            mib(baseline),
+            args.rss_tolerance_mib
+        );
+    }
+    ctx.stop_all.store(true, Ordering::Release);
+    drop(probe.join());
+    workers.stop();
+
+    let verdict = ctx.ledger.verdict();
+    stats.add(
+        "check.bg_acknowledged_jobs_ran",
+        verdict.acked - verdict.lost.len() as u64,
+    );
+    stats.add("check.bg_ran_exactly_once", verdict.exactly_once);
+    stats.add("fail.bg_lost", verdict.lost.len() as u64);
+    stats.add(
+        "fail.bg_duplicate_unexplained",
+        verdict.unexplained_dups.len() as u64,
+    );
+    stats.add("fail.epoch_job_ran_early", verdict.early_epoch.len() as u64);
+    stats.add("fail.run_of_unknown_id", verdict.unknown_runs);
+    stats.add(
+        "info.bg_extra_run_after_worker_kill",
+        verdict.dup_worker_kill,
+    );
+    stats.add(
+        "info.bg_extra_run_after_server_kill",
+        verdict.dup_server_kill,
+    );
+    stats.add(
+        "info.bg_extra_run_after_full_disk_and_kill",
+        verdict.dup_disk_full,
+    );
+    stats.add(
+        "info.bg_run_of_unacknowledged_submission",
+        verdict.unacked_runs,
+    );
+    for (what, ids) in [
+        ("lost", &verdict.lost),
+        ("duplicated", &verdict.unexplained_dups),
+        ("early", &verdict.early_epoch),
+    ] {
+        if !ids.is_empty() {
+            eprintln!("FAIL: {} job(s) {what}, e.g.:", ids.len());
+            for id in &ids[..ids.len().min(10)] {
+                eprintln!("   {}", ctx.ledger.describe(*id));
+            }
+        }
+    }
+    summary(&stats, started.elapsed(), &dir);
+    Ok(stats.sum("fail.") == 0)
+}
+
+fn check(stats: &Stats, name: &str, ok: bool) {
+    stats.inc(&format!("{}.{name}", if ok { "check" } else { "fail" }));
+    if !ok {
+        eprintln!("FAIL: {name}");
+    }
+}
+
+/// Per-interval health: hung calls, workers or server that died by themselves.
+fn watch(ctx: &Ctx, server: &ServerCtl, workers: &Workers) {
+    ctx.watch_hangs();
+    let died = workers.reap_unexpected();
+    ctx.stats.add("fail.worker_exited_unexpectedly", died);
+    if server.exited() {
+        ctx.stats.inc("fail.server_exited_unexpectedly");
+        eprintln!("FAIL: the server exited by itself; restarting it");
+        ctx.ledger.server_killed();
+        if let Err(e) = server.start(sys::UNLIMITED) {
+            eprintln!("FAIL: restart: {e}");
+        }
+    }
+}
+
+/// Waits until every acknowledged job ran.
+fn drain(ctx: &Ctx, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (acked, ran) = ctx.ledger.progress();
+        if ran >= acked {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "drain: {} of {acked} acknowledged jobs have not run",
+                acked - ran
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `status` shows no queued or running soak job and exactly the live workers.
+fn quiescent(server: &ServerCtl, workers: &Workers, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    loop {
+        if let Ok(text) = server.admin("status") {
+            let rows = raw::parse_status(&text, payload::PREFIX);
+            let want = |name: &str, n: usize| {
+                rows.iter()
+                    .any(|r| r.0 == name && r.1 == 0 && r.2 == 0 && r.3 == n as u64)
+            };
+            if rows.len() == 3
+                && want(payload::FG, workers.count())
+                && want(payload::BG, workers.count())
+                && want(payload::PROBE, 1)
+            {
+                return true;
+            }
+            last = text;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "status never matched {} workers, idle queues:\n{last}",
+                workers.count()
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn progress(ctx: &Ctx, server: &ServerCtl, elapsed: Duration) {
+    let s = &ctx.stats;
+    let (acked, ran) = ctx.ledger.progress();
+    let pid = server.pid();
+    println!(
+        "[{:>5}s] fg ok {} err {} | bg acked {acked} ran {ran} refused {} | faults {} | checks {} | FAILS {} | probe max {} ms | server rss {:.1} MiB fds {} log lines {}",
+        elapsed.as_secs(),
+        s.sum("check.fg_result_matched"),
+        s.sum("load.fg_error"),
+        s.get("load.bg_not_acked"),
+        s.sum("fault."),
+        s.sum("check."),
+        s.sum("fail."),
+        s.get("info.probe_echo_rtt_max_ms").max(s.get("info.probe_job_rtt_max_ms")),
+        mib(sys::rss_bytes(pid).unwrap_or(0)),
+        sys::open_fds(pid).unwrap_or(0),
+        s.get("info.server_log_lines"),
+    );
+}
+
+fn summary(stats: &Stats, elapsed: Duration, dir: &std::path::Path) {
+    println!(
+        "== gearman-soak summary after {:.0} s (server log: {})",
+        elapsed.as_secs_f64(),
+        dir.join("server.log").display()
+    );
+    for group in ["fault.", "check.", "fail.", "load.", "info."] {
+        let rows: Vec<_> = stats
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(group))
+            .collect();
+        println!(
+            "-- {} (total {})",
+            group.trim_end_matches('.'),
+            rows.iter().map(|r| r.1).sum::<u64>()
+        );
+        for (k, v) in rows {
+            println!("   {k:<58} {v}");
+        }
+    }
+    let fails = stats.sum("fail.");
+    println!(
+        "== {}",
+        if fails == 0 {
+            "PASS".to_string()
+        } else {
+            format!("FAIL ({fails} failed checks)")
+        }
+    );
+}
