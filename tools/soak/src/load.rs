@@ -164,7 +164,7 @@ fn blocking_client(ctx: Arc<Ctx>, seed: u64) {
                 let mut results = client
                     .run_tasks(vec![job.clone(), job], |_, _| {})
                     .into_iter();
-                let none = || Err(gearman_blocking::Error::NoServer);
+                let none = || Err(gearman_blocking::Error::NoServer(Vec::new()));
                 ctx.fg_end(a, source, results.next().unwrap_or_else(none), &data);
                 ctx.fg_end(b, source, results.next().unwrap_or_else(none), &data);
             }

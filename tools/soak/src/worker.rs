@@ -130,7 +130,7 @@ pub fn run(addr: String, adapter: Adapter, probe: bool) {
                     Ok(data)
                 });
             }
-            w.work();
+            w.run();
         }
     }
 }
