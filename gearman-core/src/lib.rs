@@ -20,6 +20,7 @@
     )
 )]
 
+pub mod acl;
 pub mod addr;
 pub mod admin_reply;
 pub mod client;
