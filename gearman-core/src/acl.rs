@@ -582,7 +582,11 @@ mod tests {
             ("cn:a sumbit x", 1, "unknown permission \"sumbit\""),
             ("cn:a", 1, "has no permission"),
             ("cn:a submit", 1, "needs at least one function pattern"),
-            ("cn:a register # none", 1, "needs at least one function pattern"),
+            (
+                "cn:a register # none",
+                1,
+                "needs at least one function pattern",
+            ),
             ("cn:a admin-read x", 1, "takes no function pattern"),
         ];
         for (text, line, want) in cases {
@@ -599,7 +603,10 @@ mod tests {
     fn control_characters_and_long_tokens_stay_on_one_line() {
         let err = Acl::parse(&format!("cn:a\x0b{} x", "p".repeat(500))).unwrap_err();
         let shown = err.to_string();
-        assert!(!shown.contains('\n') && !shown.contains('\x0b'), "{shown:?}");
+        assert!(
+            !shown.contains('\n') && !shown.contains('\x0b'),
+            "{shown:?}"
+        );
         assert!(shown.len() < 200, "{shown}");
     }
 

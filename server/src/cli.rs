@@ -244,6 +244,10 @@ pub struct Args {
         help_heading = "Process"
     )]
     pub shutdown_timeout: u64,
+
+    /// TLS listeners and permissions.
+    #[command(flatten)]
+    pub security: crate::tls::SecurityArgs,
 }
 
 /// Log levels in gearmand's order.
@@ -296,6 +300,8 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// `-j 0` was given: warn that gearmand 1.1.20 read it as "unlimited".
     pub warn_job_retries_zero: bool,
+    /// TLS listeners and permissions.
+    pub security: crate::tls::Security,
 }
 
 /// Where the HTTP listener binds.
@@ -391,7 +397,9 @@ impl Args {
             interval: positive_secs(self.keepalive_interval),
             count: u32::try_from(self.keepalive_count).ok().filter(|&c| c > 0),
         });
+        let security = self.security.validate()?;
         Ok(Settings {
+            security,
             listen: self.listen,
             port: self.port,
             backlog: self.backlog,

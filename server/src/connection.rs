@@ -7,8 +7,8 @@ use gearman_core::server::ConnId;
 use socket2::{SockRef, TcpKeepalive};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -16,6 +16,8 @@ use tokio::task::AbortHandle;
 /// What connection tasks tell the core task.
 pub(crate) enum ToCore {
     Accepted(TcpStream, std::net::SocketAddr),
+    /// A TLS connection whose handshake is done, with its socket's fd.
+    AcceptedTls(Box<crate::tls::Handshaken>, std::net::SocketAddr, u64),
     Input(ConnId, bytes::Bytes),
     Eof(ConnId),
     /// A stalled writer has caught up; send it more.
@@ -69,7 +71,9 @@ impl FlowControl {
 
 /// The core task's handle on one connection.
 pub(crate) struct ConnHandle {
-    stream: Arc<OwnedWriteHalf>,
+    /// A plain TCP socket the core may write to directly; `None` for a wrapped stream
+    /// (TLS), whose bytes must go through its writer task.
+    direct: Option<Arc<OwnedWriteHalf>>,
     writer: mpsc::UnboundedSender<ToWriter>,
     pub(crate) flow: Arc<FlowControl>,
     reader: AbortHandle,
@@ -80,8 +84,12 @@ impl ConnHandle {
     /// whatever the socket does not take now goes to the writer task, in order.
     pub(crate) fn send(&self, data: &[u8]) {
         let mut rest = data;
-        if self.flow.pending.load(Ordering::Acquire) == 0 {
-            match self.stream.try_write(rest) {
+        if let Some(stream) = self
+            .direct
+            .as_ref()
+            .filter(|_| self.flow.pending.load(Ordering::Acquire) == 0)
+        {
+            match stream.try_write(rest) {
                 Ok(n) => rest = rest.get(n..).unwrap_or_default(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 // The reader sees the failure too and reports the connection gone.
@@ -133,12 +141,78 @@ pub(crate) fn configure(stream: &TcpStream, keepalive: Option<Keepalive>) {
     }
 }
 
-/// Starts the reader and writer tasks for `stream`.
+/// Where a writer task writes.
+enum Sink {
+    /// A plain socket, shared with the core's direct writes.
+    Tcp(Arc<OwnedWriteHalf>),
+    /// A wrapped stream (TLS): written and flushed through its `AsyncWrite`.
+    Stream(Box<dyn AsyncWrite + Unpin + Send>),
+}
+
+impl Sink {
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Tcp(stream) => write_all(stream, data).await,
+            Sink::Stream(stream) => {
+                stream.write_all(data).await?;
+                stream.flush().await
+            }
+        }
+    }
+
+    /// Ends the write side after the last bytes (a TLS close_notify first).
+    async fn shutdown(&mut self) {
+        match self {
+            Sink::Tcp(stream) => {
+                let _ = SockRef::from((**stream).as_ref()).shutdown(std::net::Shutdown::Write);
+            }
+            Sink::Stream(stream) => {
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Starts the reader and writer tasks for a plain TCP `stream`.
 pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle {
     // Split so the reader can use `read_buf`, which (unlike `try_read_buf`) treats a short
     // read as "drained" and skips the extra read that would only return EWOULDBLOCK.
     let (read_half, write_half) = stream.into_split();
     let stream = Arc::new(write_half);
+    start(
+        read_half,
+        Some(stream.clone()),
+        Sink::Tcp(stream),
+        conn,
+        to_core,
+    )
+}
+
+/// Starts the reader and writer tasks for a wrapped stream (TLS over TCP).
+pub(crate) fn spawn_stream<S>(stream: S, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    start(
+        read_half,
+        None,
+        Sink::Stream(Box::new(write_half)),
+        conn,
+        to_core,
+    )
+}
+
+fn start<R>(
+    read_half: R,
+    direct: Option<Arc<OwnedWriteHalf>>,
+    sink: Sink,
+    conn: ConnId,
+    to_core: mpsc::Sender<ToCore>,
+) -> ConnHandle
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let flow = Arc::new(FlowControl {
         pending: AtomicUsize::new(0),
@@ -148,23 +222,17 @@ pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCor
     });
     let reader =
         tokio::spawn(read_loop(read_half, conn, flow.clone(), to_core.clone())).abort_handle();
-    tokio::spawn(write_loop(
-        stream.clone(),
-        conn,
-        writer_rx,
-        flow.clone(),
-        to_core,
-    ));
+    tokio::spawn(write_loop(sink, conn, writer_rx, flow.clone(), to_core));
     ConnHandle {
-        stream,
+        direct,
         writer: writer_tx,
         flow,
         reader,
     }
 }
 
-async fn read_loop(
-    mut stream: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut stream: R,
     conn: ConnId,
     flow: Arc<FlowControl>,
     to_core: mpsc::Sender<ToCore>,
@@ -205,7 +273,7 @@ async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<
 }
 
 async fn write_loop(
-    stream: Arc<OwnedWriteHalf>,
+    mut sink: Sink,
     conn: ConnId,
     mut from_core: mpsc::UnboundedReceiver<ToWriter>,
     flow: Arc<FlowControl>,
@@ -226,7 +294,7 @@ async fn write_loop(
             }
         }
         if !batch.is_empty() {
-            if write_all(&stream, &batch).await.is_err() {
+            if sink.write_all(&batch).await.is_err() {
                 let _ = to_core.send(ToCore::Eof(conn)).await;
                 return;
             }
@@ -243,7 +311,7 @@ async fn write_loop(
             }
         }
         if closing {
-            let _ = SockRef::from((*stream).as_ref()).shutdown(std::net::Shutdown::Write);
+            sink.shutdown().await;
             return;
         }
     }

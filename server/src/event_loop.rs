@@ -5,10 +5,12 @@ use crate::cli::Settings;
 use crate::connection::{self, ConnHandle, ToCore};
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
-use crate::{privileges, StartError};
+use crate::tls::TlsListener;
+use crate::{acl, privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -40,18 +42,26 @@ struct CoreTask {
 /// Failed accepts (out of descriptors, mostly) are logged once per interval.
 static ACCEPT_FAILED: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
 
-/// Runs the server on `listeners` (already bound). `ready` is called once the store is
-/// open, the pid file written and privileges dropped, just before serving.
+/// A bound listening socket and, for a TLS one, its acceptor.
+pub(crate) type Listener = (std::net::TcpListener, Option<Arc<TlsListener>>);
+
+/// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
+/// called once the store is open, the pid file written and privileges dropped, just before
+/// serving.
 pub(crate) async fn serve(
     settings: Settings,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listener>,
+    acl: Option<gearman_core::acl::Acl>,
     ready: impl FnOnce(),
 ) -> Result<(), StartError> {
     let listeners = listeners
         .into_iter()
-        .map(tokio::net::TcpListener::from_std)
+        .map(|(l, tls)| tokio::net::TcpListener::from_std(l).map(|l| (l, tls)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StartError(format!("cannot register the listeners: {e}")))?;
+    if let (Some(acl), Some(path)) = (&acl, &settings.security.acl_file) {
+        tracing::info!("ACL {}: {} grant(s)", path.display(), acl.len());
+    }
     // The store is opened and replayed before any connection is accepted.
     let (store, restored) = match &settings.store {
         Some(backend) => {
@@ -94,19 +104,37 @@ pub(crate) async fn serve(
     let (acks, mut from_store) = mpsc::unbounded_channel();
     let accept_tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
-        .map(|l| {
+        .map(|(l, tls)| {
             if let Ok(addr) = l.local_addr() {
-                tracing::info!("listening on {addr}");
+                let kind = if tls.is_some() { "TLS" } else { "plaintext" };
+                tracing::info!("listening on {addr} ({kind})");
             }
             let tx = to_core.clone();
+            let keepalive = settings.keepalive;
             tokio::spawn(async move {
                 loop {
                     match l.accept().await {
-                        Ok((stream, peer)) => {
-                            if tx.send(ToCore::Accepted(stream, peer)).await.is_err() {
-                                return;
+                        Ok((stream, peer)) => match &tls {
+                            None => {
+                                if tx.send(ToCore::Accepted(stream, peer)).await.is_err() {
+                                    return;
+                                }
                             }
-                        }
+                            // The handshake runs in the connection's own task: a slow or
+                            // stalled peer holds up nobody else.
+                            Some(tls) => {
+                                connection::configure(&stream, keepalive);
+                                let (tls, tx) = (tls.clone(), tx.clone());
+                                tokio::spawn(async move {
+                                    let fd = raw_fd(&stream);
+                                    if let Some(done) = tls.handshake(stream, peer).await {
+                                        let _ = tx
+                                            .send(ToCore::AcceptedTls(Box::new(done), peer, fd))
+                                            .await;
+                                    }
+                                });
+                            }
+                        },
                         Err(e) => {
                             // Out of descriptors and the like: back off instead of spinning.
                             if let Some(repeats) = ACCEPT_FAILED.check() {
@@ -121,6 +149,7 @@ pub(crate) async fn serve(
         .collect();
 
     let mut server = Server::new(config, now);
+    server.set_acl(acl);
     server.restore(restored, now);
     let mut core = CoreTask {
         server,
@@ -133,6 +162,7 @@ pub(crate) async fn serve(
         stop_requested: None,
     };
     let mut shutdown = Box::pin(shutdown_signal());
+    let mut hangups = hangup_signals();
     let mut grace_deadline: Option<tokio::time::Instant> = None;
     ready();
     loop {
@@ -145,6 +175,7 @@ pub(crate) async fn serve(
             _ = &mut shutdown, if grace_deadline.is_none() => {
                 core.stop_requested = Some(true);
             }
+            _ = next_hangup(&mut hangups) => core.reload_acl(),
             msg = from_conns.recv() => {
                 let Some(msg) = msg else { break };
                 core.handle(msg);
@@ -237,6 +268,17 @@ impl CoreTask {
                 let handle = connection::spawn(stream, conn, self.to_core.clone());
                 self.conns.insert(conn, handle);
             }
+            ToCore::AcceptedTls(done, peer, fd) => {
+                let info = PeerInfo {
+                    fd,
+                    ip: peer.ip().to_canonical().to_string(),
+                };
+                let crate::tls::Handshaken { stream, identity } = *done;
+                tracing::debug!(%peer, %identity, "accepted over TLS");
+                let conn = self.server.accept_as(info, identity, now);
+                let handle = connection::spawn_stream(stream, conn, self.to_core.clone());
+                self.conns.insert(conn, handle);
+            }
             ToCore::Input(conn, bytes) => {
                 self.server.handle_input(conn, &bytes, now);
                 if let Some(handle) = self.conns.get(&conn) {
@@ -293,8 +335,37 @@ impl CoreTask {
                     // A plain shutdown overrides a graceful one asked for before.
                     self.stop_requested = Some(graceful && self.stop_requested != Some(false));
                 }
+                ServerEvent::Refused {
+                    conn,
+                    identity,
+                    permission,
+                    function,
+                } => tracing::warn!(
+                    ?conn,
+                    "refused: {permission} {:?} for {identity}",
+                    String::from_utf8_lossy(&function)
+                ),
                 other => tracing::debug!(?other, "unhandled server event"),
             }
+        }
+    }
+
+    /// SIGHUP: reads `--acl-file` again; a bad file keeps the rules in force.
+    fn reload_acl(&mut self) {
+        let Some(path) = &self.settings.security.acl_file else {
+            tracing::info!("SIGHUP: no --acl-file to reload");
+            return;
+        };
+        match acl::load(path) {
+            Ok(acl) => {
+                tracing::info!(
+                    "SIGHUP: ACL {} reloaded, {} grant(s)",
+                    path.display(),
+                    acl.len()
+                );
+                self.server.set_acl(Some(acl));
+            }
+            Err(e) => tracing::error!("SIGHUP: keeping the previous ACL: {e}"),
         }
     }
 
@@ -335,6 +406,34 @@ fn write_pid_file(settings: &Settings) -> Result<Option<std::path::PathBuf>, Sta
     std::fs::write(path, format!("{}\n", std::process::id()))
         .map_err(|e| StartError(format!("cannot write pid file {}: {e}", path.display())))?;
     Ok(Some(path.clone()))
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+        .map_err(|e| tracing::warn!("SIGHUP unavailable, no ACL reloads: {e}"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {}
+
+/// The next SIGHUP (never, where there are none).
+async fn next_hangup(hangups: &mut Hangups) {
+    #[cfg(unix)]
+    if let Some(signal) = hangups {
+        if signal.recv().await.is_some() {
+            return;
+        }
+    }
+    let _ = hangups;
+    std::future::pending::<()>().await
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@
 //! one thread (tokio's current-thread runtime): every packet must reach the single owner
 //! anyway, and measured, cross-thread hand-offs cost more than they parallelise.
 
+mod acl;
 pub mod cli;
 pub mod config_file;
 mod connection;
@@ -16,6 +17,7 @@ mod log_limit;
 mod logging;
 mod privileges;
 pub mod store;
+pub mod tls;
 
 use cli::Args;
 use std::fmt;
@@ -46,13 +48,24 @@ pub fn run(args: Args) -> Result<(), StartError> {
     if let Some(n) = settings.file_descriptors {
         privileges::set_file_limit(n)?;
     }
-    let listeners = listen::bind_all(&settings)?;
+    // Certificates and the ACL are read before anything listens (and before -d detaches):
+    // a bad file is a one-line start error, never a failure at the first connection.
+    let (tls, acl) = tls::prepare(&settings.security)?;
+    let mut listeners: Vec<event_loop::Listener> = listen::bind_all(&settings)?
+        .into_iter()
+        .map(|l| (l, tls.clone()))
+        .collect();
+    listeners.extend(
+        listen::bind_extra(&settings.security.plaintext_listen, settings.backlog)?
+            .into_iter()
+            .map(|l| (l, None)),
+    );
     let mut readiness = if settings.daemon {
         Some(daemon::detach()?)
     } else {
         None
     };
-    let result = start(settings, listeners, &mut readiness);
+    let result = start(settings, listeners, acl, &mut readiness);
     if let (Err(e), Some(readiness)) = (&result, readiness.as_mut()) {
         if readiness.failed(e) {
             // The waiting parent prints it.
@@ -65,7 +78,8 @@ pub fn run(args: Args) -> Result<(), StartError> {
 
 fn start(
     settings: cli::Settings,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<event_loop::Listener>,
+    acl: Option<gearman_core::acl::Acl>,
     readiness: &mut Option<daemon::Readiness>,
 ) -> Result<(), StartError> {
     let _log_guard = logging::init(&settings)?;
@@ -79,7 +93,7 @@ fn start(
         .enable_all()
         .build()
         .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(event_loop::serve(settings, listeners, || {
+    runtime.block_on(event_loop::serve(settings, listeners, acl, || {
         if let Some(r) = readiness.as_mut() {
             r.ready();
         }

@@ -62,3 +62,22 @@ pub(crate) fn bind_hosts(
 fn bind_error(addr: SocketAddr, e: std::io::Error) -> StartError {
     StartError(format!("cannot listen on {addr}: {e}"))
 }
+
+/// Binds each `HOST:PORT` (`[V6]:PORT`) of `--plaintext-listen`, every address it resolves to.
+pub(crate) fn bind_extra(
+    addresses: &[String],
+    backlog: u32,
+) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let addrs = address.to_socket_addrs().map_err(|e| {
+            StartError(format!(
+                "cannot resolve listen address {address:?} (HOST:PORT): {e}"
+            ))
+        })?;
+        for addr in addrs {
+            listeners.push(bind_one(addr, backlog).map_err(|e| bind_error(addr, e))?);
+        }
+    }
+    Ok(listeners)
+}

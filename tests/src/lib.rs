@@ -14,13 +14,15 @@
 //! assert_eq!(conn.recv(), Response::EchoRes { data: "hi".into() });
 //! ```
 
+pub mod certs;
 pub mod hostile;
 pub mod interop;
 pub mod options;
 mod peers;
 mod process;
+pub mod tls;
 mod wire;
 
 pub use peers::{run, stdout, wait_for_workers, Peer};
-pub use process::{free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
+pub use process::{admin_pid, free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
 pub use wire::Conn;

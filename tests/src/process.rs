@@ -58,9 +58,19 @@ impl ServerProcess {
     /// free may be taken by another test's server before ours binds it: then it starts again
     /// on another port.
     pub fn start(binary: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_probing(binary, extra, admin_pid)
+    }
+
+    /// Like [`ServerProcess::start`], with `probe(port)` telling the pid of whatever answers
+    /// there (for a port that is not plaintext, e.g. TLS-only).
+    pub fn start_probing(
+        binary: &Path,
+        extra: &[&str],
+        probe: impl Fn(u16) -> Option<u32>,
+    ) -> ServerProcess {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start_on(binary, free_port(), extra) {
+            match Self::try_start_on(binary, free_port(), extra, &probe) {
                 Ok(server) => return server,
                 Err(why) => last = why,
             }
@@ -70,13 +80,18 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`] on a given port (panics if it cannot listen there).
     pub fn start_on(binary: &Path, port: u16, extra: &[&str]) -> ServerProcess {
-        Self::try_start_on(binary, port, extra).unwrap_or_else(|why| panic!("{why}"))
+        Self::try_start_on(binary, port, extra, &admin_pid).unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Starts the server and waits until it listens on `port`. Something answering on the
     /// port is only ours once its admin `getpid` names our child: otherwise it is another
     /// test's server, and ours will exit with "port in use".
-    fn try_start_on(binary: &Path, port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
+    fn try_start_on(
+        binary: &Path,
+        port: u16,
+        extra: &[&str],
+        probe: &dyn Fn(u16) -> Option<u32>,
+    ) -> Result<ServerProcess, String> {
         let child = Command::new(binary)
             .args([
                 "-L",
@@ -92,7 +107,7 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let mut server = ServerProcess { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while admin_pid(port) != Some(server.child.id()) {
+        while probe(port) != Some(server.child.id()) {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!(
                     "{} exited with {status} before listening on {port}",
@@ -155,7 +170,7 @@ impl ServerProcess {
 }
 
 /// The pid the server on 127.0.0.1:`port` reports for the admin `getpid`, if one answers.
-fn admin_pid(port: u16) -> Option<u32> {
+pub fn admin_pid(port: u16) -> Option<u32> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream.write_all(b"getpid\r\n").ok()?;

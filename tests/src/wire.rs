@@ -8,10 +8,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// A raw protocol connection with read timeouts, so no test can hang.
+/// A raw protocol connection with read timeouts, so no test can hang; plaintext or TLS.
 pub struct Conn {
-    /// The socket (public for raw reads, timeouts and shutdowns).
+    /// The socket (public for raw reads, timeouts and shutdowns; under TLS, raw reads and
+    /// writes here bypass the encryption).
     pub stream: TcpStream,
+    /// The TLS session when connected with [`Conn::tls`].
+    tls: Option<gearman_tls::rustls::ClientConnection>,
     buf: bytes::BytesMut,
     decoder: FrameDecoder,
 }
@@ -32,14 +35,59 @@ impl Conn {
             .unwrap();
         Conn {
             stream,
+            tls: None,
             buf: bytes::BytesMut::new(),
             decoder: FrameDecoder::new(Limits::default()),
         }
     }
 
+    /// Connects to 127.0.0.1:`port` over TLS and completes the handshake, verifying the
+    /// server as `server_name`; the error is the handshake's (a refused certificate...).
+    /// Under TLS 1.3 a server's refusal of the client certificate arrives after the
+    /// handshake: it shows at the first read.
+    pub fn tls(
+        port: u16,
+        tls: &gearman_tls::ClientTls,
+        server_name: &str,
+    ) -> std::io::Result<Conn> {
+        let name = tls
+            .server_name(server_name)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let session = gearman_tls::rustls::ClientConnection::new(tls.config(), name)
+            .map_err(std::io::Error::other)?;
+        let mut conn = Conn::from_stream(TcpStream::connect(("127.0.0.1", port))?);
+        conn.tls = Some(session);
+        if let Some(session) = conn.tls.as_mut() {
+            while session.is_handshaking() {
+                session.complete_io(&mut conn.stream)?;
+            }
+        }
+        Ok(conn)
+    }
+
+    fn write_io(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.tls.as_mut() {
+            Some(session) => {
+                let mut io = gearman_tls::rustls::Stream::new(session, &mut self.stream);
+                io.write_all(bytes)?;
+                io.flush()
+            }
+            None => self.stream.write_all(bytes),
+        }
+    }
+
+    fn read_io(&mut self, chunk: &mut [u8]) -> std::io::Result<usize> {
+        match self.tls.as_mut() {
+            Some(session) => {
+                gearman_tls::rustls::Stream::new(session, &mut self.stream).read(chunk)
+            }
+            None => self.stream.read(chunk),
+        }
+    }
+
     /// Sends one request packet.
     pub fn send(&mut self, req: Request) {
-        self.stream.write_all(&req.to_bytes()).unwrap();
+        self.write_io(&req.to_bytes()).unwrap();
     }
 
     /// Submits a job with an empty unique and data `x`; returns the handle of its
@@ -59,7 +107,7 @@ impl Conn {
 
     /// Sends bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
+        self.write_io(bytes).unwrap();
     }
 
     /// The next packet, or `None` if nothing arrives within `wait`.
@@ -74,7 +122,7 @@ impl Conn {
                 return None;
             }
             let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
+            match self.read_io(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e)
@@ -99,7 +147,7 @@ impl Conn {
 
     /// Reads text until a line equal to `.` or a single OK/ERR line.
     pub fn admin(&mut self, line: &str) -> String {
-        self.stream.write_all(line.as_bytes()).unwrap();
+        self.write_io(line.as_bytes()).unwrap();
         let mut out = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -115,7 +163,7 @@ impl Conn {
                 "admin reply incomplete: {text:?}"
             );
             let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
+            match self.read_io(&mut chunk) {
                 Ok(0) => return text,
                 Ok(n) => out.extend_from_slice(&chunk[..n]),
                 Err(e) => panic!("read: {e} after {text:?}"),

@@ -61,6 +61,8 @@ pub(crate) struct Conn {
     /// Jobs this client submitted in the foreground, with the number of submissions
     /// attached to each (a map, so a client with many jobs in flight costs O(1) per result).
     pub(crate) watching: HashMap<u64, usize>,
+    /// Who the peer is and what it may do.
+    pub(crate) access: super::access::Access,
 }
 
 impl Conn {
@@ -81,6 +83,7 @@ impl Conn {
             noop_sent: false,
             running: Vec::new(),
             watching: HashMap::new(),
+            access: super::access::Access::new(crate::acl::Identity::Anonymous, None),
         }
     }
 

@@ -19,6 +19,9 @@ const MAX_CLIENT_ID: usize = 127;
 
 impl Server {
     pub(super) fn dispatch(&mut self, conn: ConnId, inbound: Inbound, now: Instant) {
+        if !self.permitted(conn, &inbound) {
+            return;
+        }
         match inbound {
             Inbound::Request(request) => self.handle_request(conn, request, now),
             Inbound::Admin(command) => self.handle_admin(conn, command, now),

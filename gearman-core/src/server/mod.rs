@@ -9,6 +9,7 @@
 //! across a worker's functions, functions are served round-robin, epoch jobs fire on a
 //! timer, CAN_DO_TIMEOUT is a per-assignment deadline, and `job_retries` counts retries.
 
+mod access;
 mod admin;
 mod client;
 mod conn;
@@ -114,6 +115,17 @@ pub enum ServerEvent {
         /// `shutdown graceful`.
         graceful: bool,
     },
+    /// The ACL refused a request (already answered; the connection stays open): log it.
+    Refused {
+        /// The connection.
+        conn: ConnId,
+        /// Who asked, as [`crate::acl::Identity`] displays it.
+        identity: String,
+        /// What was missing.
+        permission: crate::acl::Permission,
+        /// The function refused (empty for admin commands).
+        function: Bytes,
+    },
 }
 
 /// The whole job server, without I/O.
@@ -140,6 +152,8 @@ pub struct Server {
     writable: VecDeque<ConnId>,
     /// Connections to close once the current call's work is done (never closed re-entrantly).
     to_close: Vec<(ConnId, String)>,
+    /// The permissions in force; `None` allows everything.
+    acl: Option<crate::acl::Acl>,
 }
 
 impl Server {
@@ -162,6 +176,7 @@ impl Server {
             events: VecDeque::new(),
             writable: VecDeque::new(),
             to_close: Vec::new(),
+            acl: None,
         }
     }
 
@@ -170,11 +185,12 @@ impl Server {
         &self.config
     }
 
-    /// Registers a new connection.
+    /// Registers a new connection from an anonymous peer (see [`Server::accept_as`]).
     pub fn accept(&mut self, peer: PeerInfo, _now: Instant) -> ConnId {
         self.next_conn += 1;
         let id = ConnId(self.next_conn);
-        let conn = Conn::new(peer, self.config.limits, self.config.exceptions_by_default);
+        let mut conn = Conn::new(peer, self.config.limits, self.config.exceptions_by_default);
+        conn.access = access::Access::new(crate::acl::Identity::Anonymous, self.acl.as_ref());
         self.conns.insert(id, conn);
         id
     }

@@ -1,0 +1,137 @@
+//! Permission checks before a request is acted on ([`crate::acl`]): each connection keeps
+//! its identity and the grants the ACL in force gives it; without an ACL everything is
+//! allowed. A refusal is answered (ERROR packet or `ERR` admin line naming the
+//! permission), reported as [`ServerEvent::Refused`], and the connection carries on.
+
+use super::conn::Outbound;
+use super::session::Inbound;
+use super::{ConnId, PeerInfo, Server, ServerEvent};
+use crate::acl::{Acl, Grants, Identity, Permission};
+use crate::proto::{Request, Response};
+use bytes::Bytes;
+use std::time::Instant;
+
+/// Who a connection is and, under an ACL, what it may do.
+#[derive(Clone, Debug)]
+pub(crate) struct Access {
+    pub(crate) identity: Identity,
+    /// `None`: no ACL in force, everything allowed.
+    grants: Option<Grants>,
+}
+
+impl Access {
+    pub(crate) fn new(identity: Identity, acl: Option<&Acl>) -> Access {
+        let grants = acl.map(|acl| acl.grants_for(&identity));
+        Access { identity, grants }
+    }
+
+    fn allows(&self, permission: Permission, function: &[u8]) -> bool {
+        self.grants
+            .as_ref()
+            .is_none_or(|g| g.allows(permission, function))
+    }
+}
+
+/// What a request needs: the permission and, for submit/register, the function names.
+fn needed<'a>(inbound: &'a Inbound) -> Option<(Permission, [Option<&'a Bytes>; 2])> {
+    match inbound {
+        Inbound::Request(Request::CanDo { function })
+        | Inbound::Request(Request::CanDoTimeout { function, .. }) => {
+            Some((Permission::Register, [Some(function), None]))
+        }
+        Inbound::Request(Request::Submit(s)) => {
+            Some((Permission::Submit, [Some(&s.function), None]))
+        }
+        Inbound::Request(Request::SubmitReduce(s)) => {
+            Some((Permission::Submit, [Some(&s.function), Some(&s.reducer)]))
+        }
+        Inbound::Admin(command) => Permission::for_admin(command).map(|p| (p, [None, None])),
+        _ => None,
+    }
+}
+
+/// `ERR` admin lines carry one word per field; spaces and control bytes become `+`.
+fn admin_word(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '+'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl Server {
+    /// Registers a new connection whose peer is `identity` (see [`crate::acl`]).
+    pub fn accept_as(&mut self, peer: PeerInfo, identity: Identity, now: Instant) -> ConnId {
+        let id = self.accept(peer, now);
+        let access = Access::new(identity, self.acl.as_ref());
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.access = access;
+        }
+        id
+    }
+
+    /// Puts an ACL in force (or, with `None`, allows everything again), for new and open
+    /// connections alike.
+    pub fn set_acl(&mut self, acl: Option<Acl>) {
+        for c in self.conns.values_mut() {
+            c.access = Access::new(c.access.identity.clone(), acl.as_ref());
+        }
+        self.acl = acl;
+    }
+
+    /// The identity `conn` was accepted as.
+    pub fn identity(&self, conn: ConnId) -> Option<&Identity> {
+        self.conns.get(&conn).map(|c| &c.access.identity)
+    }
+
+    /// Whether `conn` may have `inbound` acted on; a refusal is answered and reported here.
+    pub(super) fn permitted(&mut self, conn: ConnId, inbound: &Inbound) -> bool {
+        let Some((permission, functions)) = needed(inbound) else {
+            return true;
+        };
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let refused_function = match functions {
+            [None, None] => (!c.access.allows(permission, b"")).then(Bytes::new),
+            names => names
+                .into_iter()
+                .flatten()
+                .find(|f| !c.access.allows(permission, f))
+                .cloned(),
+        };
+        let Some(function) = refused_function else {
+            return true;
+        };
+        let identity = c.access.identity.to_string();
+        if matches!(inbound, Inbound::Admin(_)) {
+            let line = format!(
+                "ERR PERMISSION_DENIED {}+not+permitted+for+{}\r\n",
+                permission,
+                admin_word(&identity)
+            );
+            self.queue_out(conn, Outbound::Text(line.into_bytes()));
+        } else {
+            let mut text = format!("{permission} not permitted for {identity}: ").into_bytes();
+            text.extend_from_slice(&function);
+            self.send(
+                conn,
+                Response::Error {
+                    code: Bytes::from_static(b"PERMISSION_DENIED"),
+                    text: text.into(),
+                },
+            );
+        }
+        self.events.push_back(ServerEvent::Refused {
+            conn,
+            identity,
+            permission,
+            function,
+        });
+        false
+    }
+}

@@ -1,0 +1,290 @@
+//! TLS listeners: gearmand 2.0's `--ssl` flags on rustls, with certificates verified.
+//!
+//! Each handshake runs in the accepted connection's own task under
+//! `--ssl-handshake-timeout`, so a peer that stalls mid-handshake delays nobody else and is
+//! dropped at the timeout. A failed handshake closes that connection only and is logged
+//! (at most [`FAILURE_LOGS_PER_WINDOW`] lines per [`FAILURE_WINDOW`]). A plaintext Gearman
+//! client on a TLS port gets one plaintext ERROR packet (or `ERR` line) saying so.
+
+use crate::StartError;
+use gearman_core::acl::Identity;
+use gearman_core::proto::Response;
+use gearman_tls::{peer_identity, ServerTls, ServerTlsOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// TLS and permission flags (gearmand 2.0's names for TLS).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityArgs {
+    /// Serve TLS on the -L/-p listeners (every connection there must be TLS). Plaintext
+    /// stays available only on --plaintext-listen addresses.
+    #[arg(long = "ssl", help_heading = "TLS and permissions")]
+    pub ssl: bool,
+
+    /// The server's certificate chain (PEM).
+    #[arg(
+        long = "ssl-certificate",
+        env = "GEARMAND_SERVER_PEM",
+        value_name = "FILE",
+        default_value = "/etc/ssl/certs/gearmand.pem",
+        help_heading = "TLS and permissions"
+    )]
+    pub ssl_certificate: PathBuf,
+
+    /// The server's private key (PEM).
+    #[arg(
+        long = "ssl-key",
+        env = "GEARMAND_SERVER_KEY",
+        value_name = "FILE",
+        default_value = "/etc/ssl/certs/gearmand.key",
+        help_heading = "TLS and permissions"
+    )]
+    pub ssl_key: PathBuf,
+
+    /// CA whose client certificates are accepted (and verified) on TLS listeners.
+    #[arg(
+        long = "ssl-ca-file",
+        env = "GEARMAND_CA_CERTIFICATE",
+        value_name = "FILE",
+        help_heading = "TLS and permissions"
+    )]
+    pub ssl_ca_file: Option<PathBuf>,
+
+    /// Refuse TLS clients without a certificate from --ssl-ca-file.
+    #[arg(long = "ssl-verify-client", help_heading = "TLS and permissions")]
+    pub ssl_verify_client: bool,
+
+    /// Seconds a TLS handshake may take before the connection is dropped.
+    #[arg(
+        long = "ssl-handshake-timeout",
+        default_value_t = 5.0,
+        value_name = "SECS",
+        help_heading = "TLS and permissions"
+    )]
+    pub ssl_handshake_timeout: f64,
+
+    /// An extra plaintext listener, HOST:PORT ([V6]:PORT for IPv6); repeat for several.
+    /// With --ssl, e.g. `--plaintext-listen 127.0.0.1:4731` keeps admin tools working on
+    /// loopback while the public port is TLS-only.
+    #[arg(
+        long = "plaintext-listen",
+        value_name = "HOST:PORT",
+        help_heading = "TLS and permissions"
+    )]
+    pub plaintext_listen: Vec<String>,
+
+    /// Permissions by identity (see the README); reloaded on SIGHUP. Without it,
+    /// everything is allowed.
+    #[arg(
+        long = "acl-file",
+        value_name = "FILE",
+        help_heading = "TLS and permissions"
+    )]
+    pub acl_file: Option<PathBuf>,
+}
+
+/// Validated TLS and permission settings.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// TLS on the main listeners, if `--ssl`.
+    pub tls: Option<TlsSettings>,
+    /// Extra plaintext listeners.
+    pub plaintext_listen: Vec<String>,
+    /// `--acl-file`.
+    pub acl_file: Option<PathBuf>,
+}
+
+/// The TLS listener settings.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// Files and client policy.
+    pub options: ServerTlsOptions,
+    /// `--ssl-handshake-timeout`.
+    pub handshake_timeout: Duration,
+}
+
+impl SecurityArgs {
+    /// Checks the flags (the files are read when the server starts).
+    pub fn validate(self) -> Result<Security, StartError> {
+        let timeout = Duration::try_from_secs_f64(self.ssl_handshake_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                StartError(format!(
+                    "--ssl-handshake-timeout must be a positive number of seconds, got {}",
+                    self.ssl_handshake_timeout
+                ))
+            })?;
+        if self.ssl_verify_client && !self.ssl {
+            return Err(StartError("--ssl-verify-client needs --ssl".into()));
+        }
+        let tls = self.ssl.then(|| TlsSettings {
+            options: ServerTlsOptions {
+                certificate: self.ssl_certificate,
+                key: self.ssl_key,
+                ca_file: self.ssl_ca_file,
+                verify_client: self.ssl_verify_client,
+            },
+            handshake_timeout: timeout,
+        });
+        Ok(Security {
+            tls,
+            plaintext_listen: self.plaintext_listen,
+            acl_file: self.acl_file,
+        })
+    }
+}
+
+/// Loads what `--ssl` and `--acl-file` name, before anything listens.
+pub(crate) fn prepare(
+    security: &Security,
+) -> Result<
+    (
+        Option<std::sync::Arc<TlsListener>>,
+        Option<gearman_core::acl::Acl>,
+    ),
+    StartError,
+> {
+    let tls = match &security.tls {
+        Some(t) => Some(std::sync::Arc::new(TlsListener::load(t)?)),
+        None => None,
+    };
+    let acl = match &security.acl_file {
+        Some(path) => Some(crate::acl::load(path).map_err(StartError)?),
+        None => None,
+    };
+    Ok((tls, acl))
+}
+
+/// Handshake failures logged per window; the rest are counted and summed up.
+pub(crate) const FAILURE_LOGS_PER_WINDOW: u32 = 5;
+/// The window for [`FAILURE_LOGS_PER_WINDOW`].
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct FailureLog {
+    window_start: Instant,
+    logged: u32,
+    suppressed: u32,
+}
+
+/// Accepts TLS on plain TCP connections.
+pub(crate) struct TlsListener {
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    failures: Mutex<FailureLog>,
+}
+
+/// A connection whose handshake succeeded.
+pub(crate) struct Handshaken {
+    pub(crate) stream: TlsStream<TcpStream>,
+    pub(crate) identity: Identity,
+}
+
+impl TlsListener {
+    /// Loads the certificate, key and CA now: a bad or missing file is a start error.
+    pub(crate) fn load(settings: &TlsSettings) -> Result<TlsListener, StartError> {
+        let tls =
+            ServerTls::load(&settings.options).map_err(|e| StartError(format!("TLS: {e}")))?;
+        Ok(TlsListener {
+            acceptor: TlsAcceptor::from(tls.config()),
+            timeout: settings.handshake_timeout,
+            failures: Mutex::new(FailureLog {
+                window_start: Instant::now(),
+                logged: 0,
+                suppressed: 0,
+            }),
+        })
+    }
+
+    /// Runs the handshake (in the caller's task) within the timeout; `None` when it
+    /// failed, which is logged.
+    pub(crate) async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<Handshaken> {
+        let attempt = async {
+            if let Some(refusal) = plaintext_refusal(&stream).await {
+                let mut stream = stream;
+                let _ = stream.write_all(&refusal).await;
+                let _ = stream.shutdown().await;
+                return Err("plaintext Gearman on a TLS port (told so)".to_string());
+            }
+            self.acceptor
+                .accept(stream)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no handshake within {:?}", self.timeout)),
+        };
+        match outcome {
+            Ok(stream) => {
+                let identity = peer_identity(stream.get_ref().1.peer_certificates());
+                tracing::debug!(%peer, %identity, "TLS handshake done");
+                Some(Handshaken { stream, identity })
+            }
+            Err(why) => {
+                self.log_failure(peer, &why);
+                None
+            }
+        }
+    }
+
+    fn log_failure(&self, peer: SocketAddr, why: &str) {
+        let Ok(mut log) = self.failures.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now.duration_since(log.window_start) >= FAILURE_WINDOW {
+            if log.suppressed > 0 {
+                tracing::warn!(
+                    "{} more TLS handshake failure(s) in the last {:?} not logged",
+                    log.suppressed,
+                    FAILURE_WINDOW
+                );
+            }
+            *log = FailureLog {
+                window_start: now,
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        if log.logged < FAILURE_LOGS_PER_WINDOW {
+            log.logged += 1;
+            tracing::warn!("TLS handshake with {peer} failed: {why}");
+        } else {
+            log.suppressed += 1;
+        }
+    }
+}
+
+/// The reply for a peer that speaks plaintext Gearman to a TLS port, judged from its first
+/// byte (a TLS handshake record starts with 0x16): a binary request (`\0REQ`) gets an
+/// ERROR packet, an admin line an `ERR` line. `None` for anything else, TLS included.
+async fn plaintext_refusal(stream: &TcpStream) -> Option<Vec<u8>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) => match first[0] {
+            0x16 => None,
+            0 => Some(
+                Response::error("TLS_REQUIRED", "this port accepts TLS connections only")
+                    .to_bytes()
+                    .to_vec(),
+            ),
+            b if b.is_ascii_alphabetic() => {
+                Some(b"ERR TLS_REQUIRED this+port+accepts+TLS+connections+only\r\n".to_vec())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}

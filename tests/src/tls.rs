@@ -1,0 +1,104 @@
+//! TLS servers for tests: gearmand-rs with `--ssl` and a generated PKI, started on a free
+//! port and probed over TLS (or over an extra plaintext listener).
+
+use crate::certs::{CertFiles, TestPki};
+use crate::process::{admin_pid, free_port, ServerProcess};
+use crate::wire::Conn;
+use gearman_tls::ClientTls;
+use std::path::Path;
+
+/// Client settings trusting `ca`, presenting `cert` if given.
+pub fn client_tls(ca: &Path, cert: Option<&CertFiles>) -> ClientTls {
+    let mut builder = ClientTls::builder().ca_file(ca);
+    if let Some(c) = cert {
+        builder = builder.client_certificate(&c.cert, &c.key);
+    }
+    builder.build().expect("client TLS settings")
+}
+
+/// The pid the TLS server on 127.0.0.1:`port` reports for `getpid`, if one answers.
+pub fn tls_admin_pid(port: u16, tls: &ClientTls) -> Option<u32> {
+    let mut conn = Conn::tls(port, tls, "127.0.0.1").ok()?;
+    conn.stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    let reply =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.admin("getpid\n"))).ok()?;
+    reply.trim().strip_prefix("OK ")?.parse().ok()
+}
+
+/// A gearmand-rs with TLS on its main port and a plaintext listener beside it.
+pub struct TlsServer {
+    /// The process; its `port` is the TLS one.
+    pub process: ServerProcess,
+    /// The extra plaintext listener on 127.0.0.1.
+    pub plain_port: u16,
+}
+
+/// How a starting server is probed.
+pub enum Probe<'a> {
+    /// `getpid` over TLS with these settings (which must be allowed in).
+    Tls(&'a ClientTls),
+    /// `getpid` on the plaintext listener.
+    Plain,
+}
+
+impl TlsServer {
+    /// Starts `binary --ssl --ssl-certificate S --ssl-key K --plaintext-listen
+    /// 127.0.0.1:P EXTRA...` with the PKI's server certificate (or `server`), trusting the
+    /// PKI's CA for clients unless EXTRA names another `--ssl-ca-file`.
+    pub fn start(
+        binary: &Path,
+        pki: &TestPki,
+        server: Option<&CertFiles>,
+        extra: &[&str],
+        probe: Probe<'_>,
+    ) -> TlsServer {
+        let server = server.unwrap_or(&pki.server);
+        let plain_port = free_port();
+        let plain = format!("127.0.0.1:{plain_port}");
+        let (cert, key, ca) = (
+            server.cert.display().to_string(),
+            server.key.display().to_string(),
+            pki.ca.display().to_string(),
+        );
+        let mut args = vec![
+            "--ssl",
+            "--ssl-certificate",
+            &cert,
+            "--ssl-key",
+            &key,
+            "--plaintext-listen",
+            &plain,
+        ];
+        if !extra.contains(&"--ssl-ca-file") {
+            args.extend(["--ssl-ca-file", &ca]);
+        }
+        args.extend_from_slice(extra);
+        let process = match probe {
+            Probe::Tls(tls) => {
+                ServerProcess::start_probing(binary, &args, |port| tls_admin_pid(port, tls))
+            }
+            Probe::Plain => ServerProcess::start_probing(binary, &args, |_| admin_pid(plain_port)),
+        };
+        TlsServer {
+            process,
+            plain_port,
+        }
+    }
+
+    /// The TLS port.
+    pub fn port(&self) -> u16 {
+        self.process.port
+    }
+
+    /// A TLS connection with `tls`, verifying the server as 127.0.0.1 (panics if refused).
+    pub fn conn(&self, tls: &ClientTls) -> Conn {
+        Conn::tls(self.port(), tls, "127.0.0.1").expect("TLS connection")
+    }
+
+    /// A connection to the plaintext listener.
+    pub fn plain(&self) -> Conn {
+        Conn::new(self.plain_port)
+    }
+}
