@@ -402,3 +402,54 @@ fn openssl_s_client_reads_admin_status() {
     let seen = reader.join().unwrap();
     assert_eq!(seen, "via_openssl\t0\t0\t1\n.\n");
 }
+
+const PYTHON_GEAR_TLS: &str = r#"
+import sys, threading, time, gear
+port, key, cert, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+worker = gear.Worker('py-tls-worker')
+worker.addServer('127.0.0.1', port, ssl_key=key, ssl_cert=cert, ssl_ca=ca)
+worker.waitForServer()
+worker.registerFunction('py_tls_double')
+def work():
+    job = worker.getJob()
+    job.sendWorkComplete(job.arguments * 2)
+threading.Thread(target=work, daemon=True).start()
+client = gear.Client('py-tls-client')
+client.addServer('127.0.0.1', port, ssl_key=key, ssl_cert=cert, ssl_ca=ca)
+client.waitForServer()
+job = gear.Job(b'py_tls_double', b'tls')
+client.submitJob(job)
+deadline = time.time() + 20
+while not job.complete and time.time() < deadline:
+    time.sleep(0.01)
+print(b''.join(job.data).decode())
+worker.shutdown(); client.shutdown()
+"#;
+
+/// Python `gear` (a TLS peer no one here wrote) as client and worker, with and without
+/// --ssl-verify-client. gear always presents a client certificate, uses TLS 1.2, and
+/// verifies the server against its CA without a name check.
+#[test]
+fn python_gear_client_and_worker_over_tls() {
+    let pki = TestPki::generate("gear");
+    let cert = pki.client("gear");
+    let tls = client_tls(&pki.ca, Some(&cert));
+    for extra in [&[][..], &["--ssl-verify-client"][..]] {
+        let server = start(&pki, extra, Probe::Tls(&tls));
+        let args = [
+            server.port().to_string(),
+            cert.key.display().to_string(),
+            cert.cert.display().to_string(),
+            pki.ca.display().to_string(),
+        ];
+        let mut argv = vec!["-c", PYTHON_GEAR_TLS];
+        argv.extend(args.iter().map(String::as_str));
+        let out = gearman_tests::run("python3", &argv, b"", Duration::from_secs(30));
+        assert_eq!(
+            gearman_tests::stdout(&out).trim(),
+            "tlstls",
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
