@@ -124,7 +124,7 @@ impl SecurityArgs {
         if self.ssl_verify_client && !self.ssl {
             return Err(StartError("--ssl-verify-client needs --ssl".into()));
         }
-        let tls = self.ssl.then(|| TlsSettings {
+        let tls = self.ssl.then_some(TlsSettings {
             options: ServerTlsOptions {
                 certificate: self.ssl_certificate,
                 key: self.ssl_key,

@@ -44,7 +44,14 @@ impl Fixture {
             Path::new(BINARY),
             &pki,
             None,
-            &["--acl-file", &acl_arg, "--log-file", &log_arg, "--verbose", "INFO"],
+            &[
+                "--acl-file",
+                &acl_arg,
+                "--log-file",
+                &log_arg,
+                "--verbose",
+                "INFO",
+            ],
             Probe::Tls(&probe),
         );
         Fixture {
@@ -76,7 +83,11 @@ impl Fixture {
     fn wait_for_log(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.log_text().contains(text) {
-            assert!(Instant::now() < deadline, "log never said {text:?}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "log never said {text:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -107,8 +118,15 @@ fn assert_denied(reply: Response, permission: &str, identity: &str) {
 }
 
 fn assert_usable(conn: &mut Conn) {
-    conn.send(Request::Echo { data: "still".into() });
-    assert_eq!(conn.recv(), Response::EchoRes { data: "still".into() });
+    conn.send(Request::Echo {
+        data: "still".into(),
+    });
+    assert_eq!(
+        conn.recv(),
+        Response::EchoRes {
+            data: "still".into()
+        }
+    );
 }
 
 /// Registered workers of `function` per the admin `status` (read as cn:reader).
@@ -117,21 +135,29 @@ fn workers_of(f: &Fixture, function: &str) -> String {
     status
         .lines()
         .find(|l| l.starts_with(&format!("{function}\t")))
-        .map_or("none".into(), |l| l.rsplit('\t').next().unwrap().to_string())
+        .map_or("none".into(), |l| {
+            l.rsplit('\t').next().unwrap().to_string()
+        })
 }
 
 #[test]
 fn submit_allowed_and_refused_over_tls_and_plaintext() {
     let f = Fixture::start("acl-submit");
     let mut submitter = f.as_cn("submitter");
-    assert!(matches!(submit(&mut submitter, "acl_job"), Response::JobCreated { .. }));
+    assert!(matches!(
+        submit(&mut submitter, "acl_job"),
+        Response::JobCreated { .. }
+    ));
     assert_denied(submit(&mut submitter, "anon_job"), "submit", "cn:submitter");
     assert_usable(&mut submitter);
     let mut worker = f.as_cn("worker");
     assert_denied(submit(&mut worker, "acl_job"), "submit", "cn:worker");
     assert_usable(&mut worker);
     let mut plain = f.server.plain();
-    assert!(matches!(submit(&mut plain, "anon_job"), Response::JobCreated { .. }));
+    assert!(matches!(
+        submit(&mut plain, "anon_job"),
+        Response::JobCreated { .. }
+    ));
     assert_denied(submit(&mut plain, "acl_job"), "submit", "anonymous");
     assert_usable(&mut plain);
     f.wait_for_log("refused: submit \"acl_job\" for cn:worker");
@@ -142,19 +168,28 @@ fn submit_allowed_and_refused_over_tls_and_plaintext() {
 fn register_allowed_and_refused_over_tls_and_plaintext() {
     let f = Fixture::start("acl-register");
     let mut worker = f.as_cn("worker");
-    worker.send(Request::CanDo { function: "acl_work".into() });
+    worker.send(Request::CanDo {
+        function: "acl_work".into(),
+    });
     assert_usable(&mut worker);
     assert_eq!(workers_of(&f, "acl_work"), "1");
     let mut submitter = f.as_cn("submitter");
-    submitter.send(Request::CanDo { function: "acl_other".into() });
+    submitter.send(Request::CanDo {
+        function: "acl_other".into(),
+    });
     assert_denied(submitter.recv(), "register", "cn:submitter");
     assert_usable(&mut submitter);
     assert_eq!(workers_of(&f, "acl_other"), "none");
     let mut plain = f.server.plain();
-    plain.send(Request::CanDoTimeout { function: "anon_work".into(), timeout_ms: 1000 });
+    plain.send(Request::CanDoTimeout {
+        function: "anon_work".into(),
+        timeout_ms: 1000,
+    });
     assert_usable(&mut plain);
     assert_eq!(workers_of(&f, "anon_work"), "1");
-    plain.send(Request::CanDo { function: "acl_work".into() });
+    plain.send(Request::CanDo {
+        function: "acl_work".into(),
+    });
     assert_denied(plain.recv(), "register", "anonymous");
     assert_eq!(workers_of(&f, "acl_work"), "1");
     f.wait_for_log("refused: register \"acl_work\" for anonymous");
@@ -171,7 +206,10 @@ fn admin_read_and_write_allowed_and_refused_then_sighup_reloads() {
         "ERR PERMISSION_DENIED admin-read+not+permitted+for+cn:operator\r\n"
     );
     // admin-write: the operator may, the reader may not.
-    assert_eq!(operator.admin("create function made_by_operator\n"), "OK\r\n");
+    assert_eq!(
+        operator.admin("create function made_by_operator\n"),
+        "OK\r\n"
+    );
     let mut reader = f.as_cn("reader");
     assert_eq!(
         reader.admin("drop function made_by_operator\n"),
@@ -191,7 +229,11 @@ fn admin_read_and_write_allowed_and_refused_then_sighup_reloads() {
     f.wait_for_log("refused: admin-write \"\" for anonymous");
 
     // SIGHUP: the new file applies to open connections too.
-    std::fs::write(&f.acl, format!("{RULES}anonymous admin-read\nanonymous admin-write\n")).unwrap();
+    std::fs::write(
+        &f.acl,
+        format!("{RULES}anonymous admin-read\nanonymous admin-write\n"),
+    )
+    .unwrap();
     f.hangup();
     f.wait_for_log("ACL");
     f.wait_for_log("reloaded, 9 grant(s)");
@@ -202,9 +244,17 @@ fn admin_read_and_write_allowed_and_refused_then_sighup_reloads() {
     std::fs::write(&f.acl, "anonymous admin-reed\n").unwrap();
     f.hangup();
     f.wait_for_log("keeping the previous ACL: ACL file");
-    assert!(f.log_text().contains("line 1: unknown permission \"admin-reed\""), "{}", f.log_text());
+    assert!(
+        f.log_text()
+            .contains("line 1: unknown permission \"admin-reed\""),
+        "{}",
+        f.log_text()
+    );
     assert!(plain.admin("status\n").ends_with(".\n"));
-    assert!(matches!(submit(&mut plain, "anon_job"), Response::JobCreated { .. }));
+    assert!(matches!(
+        submit(&mut plain, "anon_job"),
+        Response::JobCreated { .. }
+    ));
     assert_denied(submit(&mut plain, "acl_job"), "submit", "anonymous");
     // A missing file too.
     std::fs::remove_file(&f.acl).unwrap();
@@ -219,8 +269,17 @@ fn a_bad_acl_file_is_a_one_line_start_error() {
     let acl = pki.path("acl");
     std::fs::write(&acl, "cn:ok admin-read\nuid:root admin-write\n").unwrap();
     for (file, want) in [
-        (acl.clone(), format!("ACL file {}: line 2: uid:\"root\" is not a user id", acl.display())),
-        (pki.path("missing"), format!("ACL file {}: No such file", pki.path("missing").display())),
+        (
+            acl.clone(),
+            format!(
+                "ACL file {}: line 2: uid:\"root\" is not a user id",
+                acl.display()
+            ),
+        ),
+        (
+            pki.path("missing"),
+            format!("ACL file {}: No such file", pki.path("missing").display()),
+        ),
     ] {
         let out = Command::new(BINARY)
             .args(["-L", "127.0.0.1", "-p", "0", "--acl-file"])
@@ -240,7 +299,10 @@ fn without_an_acl_file_everything_is_allowed() {
     let tls = client_tls(&pki.ca, Some(&pki.client("anyone")));
     let server = TlsServer::start(Path::new(BINARY), &pki, None, &[], Probe::Tls(&tls));
     let mut conn = server.conn(&tls);
-    assert!(matches!(submit(&mut conn, "whatever"), Response::JobCreated { .. }));
+    assert!(matches!(
+        submit(&mut conn, "whatever"),
+        Response::JobCreated { .. }
+    ));
     let mut plain = server.plain();
     assert_eq!(plain.admin("create function f\n"), "OK\r\n");
     assert!(plain.admin("status\n").ends_with(".\n"));

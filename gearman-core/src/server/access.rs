@@ -33,7 +33,7 @@ impl Access {
 }
 
 /// What a request needs: the permission and, for submit/register, the function names.
-fn needed<'a>(inbound: &'a Inbound) -> Option<(Permission, [Option<&'a Bytes>; 2])> {
+fn needed(inbound: &Inbound) -> Option<(Permission, [Option<&Bytes>; 2])> {
     match inbound {
         Inbound::Request(Request::CanDo { function })
         | Inbound::Request(Request::CanDoTimeout { function, .. }) => {
