@@ -1460,3 +1460,77 @@ fn admin_shutdown_only_from_a_local_peer() {
         "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+shutdown\r\n"
     );
 }
+
+#[test]
+fn stats_count_jobs_where_they_change_state_and_snapshot_matches_status() {
+    let mut net = Net::with_config(8, |c| c.job_retries = Some(1));
+    let (c, w) = (net.connect(), net.connect());
+    net.send(w, can_do("f"));
+    for data in ["a", "b", "c", "d"] {
+        net.send(c, fg("f", "", data));
+    }
+    // Coalesced: not a new job.
+    net.send(c, bg("f", "u", "e", Priority::High));
+    net.send(c, bg("f", "u", "e", Priority::High));
+    net.advance(Duration::from_millis(20));
+    net.send(w, grab());
+    net.advance(Duration::from_millis(30));
+    net.send(w, complete("H:test:5", "ok"));
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkFail {
+            handle: b("H:test:1"),
+        },
+    );
+    net.send(w, grab());
+    net.send(
+        w,
+        Request::WorkException(WorkPayload {
+            handle: b("H:test:2"),
+            data: b("boom"),
+        }),
+    );
+    net.send(w, grab());
+    // c is lost (retried) and requeued behind d; d is lost too (retried); c is lost again
+    // with its one retry used: failed for good.
+    net.eof(w);
+    let w = net.connect();
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    let snapshot = net.server.snapshot();
+    assert_eq!(snapshot.functions.len(), 1);
+    let g = &snapshot.functions[0];
+    assert_eq!(
+        (g.total, g.running, g.workers, g.queued),
+        (2, 1, 1, [0, 1, 0])
+    );
+    assert_eq!(snapshot.workers.len(), 1);
+    assert_eq!(snapshot.workers[0].functions, vec![b("f")]);
+    assert_eq!(snapshot.connections, 2);
+    let admin = net.connect();
+    assert_eq!(net.admin(admin, "status\n"), "f\t2\t1\t1\n.\n");
+    net.eof(w);
+    let w = net.connect();
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    net.eof(w);
+    assert_eq!(net.admin(admin, "cancel job H:test:4\n"), "OK\r\n");
+    let s = &net.server.stats().functions[&b("f")];
+    assert_eq!(s.submitted, 5);
+    assert_eq!(s.completed, 1);
+    assert_eq!(s.exceptions, 1);
+    assert_eq!(s.failed, 2, "a WORK_FAIL and a job out of retries");
+    assert_eq!(s.retried, 2);
+    assert_eq!(s.cancelled, 1);
+    assert_eq!(s.run_time.count(), 3);
+    assert!(
+        (s.run_time.sum_secs - 0.03).abs() < 1e-9,
+        "{}",
+        s.run_time.sum_secs
+    );
+    // Assigned: the high-priority job after 20 ms, a, b, c and d after 50 ms, c at once.
+    assert_eq!(s.queue_wait.count(), 6);
+    let waited = s.queue_wait.sum_secs;
+    assert!((waited - 0.22).abs() < 1e-9, "{waited}");
+}

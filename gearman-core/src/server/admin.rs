@@ -135,6 +135,7 @@ impl Server {
         let listeners = std::mem::take(&mut job.listeners);
         let handle = job.handle.clone();
         let running = job.is_running();
+        self.stats.function(&job.function).cancelled += 1;
         let mut forgotten = None;
         if running {
             job.cancelled = true;

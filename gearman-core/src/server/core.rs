@@ -188,6 +188,7 @@ impl Server {
         let abandoned = job.is_ignored();
         if exhausted {
             let (handle, listeners) = (job.handle.clone(), job.listeners.clone());
+            self.stats.function(&job.function).failed += 1;
             for l in listeners {
                 self.send(
                     l,
@@ -200,7 +201,8 @@ impl Server {
         } else if abandoned {
             self.finish(id, now);
         } else {
-            self.enqueue(id);
+            self.stats.function(&job.function).retried += 1;
+            self.enqueue(id, now);
         }
     }
 
@@ -223,6 +225,7 @@ impl Server {
             self.by_unique.insert((sub.function.clone(), k.clone()), id);
         }
         self.by_handle.insert(handle.clone(), id);
+        let function_name = sub.function.clone();
         let f = self.function_mut(&sub.function);
         if persisting {
             f.waiting += 1;
@@ -251,8 +254,11 @@ impl Server {
                 numerator: 0,
                 denominator: 0,
                 durable_id,
+                queued_at: None,
+                assigned_at: None,
             },
         );
+        self.stats.function(&function_name).submitted += 1;
         id
     }
 
@@ -274,16 +280,17 @@ impl Server {
                     f.waiting += 1;
                 }
             }
-            None => self.enqueue(id),
+            None => self.enqueue(id, now),
         }
     }
 
     /// Appends a job that is in no place (new, requeued) to its queue and wakes workers.
-    pub(super) fn enqueue(&mut self, id: u64) {
+    pub(super) fn enqueue(&mut self, id: u64, now: Instant) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
         job.state = JobState::Queued;
+        job.queued_at = Some(now);
         let (function, priority) = (job.function.clone(), job.priority);
         self.function_mut(&function).push(priority, id);
         self.wake_for(&function);
@@ -321,7 +328,7 @@ impl Server {
                 if let Some(f) = self.functions.get_mut(&job.function) {
                     f.waiting = f.waiting.saturating_sub(1);
                 }
-                self.enqueue(id);
+                self.enqueue(id, now);
             }
             (TimerKind::RunTimeout { .. }, JobState::Running { worker }) => {
                 self.take_from_worker(worker, id);

@@ -67,6 +67,10 @@ pub(crate) struct Job {
     pub(crate) numerator: u32,
     pub(crate) denominator: u32,
     pub(crate) durable_id: Option<u64>,
+    /// When it last entered its queue (for the queue-wait histogram).
+    pub(crate) queued_at: Option<Instant>,
+    /// When its current worker got it (for the run-time histogram).
+    pub(crate) assigned_at: Option<Instant>,
 }
 
 impl Job {

@@ -20,11 +20,13 @@ mod job;
 mod persist;
 mod record;
 mod session;
+pub mod stats;
 mod timers;
 mod worker;
 
 pub use conn::PeerInfo;
 pub use record::JobRecord;
+pub use stats::{FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};
 
 use self::conn::Conn;
 use self::function::Function;
@@ -154,6 +156,8 @@ pub struct Server {
     to_close: Vec<(ConnId, String)>,
     /// The permissions in force; `None` allows everything.
     acl: Option<crate::acl::Acl>,
+    /// Monitoring counters.
+    stats: Stats,
 }
 
 impl Server {
@@ -177,6 +181,7 @@ impl Server {
             writable: VecDeque::new(),
             to_close: Vec::new(),
             acl: None,
+            stats: Stats::default(),
         }
     }
 

@@ -222,6 +222,14 @@ impl Server {
             return;
         };
         job.state = JobState::Running { worker: conn };
+        job.assigned_at = Some(now);
+        if let Some(at) = job.queued_at.take() {
+            let waited = now.saturating_duration_since(at);
+            self.stats
+                .function(&job.function)
+                .queue_wait
+                .observe(waited);
+        }
         let extras = match (mode, &job.reducer) {
             (GrabMode::Plain, _) => AssignExtras::Plain,
             (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
@@ -315,6 +323,18 @@ impl Server {
             self.send(listener, packet);
         }
         if kind.is_final() {
+            if let Some(job) = self.jobs.get(&id) {
+                let ran = job.assigned_at.map(|at| now.saturating_duration_since(at));
+                let s = self.stats.function(&job.function);
+                match kind {
+                    Report::Complete => s.completed += 1,
+                    Report::Exception => s.exceptions += 1,
+                    _ => s.failed += 1,
+                }
+                if let Some(ran) = ran {
+                    s.run_time.observe(ran);
+                }
+            }
             self.take_from_worker(conn, id);
             self.finish(id, now);
         }
