@@ -22,6 +22,8 @@ pub(crate) enum ToCore {
     Eof(ConnId),
     /// A stalled writer has caught up; send it more.
     Drained(ConnId),
+    /// The HTTP listener asks for gauges and counters.
+    Report(tokio::sync::oneshot::Sender<crate::http::CoreReport>),
 }
 
 /// What the core task tells a writer.

@@ -37,6 +37,10 @@ struct CoreTask {
     out: Vec<u8>,
     /// An admin `shutdown` asked to stop: `Some(graceful)`.
     stop_requested: Option<bool>,
+    /// False once shutting down (for `/readyz`).
+    accepting: bool,
+    /// The store's commit counters, for `/metrics`.
+    commit_stats: Option<std::sync::Arc<crate::store::CommitStats>>,
 }
 
 /// Failed accepts (out of descriptors, mostly) are logged once per interval.
@@ -52,8 +56,14 @@ pub(crate) async fn serve(
     settings: Settings,
     listeners: Vec<Listener>,
     acl: Option<gearman_core::acl::Acl>,
+    http_listeners: Vec<std::net::TcpListener>,
     ready: impl FnOnce(),
 ) -> Result<(), StartError> {
+    // HTTP jobs reach the core as a client of a plaintext Gearman listener over loopback.
+    let gearman_loopback = listeners
+        .iter()
+        .find(|(_, tls)| tls.is_none())
+        .and_then(|(l, _)| crate::listen::loopback_addr(l));
     let listeners = listeners
         .into_iter()
         .map(|(l, tls)| tokio::net::TcpListener::from_std(l).map(|l| (l, tls)))
@@ -148,6 +158,9 @@ pub(crate) async fn serve(
         })
         .collect();
 
+    if !http_listeners.is_empty() {
+        crate::http::spawn(http_listeners, to_core.clone(), gearman_loopback)?;
+    }
     let mut server = Server::new(config, now);
     server.set_acl(acl);
     server.restore(restored, now);
@@ -160,7 +173,10 @@ pub(crate) async fn serve(
         store,
         out: Vec::with_capacity(64 * 1024),
         stop_requested: None,
+        accepting: true,
+        commit_stats: None,
     };
+    core.commit_stats = core.store.as_ref().map(|s| s.commit_stats());
     let mut shutdown = Box::pin(shutdown_signal());
     let mut hangups = hangup_signals();
     let mut grace_deadline: Option<tokio::time::Instant> = None;
@@ -221,6 +237,7 @@ pub(crate) async fn serve(
                 for task in &accept_tasks {
                     task.abort();
                 }
+                core.accepting = false;
                 grace_deadline = Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
             }
             _ => {}
@@ -291,6 +308,14 @@ impl CoreTask {
                 tracing::debug!(?conn, "closed by peer");
             }
             ToCore::Drained(conn) => self.transmit(conn),
+            ToCore::Report(reply) => {
+                let _ = reply.send(crate::http::CoreReport {
+                    snapshot: self.server.snapshot(),
+                    stats: self.server.stats().clone(),
+                    accepting: self.accepting,
+                    store: self.commit_stats.as_ref().map(|s| s.report()),
+                });
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod config_file;
 mod connection;
 mod daemon;
 mod event_loop;
+mod http;
 mod listen;
 mod log_limit;
 mod logging;
@@ -60,12 +61,16 @@ pub fn run(args: Args) -> Result<(), StartError> {
             .into_iter()
             .map(|l| (l, None)),
     );
+    let http_listeners = match &settings.http {
+        Some(h) => listen::bind_hosts(&h.listen, h.port, settings.backlog)?,
+        None => Vec::new(),
+    };
     let mut readiness = if settings.daemon {
         Some(daemon::detach()?)
     } else {
         None
     };
-    let result = start(settings, listeners, acl, &mut readiness);
+    let result = start(settings, listeners, acl, http_listeners, &mut readiness);
     if let (Err(e), Some(readiness)) = (&result, readiness.as_mut()) {
         if readiness.failed(e) {
             // The waiting parent prints it.
@@ -80,6 +85,7 @@ fn start(
     settings: cli::Settings,
     listeners: Vec<event_loop::Listener>,
     acl: Option<gearman_core::acl::Acl>,
+    http_listeners: Vec<std::net::TcpListener>,
     readiness: &mut Option<daemon::Readiness>,
 ) -> Result<(), StartError> {
     let _log_guard = logging::init(&settings)?;
@@ -93,7 +99,7 @@ fn start(
         .enable_all()
         .build()
         .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(event_loop::serve(settings, listeners, acl, || {
+    runtime.block_on(event_loop::serve(settings, listeners, acl, http_listeners, || {
         if let Some(r) = readiness.as_mut() {
             r.ready();
         }

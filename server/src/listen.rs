@@ -20,6 +20,17 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Where a client on this host reaches `listener` (a wildcard address becomes loopback).
+pub(crate) fn loopback_addr(listener: &TcpListener) -> Option<SocketAddr> {
+    let addr = listener.local_addr().ok()?;
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    Some(SocketAddr::new(ip, addr.port()))
+}
+
 /// Binds every configured address; any failure other than "IPv6 unsupported" on the
 /// default wildcard is an error naming the address. The sockets are non-blocking std
 /// listeners, bound before any runtime exists (so `-d` can fork after binding).

@@ -29,11 +29,13 @@
 //! [`registry`], the one place that maps `-q TYPE` to a backend.
 
 pub mod memory;
+mod metrics;
 pub mod registry;
 mod runner;
 pub mod sqlite;
 
 pub use registry::{Backend, QueueFlags};
+pub use metrics::{CommitHistograms, CommitReport, CommitStats, BATCH_BUCKETS};
 pub use runner::StoreHandle;
 
 use gearman_core::server::JobRecord;

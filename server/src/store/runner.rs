@@ -11,9 +11,8 @@
 //! group held, the runner waits for the others, but never longer than a commit takes (past
 //! that, two commits are cheaper than waiting) nor than [`MAX_GATHER`].
 
-use super::{Ack, Change, QueueStore};
+use super::{Ack, Change, CommitStats, QueueStore};
 use gearman_core::server::JobRecord;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,7 +35,7 @@ enum Op {
 pub struct StoreHandle {
     tx: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<()>>,
-    commits: Arc<AtomicU64>,
+    stats: Arc<CommitStats>,
 }
 
 impl StoreHandle {
@@ -53,15 +52,15 @@ impl StoreHandle {
     /// Starts the runner thread for `store` without loading anything.
     pub fn spawn<S: QueueStore>(store: S) -> std::io::Result<StoreHandle> {
         let (tx, rx) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
+        let stats = Arc::new(CommitStats::default());
+        let counter = stats.clone();
         let thread = std::thread::Builder::new()
             .name("gearmand-rs-store".into())
             .spawn(move || Runner::new(store, counter).run(rx))?;
         Ok(StoreHandle {
             tx: Some(tx),
             thread: Some(thread),
-            commits,
+            stats,
         })
     }
 
@@ -97,7 +96,12 @@ impl StoreHandle {
     /// Commits that succeeded so far (for tests and metrics): fewer than inserts when
     /// submitters shared commits.
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Acquire)
+        self.stats.commits()
+    }
+
+    /// Commit counters, latency and batch size, shared with the runner thread.
+    pub fn commit_stats(&self) -> Arc<CommitStats> {
+        self.stats.clone()
     }
 
     /// Commits everything queued, runs its acknowledgements, closes the store and stops the
@@ -127,7 +131,7 @@ struct Runner<S> {
     store: S,
     name: String,
     max_batch: usize,
-    commits: Arc<AtomicU64>,
+    stats: Arc<CommitStats>,
     /// The group being gathered, and the acks of its inserts in the same order.
     changes: Vec<Change>,
     acks: Vec<Ack>,
@@ -139,12 +143,12 @@ struct Runner<S> {
 }
 
 impl<S: QueueStore> Runner<S> {
-    fn new(store: S, commits: Arc<AtomicU64>) -> Self {
+    fn new(store: S, stats: Arc<CommitStats>) -> Self {
         Runner {
             name: store.describe(),
             max_batch: store.max_batch().max(1),
             store,
-            commits,
+            stats,
             changes: Vec::new(),
             acks: Vec::new(),
             last_inserts: 0,
@@ -212,9 +216,9 @@ impl<S: QueueStore> Runner<S> {
         let took = started.elapsed();
         self.commit_time = (self.commit_time * 3 + took) / 4;
         self.last_inserts = self.acks.len();
+        self.stats.record(result.is_ok(), took, self.changes.len());
         match &result {
             Ok(()) => {
-                self.commits.fetch_add(1, Ordering::AcqRel);
                 self.failures.recovered(&self.name);
                 self.changes.clear();
             }

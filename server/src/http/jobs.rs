@@ -1,0 +1,170 @@
+//! gearmand's HTTP job protocol: `POST /FUNCTION` (or `PUT`) runs a job with the body as
+//! its workload and answers its result, as gearmand's `-r http` does
+//! (libgearman-server/plugins/protocol/http):
+//!
+//! * the function is the request target without its leading slashes (not URL-decoded);
+//!   none gives `404` with an empty body;
+//! * `X-Gearman-Unique: U` sets the unique (default `-`, coalescing on the workload);
+//!   `X-Gearman-Background: true` submits in the background and answers at once;
+//!   `X-Gearman-Priority: high|low` picks the priority;
+//! * the reply is `200` with `X-Gearman-Job-Handle` and `X-Gearman-Command`
+//!   (`WORK_COMPLETE`, `WORK_FAIL`, `WORK_EXCEPTION` or `JOB_CREATED`) and the result (with
+//!   any WORK_DATA before it) as the body.
+//!
+//! Differences, on purpose: gearmand cuts the last byte off the handle of a WORK_FAIL and
+//! off every WORK_DATA chunk, and runs jobs for `GET /FUNCTION` too (so a browser's
+//! `/favicon.ico` becomes a job); here handles and data are whole, and GET serves the
+//! monitoring pages only. A job the server refuses (e.g. its `maxqueue` is full) is `503`
+//! with the server's reason.
+//!
+//! Each request is one client connection to the server's own Gearman listener over
+//! loopback; a caller that hangs up drops it, as a Gearman client leaving would.
+
+use super::HttpState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use gearman_core::proto::{FrameDecoder, Priority, Request as Packet, Response as Reply};
+use gearman_core::proto::{SubmitJob, SubmitMode};
+use gearman_core::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest workload accepted over HTTP (the server's default packet limit).
+const MAX_BODY: usize = Limits::DEFAULT_MAX_BODY;
+
+fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+fn empty(status: StatusCode) -> Response {
+    (status, Body::empty()).into_response()
+}
+
+fn answer(handle: &Bytes, command: &'static str, body: Bytes) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    if let Ok(h) = HeaderValue::from_bytes(handle) {
+        headers.insert("X-Gearman-Job-Handle", h);
+    }
+    headers.insert("X-Gearman-Command", HeaderValue::from_static(command));
+    response
+}
+
+pub(crate) async fn job(State(state): State<HttpState>, request: Request) -> Response {
+    let method = request.method().clone();
+    if method != Method::POST && method != Method::PUT {
+        return if method == Method::GET || method == Method::HEAD {
+            empty(StatusCode::NOT_FOUND)
+        } else {
+            empty(StatusCode::METHOD_NOT_ALLOWED)
+        };
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("", |p| p.as_str())
+        .trim_start_matches('/')
+        .to_string();
+    if target.is_empty() {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let headers = request.headers().clone();
+    let unique = headers
+        .get("X-Gearman-Unique")
+        .map_or(Bytes::from_static(b"-"), |v| {
+            Bytes::copy_from_slice(v.as_bytes())
+        });
+    let priority = if header_is(&headers, "X-Gearman-Priority", "high") {
+        Priority::High
+    } else if header_is(&headers, "X-Gearman-Priority", "low") {
+        Priority::Low
+    } else {
+        Priority::Normal
+    };
+    let background = header_is(&headers, "X-Gearman-Background", "true");
+    let data = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
+        Ok(data) => data,
+        Err(_) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
+    };
+    let submit = SubmitJob {
+        function: Bytes::from(target),
+        unique,
+        mode: if background {
+            SubmitMode::Background(priority)
+        } else {
+            SubmitMode::Foreground(priority)
+        },
+        data,
+    };
+    match run(&state, submit, background).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!("HTTP job failed: {e}");
+            (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// Submits over a loopback Gearman connection and waits for the job's end.
+async fn run(state: &HttpState, submit: SubmitJob, background: bool) -> std::io::Result<Response> {
+    let Some(gearman) = state.gearman else {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "HTTP jobs need a plaintext Gearman listener (see --plaintext-listen)\n",
+        )
+            .into_response());
+    };
+    let mut stream = tokio::net::TcpStream::connect(gearman).await?;
+    let _ = stream.set_nodelay(true);
+    stream.write_all(&Packet::Submit(submit).to_bytes()).await?;
+    let mut decoder = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut handle = Bytes::new();
+    let mut partial = BytesMut::new();
+    loop {
+        while let Some(frame) = decoder
+            .decode(&mut buf)
+            .map_err(|e| std::io::Error::other(format!("bad reply from the server: {e:?}")))?
+        {
+            let reply = Reply::parse(&frame)
+                .map_err(|e| std::io::Error::other(format!("bad reply from the server: {e:?}")))?;
+            match reply {
+                Reply::JobCreated { handle: h } => {
+                    if background {
+                        return Ok(answer(&h, "JOB_CREATED", Bytes::new()));
+                    }
+                    handle = h;
+                }
+                Reply::WorkData(p) => partial.extend_from_slice(&p.data),
+                Reply::WorkComplete(p) => {
+                    partial.extend_from_slice(&p.data);
+                    return Ok(answer(&handle, "WORK_COMPLETE", partial.freeze()));
+                }
+                Reply::WorkException(p) => {
+                    return Ok(answer(&handle, "WORK_EXCEPTION", p.data));
+                }
+                Reply::WorkFail { .. } => return Ok(answer(&handle, "WORK_FAIL", Bytes::new())),
+                Reply::Error { code, text } => {
+                    let why = format!(
+                        "{}: {}\n",
+                        String::from_utf8_lossy(&code),
+                        String::from_utf8_lossy(&text)
+                    );
+                    return Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response());
+                }
+                _ => {}
+            }
+        }
+        buf.reserve(4096);
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::other(
+                "the server closed the job's connection",
+            ));
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! What the store thread measures for monitoring: commits, their latency and batch size,
+//! and whether the last commit succeeded (the readiness check).
+
+use gearman_core::server::stats::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the batch-size histogram's buckets (changes per transaction).
+pub const BATCH_BUCKETS: [f64; 10] = [
+    1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 50000.0,
+];
+
+/// Shared between the store thread (writes) and the server (reads).
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    commits: AtomicU64,
+    failures: AtomicU64,
+    last_failed: AtomicBool,
+    histograms: Mutex<CommitHistograms>,
+}
+
+/// Commit latency and batch size, as histograms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitHistograms {
+    /// Seconds per transaction, over gearman-core's duration buckets.
+    pub latency: Histogram,
+    /// Changes per transaction: counts per [`BATCH_BUCKETS`] bucket, the last above them.
+    pub batch_counts: [u64; BATCH_BUCKETS.len() + 1],
+    /// Sum of all batch sizes.
+    pub batch_sum: u64,
+}
+
+/// A copy of [`CommitStats`] at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitReport {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Transactions that failed (rolled back).
+    pub failures: u64,
+    /// The last transaction failed: the store is not writable now.
+    pub last_failed: bool,
+    /// Latency and batch size.
+    pub histograms: CommitHistograms,
+}
+
+impl CommitStats {
+    pub(super) fn record(&self, ok: bool, took: Duration, batch: usize) {
+        if ok {
+            self.commits.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.failures.fetch_add(1, Ordering::AcqRel);
+        }
+        self.last_failed.store(!ok, Ordering::Release);
+        let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        h.latency.observe(took);
+        let size = batch as f64;
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|&b| size <= b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        if let Some(c) = h.batch_counts.get_mut(i) {
+            *c += 1;
+        }
+        h.batch_sum += batch as u64;
+    }
+
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
+    }
+
+    /// The counters now.
+    pub fn report(&self) -> CommitReport {
+        CommitReport {
+            commits: self.commits(),
+            failures: self.failures.load(Ordering::Acquire),
+            last_failed: self.last_failed.load(Ordering::Acquire),
+            histograms: self
+                .histograms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
