@@ -99,9 +99,15 @@ fn start(
         .enable_all()
         .build()
         .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(event_loop::serve(settings, listeners, acl, http_listeners, || {
-        if let Some(r) = readiness.as_mut() {
-            r.ready();
-        }
-    }))
+    runtime.block_on(event_loop::serve(
+        settings,
+        listeners,
+        acl,
+        http_listeners,
+        || {
+            if let Some(r) = readiness.as_mut() {
+                r.ready();
+            }
+        },
+    ))
 }

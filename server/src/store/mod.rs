@@ -34,8 +34,8 @@ pub mod registry;
 mod runner;
 pub mod sqlite;
 
-pub use registry::{Backend, QueueFlags};
 pub use metrics::{CommitHistograms, CommitReport, CommitStats, BATCH_BUCKETS};
+pub use registry::{Backend, QueueFlags};
 pub use runner::StoreHandle;
 
 use gearman_core::server::JobRecord;
