@@ -3,10 +3,7 @@
 mod adapter_common;
 
 use adapter_common::{Adapter, ClientOpts, Outcome, Spec};
-use gearman_blocking::{
-    Backoff, Client, ClientOptions, Error, Job, JobEvent, Selection, WorkError, Worker,
-    WorkerHandle, WorkerOptions,
-};
+use gearman_blocking::{Backoff, Client, Error, Job, JobEvent, Selection, WorkError, WorkerHandle};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,12 +42,15 @@ impl Adapter for Blocking {
     type Worker = (WorkerHandle, JoinHandle<()>);
 
     fn client_with(servers: &[String], opts: ClientOpts) -> Client {
-        let mut options = ClientOptions::default();
-        options.config.exceptions = opts.exceptions;
-        if opts.by_unique {
-            options.selection = Selection::ByUnique;
-        }
-        Client::with_options(servers.iter().cloned(), options)
+        let selection = if opts.by_unique {
+            Selection::ByUnique
+        } else {
+            Selection::RoundRobin
+        };
+        let b = gearman_blocking::client()
+            .exceptions(opts.exceptions)
+            .selection(selection);
+        b.servers(servers.iter().cloned()).build()
     }
 
     fn run(c: &mut Client, spec: Spec) -> (Vec<String>, Outcome) {
@@ -95,27 +95,24 @@ impl Adapter for Blocking {
         concurrency: usize,
         backoff: Duration,
     ) -> Self::Worker {
-        let options = WorkerOptions {
-            concurrency,
-            backoff: Backoff {
+        let b = gearman_blocking::worker()
+            .concurrency(concurrency)
+            .backoff(Backoff {
                 initial: backoff,
                 max: backoff * 4,
-            },
-            ..WorkerOptions::default()
-        };
-        let worker = Worker::new(servers.iter().cloned())
-            .options(options)
-            .function("reverse", None, |ctx| {
+            });
+        let worker = servers
+            .iter()
+            .fold(b, |b, s| b.server(s.clone()))
+            .function("reverse", |ctx| {
                 ctx.status(1, 2);
                 ctx.send_data("chunk");
                 Ok(ctx.data().iter().rev().copied().collect::<Vec<u8>>().into())
             })
-            .function("fail", None, |_| Err(WorkError::Fail))
-            .function("exception", None, |_| {
-                Err(WorkError::Exception("boom".into()))
-            })
-            .function("panic", None, |_| panic!("handler panics on purpose"))
-            .function("sleep", None, |ctx| {
+            .function("fail", |_| Err(WorkError::Fail))
+            .function("exception", |_| Err(WorkError::Exception("boom".into())))
+            .function("panic", |_| panic!("handler panics on purpose"))
+            .function("sleep", |ctx| {
                 let ms: u64 = std::str::from_utf8(ctx.data())
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -123,11 +120,11 @@ impl Adapter for Blocking {
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(format!("slept {ms}").into())
             })
-            .function("record", None, |ctx| {
+            .function("record", |ctx| {
                 adapter_common::record(ctx.data());
                 Ok(bytes::Bytes::new())
             })
-            .function("upper", None, |ctx| {
+            .function("upper", |ctx| {
                 if ctx.data().as_ref() == b"fail" {
                     return Err(WorkError::Fail);
                 }

@@ -58,7 +58,8 @@ fn blocking_worker_sends_its_result_and_next_grab_at_once() {
     let server = RawServer::bind();
     let worker = gearman_blocking::Worker::new([server.addr()])
         .poll_interval(LONG_TICK)
-        .function("echo", None, |job| Ok(job.data().clone()));
+        .function("echo", |job| Ok(job.data().clone()))
+        .build();
     let stop = worker.handle();
     let thread = std::thread::spawn(move || worker.run());
     let mut conn = server.accept(PROMPT);

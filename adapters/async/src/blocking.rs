@@ -11,6 +11,7 @@ use gearman_core::addr::ServerAddr;
 use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet};
 use gearman_core::machine::Machine;
 use std::io::{self, ErrorKind, Read, Write};
+use std::marker::PhantomData;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,12 @@ impl Stream for std::os::unix::net::UnixStream {
 pub trait Connector: Send + Sync {
     /// Opens a stream to `addr`.
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>>;
+}
+
+impl<C: Connector + ?Sized> Connector for Arc<C> {
+    fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
+        (**self).connect(addr)
+    }
 }
 
 /// TCP (without Nagle: requests are small and latency-bound) and Unix sockets from std.
@@ -170,5 +177,36 @@ impl ClientEngine {
                 r => r.map_err(Error::from),
             })
             .collect()
+    }
+}
+
+/// Configures a blocking client `C` (built from a [`ClientEngine`]): the same builder
+/// methods as the async [`ClientBuilder`](crate::ClientBuilder).
+pub struct ClientBuilder<C> {
+    addrs: Vec<String>,
+    options: ClientOptions,
+    connector: Arc<dyn Connector>,
+    client: PhantomData<fn() -> C>,
+}
+
+impl<C> Default for ClientBuilder<C> {
+    fn default() -> Self {
+        ClientBuilder {
+            addrs: Vec::new(),
+            options: ClientOptions::default(),
+            connector: Arc::new(StdConnector),
+            client: PhantomData,
+        }
+    }
+}
+
+impl<C: From<ClientEngine>> ClientBuilder<C> {
+    crate::__client_builder_methods!(Connector);
+
+    /// Builds the client; connections are opened lazily (or by its `connect()`).
+    pub fn build(self) -> C {
+        let mut engine = ClientEngine::new(self.addrs, &self.options);
+        engine.connector = self.connector;
+        C::from(engine)
     }
 }

@@ -7,9 +7,8 @@ use crate::{connect, Connector, Error, JobEvent, Runtime, Task, TaskOutput, Unre
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::{Stream, StreamExt};
-use gearman_core::client::backoff::Backoff;
 use gearman_core::client::{
-    Call, CallError, ClientConfig, ClientConnection, ClientEvent, Job, Selection, ServerPool,
+    Call, CallError, ClientConfig, ClientConnection, ClientEvent, ClientOptions, Job, ServerPool,
     Waiters,
 };
 use gearman_core::proto::{StatusRes, StatusResUnique};
@@ -90,10 +89,7 @@ pub struct ClientBuilder<Rt: Runtime> {
     rt: Rt,
     connector: Arc<dyn Connector>,
     addrs: Vec<String>,
-    config: ClientConfig,
-    selection: Selection,
-    timeout: Option<Duration>,
-    backoff: Backoff,
+    options: ClientOptions,
 }
 
 impl<Rt: Runtime> ClientBuilder<Rt> {
@@ -103,63 +99,17 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
             rt,
             connector: Arc::new(connector),
             addrs: Vec::new(),
-            config: ClientConfig::default(),
-            selection: Selection::RoundRobin,
-            timeout: None,
-            backoff: Backoff::default(),
+            options: ClientOptions::default(),
         }
     }
 
-    /// Adds a server (`host:port`, `[v6]:port` or `unix:/path`, see [`ServerAddr`]); the
-    /// first added is tried first. A malformed address fails like an unreachable server.
-    ///
-    /// [`ServerAddr`]: crate::ServerAddr
-    pub fn server(mut self, addr: impl Into<String>) -> Self {
-        self.addrs.push(addr.into());
-        self
-    }
-
-    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
-    pub fn connector(mut self, connector: impl Connector) -> Self {
-        self.connector = Arc::new(connector);
-        self
-    }
-
-    /// How to pick a server per submission.
-    pub fn selection(mut self, selection: Selection) -> Self {
-        self.selection = selection;
-        self
-    }
-
-    /// Default timeout for every call.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sets the id shown by the admin `workers` command.
-    pub fn client_id(mut self, id: impl Into<Bytes>) -> Self {
-        self.config.client_id = Some(id.into());
-        self
-    }
-
-    /// Turns on the `exceptions` option on every connection.
-    pub fn exceptions(mut self, on: bool) -> Self {
-        self.config.exceptions = on;
-        self
-    }
-
-    /// Sets the reconnect backoff.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
+    crate::__client_builder_methods!(Connector);
 
     /// Builds the client; connections are opened lazily.
     pub fn build(self) -> Client<Rt> {
         let n = self.addrs.len();
         let pool = Pool {
-            servers: ServerPool::new(n, self.selection, self.backoff),
+            servers: self.options.pool(n),
             conns: vec![None; n],
             errors: vec![None; n],
         };
@@ -167,8 +117,8 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
             rt: self.rt,
             connector: self.connector,
             addrs: self.addrs,
-            config: self.config,
-            timeout: self.timeout,
+            config: self.options.config,
+            timeout: self.options.timeout,
             pool: Mutex::new(pool),
         };
         Client {

@@ -11,6 +11,7 @@
 pub mod admin;
 mod api;
 pub mod blocking;
+mod builder;
 mod client;
 mod driver;
 mod worker;

@@ -10,7 +10,6 @@ use futures::channel::oneshot;
 use futures::future::{self, join_all, select, Either};
 use futures::FutureExt;
 use gearman_core::client::backoff::Backoff;
-use gearman_core::proto::GrabMode;
 use gearman_core::worker::functions::{Functions, Handler as FnKind};
 use gearman_core::worker::map_reduce::{self, MapPlan};
 use gearman_core::worker::{
@@ -96,42 +95,11 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         }
     }
 
-    /// Adds a server (`host:port`, `[v6]:port` or `unix:/path`, see [`ServerAddr`]); the
-    /// worker serves every server.
-    ///
-    /// [`ServerAddr`]: crate::ServerAddr
-    pub fn server(mut self, addr: impl Into<String>) -> Self {
-        self.servers.push(addr.into());
-        self
-    }
-
-    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
-    pub fn connector(mut self, connector: impl Connector) -> Self {
-        self.connector = Arc::new(connector);
-        self
-    }
+    crate::__worker_builder_methods!(Connector, config, backoff);
 
     /// Jobs run at once per server connection.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.max_in_flight = n.max(1);
-        self
-    }
-
-    /// The grab packet (default GRAB_JOB_ALL, like libgearman).
-    pub fn grab_mode(mut self, mode: GrabMode) -> Self {
-        self.config.grab_mode = mode;
-        self
-    }
-
-    /// Sets the id shown by the admin `workers` command.
-    pub fn client_id(mut self, id: impl Into<Bytes>) -> Self {
-        self.config.client_id = Some(id.into());
-        self
-    }
-
-    /// Sets the reconnect backoff.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
         self
     }
 

@@ -1,6 +1,6 @@
 //! Reverse a string with a blocking foreground job.
 fn main() -> Result<(), gearman_blocking::Error> {
-    let mut client = gearman_blocking::Client::new([server()]);
+    let mut client = gearman_blocking::client().server(server()).build();
     let result = client.run(gearman_blocking::Job::new("reverse", "hello"))?;
     println!("{}", String::from_utf8_lossy(&result));
     Ok(())

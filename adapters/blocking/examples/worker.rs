@@ -1,10 +1,13 @@
-//! Serve `reverse` on the current thread.
+//! Serve `reverse`, four jobs at a time (a thread and a connection each), until killed.
 fn main() {
-    gearman_blocking::Worker::new([server()])
-        .function("reverse", None, |job| {
+    gearman_blocking::worker()
+        .server(server())
+        .concurrency(4)
+        .function("reverse", |job| {
             job.status(1, 1);
             Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
         })
+        .build()
         .run();
 }
 

@@ -1,12 +1,11 @@
 //! The blocking client: a lazily opened connection per server, failover and backoff from
 //! the core's [`ClientSet`], and many calls pipelined at once (PECL's addTask/runTasks).
 
-use crate::{Connector, Error, JobEvent, Task, TaskOutput};
+use crate::{ClientBuilder, Error, JobEvent, Task, TaskOutput};
 use bytes::Bytes;
 use gearman_async::blocking::ClientEngine;
-use gearman_core::client::{Call, ClientEvent, ClientOptions, Job};
+use gearman_core::client::{Call, ClientEvent, Job};
 use gearman_core::proto::{StatusRes, StatusResUnique};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A blocking Gearman client over several servers.
@@ -14,27 +13,18 @@ pub struct Client {
     engine: ClientEngine,
 }
 
-impl Client {
-    /// A client for these servers (`host:port`, `[v6]:port` or `unix:/path`): round-robin,
-    /// failing over in list order. A malformed address fails like an unreachable server.
-    pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
-        Self::with_options(servers, ClientOptions::default())
-    }
-
-    /// A client with options: selection, backoff, timeout, `exceptions`, client id.
-    pub fn with_options<S>(servers: impl IntoIterator<Item = S>, options: ClientOptions) -> Self
-    where
-        S: Into<String>,
-    {
-        let addrs = servers.into_iter().map(Into::into).collect();
-        let engine = ClientEngine::new(addrs, &options);
+impl From<ClientEngine> for Client {
+    fn from(engine: ClientEngine) -> Self {
         Client { engine }
     }
+}
 
-    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
-    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
-        self.engine.connector = connector;
-        self
+impl Client {
+    /// A client for these servers (`host:port`, `[v6]:port` or `unix:/path`): round-robin,
+    /// failing over in list order; the same as [`client()`](crate::client) with these
+    /// servers.
+    pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
+        ClientBuilder::default().servers(servers).build()
     }
 
     fn call(&mut self, call: Call, timeout: Option<Duration>) -> Result<ClientEvent, Error> {

@@ -1,15 +1,20 @@
 //! Blocking Gearman client and worker on std's TCP and Unix sockets (`host:port`,
 //! `[v6]:port` or `unix:/path`; a caller's own [`Connector`] for TLS): no executor, no
-//! channels. Each
-//! connection is driven by str0m's loop (drain output and events; read with a timeout that
+//! channels. The API mirrors the async adapters' (gearman-tokio, gearman-async-std) minus
+//! `async`: the same builders, [`Error`], [`JobEvent`], [`Task`] batches and
+//! [`WorkerHandle`]. Each connection is driven by str0m's loop (drain output and events; read with a timeout that
 //! ends at the machine's next deadline; repeat). Protocol logic, server choice, failover,
 //! waiter dispatch and map/reduce bookkeeping live in `gearman-core`.
 //!
 //! A client (see also `examples/client.rs`):
 //!
 //! ```no_run
-//! use gearman_blocking::{Client, Job};
-//! let mut client = Client::new(["127.0.0.1:4730", "127.0.0.1:4731"]);
+//! use gearman_blocking::Job;
+//! let mut client = gearman_blocking::client()
+//!     .server("127.0.0.1:4730")
+//!     .server("unix:/run/gearmand.sock")
+//!     .exceptions(true)
+//!     .build(); // or Client::new(["127.0.0.1:4730"])
 //! let reversed = client.run(Job::new("reverse", "hello"))?;
 //! // Many jobs at once, pipelined on one connection per server.
 //! let jobs = vec![Job::new("reverse", "a"), Job::new("reverse", "b")];
@@ -28,12 +33,14 @@
 //! A worker (see also `examples/worker.rs`):
 //!
 //! ```no_run
-//! let worker = gearman_blocking::Worker::new(["127.0.0.1:4730"])
-//!     .options(gearman_blocking::WorkerOptions { concurrency: 4, ..Default::default() })
-//!     .function("reverse", None, |job| {
+//! let worker = gearman_blocking::worker()
+//!     .server("127.0.0.1:4730")
+//!     .concurrency(4) // threads (and connections) per server
+//!     .function("reverse", |job| {
 //!         job.status(1, 1);
 //!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
-//!     });
+//!     })
+//!     .build();
 //! let handle = worker.handle(); // shutdown(), unregister(name), unregister_all()
 //! std::thread::spawn(move || worker.run());
 //! handle.shutdown(); // running jobs finish first
@@ -44,14 +51,26 @@ mod client;
 mod worker;
 
 pub use client::Client;
+/// Configures a [`Client`] (the same methods as the async adapters' `ClientBuilder`).
+pub type ClientBuilder = gearman_async::blocking::ClientBuilder<Client>;
+/// Configures a [`Worker`] (the same methods as the async adapters' `WorkerBuilder`).
+pub type WorkerBuilder = Worker;
+
+/// A client builder.
+pub fn client() -> ClientBuilder {
+    ClientBuilder::default()
+}
+
+/// A worker builder.
+pub fn worker() -> WorkerBuilder {
+    Worker::new(Vec::<String>::new())
+}
 pub use gearman_async::blocking::{Connector, StdConnector, Stream};
 pub use gearman_async::{Error, JobEvent, Task, TaskOutput, Unreachable};
 pub use gearman_async::{ShutdownHandle, WorkerHandle};
 pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
-pub use gearman_core::client::{ClientConfig, ClientEvent, ClientOptions, Job, Selection};
+pub use gearman_core::client::{ClientConfig, ClientEvent, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
-pub use gearman_core::worker::{
-    AssignedJob, Report, WorkError, WorkResult, WorkerConfig, WorkerOptions,
-};
+pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
 pub use worker::{JobContext, Worker};

@@ -59,7 +59,7 @@ type Aggregator = Box<dyn Fn(Vec<Bytes>) -> WorkResult + Send + Sync>;
 
 /// A blocking Gearman worker.
 pub struct Worker {
-    addrs: Vec<String>,
+    servers: Vec<String>,
     functions: Functions<Plain, Mapper, Aggregator>,
     options: WorkerOptions,
     poll_interval: Duration,
@@ -69,10 +69,10 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for these servers (`host:port`, `[v6]:port` or `unix:/path`); it serves
-    /// every one of them.
+    /// every one of them. The same as [`worker()`](crate::worker) with these servers.
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
         Worker {
-            addrs: servers.into_iter().map(Into::into).collect(),
+            servers: servers.into_iter().map(Into::into).collect(),
             functions: Functions::default(),
             options: WorkerOptions::default(),
             poll_interval: Duration::from_millis(200),
@@ -81,16 +81,11 @@ impl Worker {
         }
     }
 
-    /// Sets the options: concurrency (jobs at once per server, a thread and connection
-    /// each), reconnect backoff, client id.
-    pub fn options(mut self, options: WorkerOptions) -> Self {
-        self.options = options;
-        self
-    }
+    gearman_async::__worker_builder_methods!(Connector, options.config, options.backoff);
 
-    /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
-    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
-        self.connector = connector;
+    /// Jobs run at once per server: a thread and a connection each.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.options.concurrency = n.max(1);
         self
     }
 
@@ -101,9 +96,18 @@ impl Worker {
         self
     }
 
-    /// Registers a function, optionally with a server-side timeout (CAN_DO_TIMEOUT).
-    pub fn function<F>(mut self, name: impl Into<Bytes>, timeout: Option<Duration>, f: F) -> Self
+    /// Registers a function.
+    pub fn function<F>(self, name: impl Into<Bytes>, f: F) -> Self
     where
+        F: Fn(&mut JobContext<'_>) -> WorkResult + Send + Sync + 'static,
+    {
+        self.function_with_timeout(name, None, f)
+    }
+
+    /// Registers a function with a server-side run-time limit (CAN_DO_TIMEOUT).
+    pub fn function_with_timeout<F, N>(mut self, name: N, timeout: Option<Duration>, f: F) -> Self
+    where
+        N: Into<Bytes>,
         F: Fn(&mut JobContext<'_>) -> WorkResult + Send + Sync + 'static,
     {
         let handler = Handler::Plain(Box::new(f) as Plain);
@@ -129,16 +133,16 @@ impl Worker {
         self.handle.clone()
     }
 
-    /// A handle that stops [`Worker::run`] gracefully (the same as [`Worker::handle`]).
-    pub fn shutdown_handle(&self) -> WorkerHandle {
-        self.handle.clone()
+    /// Finishes the builder: the worker is its own builder.
+    pub fn build(self) -> Self {
+        self
     }
 
     /// Serves every server until shut down (`concurrency` threads and connections per
     /// server); reconnects (and re-registers) with backoff after a lost connection.
     pub fn run(&self) {
         std::thread::scope(|s| {
-            for addr in &self.addrs {
+            for addr in &self.servers {
                 for _ in 0..self.options.concurrency.max(1) {
                     s.spawn(move || self.serve_server(addr));
                 }
@@ -147,7 +151,8 @@ impl Worker {
     }
 
     fn serve_server(&self, addr: &str) {
-        let mut reducer = Client::new(self.addrs.clone()).connector(self.connector.clone());
+        let reducer = crate::client().servers(self.servers.clone());
+        let mut reducer = reducer.connector(self.connector.clone()).build();
         let mut failures = 0;
         while !self.handle.is_stopping() {
             if let Ok(stream) = connect(&*self.connector, addr) {
@@ -179,7 +184,10 @@ impl Worker {
             flush(&mut conn, &mut *stream, &mut out);
             if let Some(event) = conn.poll_event() {
                 if let WorkerEvent::JobAssigned(job) = event {
-                    let result = self.run_job(&job, &mut conn, &mut *stream, reducer);
+                    let result = {
+                        let (job, conn, stream) = (&job, &mut conn, &mut *stream);
+                        self.run_job(JobContext { job, conn, stream }, reducer)
+                    };
                     // A job the server took back (CANT_DO) is no longer ours to finish.
                     let _ = conn.finish_job(&job.handle, result);
                 }
@@ -194,21 +202,14 @@ impl Worker {
         }
     }
 
-    fn run_job(
-        &self,
-        job: &AssignedJob,
-        conn: &mut WorkerConnection,
-        stream: &mut dyn Stream,
-        reducer: &mut Client,
-    ) -> WorkResult {
-        let Some(handler) = self.functions.get(&job.function) else {
+    fn run_job(&self, mut ctx: JobContext<'_>, reducer: &mut Client) -> WorkResult {
+        let Some(handler) = self.functions.get(&ctx.job.function) else {
             return Err(WorkError::Fail);
         };
-        let mut ctx = JobContext { job, conn, stream };
         let run = || match handler {
             Handler::Plain(plain) => plain(&mut ctx),
             Handler::MapReduce(mapper, aggregator) => {
-                let input = match map_reduce::plan(job, mapper(&mut ctx)?) {
+                let input = match map_reduce::plan(ctx.job, mapper(&mut ctx)?) {
                     MapPlan::Aggregate(pieces) => pieces,
                     MapPlan::Reduce(jobs) => {
                         map_reduce::collect(reducer.run_tasks(jobs, |_, _| {}))?

@@ -241,7 +241,7 @@ fn work(args: &Args) -> ExitCode {
     let mut worker = Worker::new(args.servers());
     for function in &args.functions {
         let (command, done, stop) = (command.clone(), done.clone(), stop.clone());
-        worker = worker.function(function.clone(), None, move |job: &mut JobContext<'_>| {
+        worker = worker.function(function.clone(), move |job: &mut JobContext<'_>| {
             let data = job.data().clone();
             let result = if command.is_empty() {
                 print(None, &data);
