@@ -141,12 +141,11 @@ async fn async_client<Rt: Runtime>(
 /// through `run_tasks`).
 fn blocking_client(ctx: Arc<Ctx>, seed: u64) {
     let source = "blocking";
-    let options = gearman_blocking::ClientOptions {
-        backoff: quick_backoff(),
-        timeout: Some(FG_TIMEOUT),
-        ..Default::default()
-    };
-    let mut client = gearman_blocking::Client::with_options([ctx.addr.to_string()], options);
+    let mut client = gearman_blocking::client()
+        .server(ctx.addr.to_string())
+        .backoff(quick_backoff())
+        .timeout(FG_TIMEOUT)
+        .build();
     let mut rng = fastrand::Rng::with_seed(seed);
     while !ctx.load_stopped() {
         let op = Op::pick(&mut rng);

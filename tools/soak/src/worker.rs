@@ -116,14 +116,12 @@ pub fn run(addr: String, adapter: Adapter, probe: bool) {
             b.build().run().await;
         }),
         Adapter::Blocking => {
-            let options = gearman_blocking::WorkerOptions {
-                concurrency: 1,
-                backoff: quick_backoff(),
-                ..Default::default()
-            };
-            let mut w = gearman_blocking::Worker::new([addr]).options(options);
+            let mut w = gearman_blocking::worker()
+                .server(addr)
+                .concurrency(1)
+                .backoff(quick_backoff());
             for &f in functions(probe) {
-                w = w.function(f, None, move |ctx| {
+                w = w.function(f, move |ctx| {
                     let data = ctx.data().clone();
                     std::thread::sleep(begin(f, &data));
                     end(f, &data);
