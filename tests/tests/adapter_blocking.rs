@@ -95,51 +95,13 @@ impl Adapter for Blocking {
         concurrency: usize,
         backoff: Duration,
     ) -> Self::Worker {
-        let b = gearman_blocking::worker()
-            .concurrency(concurrency)
-            .backoff(Backoff {
-                initial: backoff,
-                max: backoff * 4,
-            });
-        let worker = servers
-            .iter()
-            .fold(b, |b, s| b.server(s.clone()))
-            .function("reverse", |ctx| {
-                ctx.status(1, 2);
-                ctx.send_data("chunk");
-                Ok(ctx.data().iter().rev().copied().collect::<Vec<u8>>().into())
-            })
-            .function("fail", |_| Err(WorkError::Fail))
-            .function("exception", |_| Err(WorkError::Exception("boom".into())))
-            .function("panic", |_| panic!("handler panics on purpose"))
-            .function("sleep", |ctx| {
-                let ms: u64 = std::str::from_utf8(ctx.data())
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                std::thread::sleep(Duration::from_millis(ms));
-                Ok(format!("slept {ms}").into())
-            })
-            .function("record", |ctx| {
-                adapter_common::record(ctx.data());
-                Ok(bytes::Bytes::new())
-            })
-            .function("upper", |ctx| {
-                if ctx.data().as_ref() == b"fail" {
-                    return Err(WorkError::Fail);
-                }
-                Ok(ctx.data().to_ascii_uppercase().into())
-            })
-            .map_reduce(
-                "map",
-                |ctx| {
-                    let words = ctx.data().split(|b| *b == b' ');
-                    Ok(words.map(bytes::Bytes::copy_from_slice).collect())
-                },
-                |results| Ok(results.join(&b","[..]).into()),
-            );
+        let worker = standard_worker(servers, concurrency, backoff);
         let handle = worker.handle();
         (handle, std::thread::spawn(move || worker.run()))
+    }
+
+    fn work_once(servers: &[String], timeout: Duration) -> Result<usize, Error> {
+        standard_worker(servers, 1, Duration::from_millis(50)).work_once(timeout)
     }
 
     fn batch(
@@ -174,3 +136,54 @@ impl Adapter for Blocking {
 }
 
 adapter_suite!(Blocking);
+
+/// A blocking worker with the suite's standard functions.
+fn standard_worker(
+    servers: &[String],
+    concurrency: usize,
+    backoff: Duration,
+) -> gearman_blocking::Worker {
+    let b = gearman_blocking::worker()
+        .concurrency(concurrency)
+        .backoff(Backoff {
+            initial: backoff,
+            max: backoff * 4,
+        });
+    servers
+        .iter()
+        .fold(b, |b, s| b.server(s.clone()))
+        .function("reverse", |ctx| {
+            ctx.status(1, 2);
+            ctx.send_data("chunk");
+            Ok(ctx.data().iter().rev().copied().collect::<Vec<u8>>().into())
+        })
+        .function("fail", |_| Err(WorkError::Fail))
+        .function("exception", |_| Err(WorkError::Exception("boom".into())))
+        .function("panic", |_| panic!("handler panics on purpose"))
+        .function("sleep", |ctx| {
+            let ms: u64 = std::str::from_utf8(ctx.data())
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(format!("slept {ms}").into())
+        })
+        .function("record", |ctx| {
+            adapter_common::record(ctx.data());
+            Ok(bytes::Bytes::new())
+        })
+        .function("upper", |ctx| {
+            if ctx.data().as_ref() == b"fail" {
+                return Err(WorkError::Fail);
+            }
+            Ok(ctx.data().to_ascii_uppercase().into())
+        })
+        .map_reduce(
+            "map",
+            |ctx| {
+                let words = ctx.data().split(|b| *b == b' ');
+                Ok(words.map(bytes::Bytes::copy_from_slice).collect())
+            },
+            |results| Ok(results.join(&b","[..]).into()),
+        )
+}

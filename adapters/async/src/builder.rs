@@ -75,6 +75,12 @@ macro_rules! __worker_builder_methods {
             self
         }
 
+        /// Adds several servers (see [`server`](Self::server)).
+        pub fn servers<S: Into<String>>(mut self, addrs: impl IntoIterator<Item = S>) -> Self {
+            self.servers.extend(addrs.into_iter().map(Into::into));
+            self
+        }
+
         /// Replaces the connector (how a stream to a server is opened: TLS plugs in here).
         pub fn connector(mut self, connector: impl $connector + 'static) -> Self {
             self.connector = std::sync::Arc::new(connector);

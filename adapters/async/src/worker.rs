@@ -3,9 +3,9 @@
 
 use crate::client::{Client, ClientBuilder};
 use crate::driver::{drive, Role};
-use crate::{connect, BoxFuture, Connector, Runtime};
+use crate::{connect, BoxFuture, Connector, Error, Runtime, Unreachable};
 use bytes::Bytes;
-use futures::channel::mpsc::{unbounded, UnboundedSender};
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::channel::oneshot;
 use futures::future::{self, join_all, select, Either};
 use futures::FutureExt;
@@ -17,8 +17,9 @@ use gearman_core::worker::{
 };
 use std::collections::HashSet;
 use std::future::Future;
+use std::io;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -324,6 +325,27 @@ struct WorkerRole<Rt: Runtime> {
     shared: Arc<Shared<Rt>>,
     tx: UnboundedSender<Cmd>,
     stopping: bool,
+    /// Set for [`Worker::work_once`]: the first assignment stops every connection's grabs.
+    once: Option<Arc<Once>>,
+}
+
+/// What the connections of one [`Worker::work_once`] call share.
+#[derive(Default)]
+struct Once {
+    /// Jobs assigned so far.
+    taken: AtomicUsize,
+    /// Every connection's command channel.
+    drivers: Mutex<Vec<UnboundedSender<Cmd>>>,
+}
+
+impl Once {
+    /// No more grabs anywhere; jobs already assigned still run and report.
+    fn stop_all(&self) {
+        let drivers = self.drivers.lock().unwrap_or_else(|e| e.into_inner());
+        for tx in drivers.iter() {
+            let _ = tx.unbounded_send(Cmd::Shutdown);
+        }
+    }
 }
 
 impl<Rt: Runtime> Role for WorkerRole<Rt> {
@@ -352,6 +374,12 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
 
     fn event(&mut self, event: WorkerEvent) {
         if let WorkerEvent::JobAssigned(job) = event {
+            if let Some(once) = &self.once {
+                once.taken.fetch_add(1, Ordering::SeqCst);
+                self.stopping = true;
+                self.conn.stop_grabbing();
+                once.stop_all();
+            }
             let handle = job.handle.clone();
             let function = self.shared.functions.get(&job.function).cloned();
             let ctx = JobContext {
@@ -436,27 +464,101 @@ impl<Rt: Runtime> Worker<Rt> {
             };
             tracing::debug!(server = %addr, "gearman worker: connected");
             failures = 0;
-            let mut conn = WorkerConnection::new(self.shared.config.clone());
-            // An invalid name (NUL, too long) is skipped; the others still register.
-            let skip = |f: &[u8]| self.shutdown.is_unregistered(f);
-            self.shared.functions.register_except(&mut conn, skip);
-            let (tx, rx) = unbounded();
-            if let Ok(mut drivers) = self.shutdown.drivers.lock() {
-                drivers.retain(|d| !d.is_closed());
-                drivers.push(tx.clone());
-            }
-            if self.shutdown.is_stopping() {
-                conn.stop_grabbing();
-            }
-            let mut role = WorkerRole {
-                stopping: self.shutdown.is_stopping(),
-                conn,
-                shared: self.shared.clone(),
-                tx,
-            };
+            let (mut role, rx) = self.session(self.shared.config.clone(), None);
             drive(&mut role, io, rx, rt, &addr).await;
             let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
             self.shutdown.unless_stopped(wait).await;
         }
+    }
+
+    /// A connection's worker state with the functions registered (minus those
+    /// unregistered at run time) and its command channel known to the handle.
+    fn session(
+        &self,
+        config: WorkerConfig,
+        once: Option<Arc<Once>>,
+    ) -> (WorkerRole<Rt>, UnboundedReceiver<Cmd>) {
+        let mut conn = WorkerConnection::new(config);
+        // An invalid name (NUL, too long) is skipped; the others still register.
+        let skip = |f: &[u8]| self.shutdown.is_unregistered(f);
+        self.shared.functions.register_except(&mut conn, skip);
+        let (tx, rx) = unbounded();
+        if let Ok(mut drivers) = self.shutdown.drivers.lock() {
+            drivers.retain(|d| !d.is_closed());
+            drivers.push(tx.clone());
+        }
+        if self.shutdown.is_stopping() {
+            conn.stop_grabbing();
+        }
+        let role = WorkerRole {
+            stopping: self.shutdown.is_stopping(),
+            conn,
+            shared: self.shared.clone(),
+            tx,
+            once,
+        };
+        (role, rx)
+    }
+
+    /// Works on at most one job, like PECL's `GearmanWorker::work()` with a timeout:
+    /// connects to every server, registers the functions, and waits up to `timeout` for
+    /// an assignment; the first one stops the grabs on every connection, runs, and its
+    /// result is sent before the connections close. Returns the jobs done: 1, or 0 when
+    /// none came within `timeout` (rarely 2 or more, when several servers assigned a job
+    /// at the same moment: an assigned job is always run, never dropped).
+    /// `Err(Error::NoServer)` lists each server's connect error when none was reachable.
+    pub async fn work_once(&self, timeout: Duration) -> Result<usize, Error> {
+        let rt = &self.shared.rt;
+        let deadline = rt.now() + timeout;
+        if self.shutdown.is_stopping() {
+            return Ok(0);
+        }
+        let connects = self.servers.iter().map(|addr| async move {
+            let connecting = connect(&*self.shared.connector, addr);
+            let failed = |error| Unreachable {
+                server: addr.clone(),
+                error: Arc::new(error),
+            };
+            match select(connecting, rt.sleep_until(deadline)).await {
+                Either::Left((Ok(io), _)) => Ok((addr, io)),
+                Either::Left((Err(e), _)) => Err(failed(e)),
+                Either::Right(_) => Err(failed(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "not connected within the timeout",
+                ))),
+            }
+        });
+        let mut connected = Vec::new();
+        let mut unreachable = Vec::new();
+        for result in join_all(connects).await {
+            match result {
+                Ok(conn) => connected.push(conn),
+                Err(u) => {
+                    tracing::warn!(server = %u.server, error = %u.error, "gearman worker: cannot connect");
+                    unreachable.push(u);
+                }
+            }
+        }
+        if connected.is_empty() {
+            return Err(Error::NoServer(unreachable));
+        }
+        let once = Arc::new(Once::default());
+        let mut config = self.shared.config.clone();
+        config.max_in_flight = 1;
+        let sessions = connected.into_iter().map(|(addr, io)| {
+            let (mut role, rx) = self.session(config.clone(), Some(once.clone()));
+            if let Ok(mut drivers) = once.drivers.lock() {
+                drivers.push(role.tx.clone());
+            }
+            async move { drive(&mut role, io, rx, rt, addr).await }
+        });
+        let sessions = Box::pin(join_all(sessions));
+        // At the deadline only the grabs stop: a job assigned by then still finishes.
+        let timer = rt.sleep_until(deadline);
+        if let Either::Right((_, sessions)) = select(sessions, timer).await {
+            once.stop_all();
+            sessions.await;
+        }
+        Ok(once.taken.load(Ordering::SeqCst))
     }
 }

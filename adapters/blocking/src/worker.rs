@@ -1,7 +1,7 @@
 //! The blocking worker: for every server, `concurrency` threads, each with its own
 //! connection running one job at a time inline; reconnect (and re-register) with backoff.
 
-use crate::Client;
+use crate::{Client, Error, Unreachable};
 use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
 use gearman_async::blocking::{connect, flush, log_close, wait};
@@ -13,8 +13,9 @@ use gearman_core::worker::{
     AssignedJob, Report, WorkError, WorkResult, WorkerConnection, WorkerEvent, WorkerOptions,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The running job, for progress reports.
 pub struct JobContext<'a> {
@@ -151,13 +152,12 @@ impl Worker {
     }
 
     fn serve_server(&self, addr: &str) {
-        let reducer = crate::client().servers(self.servers.clone());
-        let mut reducer = reducer.connector(self.connector.clone()).build();
+        let mut reducer = self.reducer();
         let mut failures = 0;
         while !self.handle.is_stopping() {
             if let Ok(stream) = connect(&*self.connector, addr) {
                 failures = 0;
-                self.serve(stream, &mut reducer, addr);
+                self.serve(stream, &mut reducer, addr, None);
             } else {
                 failures += 1;
             }
@@ -168,26 +168,91 @@ impl Worker {
         }
     }
 
-    fn serve(&self, mut stream: Box<dyn Stream>, reducer: &mut Client, addr: &str) {
-        let mut conn = WorkerConnection::new(self.options.config.clone());
+    /// Works on at most one job, like PECL's `GearmanWorker::work()` with a timeout: a
+    /// thread per server connects, registers the functions and waits up to `timeout` for
+    /// an assignment; the first one stops the grabs on every connection (within the
+    /// poll interval), runs, and its result is sent before the connections close.
+    /// Returns the jobs done: 1, or 0 when none came within `timeout` (rarely 2 or more,
+    /// when several servers assigned a job at the same moment: an assigned job is always
+    /// run, never dropped). `Err(Error::NoServer)` lists each server's connect error when
+    /// none was reachable.
+    pub fn work_once(&self, timeout: Duration) -> Result<usize, Error> {
+        if self.handle.is_stopping() {
+            return Ok(0);
+        }
+        let once = Once {
+            deadline: Instant::now() + timeout,
+            taken: AtomicUsize::new(0),
+        };
+        let (mut connected, mut unreachable) = (Vec::new(), Vec::new());
+        for addr in &self.servers {
+            match connect(&*self.connector, addr) {
+                Ok(stream) => connected.push((addr, stream)),
+                Err(e) => unreachable.push(Unreachable {
+                    server: addr.clone(),
+                    error: Arc::new(e),
+                }),
+            }
+        }
+        if connected.is_empty() {
+            return Err(Error::NoServer(unreachable));
+        }
+        std::thread::scope(|s| {
+            for (addr, stream) in connected {
+                let once = &once;
+                s.spawn(move || self.serve(stream, &mut self.reducer(), addr, Some(once)));
+            }
+        });
+        Ok(once.taken.load(Ordering::SeqCst))
+    }
+
+    /// The client that runs a map/reduce job's pieces.
+    fn reducer(&self) -> Client {
+        let reducer = crate::client().servers(self.servers.clone());
+        reducer.connector(self.connector.clone()).build()
+    }
+
+    fn serve(
+        &self,
+        mut stream: Box<dyn Stream>,
+        reducer: &mut Client,
+        addr: &str,
+        once: Option<&Once>,
+    ) {
+        let mut config = self.options.config.clone();
+        if once.is_some() {
+            config.max_in_flight = 1;
+        }
+        let mut conn = WorkerConnection::new(config);
         let skip = |f: &[u8]| self.handle.is_unregistered(f);
         self.functions.register_except(&mut conn, skip);
         let (mut out, mut buf, mut seen) = (Vec::new(), vec![0u8; 64 * 1024], 0);
         loop {
-            if self.handle.is_stopping() {
+            let stopping = self.handle.is_stopping() || once.is_some_and(Once::is_over);
+            if stopping {
                 conn.stop_grabbing();
-                if conn.is_quiescent() {
-                    return;
-                }
             }
             self.handle.apply_unregistered(&mut conn, &mut seen);
             flush(&mut conn, &mut *stream, &mut out);
+            // Only once the last WORK_COMPLETE is written may a stopping worker leave.
+            if stopping && conn.is_quiescent() {
+                return;
+            }
             if let Some(event) = conn.poll_event() {
                 if let WorkerEvent::JobAssigned(job) = event {
+                    if let Some(once) = once {
+                        once.taken.fetch_add(1, Ordering::SeqCst);
+                        conn.stop_grabbing();
+                    }
                     let result = {
                         let (job, conn, stream) = (&job, &mut conn, &mut *stream);
                         self.run_job(JobContext { job, conn, stream }, reducer)
                     };
+                    // A stop asked for during the job (a handler counting its jobs): no
+                    // grab after this one's result.
+                    if self.handle.is_stopping() {
+                        conn.stop_grabbing();
+                    }
                     // A job the server took back (CANT_DO) is no longer ours to finish.
                     let _ = conn.finish_job(&job.handle, result);
                 }
@@ -198,7 +263,12 @@ impl Worker {
             if conn.is_closed() {
                 return log_close(addr, conn.error());
             }
-            wait(&mut conn, &mut *stream, &mut buf, self.poll_interval);
+            // A work_once connection also wakes at its deadline.
+            let tick = once.map_or(self.poll_interval, |o| {
+                let left = o.deadline.saturating_duration_since(Instant::now());
+                self.poll_interval.min(left).max(Duration::from_millis(1))
+            });
+            wait(&mut conn, &mut *stream, &mut buf, tick);
         }
     }
 
@@ -220,5 +290,19 @@ impl Worker {
         };
         // A panicking handler fails its job; the worker carries on.
         catch_unwind(AssertUnwindSafe(run)).unwrap_or(Err(WorkError::Fail))
+    }
+}
+
+/// What the connections of one [`Worker::work_once`] call share.
+struct Once {
+    deadline: Instant,
+    /// Jobs assigned so far.
+    taken: AtomicUsize,
+}
+
+impl Once {
+    /// No more grabs: a job was assigned somewhere, or the time is up.
+    fn is_over(&self) -> bool {
+        self.taken.load(Ordering::SeqCst) > 0 || Instant::now() >= self.deadline
     }
 }

@@ -216,6 +216,12 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         w.shutdown.unregister_all();
     }
 
+    fn work_once(servers: &[String], timeout: Duration) -> Result<usize, Error> {
+        let b = WorkerBuilder::new(E::rt(), E::connector()).servers(servers.to_vec());
+        let worker = standard_functions(b).build();
+        E::block_on(worker.work_once(timeout))
+    }
+
     fn stop(w: RunningWorker) {
         w.shutdown.shutdown();
         w.thread.join().expect("worker thread");

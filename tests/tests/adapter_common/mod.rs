@@ -171,6 +171,8 @@ pub trait Adapter: 'static {
     fn unregister(w: &Self::Worker, function: &str);
     /// Unregisters every function on the running worker.
     fn unregister_all(w: &Self::Worker);
+    /// One `work_once(timeout)` of a worker with the standard functions.
+    fn work_once(servers: &[String], timeout: Duration) -> Result<usize, gearman_async::Error>;
 }
 
 pub type TaskResult = Result<TaskOutput, gearman_async::Error>;
@@ -673,6 +675,69 @@ pub fn worker_unregisters_at_run_time<A: Adapter>() {
     A::stop(w);
 }
 
+pub fn work_once_does_one_job_then_returns<A: Adapter>() {
+    let s = TestServer::start();
+    // Nothing queued: back after the timeout with no job done (and not much later).
+    let started = Instant::now();
+    let done = A::work_once(&[s.addr()], Duration::from_millis(300)).unwrap();
+    assert_eq!(done, 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "returned after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "returned after {waited:?}"
+    );
+    // Two jobs queued: each call does exactly one, and the other stays queued.
+    let tag = fresh_tag("once");
+    let mut c = A::client(&[s.addr()], false);
+    for n in ["a", "b"] {
+        A::background(&mut c, spec("record", &format!("{tag}:{n}"))).unwrap();
+    }
+    assert_eq!(
+        A::work_once(&[s.addr()], Duration::from_secs(10)).unwrap(),
+        1
+    );
+    assert_eq!(recorded(&tag).len(), 1);
+    assert_eq!(admin_queued(&s, "record"), 1);
+    assert_eq!(admin_workers(&s, "record"), 0, "the connection is closed");
+    assert_eq!(
+        A::work_once(&[s.addr()], Duration::from_secs(10)).unwrap(),
+        1
+    );
+    assert_eq!(recorded(&tag).len(), 2);
+    assert_eq!(admin_queued(&s, "record"), 0);
+    // A foreground caller gets the result of a job done by work_once.
+    let caller = std::thread::spawn({
+        let addr = s.addr();
+        move || A::run(&mut A::client(&[addr], false), spec("reverse", "once")).1
+    });
+    assert!(
+        eventually(|| admin_queued(&s, "reverse") == 1),
+        "not queued"
+    );
+    assert_eq!(
+        A::work_once(&[s.addr()], Duration::from_secs(10)).unwrap(),
+        1
+    );
+    assert_eq!(caller.join().unwrap(), Outcome::Ok(reverse("once")));
+    // No server: the io error of each.
+    let dead = format!("127.0.0.1:{}", server::free_port());
+    match A::work_once(std::slice::from_ref(&dead), Duration::from_secs(1)) {
+        Err(gearman_async::Error::NoServer(servers)) => {
+            assert_eq!(servers.len(), 1, "{servers:?}");
+            assert_eq!(servers[0].server, dead);
+            assert_eq!(
+                servers[0].error.kind(),
+                std::io::ErrorKind::ConnectionRefused
+            );
+        }
+        other => panic!("work_once on a dead port: {other:?}"),
+    }
+}
+
 /// Instantiates every scenario for adapter `$A` twice: against C gearmand 1.1.20 (module
 /// `gearmand`) and against gearmand-rs built from this tree (module `gearmand_rs`).
 #[macro_export]
@@ -710,6 +775,7 @@ macro_rules! adapter_suite {
             task_batch_runs_foreground_background_and_status,
             connect_fails_at_once_on_a_dead_port_with_the_io_error,
             worker_unregisters_at_run_time,
+            work_once_does_one_job_then_returns,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {
