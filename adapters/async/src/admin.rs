@@ -44,6 +44,17 @@ impl<R: Runtime> AdminClient<R> {
         self
     }
 
+    /// Connects over TLS with these settings from now on (see
+    /// [`ClientBuilder::tls`](crate::ClientBuilder::tls)).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self
+    where
+        R: crate::TlsRuntime,
+    {
+        self.connector = self.runtime.tls_connector(tls);
+        self
+    }
+
     /// Sets the limit for each call, connecting included.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

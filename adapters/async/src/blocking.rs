@@ -5,6 +5,11 @@
 //! machine with [`flush`] and [`wait`] (str0m's loop: drain output and events, then read
 //! with a timeout that ends at the machine's next deadline).
 
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConnector, TlsStream};
+
 pub use crate::driver::log_close;
 use crate::{Error, Unreachable};
 use gearman_core::addr::ServerAddr;
@@ -16,8 +21,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A byte stream the blocking adapter runs over (TCP, a Unix socket, TLS over either):
-/// reads must time out, so waits end at the machine's deadlines.
+/// A byte stream the blocking adapter runs over (TCP, a Unix socket, TLS over either with
+/// the `tls` feature's `TlsConnector`): reads must time out, so waits end at the
+/// machine's deadlines.
 pub trait Stream: Read + Write + Send {
     /// Sets how long a read may block (`None`: forever), like `TcpStream::set_read_timeout`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
@@ -82,7 +88,8 @@ pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stre
 pub fn flush<M: Machine>(m: &mut M, stream: &mut dyn Stream, out: &mut Vec<u8>) {
     while m.poll_transmit(out) > 0 {}
     if !out.is_empty() {
-        if stream.write_all(out).is_err() {
+        // flush: a TLS stream may hold back what the socket did not take.
+        if stream.write_all(out).and_then(|()| stream.flush()).is_err() {
             m.handle_eof(Instant::now());
         }
         out.clear();

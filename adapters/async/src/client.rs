@@ -105,6 +105,19 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
 
     crate::__client_builder_methods!(Connector);
 
+    /// Connects over TLS with these settings (TCP or Unix sockets; replaces the
+    /// connector): each server's certificate is verified, and its name too unless the
+    /// settings say otherwise. A refused handshake is that server's connect error. The
+    /// runtime crate's docs have an example.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self
+    where
+        Rt: crate::TlsRuntime,
+    {
+        self.connector = self.rt.tls_connector(tls);
+        self
+    }
+
     /// Builds the client; connections are opened lazily.
     pub fn build(self) -> Client<Rt> {
         let n = self.addrs.len();

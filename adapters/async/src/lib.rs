@@ -5,8 +5,8 @@
 //! crate only moves bytes between a socket and a core machine ([`driver`]) and turns core
 //! events into futures and streams. A runtime crate (gearman-tokio, gearman-async-std)
 //! supplies a [`Runtime`] (the clock, timers and `spawn`) and a [`Connector`] (TCP and
-//! Unix sockets; a caller's own for TLS). Servers are named `host:port`, `[v6]:port` or
-//! `unix:/path` ([`ServerAddr`]).
+//! Unix sockets; TLS over either with the `tls` feature, see [`tls`]). Servers are named
+//! `host:port`, `[v6]:port` or `unix:/path` ([`ServerAddr`]).
 
 pub mod admin;
 mod api;
@@ -14,6 +14,8 @@ pub mod blocking;
 mod builder;
 mod client;
 mod driver;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod worker;
 
 pub use api::{Error, JobEvent, Task, TaskOutput, Unreachable};
@@ -23,6 +25,8 @@ pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, Job, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
+#[cfg(feature = "tls")]
+pub use tls::{ClientTls, ClientTlsBuilder, TlsError, TlsRuntime};
 pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle};
 
 use futures::io::{AsyncRead, AsyncWrite};

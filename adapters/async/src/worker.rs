@@ -98,6 +98,19 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
 
     crate::__worker_builder_methods!(Connector, config, backoff);
 
+    /// Connects over TLS with these settings (TCP or Unix sockets; replaces the
+    /// connector): each server's certificate is verified, and its name too unless the
+    /// settings say otherwise. A refused handshake is logged and retried with backoff. The
+    /// runtime crate's docs have an example.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self
+    where
+        Rt: crate::TlsRuntime,
+    {
+        self.connector = self.rt.tls_connector(tls);
+        self
+    }
+
     /// Jobs run at once per server connection.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.max_in_flight = n.max(1);

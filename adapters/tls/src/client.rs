@@ -1,6 +1,7 @@
 //! What a client or worker trusts and presents.
 
 use crate::{pem, provider, TlsError};
+use gearman_core::addr::ServerAddr;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -90,6 +91,37 @@ impl ClientTls {
             .unwrap_or(host);
         ServerName::try_from(host.to_string())
             .map_err(|_| TlsError(format!("{host:?} is not a valid TLS server name")))
+    }
+
+    /// The name to verify a server at `addr` against: as [`ClientTls::server_name`] for a
+    /// TCP host; over a Unix socket there is no host, so the builder's
+    /// [`ClientTlsBuilder::server_name`] must be set.
+    ///
+    /// ```
+    /// use gearman_tls::ClientTls;
+    /// # let dir = std::env::temp_dir().join(format!("doc-ca-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let ca = dir.join("ca.pem");
+    /// # let key = rcgen::KeyPair::generate().unwrap();
+    /// # let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    /// # params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    /// # std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    /// let tls = ClientTls::builder().ca_file(&ca).build()?;
+    /// let name = tls.server_name_for(&"jobs.example.com:4730".parse().unwrap())?;
+    /// assert_eq!(name.to_str(), "jobs.example.com");
+    /// let unix = tls.server_name_for(&"unix:/run/gearmand.sock".parse().unwrap());
+    /// assert!(unix.unwrap_err().to_string().contains("needs a server name"));
+    /// # Ok::<(), gearman_tls::TlsError>(())
+    /// ```
+    pub fn server_name_for(&self, addr: &ServerAddr) -> Result<ServerName<'static>, TlsError> {
+        match (addr, &self.server_name) {
+            (_, Some(name)) => Ok(name.clone()),
+            (ServerAddr::Tcp { host, .. }, None) => self.server_name(host),
+            (ServerAddr::Unix(path), None) => Err(TlsError(format!(
+                "TLS over unix:{} needs a server name to verify (ClientTlsBuilder::server_name)",
+                path.display()
+            ))),
+        }
     }
 }
 
