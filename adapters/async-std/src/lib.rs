@@ -32,10 +32,46 @@
 //! worker.run().await;
 //! # }
 //! ```
+//!
+//! ## TLS (feature `tls`)
+//!
+//! With the `tls` feature, `.tls(settings)` on the client, worker and admin builders
+//! connects through [`AsyncIoTlsConnector`] (futures-rustls). The settings are one
+//! [`ClientTls`], shared by every adapter: a CA file or the system roots, an optional
+//! client certificate, and the server's name checked against its certificate (the host
+//! connected to, unless set).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use gearman_async_std::{ClientTls, Job};
+//! let tls = ClientTls::builder()
+//!     .ca_file("/etc/gearman/ca.pem")
+//!     .client_certificate("/etc/gearman/client.pem", "/etc/gearman/client.key")
+//!     .build()?;
+//! let client = gearman_async_std::client().server("jobs.example.com:4730").tls(tls.clone()).build();
+//! let worker = gearman_async_std::worker()
+//!     .server("jobs.example.com:4730")
+//!     .tls(tls)
+//!     .function("reverse", |job| async move {
+//!         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
+//!     })
+//!     .build();
+//! # let _ = worker;
+//! let reversed = client.run(Job::new("reverse", "hello")).await?;
+//! // Or gearmand's variables: GEARMAND_CA_CERTIFICATE, GEARMAN_CLIENT_PEM, GEARMAN_CLIENT_KEY.
+//! let from_env = gearman_async_std::client().server("jobs.example.com:4730").tls(ClientTls::from_env()?);
+//! # let _ = (reversed, from_env);
+//! # Ok(()) }
+//! ```
 
 pub use gearman_async::*;
 
 pub mod admin;
+#[cfg(feature = "tls")]
+mod tls_connector;
+#[cfg(feature = "tls")]
+pub use tls_connector::AsyncIoTlsConnector;
 
 use async_io::{Async, Timer};
 use std::io;

@@ -209,6 +209,7 @@ impl<C> Default for ClientBuilder<C> {
 
 impl<C: From<ClientEngine>> ClientBuilder<C> {
     crate::__client_builder_methods!(Connector);
+    crate::__blocking_tls_method!();
 
     /// Builds the client; connections are opened lazily (or by its `connect()`).
     pub fn build(self) -> C {

@@ -106,3 +106,22 @@ macro_rules! __worker_builder_methods {
         }
     };
 }
+
+/// The blocking builders' `tls` method (client, worker, admin client): expands inside an
+/// `impl` with a `connector(impl Connector)` method, under the expanding crate's `tls`
+/// feature.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __blocking_tls_method {
+    () => {
+        /// Connects over TLS with these settings (TCP or Unix sockets, rustls'
+        /// `StreamOwned`; replaces the connector): each server's certificate is verified,
+        /// and its name too unless the settings say otherwise. A refused handshake is the
+        /// connect error, with the reason.
+        /// `gearman-blocking`'s crate docs have an example.
+        #[cfg(feature = "tls")]
+        pub fn tls(self, tls: $crate::ClientTls) -> Self {
+            self.connector($crate::blocking::TlsConnector::new(tls))
+        }
+    };
+}

@@ -58,6 +58,8 @@ impl AdminClient {
         }
     }
 
+    gearman_async::__blocking_tls_method!();
+
     /// Connects now instead of at the first command.
     pub fn connect(&mut self) -> Result<&mut Box<dyn Stream>, AdminError> {
         if self.stream.is_none() {

@@ -1,6 +1,6 @@
 //! Blocking Gearman client and worker on std's TCP and Unix sockets (`host:port`,
-//! `[v6]:port` or `unix:/path`; a caller's own [`Connector`] for TLS): no executor, no
-//! channels. The API mirrors the async adapters' (gearman-tokio, gearman-async-std) minus
+//! `[v6]:port` or `unix:/path`), or TLS over either with the `tls` feature (below): no
+//! executor, no channels. The API mirrors the async adapters' (gearman-tokio, gearman-async-std) minus
 //! `async`: the same builders, [`Error`], [`JobEvent`], [`Task`] batches and
 //! [`WorkerHandle`]. Each connection is driven by str0m's loop (drain output and events; read with a timeout that
 //! ends at the machine's next deadline; repeat). Protocol logic, server choice, failover,
@@ -45,6 +45,37 @@
 //! std::thread::spawn(move || worker.run());
 //! handle.shutdown(); // running jobs finish first
 //! ```
+//!
+//! ## TLS (feature `tls`)
+//!
+//! `.tls(settings)` on the client, worker and admin builders connects through
+//! `TlsConnector` (rustls' `StreamOwned`, read timeouts kept). The settings are one
+//! `ClientTls`, shared by every adapter: a CA file or the system roots, an optional
+//! client certificate, and the server's name checked against its certificate (the host
+//! connected to, unless set).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use gearman_blocking::{ClientTls, Job};
+//! let tls = ClientTls::builder()
+//!     .ca_file("/etc/gearman/ca.pem")
+//!     .client_certificate("/etc/gearman/client.pem", "/etc/gearman/client.key")
+//!     .build()?; // or ClientTls::from_env()? (gearmand's variables)
+//! let mut client = gearman_blocking::client()
+//!     .server("jobs.example.com:4730")
+//!     .tls(tls.clone())
+//!     .build();
+//! let reversed = client.run(Job::new("reverse", "hello"))?;
+//! let worker = gearman_blocking::worker()
+//!     .server("jobs.example.com:4730")
+//!     .tls(tls.clone())
+//!     .function("reverse", |job| Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into()))
+//!     .build();
+//! let admin = gearman_blocking::admin::AdminClient::new("jobs.example.com:4730").tls(tls);
+//! # let _ = (reversed, worker, admin);
+//! # Ok(()) }
+//! ```
 
 pub mod admin;
 mod client;
@@ -66,6 +97,8 @@ pub fn worker() -> WorkerBuilder {
     Worker::new(Vec::<String>::new())
 }
 pub use gearman_async::blocking::{Connector, StdConnector, Stream};
+#[cfg(feature = "tls")]
+pub use gearman_async::{blocking::TlsConnector, ClientTls, ClientTlsBuilder, TlsError};
 pub use gearman_async::{Error, JobEvent, Task, TaskOutput, Unreachable};
 pub use gearman_async::{ShutdownHandle, WorkerHandle};
 pub use gearman_core::addr::{AddrError, ServerAddr};

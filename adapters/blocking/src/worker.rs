@@ -83,6 +83,7 @@ impl Worker {
     }
 
     gearman_async::__worker_builder_methods!(Connector, options.config, options.backoff);
+    gearman_async::__blocking_tls_method!();
 
     /// Jobs run at once per server: a thread and a connection each.
     pub fn concurrency(mut self, n: usize) -> Self {
