@@ -25,6 +25,8 @@ pub struct Args {
     pub port: u16,
 
     /// Address to listen on; repeat for several. Default: every IPv4 and IPv6 address.
+    /// `unix:/PATH` listens on a Unix domain socket instead (TLS under --ssl, like the
+    /// other -L listeners); with only unix: addresses there is no TCP listener.
     #[arg(
         short = 'L',
         long = "listen",
@@ -32,6 +34,21 @@ pub struct Args {
         help_heading = "Network"
     )]
     pub listen: Vec<String>,
+
+    /// A plaintext Unix domain socket to listen on as well (beside the TCP listeners);
+    /// repeat for several. A stale socket file is replaced; the file is removed on exit.
+    /// Its peers have the ACL identity uid:N and may use admin shutdown.
+    #[arg(long = "unix-socket", value_name = "PATH", help_heading = "Network")]
+    pub unix_socket: Vec<PathBuf>,
+
+    /// Permission bits (octal, e.g. 660) of the Unix socket files; default: the umask's.
+    #[arg(
+        long = "unix-socket-mode",
+        value_name = "OCTAL",
+        value_parser = parse_mode,
+        help_heading = "Network"
+    )]
+    pub unix_socket_mode: Option<u32>,
 
     /// Listen backlog.
     #[arg(
@@ -258,8 +275,14 @@ pub const LEVELS: [&str; 8] = [
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Addresses to bind (host strings; empty = all).
+    /// TCP addresses to bind (host strings; empty = all, unless `unix_listen` is set).
     pub listen: Vec<String>,
+    /// `-L unix:PATH` sockets (TLS under `--ssl`), absolute.
+    pub unix_listen: Vec<PathBuf>,
+    /// `--unix-socket` paths (always plaintext), absolute.
+    pub unix_sockets: Vec<PathBuf>,
+    /// `--unix-socket-mode`.
+    pub unix_socket_mode: Option<u32>,
     /// Port.
     pub port: u16,
     /// Backlog.
@@ -354,10 +377,17 @@ impl Args {
                 )))
             }
         };
+        // Absolute, since -d changes to / once running and the files are removed at exit.
+        let (unix_listen, listen): (Vec<String>, Vec<String>) =
+            self.listen.into_iter().partition(|l| l.starts_with("unix:"));
+        let unix_listen = unix_listen
+            .into_iter()
+            .map(|l| absolute(PathBuf::from(&l["unix:".len()..])))
+            .collect();
         let http = http_port.map(|port| HttpSettings {
             port,
             listen: if self.http_listen.is_empty() {
-                self.listen.clone()
+                listen.clone()
             } else {
                 self.http_listen.clone()
             },
@@ -400,7 +430,10 @@ impl Args {
         let security = self.security.validate()?;
         Ok(Settings {
             security,
-            listen: self.listen,
+            listen,
+            unix_listen,
+            unix_sockets: self.unix_socket.into_iter().map(absolute).collect(),
+            unix_socket_mode: self.unix_socket_mode,
             port: self.port,
             backlog: self.backlog,
             threads_requested: self.threads,
@@ -427,6 +460,15 @@ impl Args {
             warn_job_retries_zero: job_retries == Some(0),
         })
     }
+}
+
+/// `--unix-socket-mode`: octal permission bits, at most 0o777 (`0660`, `660`, `0o660`).
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|&m| m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode (e.g. 660)"))
 }
 
 fn absolute(path: PathBuf) -> PathBuf {

@@ -1,24 +1,25 @@
 //! Per-connection tasks: a reader that forwards bytes to the core task and a writer that
 //! writes what the core hands it. Neither knows anything about the protocol.
 
-use crate::cli::Keepalive;
+use crate::transport::{Accepted, ByteStream, Stream};
 use bytes::BytesMut;
 use gearman_core::server::ConnId;
-use socket2::{SockRef, TcpKeepalive};
+use socket2::SockRef;
+use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 /// What connection tasks tell the core task.
 pub(crate) enum ToCore {
-    Accepted(TcpStream, std::net::SocketAddr),
-    /// A TLS connection whose handshake is done, with its socket's fd.
-    AcceptedTls(Box<crate::tls::Handshaken>, std::net::SocketAddr, u64),
+    /// A listener has a new connection (after its TLS handshake, on a TLS listener).
+    Accepted(Accepted),
+    /// Bytes read from a connection.
     Input(ConnId, bytes::Bytes),
+    /// The connection is gone (end of stream or an error).
     Eof(ConnId),
     /// A stalled writer has caught up; send it more.
     Drained(ConnId),
@@ -73,9 +74,8 @@ impl FlowControl {
 
 /// The core task's handle on one connection.
 pub(crate) struct ConnHandle {
-    /// A plain TCP socket the core may write to directly; `None` for a wrapped stream
-    /// (TLS), whose bytes must go through its writer task.
-    direct: Option<Arc<OwnedWriteHalf>>,
+    /// The socket itself, when replies can be written to it without the writer task.
+    direct: Option<Arc<dyn DirectWrite>>,
     writer: mpsc::UnboundedSender<ToWriter>,
     pub(crate) flow: Arc<FlowControl>,
     reader: AbortHandle,
@@ -86,11 +86,8 @@ impl ConnHandle {
     /// whatever the socket does not take now goes to the writer task, in order.
     pub(crate) fn send(&self, data: &[u8]) {
         let mut rest = data;
-        if let Some(stream) = self
-            .direct
-            .as_ref()
-            .filter(|_| self.flow.pending.load(Ordering::Acquire) == 0)
-        {
+        let direct = self.direct.as_ref();
+        if let Some(stream) = direct.filter(|_| self.flow.pending.load(Ordering::Acquire) == 0) {
             match stream.try_write(rest) {
                 Ok(n) => rest = rest.get(n..).unwrap_or_default(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -124,109 +121,116 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Writes are coalesced up to this size.
 const WRITE_BATCH: usize = 64 * 1024;
 
-pub(crate) fn configure(stream: &TcpStream, keepalive: Option<Keepalive>) {
-    let _ = stream.set_nodelay(true);
-    if let Some(k) = keepalive {
-        let mut ka = TcpKeepalive::new();
-        if let Some(idle) = k.idle {
-            ka = ka.with_time(idle);
-        }
-        if let Some(interval) = k.interval {
-            ka = ka.with_interval(interval);
-        }
-        if let Some(count) = k.count {
-            ka = ka.with_retries(count);
-        }
-        if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&ka) {
-            tracing::warn!("cannot set keepalive: {e}");
-        }
+/// A socket that replies can be written to from the core task, without a task hop.
+pub(crate) trait DirectWrite: Send + Sync + 'static {
+    /// Writes what the socket takes now (`WouldBlock` if nothing).
+    fn try_write(&self, data: &[u8]) -> io::Result<usize>;
+    /// Waits until the socket may take more.
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send
+    where
+        Self: Sized;
+    /// Half-closes the socket after the last reply.
+    fn shutdown_write(&self);
+}
+
+impl DirectWrite for tokio::net::tcp::OwnedWriteHalf {
+    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        tokio::net::tcp::OwnedWriteHalf::try_write(self, data)
+    }
+    async fn writable(&self) -> io::Result<()> {
+        tokio::net::tcp::OwnedWriteHalf::writable(self).await
+    }
+    fn shutdown_write(&self) {
+        let _ = SockRef::from(self.as_ref()).shutdown(std::net::Shutdown::Write);
     }
 }
 
-/// Where a writer task writes.
-enum Sink {
-    /// A plain socket, shared with the core's direct writes.
-    Tcp(Arc<OwnedWriteHalf>),
-    /// A wrapped stream (TLS): written and flushed through its `AsyncWrite`.
-    Stream(Box<dyn AsyncWrite + Unpin + Send>),
-}
-
-impl Sink {
-    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sink::Tcp(stream) => write_all(stream, data).await,
-            Sink::Stream(stream) => {
-                stream.write_all(data).await?;
-                stream.flush().await
-            }
-        }
+#[cfg(unix)]
+impl DirectWrite for tokio::net::unix::OwnedWriteHalf {
+    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        tokio::net::unix::OwnedWriteHalf::try_write(self, data)
     }
-
-    /// Ends the write side after the last bytes (a TLS close_notify first).
-    async fn shutdown(&mut self) {
-        match self {
-            Sink::Tcp(stream) => {
-                let _ = SockRef::from((**stream).as_ref()).shutdown(std::net::Shutdown::Write);
-            }
-            Sink::Stream(stream) => {
-                let _ = stream.shutdown().await;
-            }
-        }
+    async fn writable(&self) -> io::Result<()> {
+        tokio::net::unix::OwnedWriteHalf::writable(self).await
+    }
+    fn shutdown_write(&self) {
+        let _ = SockRef::from(self.as_ref()).shutdown(std::net::Shutdown::Write);
     }
 }
 
-/// Starts the reader and writer tasks for a plain TCP `stream`.
-pub(crate) fn spawn(stream: TcpStream, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle {
+/// Starts the reader and writer tasks for `stream`.
+pub(crate) fn spawn(stream: Stream, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle {
     // Split so the reader can use `read_buf`, which (unlike `try_read_buf`) treats a short
     // read as "drained" and skips the extra read that would only return EWOULDBLOCK.
-    let (read_half, write_half) = stream.into_split();
-    let stream = Arc::new(write_half);
-    start(
-        read_half,
-        Some(stream.clone()),
-        Sink::Tcp(stream),
-        conn,
-        to_core,
-    )
+    match stream {
+        Stream::Tcp(s) => {
+            let (read, write) = s.into_split();
+            spawn_direct(read, Arc::new(write), conn, to_core)
+        }
+        #[cfg(unix)]
+        Stream::Unix(s) => {
+            let (read, write) = s.into_split();
+            spawn_direct(read, Arc::new(write), conn, to_core)
+        }
+        Stream::Other(s) => spawn_generic(s, conn, to_core),
+    }
 }
 
-/// Starts the reader and writer tasks for a wrapped stream (TLS over TCP).
-pub(crate) fn spawn_stream<S>(stream: S, conn: ConnId, to_core: mpsc::Sender<ToCore>) -> ConnHandle
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (read_half, write_half) = tokio::io::split(stream);
-    start(
-        read_half,
-        None,
-        Sink::Stream(Box::new(write_half)),
-        conn,
-        to_core,
-    )
+fn new_flow() -> Arc<FlowControl> {
+    Arc::new(FlowControl {
+        pending: AtomicUsize::new(0),
+        stalled: AtomicBool::new(false),
+        inflight: AtomicUsize::new(0),
+        resume: Notify::new(),
+    })
 }
 
-fn start<R>(
-    read_half: R,
-    direct: Option<Arc<OwnedWriteHalf>>,
-    sink: Sink,
+fn spawn_direct<R, W>(
+    read: R,
+    write: Arc<W>,
     conn: ConnId,
     to_core: mpsc::Sender<ToCore>,
 ) -> ConnHandle
 where
     R: AsyncRead + Unpin + Send + 'static,
+    W: DirectWrite,
 {
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-    let flow = Arc::new(FlowControl {
-        pending: AtomicUsize::new(0),
-        stalled: AtomicBool::new(false),
-        inflight: AtomicUsize::new(0),
-        resume: Notify::new(),
-    });
-    let reader =
-        tokio::spawn(read_loop(read_half, conn, flow.clone(), to_core.clone())).abort_handle();
-    tokio::spawn(write_loop(sink, conn, writer_rx, flow.clone(), to_core));
+    let flow = new_flow();
+    let reader = tokio::spawn(read_loop(read, conn, flow.clone(), to_core.clone())).abort_handle();
+    tokio::spawn(write_loop(
+        DirectSink(write.clone()),
+        conn,
+        writer_rx,
+        flow.clone(),
+        to_core,
+    ));
     ConnHandle {
-        direct,
+        direct: Some(write),
+        writer: writer_tx,
+        flow,
+        reader,
+    }
+}
+
+fn spawn_generic(
+    stream: Box<dyn ByteStream>,
+    conn: ConnId,
+    to_core: mpsc::Sender<ToCore>,
+) -> ConnHandle {
+    let (read, write) = tokio::io::split(stream);
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let flow = new_flow();
+    let reader = tokio::spawn(read_loop(read, conn, flow.clone(), to_core.clone())).abort_handle();
+    tokio::spawn(write_loop(
+        AsyncSink(write),
+        conn,
+        writer_rx,
+        flow.clone(),
+        to_core,
+    ));
+    ConnHandle {
+        direct: None,
         writer: writer_tx,
         flow,
         reader,
@@ -262,20 +266,49 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let _ = to_core.send(ToCore::Eof(conn)).await;
 }
 
-async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// Where a writer task writes.
+trait Sink: Send {
+    /// Writes all of `data`.
+    fn write_all(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Half-closes (or closes) the stream after the last reply.
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-async fn write_loop(
-    mut sink: Sink,
+/// A socket the core task may also write to directly.
+struct DirectSink<W>(Arc<W>);
+
+impl<W: DirectWrite> Sink for DirectSink<W> {
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            self.0.writable().await?;
+            match self.0.try_write(data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    async fn shutdown(&mut self) {
+        self.0.shutdown_write();
+    }
+}
+
+/// Any other stream, written only by its writer task.
+struct AsyncSink<W>(W);
+
+impl<W: AsyncWrite + Unpin + Send> Sink for AsyncSink<W> {
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        AsyncWriteExt::write_all(&mut self.0, data).await?;
+        self.0.flush().await
+    }
+    async fn shutdown(&mut self) {
+        let _ = AsyncWriteExt::shutdown(&mut self.0).await;
+    }
+}
+
+async fn write_loop<S: Sink>(
+    mut sink: S,
     conn: ConnId,
     mut from_core: mpsc::UnboundedReceiver<ToWriter>,
     flow: Arc<FlowControl>,

@@ -3,14 +3,12 @@
 
 use crate::cli::Settings;
 use crate::connection::{self, ConnHandle, ToCore};
-use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
-use crate::tls::TlsListener;
+use crate::transport::{accept, Accepted, Bound};
 use crate::{acl, privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -43,30 +41,21 @@ struct CoreTask {
     commit_stats: Option<std::sync::Arc<crate::store::CommitStats>>,
 }
 
-/// Failed accepts (out of descriptors, mostly) are logged once per interval.
-static ACCEPT_FAILED: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
-
-/// A bound listening socket and, for a TLS one, its acceptor.
-pub(crate) type Listener = (std::net::TcpListener, Option<Arc<TlsListener>>);
-
 /// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
 /// called once the store is open, the pid file written and privileges dropped, just before
 /// serving.
 pub(crate) async fn serve(
     settings: Settings,
-    listeners: Vec<Listener>,
+    listeners: Vec<Bound>,
     acl: Option<gearman_core::acl::Acl>,
     http_listeners: Vec<std::net::TcpListener>,
     ready: impl FnOnce(),
 ) -> Result<(), StartError> {
     // HTTP jobs reach the core as a client of a plaintext Gearman listener over loopback.
-    let gearman_loopback = listeners
-        .iter()
-        .find(|(_, tls)| tls.is_none())
-        .and_then(|(l, _)| crate::listen::loopback_addr(l));
+    let gearman_loopback = listeners.iter().find_map(Bound::plaintext_loopback);
     let listeners = listeners
         .into_iter()
-        .map(|(l, tls)| tokio::net::TcpListener::from_std(l).map(|l| (l, tls)))
+        .map(|bound| bound.into_listener(settings.keepalive))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StartError(format!("cannot register the listeners: {e}")))?;
     if let (Some(acl), Some(path)) = (&acl, &settings.security.acl_file) {
@@ -114,48 +103,7 @@ pub(crate) async fn serve(
     let (acks, mut from_store) = mpsc::unbounded_channel();
     let accept_tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
-        .map(|(l, tls)| {
-            if let Ok(addr) = l.local_addr() {
-                let kind = if tls.is_some() { "TLS" } else { "plaintext" };
-                tracing::info!("listening on {addr} ({kind})");
-            }
-            let tx = to_core.clone();
-            let keepalive = settings.keepalive;
-            tokio::spawn(async move {
-                loop {
-                    match l.accept().await {
-                        Ok((stream, peer)) => match &tls {
-                            None => {
-                                if tx.send(ToCore::Accepted(stream, peer)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            // The handshake runs in the connection's own task: a slow or
-                            // stalled peer holds up nobody else.
-                            Some(tls) => {
-                                connection::configure(&stream, keepalive);
-                                let (tls, tx) = (tls.clone(), tx.clone());
-                                tokio::spawn(async move {
-                                    let fd = raw_fd(&stream);
-                                    if let Some(done) = tls.handshake(stream, peer).await {
-                                        let _ = tx
-                                            .send(ToCore::AcceptedTls(Box::new(done), peer, fd))
-                                            .await;
-                                    }
-                                });
-                            }
-                        },
-                        Err(e) => {
-                            // Out of descriptors and the like: back off instead of spinning.
-                            if let Some(repeats) = ACCEPT_FAILED.check() {
-                                tracing::warn!("accept failed: {e}{}", repeats_note(repeats));
-                            }
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            })
-        })
+        .map(|(listener, tls)| accept::spawn(listener, tls, to_core.clone()))
         .collect();
 
     if !http_listeners.is_empty() {
@@ -258,6 +206,12 @@ pub(crate) async fn serve(
     if let Some(path) = pid_file {
         let _ = std::fs::remove_file(path);
     }
+    // Dropping a listener stops it and removes its Unix socket file: done before returning,
+    // since the process may exit without dropping the runtime's tasks.
+    for task in accept_tasks {
+        task.abort();
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -273,27 +227,19 @@ impl CoreTask {
     fn handle(&mut self, msg: ToCore) {
         let now = Instant::now();
         match msg {
-            ToCore::Accepted(stream, peer) => {
-                connection::configure(&stream, self.settings.keepalive);
-                let fd = raw_fd(&stream);
+            ToCore::Accepted(Accepted {
+                stream,
+                peer,
+                identity,
+                fd,
+            }) => {
                 let info = PeerInfo {
                     fd,
-                    ip: peer.ip().to_canonical().to_string(),
+                    ip: peer.admin_address(),
                 };
-                let conn = self.server.accept(info, now);
-                tracing::debug!(?conn, %peer, "accepted");
+                let conn = self.server.accept_as(info, identity.clone(), now);
+                tracing::debug!(?conn, %peer, %identity, "accepted");
                 let handle = connection::spawn(stream, conn, self.to_core.clone());
-                self.conns.insert(conn, handle);
-            }
-            ToCore::AcceptedTls(done, peer, fd) => {
-                let info = PeerInfo {
-                    fd,
-                    ip: peer.ip().to_canonical().to_string(),
-                };
-                let crate::tls::Handshaken { stream, identity } = *done;
-                tracing::debug!(%peer, %identity, "accepted over TLS");
-                let conn = self.server.accept_as(info, identity, now);
-                let handle = connection::spawn_stream(stream, conn, self.to_core.clone());
                 self.conns.insert(conn, handle);
             }
             ToCore::Input(conn, bytes) => {
@@ -411,17 +357,6 @@ impl CoreTask {
             self.out = Vec::with_capacity(64 * 1024);
         }
     }
-}
-
-#[cfg(unix)]
-fn raw_fd(stream: &tokio::net::TcpStream) -> u64 {
-    use std::os::fd::AsRawFd;
-    u64::try_from(stream.as_raw_fd()).unwrap_or(0)
-}
-
-#[cfg(not(unix))]
-fn raw_fd(_: &tokio::net::TcpStream) -> u64 {
-    0
 }
 
 fn write_pid_file(settings: &Settings) -> Result<Option<std::path::PathBuf>, StartError> {

@@ -13,12 +13,12 @@ mod connection;
 mod daemon;
 mod event_loop;
 mod http;
-mod listen;
 mod log_limit;
 mod logging;
 mod privileges;
 pub mod store;
 pub mod tls;
+mod transport;
 
 use cli::Args;
 use std::fmt;
@@ -52,17 +52,9 @@ pub fn run(args: Args) -> Result<(), StartError> {
     // Certificates and the ACL are read before anything listens (and before -d detaches):
     // a bad file is a one-line start error, never a failure at the first connection.
     let (tls, acl) = tls::prepare(&settings.security)?;
-    let mut listeners: Vec<event_loop::Listener> = listen::bind_all(&settings)?
-        .into_iter()
-        .map(|l| (l, tls.clone()))
-        .collect();
-    listeners.extend(
-        listen::bind_extra(&settings.security.plaintext_listen, settings.backlog)?
-            .into_iter()
-            .map(|l| (l, None)),
-    );
+    let listeners = transport::bind_all(&settings, tls)?;
     let http_listeners = match &settings.http {
-        Some(h) => listen::bind_hosts(&h.listen, h.port, settings.backlog)?,
+        Some(h) => transport::tcp::bind_hosts(&h.listen, h.port, settings.backlog)?,
         None => Vec::new(),
     };
     let mut readiness = if settings.daemon {
@@ -83,7 +75,7 @@ pub fn run(args: Args) -> Result<(), StartError> {
 
 fn start(
     settings: cli::Settings,
-    listeners: Vec<event_loop::Listener>,
+    listeners: Vec<transport::Bound>,
     acl: Option<gearman_core::acl::Acl>,
     http_listeners: Vec<std::net::TcpListener>,
     readiness: &mut Option<daemon::Readiness>,

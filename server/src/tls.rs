@@ -10,13 +10,11 @@ use crate::StartError;
 use gearman_core::acl::Identity;
 use gearman_core::proto::Response;
 use gearman_tls::{peer_identity, ServerTls, ServerTlsOptions};
-use std::net::SocketAddr;
+use crate::transport::{Accepted, ByteStream, Peer, Stream};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// TLS and permission flags (gearmand 2.0's names for TLS).
@@ -174,17 +172,11 @@ struct FailureLog {
     suppressed: u32,
 }
 
-/// Accepts TLS on plain TCP connections.
+/// Accepts TLS on TCP or Unix socket connections.
 pub(crate) struct TlsListener {
     acceptor: TlsAcceptor,
     timeout: Duration,
     failures: Mutex<FailureLog>,
-}
-
-/// A connection whose handshake succeeded.
-pub(crate) struct Handshaken {
-    pub(crate) stream: TlsStream<TcpStream>,
-    pub(crate) identity: Identity,
 }
 
 impl TlsListener {
@@ -203,43 +195,72 @@ impl TlsListener {
         })
     }
 
-    /// Runs the handshake (in the caller's task) within the timeout; `None` when it
-    /// failed, which is logged.
-    pub(crate) async fn handshake(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-    ) -> Option<Handshaken> {
+    /// Runs the handshake (in the caller's task) within the timeout and returns the
+    /// connection with the TLS stream in place and the certificate's identity (a peer
+    /// without a certificate keeps its own: `uid:N` on a Unix socket, else anonymous);
+    /// `None` when it failed, which is logged.
+    pub(crate) async fn handshake(&self, accepted: Accepted) -> Option<Accepted> {
+        let Accepted {
+            mut stream,
+            peer,
+            fd,
+            ..
+        } = accepted;
         let attempt = async {
-            if let Some(refusal) = plaintext_refusal(&stream).await {
-                let mut stream = stream;
-                let _ = stream.write_all(&refusal).await;
-                let _ = stream.shutdown().await;
-                return Err("plaintext Gearman on a TLS port (told so)".to_string());
+            let first = first_byte(&mut stream).await;
+            match stream {
+                Stream::Tcp(s) => self.upgrade(s, first).await,
+                #[cfg(unix)]
+                Stream::Unix(s) => self.upgrade(s, first).await,
+                Stream::Other(s) => self.upgrade(s, first).await,
             }
-            self.acceptor
-                .accept(stream)
-                .await
-                .map_err(|e| e.to_string())
         };
         let outcome = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(format!("no handshake within {:?}", self.timeout)),
         };
         match outcome {
-            Ok(stream) => {
-                let identity = peer_identity(stream.get_ref().1.peer_certificates());
+            Ok((stream, identity)) => {
+                let identity = match identity {
+                    Identity::Anonymous => peer.identity(),
+                    named => named,
+                };
                 tracing::debug!(%peer, %identity, "TLS handshake done");
-                Some(Handshaken { stream, identity })
+                Some(Accepted {
+                    stream: Stream::Other(stream),
+                    peer,
+                    identity,
+                    fd,
+                })
             }
             Err(why) => {
-                self.log_failure(peer, &why);
+                self.log_failure(&peer, &why);
                 None
             }
         }
     }
 
-    fn log_failure(&self, peer: SocketAddr, why: &str) {
+    /// Refuses plaintext Gearman (judged from the `first` byte), else runs the handshake.
+    async fn upgrade<S: ByteStream>(
+        &self,
+        mut stream: S,
+        first: Option<u8>,
+    ) -> Result<(Box<dyn ByteStream>, Identity), String> {
+        if let Some(refusal) = first.and_then(plaintext_refusal) {
+            let _ = stream.write_all(&refusal).await;
+            let _ = stream.shutdown().await;
+            return Err("plaintext Gearman on a TLS port (told so)".to_string());
+        }
+        let stream = self
+            .acceptor
+            .accept(stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        let identity = peer_identity(stream.get_ref().1.peer_certificates());
+        Ok((Box::new(stream), identity))
+    }
+
+    fn log_failure(&self, peer: &Peer, why: &str) {
         let Ok(mut log) = self.failures.lock() else {
             return;
         };
@@ -267,24 +288,45 @@ impl TlsListener {
     }
 }
 
+/// The first byte the peer sent, without taking it from the stream; `None` at end of
+/// stream or on an error (the handshake then fails on its own).
+async fn first_byte(stream: &mut Stream) -> Option<u8> {
+    let mut first = [0u8; 1];
+    match stream {
+        Stream::Tcp(s) => matches!(s.peek(&mut first).await, Ok(1)).then_some(first[0]),
+        #[cfg(unix)]
+        Stream::Unix(s) => loop {
+            // tokio's UnixStream has no peek: recv(MSG_PEEK) when readable.
+            s.readable().await.ok()?;
+            let peeked = s.try_io(tokio::io::Interest::READABLE, || {
+                use nix::sys::socket::{recv, MsgFlags};
+                use std::os::fd::AsRawFd;
+                recv(s.as_raw_fd(), &mut first, MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+            });
+            match peeked {
+                Ok(1) => return Some(first[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                _ => return None,
+            }
+        },
+        Stream::Other(_) => None,
+    }
+}
+
 /// The reply for a peer that speaks plaintext Gearman to a TLS port, judged from its first
 /// byte (a TLS handshake record starts with 0x16): a binary request (`\0REQ`) gets an
 /// ERROR packet, an admin line an `ERR` line. `None` for anything else, TLS included.
-async fn plaintext_refusal(stream: &TcpStream) -> Option<Vec<u8>> {
-    let mut first = [0u8; 1];
-    match stream.peek(&mut first).await {
-        Ok(1) => match first[0] {
-            0x16 => None,
-            0 => Some(
-                Response::error("TLS_REQUIRED", "this port accepts TLS connections only")
-                    .to_bytes()
-                    .to_vec(),
-            ),
-            b if b.is_ascii_alphabetic() => {
-                Some(b"ERR TLS_REQUIRED this+port+accepts+TLS+connections+only\r\n".to_vec())
-            }
-            _ => None,
-        },
+fn plaintext_refusal(first: u8) -> Option<Vec<u8>> {
+    match first {
+        0x16 => None,
+        0 => Some(
+            Response::error("TLS_REQUIRED", "this port accepts TLS connections only")
+                .to_bytes()
+                .to_vec(),
+        ),
+        b if b.is_ascii_alphabetic() => {
+            Some(b"ERR TLS_REQUIRED this+port+accepts+TLS+connections+only\r\n".to_vec())
+        }
         _ => None,
     }
 }
