@@ -25,4 +25,4 @@ mod wire;
 
 pub use peers::{run, stdout, wait_for_workers, Peer};
 pub use process::{admin_pid, free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
-pub use wire::Conn;
+pub use wire::{Conn, WireStream};

@@ -1,5 +1,5 @@
 //! A raw protocol connection for tests: send requests or raw bytes, read replies with
-//! timeouts so no test can hang.
+//! timeouts so no test can hang; over TCP or a Unix socket, plaintext or TLS.
 
 use bytes::Bytes;
 use gearman_core::proto::{FrameDecoder, Request, Response, SubmitJob, SubmitMode};
@@ -8,11 +8,31 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// A raw protocol connection with read timeouts, so no test can hang; plaintext or TLS.
-pub struct Conn {
+/// A socket a [`Conn`] runs over: TCP or a Unix stream.
+pub trait WireStream: Read + Write {
+    /// Sets the read timeout (both std sockets have one).
+    fn set_read_timeout(&self, wait: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl WireStream for TcpStream {
+    fn set_read_timeout(&self, wait: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, wait)
+    }
+}
+
+#[cfg(unix)]
+impl WireStream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, wait: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, wait)
+    }
+}
+
+/// A raw protocol connection with read timeouts, so no test can hang; plaintext or TLS,
+/// over TCP (the default) or a Unix socket ([`Conn::unix`]).
+pub struct Conn<S: WireStream = TcpStream> {
     /// The socket (public for raw reads, timeouts and shutdowns; under TLS, raw reads and
     /// writes here bypass the encryption).
-    pub stream: TcpStream,
+    pub stream: S,
     /// The TLS session when connected with [`Conn::tls`].
     tls: Option<gearman_tls::rustls::ClientConnection>,
     buf: bytes::BytesMut,
@@ -30,15 +50,7 @@ impl Conn {
         // Requests that get no reply (WORK_COMPLETE) followed by one that does (GRAB_JOB)
         // would otherwise wait out Nagle against the server's delayed ACK: ~40 ms each.
         stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        Conn {
-            stream,
-            tls: None,
-            buf: bytes::BytesMut::new(),
-            decoder: FrameDecoder::new(Limits::default()),
-        }
+        Conn::over(stream)
     }
 
     /// Connects to 127.0.0.1:`port` over TLS and completes the handshake, verifying the
@@ -50,12 +62,49 @@ impl Conn {
         tls: &gearman_tls::ClientTls,
         server_name: &str,
     ) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Conn::tls_over(stream, tls, server_name)
+    }
+}
+
+#[cfg(unix)]
+impl Conn<std::os::unix::net::UnixStream> {
+    /// Connects to the Unix socket at `path` (panics if it cannot).
+    pub fn unix(path: &std::path::Path) -> Self {
+        let stream = std::os::unix::net::UnixStream::connect(path)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", path.display()));
+        Conn::over(stream)
+    }
+}
+
+impl<S: WireStream> Conn<S> {
+    /// Wraps a connected socket of any kind (read timeout 5 s).
+    pub fn over(stream: S) -> Conn<S> {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        Conn {
+            stream,
+            tls: None,
+            buf: bytes::BytesMut::new(),
+            decoder: FrameDecoder::new(Limits::default()),
+        }
+    }
+
+    /// Runs a TLS handshake over a connected socket, verifying the server as
+    /// `server_name` (see [`Conn::tls`]).
+    pub fn tls_over(
+        stream: S,
+        tls: &gearman_tls::ClientTls,
+        server_name: &str,
+    ) -> std::io::Result<Conn<S>> {
         let name = tls
             .server_name(server_name)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let session = gearman_tls::rustls::ClientConnection::new(tls.config(), name)
             .map_err(std::io::Error::other)?;
-        let mut conn = Conn::from_stream(TcpStream::connect(("127.0.0.1", port))?);
+        let mut conn = Conn::over(stream);
         conn.tls = Some(session);
         if let Some(session) = conn.tls.as_mut() {
             while session.is_handshaking() {
