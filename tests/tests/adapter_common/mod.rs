@@ -560,16 +560,32 @@ pub fn map_reduce<A: Adapter>() {
     A::stop(w);
 }
 
+/// Over a Unix socket: gearmand-rs's own (`-L unix:PATH`), removed when it stops; gearmand
+/// 1.1.20 has none, so a relay fronts its TCP port.
 pub fn unix_socket_client_and_worker<A: Adapter>() {
-    let s = TestServer::start();
-    let relay = unix_relay::UnixRelay::to(s.addr());
-    let w = A::worker(&[relay.addr()], 1);
-    let mut c = A::client(&[relay.addr()], false);
+    let own_socket = std::env::temp_dir().join(format!("{}.sock", fresh_tag("gmrs-unix")));
+    let (s, _relay, addr) = match server::TestServer::current_kind() {
+        server::ServerKind::GearmandRs => {
+            let listen = format!("unix:{}", own_socket.display());
+            (TestServer::start_with(&["-L", &listen]), None, listen)
+        }
+        server::ServerKind::Gearmand => {
+            let s = TestServer::start();
+            let relay = unix_relay::UnixRelay::to(s.addr());
+            let addr = relay.addr();
+            (s, Some(relay), addr)
+        }
+    };
+    let w = A::worker(std::slice::from_ref(&addr), 1);
+    let mut c = A::client(std::slice::from_ref(&addr), false);
     let (events, outcome) = A::run(&mut c, spec("reverse", "over unix"));
     assert_eq!(outcome, Outcome::Ok(reverse("over unix")));
     assert_eq!(events, ["status 1/2", "data chunk"]);
     assert_eq!(A::echo(&mut c, b"unix".to_vec()).unwrap(), b"unix");
     A::stop(w);
+    drop(s);
+    // Killed, not stopped: it leaves its socket file.
+    let _ = std::fs::remove_file(&own_socket);
 }
 
 pub fn task_batch_runs_foreground_background_and_status<A: Adapter>() {

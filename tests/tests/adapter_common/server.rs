@@ -65,8 +65,19 @@ fn binary(kind: ServerKind) -> PathBuf {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// With more flags after the suite's own.
+    pub fn start_with(extra: &[&str]) -> TestServer {
         let kind = kind();
-        Self::new(ServerProcess::start(&binary(kind), EXTRA_FLAGS), kind)
+        let flags: Vec<&str> = EXTRA_FLAGS.iter().chain(extra).copied().collect();
+        Self::new(ServerProcess::start(&binary(kind), &flags), kind)
+    }
+
+    /// Which server this test runs against.
+    pub fn current_kind() -> ServerKind {
+        kind()
     }
 
     /// On a given port (a restart where the previous server was).
