@@ -378,8 +378,10 @@ impl Args {
             }
         };
         // Absolute, since -d changes to / once running and the files are removed at exit.
-        let (unix_listen, listen): (Vec<String>, Vec<String>) =
-            self.listen.into_iter().partition(|l| l.starts_with("unix:"));
+        let (unix_listen, listen): (Vec<String>, Vec<String>) = self
+            .listen
+            .into_iter()
+            .partition(|l| l.starts_with("unix:"));
         let unix_listen = unix_listen
             .into_iter()
             .map(|l| absolute(PathBuf::from(&l["unix:".len()..])))

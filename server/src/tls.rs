@@ -6,11 +6,11 @@
 //! (at most [`FAILURE_LOGS_PER_WINDOW`] lines per [`FAILURE_WINDOW`]). A plaintext Gearman
 //! client on a TLS port gets one plaintext ERROR packet (or `ERR` line) saying so.
 
+use crate::transport::{Accepted, ByteStream, Peer, Stream};
 use crate::StartError;
 use gearman_core::acl::Identity;
 use gearman_core::proto::Response;
 use gearman_tls::{peer_identity, ServerTls, ServerTlsOptions};
-use crate::transport::{Accepted, ByteStream, Peer, Stream};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

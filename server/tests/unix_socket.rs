@@ -277,7 +277,11 @@ fn unix_listen_addresses_alone_mean_no_tcp_listener() {
             break pid;
         }
         assert!(child.try_wait().unwrap().is_none(), "server exited");
-        assert!(Instant::now() < deadline, "no answer on {}", socket.display());
+        assert!(
+            Instant::now() < deadline,
+            "no answer on {}",
+            socket.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(pid, child.id());

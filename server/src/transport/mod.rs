@@ -182,6 +182,9 @@ pub(crate) enum BoundSocket {
     Unix(unix::BoundUnix),
 }
 
+/// A listener registered with the runtime and, for a TLS one, its acceptor.
+pub(crate) type Registered = (Box<dyn Listener>, Option<Arc<TlsListener>>);
+
 /// A bound socket and, for a TLS one, its acceptor.
 pub(crate) struct Bound {
     /// The socket.
@@ -204,7 +207,7 @@ impl Bound {
     pub(crate) fn into_listener(
         self,
         keepalive: Option<crate::cli::Keepalive>,
-    ) -> io::Result<(Box<dyn Listener>, Option<Arc<TlsListener>>)> {
+    ) -> io::Result<Registered> {
         let listener: Box<dyn Listener> = match self.socket {
             BoundSocket::Tcp(l) => Box::new(tcp::TcpListener::new(l, keepalive)?),
             #[cfg(unix)]
