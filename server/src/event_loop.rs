@@ -44,12 +44,22 @@ struct CoreTask {
 /// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
 /// called once the store is open, the pid file written and privileges dropped, just before
 /// serving.
+/// What stops the server, besides an admin `shutdown`.
+pub(crate) enum StopOn {
+    /// SIGTERM or SIGINT (graceful); SIGHUP reloads the ACL: the binary.
+    Signals,
+    /// The in-process handle's request (`true`: graceful; a dropped handle: now). No
+    /// signal handlers: the host program's signals stay its own.
+    Handle(tokio::sync::oneshot::Receiver<bool>),
+}
+
 pub(crate) async fn serve(
     settings: Settings,
     listeners: Vec<Bound>,
     acl: Option<gearman_core::acl::Acl>,
     http_listeners: Vec<std::net::TcpListener>,
     ready: impl FnOnce(),
+    stop_on: StopOn,
 ) -> Result<(), StartError> {
     // HTTP jobs reach the core as a client of a plaintext Gearman listener over loopback.
     let gearman_loopback = listeners.iter().find_map(Bound::plaintext_loopback);
@@ -125,8 +135,14 @@ pub(crate) async fn serve(
         commit_stats: None,
     };
     core.commit_stats = core.store.as_ref().map(|s| s.commit_stats());
-    let mut shutdown = Box::pin(shutdown_signal());
-    let mut hangups = hangup_signals();
+    let (mut shutdown, mut hangups): (crate::transport::BoxFuture<'static, bool>, Hangups) =
+        match stop_on {
+            StopOn::Signals => (Box::pin(shutdown_signal()), hangup_signals()),
+            StopOn::Handle(request) => (
+                Box::pin(async move { request.await.unwrap_or(false) }),
+                Hangups::default(),
+            ),
+        };
     let mut grace_deadline: Option<tokio::time::Instant> = None;
     ready();
     loop {
@@ -136,8 +152,8 @@ pub(crate) async fn serve(
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
-            _ = &mut shutdown, if grace_deadline.is_none() => {
-                core.stop_requested = Some(true);
+            graceful = &mut shutdown, if grace_deadline.is_none() => {
+                core.stop_requested = Some(graceful);
             }
             _ = next_hangup(&mut hangups) => core.reload_acl(),
             msg = from_conns.recv() => {
@@ -396,7 +412,8 @@ async fn next_hangup(hangups: &mut Hangups) {
     std::future::pending::<()>().await
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT: a graceful stop (`true`).
+async fn shutdown_signal() -> bool {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -417,4 +434,5 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+    true
 }

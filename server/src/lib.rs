@@ -5,12 +5,26 @@
 //! connection has a reader task and a writer task that only move bytes. Everything runs on
 //! one thread (tokio's current-thread runtime): every packet must reach the single owner
 //! anyway, and measured, cross-thread hand-offs cost more than they parallelise.
+//!
+//! [`run`] is the binary's entry point (its own runtime, logging, signals). Inside a Rust
+//! program or test, [`Server::builder`] spawns the same server on the caller's tokio
+//! runtime on a free port and returns its address and a handle to stop it:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), gearman_server::StartError> {
+//! let server = gearman_server::Server::builder().spawn()?;
+//! println!("gearmand-rs at {}", server.addr().expect("TCP"));
+//! server.shutdown().await
+//! # }
+//! ```
 
 mod acl;
 pub mod cli;
 pub mod config_file;
 mod connection;
 mod daemon;
+mod embedded;
 mod event_loop;
 mod http;
 mod log_limit;
@@ -19,6 +33,8 @@ mod privileges;
 pub mod store;
 pub mod tls;
 mod transport;
+
+pub use embedded::{Server, ServerBuilder};
 
 use cli::Args;
 use std::fmt;
@@ -101,5 +117,6 @@ fn start(
                 r.ready();
             }
         },
+        event_loop::StopOn::Signals,
     ))
 }

@@ -203,6 +203,15 @@ impl Bound {
         }
     }
 
+    /// The address of a TCP listener (TLS or not); `None` for a Unix socket.
+    pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
+        match &self.socket {
+            BoundSocket::Tcp(l) => l.local_addr().ok(),
+            #[cfg(unix)]
+            BoundSocket::Unix(_) => None,
+        }
+    }
+
     /// Registers the socket with the runtime (call inside it).
     pub(crate) fn into_listener(
         self,
