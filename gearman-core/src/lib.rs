@@ -24,6 +24,7 @@ pub mod acl;
 pub mod addr;
 pub mod admin_reply;
 pub mod client;
+pub mod cron;
 pub mod error;
 #[cfg(feature = "__fuzz")]
 pub mod fuzzing;
