@@ -128,12 +128,15 @@ impl Permission {
             | AdminCommand::Getpid
             | AdminCommand::Verbose
             | AdminCommand::ShowJobs
-            | AdminCommand::ShowUniqueJobs => Some(Permission::AdminRead),
+            | AdminCommand::ShowUniqueJobs
+            | AdminCommand::ShowDead => Some(Permission::AdminRead),
             AdminCommand::CancelJob(_)
             | AdminCommand::CreateFunction(_)
             | AdminCommand::DropFunction(_)
             | AdminCommand::MaxQueue { .. }
-            | AdminCommand::Shutdown { .. } => Some(Permission::AdminWrite),
+            | AdminCommand::Shutdown { .. }
+            | AdminCommand::RetryDead(_)
+            | AdminCommand::DropDead(_) => Some(Permission::AdminWrite),
             AdminCommand::Invalid(_) => None,
         }
     }

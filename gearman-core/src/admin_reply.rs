@@ -167,6 +167,9 @@ pub fn request_line(command: &AdminCommand) -> Result<Vec<u8>, AdminReplyError> 
         AdminCommand::ShowJobs => line.extend_from_slice(b"show jobs"),
         AdminCommand::ShowUniqueJobs => line.extend_from_slice(b"show unique jobs"),
         AdminCommand::CancelJob(handle) => with(b"cancel job ", handle)?,
+        AdminCommand::ShowDead => line.extend_from_slice(b"show dead"),
+        AdminCommand::RetryDead(which) => with(b"retry dead ", which)?,
+        AdminCommand::DropDead(which) => with(b"drop dead ", which)?,
         AdminCommand::CreateFunction(name) => with(b"create function ", name)?,
         AdminCommand::DropFunction(name) => with(b"drop function ", name)?,
         AdminCommand::MaxQueue { function, limits } => {
@@ -196,6 +199,7 @@ pub fn is_listing(command: &AdminCommand) -> bool {
             | AdminCommand::Workers
             | AdminCommand::ShowJobs
             | AdminCommand::ShowUniqueJobs
+            | AdminCommand::ShowDead
     )
 }
 

@@ -51,6 +51,12 @@ pub enum AdminCommand {
         /// `shutdown graceful`.
         graceful: bool,
     },
+    /// `show dead` (gearmand-rs): the dead letters, one line each.
+    ShowDead,
+    /// `retry dead HANDLE|FUNCTION` (gearmand-rs): re-queue matching dead letters.
+    RetryDead(Bytes),
+    /// `drop dead HANDLE|FUNCTION` (gearmand-rs): forget matching dead letters.
+    DropDead(Bytes),
     /// A line gearmand answers with an `ERR` line.
     Invalid(AdminError),
 }
@@ -187,6 +193,7 @@ impl AdminCommand {
                 0 | 1 => AdminCommand::Invalid(AdminError::UnknownCommand(word_bytes)),
                 2 if is(1, "jobs") => AdminCommand::ShowJobs,
                 3 if is(1, "unique") && is(2, "jobs") => AdminCommand::ShowUniqueJobs,
+                2 if is(1, "dead") => AdminCommand::ShowDead,
                 _ => AdminCommand::Invalid(AdminError::UnknownShowArguments),
             },
             b"cancel" => match toks.len() {
@@ -198,6 +205,9 @@ impl AdminCommand {
                 AdminCommand::CreateFunction(arg(2))
             }
             b"drop" if toks.len() == 3 && is(1, "function") => AdminCommand::DropFunction(arg(2)),
+            b"drop" if toks.len() == 3 && is(1, "dead") => AdminCommand::DropDead(arg(2)),
+            b"retry" if toks.len() == 3 && is(1, "dead") => AdminCommand::RetryDead(arg(2)),
+            b"retry" => AdminCommand::Invalid(AdminError::InvalidArguments(word_bytes)),
             b"create" | b"drop" => AdminCommand::Invalid(AdminError::InvalidArguments(word_bytes)),
             b"maxqueue" => {
                 let n = |i: usize| toks.get(i).map_or(0, |t| maxqueue_number(t));

@@ -13,6 +13,21 @@ fn peer_is_local(ip: &str) -> bool {
         .map_or(true, |a| a.to_canonical().is_loopback())
 }
 
+/// One `show dead` line: handle, function, failures, how the last ended (`fail` or
+/// `exception`), when it died (Unix seconds), unique; tab-separated.
+fn render_dead(out: &mut Vec<u8>, d: &super::DeadLetter) {
+    let how = match d.failure {
+        super::Failure::Fail => "fail",
+        super::Failure::Exception => "exception",
+    };
+    out.extend_from_slice(&d.handle);
+    out.push(b'\t');
+    out.extend_from_slice(&d.function);
+    out.extend_from_slice(format!("\t{}\t{how}\t{}\t", d.failures, d.died_unix).as_bytes());
+    out.extend_from_slice(&d.unique);
+    out.push(b'\n');
+}
+
 impl Server {
     pub(super) fn handle_admin(&mut self, conn: ConnId, command: AdminCommand, now: Instant) {
         let mut out = Vec::new();
@@ -119,6 +134,20 @@ impl Server {
                     );
                 }
             }
+            AdminCommand::ShowDead => {
+                for d in self.dead.values() {
+                    render_dead(&mut out, d);
+                }
+                render::end_list(&mut out);
+            }
+            AdminCommand::RetryDead(which) => match self.retry_dead(&which, now) {
+                0 => render::err(&mut out, "UNKNOWN_JOB"),
+                n => render::ok_value(&mut out, &n.to_string()),
+            },
+            AdminCommand::DropDead(which) => match self.drop_dead(&which) {
+                0 => render::err(&mut out, "UNKNOWN_JOB"),
+                n => render::ok_value(&mut out, &n.to_string()),
+            },
             AdminCommand::Invalid(e) => e.render(&mut out),
         }
         self.queue_out(conn, Outbound::Text(out));

@@ -254,6 +254,7 @@ impl Server {
                 numerator: 0,
                 denominator: 0,
                 durable_id,
+                failures: 0,
                 queued_at: None,
                 assigned_at: None,
             },
@@ -374,6 +375,14 @@ impl Server {
         for l in &job.listeners {
             if let Some(c) = self.conns.get_mut(l) {
                 c.unwatch(id);
+            }
+        }
+        if let (Some(d), true) = (job.durable_id, job.failures > 0) {
+            if self.config.durable_extras {
+                self.events.push_back(ServerEvent::DeleteExtra {
+                    kind: super::ExtraKind::Attempts,
+                    key: d,
+                });
             }
         }
         if let Some(d) = job.durable_id {

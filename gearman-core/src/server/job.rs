@@ -67,6 +67,8 @@ pub(crate) struct Job {
     pub(crate) numerator: u32,
     pub(crate) denominator: u32,
     pub(crate) durable_id: Option<u64>,
+    /// WORK_FAIL/WORK_EXCEPTION reports retried under a `--retry` policy so far.
+    pub(crate) failures: u32,
     /// When it last entered its queue (for the queue-wait histogram).
     pub(crate) queued_at: Option<Instant>,
     /// When its current worker got it (for the run-time histogram).

@@ -14,18 +14,22 @@ mod admin;
 mod client;
 mod conn;
 mod core;
+pub mod extra;
 mod function;
 mod invariants;
 mod job;
 mod persist;
 mod record;
+pub mod retry;
 mod session;
 pub mod stats;
 mod timers;
 mod worker;
 
 pub use conn::PeerInfo;
+pub use extra::{ExtraKind, ExtraRecord};
 pub use record::JobRecord;
+pub use retry::{DeadLetter, Failure, RetryPolicy};
 pub use stats::{FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};
 
 use self::conn::Conn;
@@ -69,6 +73,11 @@ pub struct ServerConfig {
     pub persist_background: bool,
     /// A monotonic instant and the Unix time in seconds at that instant, to place epochs.
     pub wall_anchor: (Instant, i64),
+    /// Retry policies for failed background jobs, by function (see [`retry`]).
+    pub retry: HashMap<Bytes, RetryPolicy>,
+    /// The store keeps [`ExtraRecord`]s (retry state, dead letters): the server emits
+    /// [`ServerEvent::PutExtra`] and [`ServerEvent::DeleteExtra`] only then.
+    pub durable_extras: bool,
 }
 
 impl ServerConfig {
@@ -86,6 +95,8 @@ impl ServerConfig {
             max_output_bytes: 2 * Limits::DEFAULT_MAX_BODY,
             persist_background: false,
             wall_anchor: (now, unix_secs),
+            retry: HashMap::new(),
+            durable_extras: false,
         }
     }
 }
@@ -110,6 +121,21 @@ pub enum ServerEvent {
     Unpersist {
         /// Its store key.
         durable_id: u64,
+    },
+    /// Store (or replace) a record beyond the job queue. With `acknowledge`, call
+    /// [`Server::persisted`] with the record's key once it is durable.
+    PutExtra {
+        /// The record.
+        record: ExtraRecord,
+        /// Whether the server waits for the store's answer.
+        acknowledge: bool,
+    },
+    /// Delete a record beyond the job queue (deleting a missing one is not an error).
+    DeleteExtra {
+        /// Its kind.
+        kind: ExtraKind,
+        /// Its key.
+        key: u64,
     },
     /// A local admin connection sent `shutdown` (stop now: flush the `OK`, then exit) or
     /// `shutdown graceful` (stop accepting, let running jobs finish, as on SIGTERM).
@@ -158,6 +184,10 @@ pub struct Server {
     acl: Option<crate::acl::Acl>,
     /// Monitoring counters.
     stats: Stats,
+    /// Background jobs out of retries, by key (durable id).
+    dead: BTreeMap<u64, DeadLetter>,
+    /// Dead letters re-queued, by the new job's durable id, until the store holds it.
+    dead_retrying: HashMap<u64, (u64, DeadLetter)>,
 }
 
 impl Server {
@@ -182,6 +212,8 @@ impl Server {
             to_close: Vec::new(),
             acl: None,
             stats: Stats::default(),
+            dead: BTreeMap::new(),
+            dead_retrying: HashMap::new(),
         }
     }
 
@@ -285,11 +317,69 @@ impl Server {
     }
 
     /// Re-creates stored background jobs on start, in priority then arrival order.
-    pub fn restore(&mut self, mut jobs: Vec<JobRecord>, now: Instant) {
+    pub fn restore(&mut self, jobs: Vec<JobRecord>, now: Instant) {
+        self.restore_with(jobs, Vec::new(), now);
+    }
+
+    /// Re-creates stored background jobs and the records beyond the queue (retry state,
+    /// dead letters) on start. A job that is also a dead letter (a crash between the two
+    /// writes) stays dead; records that do not decode are deleted.
+    pub fn restore_with(
+        &mut self,
+        mut jobs: Vec<JobRecord>,
+        extras: Vec<ExtraRecord>,
+        now: Instant,
+    ) {
+        let mut attempts = HashMap::new();
+        for e in extras {
+            self.next_durable = self.next_durable.max(e.key.saturating_add(1));
+            let kept = match e.kind {
+                ExtraKind::DeadLetter => DeadLetter::decode(&e.value)
+                    .map(|d| self.dead.insert(e.key, d))
+                    .is_some(),
+                ExtraKind::Attempts => retry::decode_attempts(&e.value)
+                    .map(|a| attempts.insert(e.key, a))
+                    .is_some(),
+                _ => false,
+            };
+            if !kept {
+                self.events.push_back(ServerEvent::DeleteExtra {
+                    kind: e.kind,
+                    key: e.key,
+                });
+            }
+        }
         jobs.sort_by_key(|r| (r.priority, r.durable_id));
-        for record in jobs {
+        for mut record in jobs {
             self.next_durable = self.next_durable.max(record.durable_id + 1);
-            self.restore_one(record, now);
+            if self.dead.contains_key(&record.durable_id) {
+                self.events.push_back(ServerEvent::Unpersist {
+                    durable_id: record.durable_id,
+                });
+                continue;
+            }
+            let tried = attempts.remove(&record.durable_id);
+            if let Some((_, due)) = tried {
+                record.when = Some(due);
+            }
+            let durable_id = record.durable_id;
+            if let Some(id) = self.restore_one(record, now) {
+                if let (Some(job), Some((failures, _))) = (self.jobs.get_mut(&id), tried) {
+                    job.failures = failures;
+                }
+            } else if tried.is_some() {
+                self.events.push_back(ServerEvent::DeleteExtra {
+                    kind: ExtraKind::Attempts,
+                    key: durable_id,
+                });
+            }
+        }
+        // Retry state of jobs no longer stored.
+        for key in attempts.into_keys() {
+            self.events.push_back(ServerEvent::DeleteExtra {
+                kind: ExtraKind::Attempts,
+                key,
+            });
         }
         self.run_closes(now);
     }

@@ -63,6 +63,7 @@ impl Server {
         let Some(write) = self.persisting.remove(&durable_id) else {
             return;
         };
+        self.dead_retry_persisted(durable_id, result.is_ok());
         let reply = match &result {
             Ok(()) => Response::JobCreated {
                 handle: write.handle,
@@ -117,7 +118,7 @@ impl Server {
         }
     }
 
-    pub(super) fn restore_one(&mut self, r: JobRecord, now: Instant) {
+    pub(super) fn restore_one(&mut self, r: JobRecord, now: Instant) -> Option<u64> {
         let key = UniqueKey::of(&r.unique, &r.data);
         if let Some(k) = &key {
             if self
@@ -128,7 +129,7 @@ impl Server {
                 self.events.push_back(ServerEvent::Unpersist {
                     durable_id: r.durable_id,
                 });
-                return;
+                return None;
             }
         }
         let sub = Submission {
@@ -142,6 +143,7 @@ impl Server {
         };
         let id = self.create_job(sub, key, Some(r.durable_id), false);
         self.make_runnable(id, now);
+        Some(id)
     }
 }
 

@@ -68,6 +68,10 @@ pub struct FunctionStats {
     pub retried: u64,
     /// Jobs cancelled with the admin `cancel job`.
     pub cancelled: u64,
+    /// Failed background jobs queued again after their backoff (`--retry`).
+    pub backoff_retries: u64,
+    /// Background jobs moved to the dead letters, out of retries.
+    pub dead_lettered: u64,
     /// Time from entering the queue to being assigned to a worker.
     pub queue_wait: Histogram,
     /// Time from assignment to the worker's final report.
@@ -83,6 +87,8 @@ impl FunctionStats {
         self.exceptions += other.exceptions;
         self.retried += other.retried;
         self.cancelled += other.cancelled;
+        self.backoff_retries += other.backoff_retries;
+        self.dead_lettered += other.dead_lettered;
         self.queue_wait.add(&other.queue_wait);
         self.run_time.add(&other.run_time);
     }

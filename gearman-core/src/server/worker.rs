@@ -336,7 +336,15 @@ impl Server {
                 }
             }
             self.take_from_worker(conn, id);
-            self.finish(id, now);
+            let failure = match kind {
+                Report::Fail => Some(super::Failure::Fail),
+                Report::Exception => Some(super::Failure::Exception),
+                _ => None,
+            };
+            let retried = failure.is_some_and(|f| self.fail_with_policy(id, f, data, now));
+            if !retried {
+                self.finish(id, now);
+            }
         }
     }
 }

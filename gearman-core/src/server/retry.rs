@@ -1,0 +1,360 @@
+//! Retries with exponential backoff and a dead-letter queue for background jobs whose
+//! worker sends WORK_FAIL or WORK_EXCEPTION (`--retry FUNCTION=COUNT[:BACKOFF]`).
+//!
+//! A failed background job of a function with a policy waits `BACKOFF * 2^(n-1)` (at most
+//! [`MAX_BACKOFF`]) after its n-th failure and runs again, up to COUNT times; the failure
+//! after that moves it to the dead letters, which the admin lists (`show dead`), re-queues
+//! (`retry dead HANDLE|FUNCTION`) or drops (`drop dead HANDLE|FUNCTION`). Foreground
+//! clients attached to such a job get the failure as always and are detached. Jobs a
+//! worker loses (disconnect, CANT_DO, timeout) follow `job_retries` as before.
+//!
+//! With a store that keeps extra records, the failure count and retry time of a stored job
+//! (an [`ExtraKind::Attempts`] record) and the dead letters survive a restart.
+
+use super::client::Submission;
+use super::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
+use super::job::{JobState, UniqueKey};
+use super::timers::TimerKind;
+use super::{Server, ServerEvent};
+use crate::proto::Priority;
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// The longest wait between two attempts, whatever the backoff and the failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+
+/// How a function's failed background jobs are retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first failure; the failure after the last retry dead-letters.
+    pub count: u32,
+    /// The wait after the first failure; it doubles with each further failure.
+    pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The default wait after the first failure.
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+    /// The wait after the `failures`-th failure (1-based).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(40);
+        self.backoff
+            .checked_mul(1u32 << doublings.min(31))
+            .and_then(|d| d.checked_mul(1u32 << doublings.saturating_sub(31)))
+            .unwrap_or(MAX_BACKOFF)
+            .min(MAX_BACKOFF)
+    }
+}
+
+/// How a dead job's last attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// WORK_FAIL.
+    Fail,
+    /// WORK_EXCEPTION (its data is kept).
+    Exception,
+}
+
+/// A background job out of retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The handle it had.
+    pub handle: Bytes,
+    /// Function name.
+    pub function: Bytes,
+    /// Unique id as submitted.
+    pub unique: Bytes,
+    /// Workload.
+    pub data: Bytes,
+    /// Priority.
+    pub priority: Priority,
+    /// Reducer, for a background map/reduce job.
+    pub reducer: Option<Bytes>,
+    /// Failures, the last one included.
+    pub failures: u32,
+    /// How the last one ended.
+    pub failure: Failure,
+    /// WORK_EXCEPTION data of the last failure (empty for WORK_FAIL).
+    pub last_error: Bytes,
+    /// When it died, Unix seconds.
+    pub died_unix: i64,
+}
+
+impl DeadLetter {
+    fn encode(&self) -> Bytes {
+        Encoder::new()
+            .bytes(&self.handle)
+            .bytes(&self.function)
+            .bytes(&self.unique)
+            .bytes(&self.data)
+            .int(self.priority.index() as i64)
+            .opt(self.reducer.as_deref())
+            .int(self.failures.into())
+            .int(i64::from(self.failure == Failure::Exception))
+            .bytes(&self.last_error)
+            .int(self.died_unix)
+            .finish()
+    }
+
+    pub(super) fn decode(value: &Bytes) -> Option<DeadLetter> {
+        let mut d = Decoder::new(value)?;
+        Some(DeadLetter {
+            handle: d.bytes()?,
+            function: d.bytes()?,
+            unique: d.bytes()?,
+            data: d.bytes()?,
+            priority: *Priority::ALL.get(usize::try_from(d.int()?).ok()?)?,
+            reducer: d.opt()?,
+            failures: u32::try_from(d.int()?).ok()?,
+            failure: if d.int()? == 0 {
+                Failure::Fail
+            } else {
+                Failure::Exception
+            },
+            last_error: d.bytes()?,
+            died_unix: d.int()?,
+        })
+    }
+}
+
+/// Failures so far and the retry time of a stored job, keyed by its durable id.
+pub(super) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> ExtraRecord {
+    ExtraRecord {
+        kind: ExtraKind::Attempts,
+        key: durable_id,
+        value: Encoder::new()
+            .int(failures.into())
+            .int(due_unix)
+            .finish(),
+    }
+}
+
+pub(super) fn decode_attempts(value: &Bytes) -> Option<(u32, i64)> {
+    let mut d = Decoder::new(value)?;
+    Some((u32::try_from(d.int()?).ok()?, d.int()?))
+}
+
+impl Server {
+    /// Unix seconds at `now`, from the wall-clock anchor.
+    pub(super) fn unix_at(&self, now: Instant) -> i64 {
+        let (anchor, anchor_unix) = self.config.wall_anchor;
+        let since = now.saturating_duration_since(anchor).as_secs();
+        anchor_unix.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+
+    /// A worker failed background job `id` (its clients were told): retry it later or
+    /// dead-letter it. Returns false when no policy applies (the caller finishes it).
+    pub(super) fn fail_with_policy(
+        &mut self,
+        id: u64,
+        failure: Failure,
+        error: Bytes,
+        now: Instant,
+    ) -> bool {
+        let Some(job) = self.jobs.get(&id) else {
+            return false;
+        };
+        let Some(policy) = self.config.retry.get(&job.function).copied() else {
+            return false;
+        };
+        if !job.background || job.cancelled {
+            return false;
+        }
+        let unix_now = self.unix_at(now);
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        job.failures = job.failures.saturating_add(1);
+        let failures = job.failures;
+        // Foreground clients that coalesced onto it had their final packet.
+        let listeners = std::mem::take(&mut job.listeners);
+        for l in listeners {
+            if let Some(c) = self.conns.get_mut(&l) {
+                c.unwatch(id);
+            }
+        }
+        if failures <= policy.count {
+            let delay = policy.delay(failures);
+            let Some(job) = self.jobs.get_mut(&id) else {
+                return true;
+            };
+            let at = now.checked_add(delay).unwrap_or(now);
+            job.state = JobState::Scheduled(at);
+            job.timer = Some(self.timers.arm(at, TimerKind::EpochDue { job: id }));
+            let (function, durable) = (job.function.clone(), job.durable_id);
+            if let Some(f) = self.functions.get_mut(&function) {
+                f.waiting += 1;
+            }
+            self.stats.function(&function).backoff_retries += 1;
+            if let (Some(d), true) = (durable, self.config.durable_extras) {
+                let due = unix_now.saturating_add(delay.as_secs() as i64);
+                self.events.push_back(ServerEvent::PutExtra {
+                    record: attempts_record(d, failures, due),
+                    acknowledge: false,
+                });
+            }
+            return true;
+        }
+        let dead = DeadLetter {
+            handle: job.handle.clone(),
+            function: job.function.clone(),
+            unique: job.unique.clone(),
+            data: job.data.clone(),
+            priority: job.priority,
+            reducer: job.reducer.clone(),
+            failures,
+            failure,
+            last_error: error,
+            died_unix: unix_now,
+        };
+        let key = match job.durable_id {
+            Some(d) => d,
+            None => {
+                let d = self.next_durable;
+                self.next_durable += 1;
+                d
+            }
+        };
+        self.stats.function(&dead.function).dead_lettered += 1;
+        if self.config.durable_extras && self.config.persist_background {
+            // Written before the job's row goes, so a crash in between keeps both and the
+            // restore prefers the dead letter.
+            self.events.push_back(ServerEvent::PutExtra {
+                record: ExtraRecord {
+                    kind: ExtraKind::DeadLetter,
+                    key,
+                    value: dead.encode(),
+                },
+                acknowledge: false,
+            });
+        }
+        self.dead.insert(key, dead);
+        self.finish(id, now);
+        true
+    }
+
+    /// Dead letters whose handle or function is `which`, by key.
+    fn dead_matching(&self, which: &[u8]) -> Vec<u64> {
+        self.dead
+            .iter()
+            .filter(|(_, d)| d.handle == which || d.function == which)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// `retry dead HANDLE|FUNCTION`: each match runs again as a new background job with
+    /// its failures reset; returns how many. With a store, the dead letter is deleted once
+    /// the new job is stored (and comes back if that write fails).
+    pub(super) fn retry_dead(&mut self, which: &[u8], now: Instant) -> usize {
+        let keys = self.dead_matching(which);
+        for key in &keys {
+            let Some(dead) = self.dead.remove(key) else {
+                continue;
+            };
+            let uk = UniqueKey::of(&dead.unique, &dead.data);
+            let live = uk
+                .as_ref()
+                .is_some_and(|k| self.by_unique.contains_key(&(dead.function.clone(), k.clone())));
+            if live {
+                // The same job is queued or running already: that one covers it.
+                self.delete_dead_record(*key);
+                continue;
+            }
+            let sub = Submission {
+                function: dead.function.clone(),
+                unique: dead.unique.clone(),
+                data: dead.data.clone(),
+                priority: dead.priority,
+                background: true,
+                epoch: None,
+                reducer: dead.reducer.clone(),
+            };
+            let persist = self.config.persist_background;
+            let id = self.create_job(sub, uk, None, persist);
+            if persist {
+                if let Some(d) = self.start_persist(id) {
+                    self.dead_retrying.insert(d, (*key, dead));
+                }
+            } else {
+                self.make_runnable(id, now);
+            }
+        }
+        keys.len()
+    }
+
+    /// The store answered the write of a job re-queued from the dead letters.
+    pub(super) fn dead_retry_persisted(&mut self, durable_id: u64, ok: bool) {
+        if let Some((key, dead)) = self.dead_retrying.remove(&durable_id) {
+            if ok {
+                self.delete_dead_record(key);
+            } else {
+                self.dead.insert(key, dead);
+            }
+        }
+    }
+
+    /// `drop dead HANDLE|FUNCTION`: forgets each match; returns how many.
+    pub(super) fn drop_dead(&mut self, which: &[u8]) -> usize {
+        let keys = self.dead_matching(which);
+        for key in &keys {
+            self.dead.remove(key);
+            self.delete_dead_record(*key);
+        }
+        keys.len()
+    }
+
+    fn delete_dead_record(&mut self, key: u64) {
+        if self.config.durable_extras && self.config.persist_background {
+            self.events.push_back(ServerEvent::DeleteExtra {
+                kind: ExtraKind::DeadLetter,
+                key,
+            });
+        }
+    }
+
+    /// The dead letters in the order they died (by key).
+    pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {
+        self.dead.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            count: 5,
+            backoff: Duration::from_secs(2),
+        };
+        assert_eq!(p.delay(1), Duration::from_secs(2));
+        assert_eq!(p.delay(2), Duration::from_secs(4));
+        assert_eq!(p.delay(4), Duration::from_secs(16));
+        assert_eq!(p.delay(1000), MAX_BACKOFF);
+        let zero = RetryPolicy {
+            count: 1,
+            backoff: Duration::ZERO,
+        };
+        assert_eq!(zero.delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn dead_letters_round_trip() {
+        let d = DeadLetter {
+            handle: "H:x:1".into(),
+            function: "f".into(),
+            unique: "u".into(),
+            data: "d\0ata".into(),
+            priority: Priority::Low,
+            reducer: Some("r".into()),
+            failures: 4,
+            failure: Failure::Exception,
+            last_error: "boom".into(),
+            died_unix: 1_700_000_000,
+        };
+        assert_eq!(DeadLetter::decode(&d.encode()), Some(d));
+        assert_eq!(decode_attempts(&attempts_record(3, 2, 99).value), Some((2, 99)));
+    }
+}
