@@ -255,7 +255,9 @@ mod tests {
 
     #[test]
     fn civil_round_trips() {
-        for days in [-800_000, -1, 0, 1, 59, 60, 11_016, 19_782, 47_541, 2_932_896] {
+        for days in [
+            -800_000, -1, 0, 1, 59, 60, 11_016, 19_782, 47_541, 2_932_896,
+        ] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
         }

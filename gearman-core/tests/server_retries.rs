@@ -5,7 +5,9 @@
 
 mod support;
 
-use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload};
+use gearman_core::proto::{
+    GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
+};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord, RetryPolicy, ServerEvent};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -76,7 +78,11 @@ fn failed_background_job_backs_off_then_dies_and_comes_back_on_retry_dead() {
     assert_eq!(grab(&mut net, worker), None);
     net.send(worker, Request::PreSleep);
     net.advance(Duration::from_secs(1));
-    assert_eq!(net.recv(worker), vec![Response::Noop], "the retry wakes the worker");
+    assert_eq!(
+        net.recv(worker),
+        vec![Response::Noop],
+        "the retry wakes the worker"
+    );
     let (h2, data) = grab(&mut net, worker).expect("retried");
     assert_eq!((h2.as_str(), data.as_str()), (h.as_str(), "job"));
     fail(&mut net, worker, &h, true);
@@ -93,13 +99,22 @@ fn failed_background_job_backs_off_then_dies_and_comes_back_on_retry_dead() {
     assert_eq!(dead, format!("{h}\tf\t3\texception\t{unix}\t\n.\n"));
     let stats = net.server.stats().functions[&b("f")].clone();
     assert_eq!((stats.backoff_retries, stats.dead_lettered), (2, 1));
-    assert_eq!(net.admin(admin, "retry dead nothing\n"), "ERR UNKNOWN_JOB\r\n");
+    assert_eq!(
+        net.admin(admin, "retry dead nothing\n"),
+        "ERR UNKNOWN_JOB\r\n"
+    );
     assert_eq!(net.admin(admin, "retry dead f\n"), "OK 1\n");
     assert_eq!(net.admin(admin, "show dead\n"), ".\n");
     let (h4, data) = grab(&mut net, worker).expect("re-queued from the dead letters");
     assert_ne!(h4, h);
     assert_eq!(data, "job");
-    net.send(worker, Request::WorkComplete(WorkPayload { handle: b(&h4), data: b("ok") }));
+    net.send(
+        worker,
+        Request::WorkComplete(WorkPayload {
+            handle: b(&h4),
+            data: b("ok"),
+        }),
+    );
     assert_eq!(net.admin(admin, "status\n"), "f\t0\t0\t1\n.\n");
     // drop dead forgets one.
     net.send(client, bg("f", "again"));
@@ -187,7 +202,11 @@ fn retry_state_and_dead_letters_are_stored_and_restored() {
         ]
     );
     fail(&mut net, worker, &ha, false);
-    let ServerEvent::PutExtra { record, acknowledge: false } = net.events.remove(0) else {
+    let ServerEvent::PutExtra {
+        record,
+        acknowledge: false,
+    } = net.events.remove(0)
+    else {
         panic!("no retry state written");
     };
     assert_eq!((record.kind, record.key), (ExtraKind::Attempts, a_id));
@@ -198,7 +217,9 @@ fn retry_state_and_dead_letters_are_stored_and_restored() {
     // came before its delete) and b's dead letter.
     let mut again = net_with(1, 5, true);
     let extras: Vec<ExtraRecord> = vec![attempts, dead];
-    again.server.restore_with(records.clone(), extras, again.now);
+    again
+        .server
+        .restore_with(records.clone(), extras, again.now);
     again.collect_events();
     assert_eq!(
         again.events.drain(..).collect::<Vec<_>>(),
@@ -216,7 +237,11 @@ fn retry_state_and_dead_letters_are_stored_and_restored() {
     assert_eq!(data, "a");
     // Its one retry was used before the restart: this failure kills it.
     fail(&mut again, worker, &h, false);
-    assert_eq!(again.admin(admin, "show dead\n").lines().count(), 3, "a and b dead");
+    assert_eq!(
+        again.admin(admin, "show dead\n").lines().count(),
+        3,
+        "a and b dead"
+    );
 }
 
 #[derive(Clone, Debug)]

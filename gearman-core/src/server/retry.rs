@@ -123,10 +123,7 @@ pub(super) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> 
     ExtraRecord {
         kind: ExtraKind::Attempts,
         key: durable_id,
-        value: Encoder::new()
-            .int(failures.into())
-            .int(due_unix)
-            .finish(),
+        value: Encoder::new().int(failures.into()).int(due_unix).finish(),
     }
 }
 
@@ -253,9 +250,10 @@ impl Server {
                 continue;
             };
             let uk = UniqueKey::of(&dead.unique, &dead.data);
-            let live = uk
-                .as_ref()
-                .is_some_and(|k| self.by_unique.contains_key(&(dead.function.clone(), k.clone())));
+            let live = uk.as_ref().is_some_and(|k| {
+                self.by_unique
+                    .contains_key(&(dead.function.clone(), k.clone()))
+            });
             if live {
                 // The same job is queued or running already: that one covers it.
                 self.delete_dead_record(*key);
@@ -355,6 +353,9 @@ mod tests {
             died_unix: 1_700_000_000,
         };
         assert_eq!(DeadLetter::decode(&d.encode()), Some(d));
-        assert_eq!(decode_attempts(&attempts_record(3, 2, 99).value), Some((2, 99)));
+        assert_eq!(
+            decode_attempts(&attempts_record(3, 2, 99).value),
+            Some((2, 99))
+        );
     }
 }
