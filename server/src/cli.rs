@@ -168,6 +168,12 @@ pub struct Args {
     #[arg(long, help_heading = "Process")]
     pub coredump: bool,
 
+    /// Refuse connections past N open ones: the peer gets an ERROR packet (an ERR line for
+    /// an admin client) saying MAX_CONNECTIONS and is closed; refusals are logged once per
+    /// interval. Default: no limit but the open-file limit.
+    #[arg(long = "max-connections", value_name = "N", help_heading = "Network")]
+    pub max_connections: Option<usize>,
+
     /// Raise the open-file limit to N (connections are a little fewer).
     #[arg(
         short = 'f',
@@ -319,6 +325,8 @@ pub struct Settings {
     pub syslog: bool,
     /// `-f`: the open-file limit to set.
     pub file_descriptors: Option<u64>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
     /// The HTTP listener, if on.
     pub http: Option<HttpSettings>,
     /// `-j 0` was given: warn that gearmand 1.1.20 read it as "unlimited".
@@ -458,6 +466,7 @@ impl Args {
             user: self.user,
             syslog: self.syslog,
             file_descriptors: self.file_descriptors,
+            max_connections: self.max_connections,
             http,
             warn_job_retries_zero: job_retries == Some(0),
         })

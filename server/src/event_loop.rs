@@ -3,6 +3,7 @@
 
 use crate::cli::Settings;
 use crate::connection::{self, ConnHandle, ToCore};
+use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
 use crate::transport::{accept, Accepted, Bound};
 use crate::{acl, privileges, StartError};
@@ -44,6 +45,9 @@ struct CoreTask {
 /// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
 /// called once the store is open, the pid file written and privileges dropped, just before
 /// serving.
+/// Connections refused past --max-connections are logged once per interval.
+static CONNECTION_REFUSED: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
+
 /// What stops the server, besides an admin `shutdown`.
 pub(crate) enum StopOn {
     /// SIGTERM or SIGINT (graceful); SIGHUP reloads the ACL: the binary.
@@ -249,6 +253,20 @@ impl CoreTask {
                 identity,
                 fd,
             }) => {
+                if let Some(max) = self.settings.max_connections {
+                    if self.conns.len() >= max {
+                        if let Some(repeats) = CONNECTION_REFUSED.check() {
+                            tracing::warn!(
+                                "refused a connection from {peer}: {max} connections open \
+                                 (--max-connections){}",
+                                repeats_note(repeats)
+                            );
+                        }
+                        let text = format!("server at its limit of {max} connections");
+                        crate::transport::refuse::spawn_refusal(stream, "MAX_CONNECTIONS", text);
+                        return;
+                    }
+                }
                 let info = PeerInfo {
                     fd,
                     ip: peer.admin_address(),

@@ -9,7 +9,6 @@
 use crate::transport::{Accepted, ByteStream, Peer, Stream};
 use crate::StartError;
 use gearman_core::acl::Identity;
-use gearman_core::proto::Response;
 use gearman_tls::{peer_identity, ServerTls, ServerTlsOptions};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -319,14 +318,10 @@ async fn first_byte(stream: &mut Stream) -> Option<u8> {
 fn plaintext_refusal(first: u8) -> Option<Vec<u8>> {
     match first {
         0x16 => None,
-        0 => Some(
-            Response::error("TLS_REQUIRED", "this port accepts TLS connections only")
-                .to_bytes()
-                .to_vec(),
+        b => crate::transport::refuse::gearman_refusal(
+            b,
+            "TLS_REQUIRED",
+            "this port accepts TLS connections only",
         ),
-        b if b.is_ascii_alphabetic() => {
-            Some(b"ERR TLS_REQUIRED this+port+accepts+TLS+connections+only\r\n".to_vec())
-        }
-        _ => None,
     }
 }

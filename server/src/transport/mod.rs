@@ -22,6 +22,7 @@
 //! stream is written by its connection's writer task.
 
 pub(crate) mod accept;
+pub(crate) mod refuse;
 pub(crate) mod tcp;
 #[cfg(unix)]
 pub(crate) mod unix;
