@@ -102,6 +102,18 @@ pub struct Args {
     #[arg(long, help_heading = "Jobs")]
     pub exceptions: bool,
 
+    /// Retry FUNCTION's background jobs that fail (WORK_FAIL, WORK_EXCEPTION) up to COUNT
+    /// times, BACKOFF (default 1s; 250ms, 2s, 5m, 1h) after the first failure and twice as
+    /// long after each next; then they become dead letters (admin `show dead`). Repeat for
+    /// several functions.
+    #[arg(
+        long = "retry",
+        value_name = "FUNCTION=COUNT[:BACKOFF]",
+        action = clap::ArgAction::Append,
+        help_heading = "Jobs"
+    )]
+    pub retry: Vec<String>,
+
     /// Enable TCP keepalive on client connections.
     #[arg(long, help_heading = "Network")]
     pub keepalive: bool,
@@ -303,6 +315,8 @@ pub struct Settings {
     pub handle_prefix: String,
     /// `--exceptions`.
     pub exceptions: bool,
+    /// `--retry`: retry policies for failed background jobs, by function.
+    pub retry: std::collections::HashMap<bytes::Bytes, gearman_core::server::RetryPolicy>,
     /// Keepalive settings, if enabled.
     pub keepalive: Option<Keepalive>,
     /// Pid file.
@@ -438,7 +452,9 @@ impl Args {
             count: u32::try_from(self.keepalive_count).ok().filter(|&c| c > 0),
         });
         let security = self.security.validate()?;
+        let retry = crate::job_flags::policies(&self.retry).map_err(StartError)?;
         Ok(Settings {
+            retry,
             security,
             listen,
             unix_listen,

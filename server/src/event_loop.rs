@@ -76,10 +76,13 @@ pub(crate) async fn serve(
         tracing::info!("ACL {}: {} grant(s)", path.display(), acl.len());
     }
     // The store is opened and replayed before any connection is accepted.
+    let (mut durable_extras, mut extras) = (false, Vec::new());
     let (store, restored) = match &settings.store {
         Some(backend) => {
             let fail = |e: crate::store::BackendError| StartError(e.to_string());
-            let (handle, jobs) = StoreHandle::start(backend.open().map_err(fail)?).map_err(fail)?;
+            let mut opened = backend.open().map_err(fail)?;
+            (durable_extras, extras) = (opened.keeps_extras(), opened.load_extras().map_err(fail)?);
+            let (handle, jobs) = StoreHandle::start(opened).map_err(fail)?;
             tracing::info!("{}: {} job(s) restored", backend.describe(), jobs.len());
             (Some(handle), jobs)
         }
@@ -112,6 +115,14 @@ pub(crate) async fn serve(
         .saturating_mul(2)
         .max(16 * 1024 * 1024);
     config.persist_background = store.is_some();
+    config.retry = settings.retry.clone();
+    config.durable_extras = durable_extras;
+    if store.is_some() && !durable_extras && !settings.retry.is_empty() {
+        tracing::warn!(
+            "this store keeps no records beyond the job queue: with --retry, retry state and \
+             dead letters are lost at a restart"
+        );
+    }
 
     let (to_core, mut from_conns) = mpsc::channel(8192);
     let (acks, mut from_store) = mpsc::unbounded_channel();
@@ -125,7 +136,7 @@ pub(crate) async fn serve(
     }
     let mut server = Server::new(config, now);
     server.set_acl(acl);
-    server.restore(restored, now);
+    server.restore_with(restored, extras, now);
     let mut core = CoreTask {
         server,
         conns: HashMap::new(),
@@ -336,6 +347,15 @@ impl CoreTask {
                         store.remove(durable_id);
                     }
                 }
+                ServerEvent::PutExtra {
+                    record,
+                    acknowledge,
+                } => self.put_extra(record, acknowledge),
+                ServerEvent::DeleteExtra { kind, key } => {
+                    if let Some(store) = &self.store {
+                        store.delete_extra(kind, key);
+                    }
+                }
                 ServerEvent::Shutdown { graceful } => {
                     // A plain shutdown overrides a graceful one asked for before.
                     self.stop_requested = Some(graceful && self.stop_requested != Some(false));
@@ -352,6 +372,27 @@ impl CoreTask {
                 ),
                 other => tracing::debug!(?other, "unhandled server event"),
             }
+        }
+    }
+
+    /// Writes a record beyond the job queue; an acknowledged one is answered as an insert.
+    fn put_extra(&mut self, record: gearman_core::server::ExtraRecord, acknowledge: bool) {
+        let key = record.key;
+        match &self.store {
+            Some(store) => {
+                let acks = self.acks.clone();
+                let ack: Option<crate::store::Ack> = acknowledge.then(|| {
+                    Box::new(move |result| {
+                        let _ = acks.send((key, result));
+                    }) as crate::store::Ack
+                });
+                store.put_extra(record, ack);
+            }
+            None if acknowledge => {
+                self.server
+                    .persisted(key, Err("no store".into()), Instant::now())
+            }
+            None => {}
         }
     }
 

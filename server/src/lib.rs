@@ -27,6 +27,7 @@ mod daemon;
 mod embedded;
 mod event_loop;
 mod http;
+mod job_flags;
 mod log_limit;
 mod logging;
 mod privileges;

@@ -11,8 +11,14 @@
 //!     fn max_batch(&self) -> usize { DEFAULT_MAX_BATCH }
 //!     fn close(&mut self) {}
 //!     fn describe(&self) -> String;
+//!     // Records beyond the queue (retry state, dead letters, schedules): optional.
+//!     fn keeps_extras(&self) -> bool { false }
+//!     fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> { Ok(vec![]) }
+//!     fn commit_with_extras(&mut self, changes: &[Change], extras: &[ExtraChange])
+//!         -> Result<(), BackendError> { /* commit(changes); extras refused */ }
 //! }
 //! pub enum Change { Insert(JobRecord), Remove(u64) }
+//! pub enum ExtraChange { Put(ExtraRecord), Delete(ExtraKind, u64) }
 //! pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 //! ```
 //!
@@ -38,7 +44,7 @@ pub use metrics::{CommitHistograms, CommitReport, CommitStats, BATCH_BUCKETS};
 pub use registry::{Backend, QueueFlags};
 pub use runner::StoreHandle;
 
-use gearman_core::server::JobRecord;
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 
 /// A backend's failure, as the backend's own error type; its `Display` should be one line
 /// that names the store (file, host, key) and what went wrong.
@@ -57,6 +63,16 @@ pub enum Change {
     /// Delete a finished (completed, failed, cancelled) job by its `durable_id`; deleting
     /// an id that is not stored is not an error.
     Remove(u64),
+}
+
+/// One change to the records beyond the job queue (retry state, dead letters, schedules),
+/// committed in the same group and transaction as the job changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraChange {
+    /// Store a record, replacing the one with the same kind and key.
+    Put(ExtraRecord),
+    /// Delete a record; deleting one that is not stored is not an error.
+    Delete(ExtraKind, u64),
 }
 
 /// A durable queue backend, run by the group-commit runner ([`StoreHandle`]) on a thread of
@@ -89,6 +105,36 @@ pub trait QueueStore: Send + 'static {
 
     /// Names the store for log lines, e.g. `queue file /var/lib/gearmand/q.db`.
     fn describe(&self) -> String;
+
+    /// Whether this backend keeps [`ExtraRecord`]s (retry state, dead letters, schedules)
+    /// through [`commit_with_extras`](QueueStore::commit_with_extras): the server sends them
+    /// only then. Off by default, so a backend without them still works, without those
+    /// records surviving a restart.
+    fn keeps_extras(&self) -> bool {
+        false
+    }
+
+    /// Every stored extra record, in kind then key order; called once, before the server
+    /// accepts connections. Records of a kind this version does not know stay stored and
+    /// are left out.
+    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Applies `changes` and `extras`, each in order, in one atomic and durable commit
+    /// (the contract of [`commit`](QueueStore::commit) covers both). The default, for a
+    /// backend that keeps no extras, commits the jobs alone and refuses extras.
+    fn commit_with_extras(
+        &mut self,
+        changes: &[Change],
+        extras: &[ExtraChange],
+    ) -> Result<(), BackendError> {
+        if extras.is_empty() {
+            self.commit(changes)
+        } else {
+            Err(format!("{} keeps no records beyond the job queue", self.describe()).into())
+        }
+    }
 }
 
 impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
@@ -106,6 +152,19 @@ impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn keeps_extras(&self) -> bool {
+        (**self).keeps_extras()
+    }
+    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
+        (**self).load_extras()
+    }
+    fn commit_with_extras(
+        &mut self,
+        changes: &[Change],
+        extras: &[ExtraChange],
+    ) -> Result<(), BackendError> {
+        (**self).commit_with_extras(changes, extras)
     }
 }
 

@@ -11,8 +11,8 @@
 //! group held, the runner waits for the others, but never longer than a commit takes (past
 //! that, two commits are cheaper than waiting) nor than [`MAX_GATHER`].
 
-use super::{Ack, Change, CommitStats, QueueStore};
-use gearman_core::server::JobRecord;
+use super::{Ack, Change, CommitStats, ExtraChange, QueueStore};
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -29,6 +29,10 @@ enum Op {
     Insert(JobRecord, Ack),
     /// Delete a finished job.
     Remove(u64),
+    /// Store a record beyond the job queue; the ack, if any, runs as an insert's does.
+    PutExtra(ExtraRecord, Option<Ack>),
+    /// Delete a record beyond the job queue.
+    DeleteExtra(ExtraKind, u64),
 }
 
 /// Handle on a store's runner thread. Dropping it is [`StoreHandle::close`].
@@ -93,6 +97,34 @@ impl StoreHandle {
         }
     }
 
+    /// Queues the write of a record beyond the job queue (for a backend that
+    /// [keeps extras](QueueStore::keeps_extras)); `ack`, if given, runs as an insert's.
+    pub fn put_extra(&self, record: ExtraRecord, ack: Option<Ack>) {
+        let refused = match &self.tx {
+            None => ack,
+            Some(tx) => match tx.send(Op::PutExtra(record, ack)) {
+                Ok(()) => return,
+                Err(mpsc::SendError(Op::PutExtra(_, ack))) => ack,
+                Err(_) => return,
+            },
+        };
+        if let Some(refused) = refused {
+            let spawned = std::thread::Builder::new()
+                .name("gearmand-rs-store-refusal".into())
+                .spawn(move || refused(Err("the store thread stopped".into())));
+            if let Err(e) = spawned {
+                tracing::error!("cannot refuse a store write: {e}");
+            }
+        }
+    }
+
+    /// Queues the delete of a record beyond the job queue.
+    pub fn delete_extra(&self, kind: ExtraKind, key: u64) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Op::DeleteExtra(kind, key));
+        }
+    }
+
     /// Commits that succeeded so far (for tests and metrics): fewer than inserts when
     /// submitters shared commits.
     pub fn commits(&self) -> u64 {
@@ -135,6 +167,9 @@ struct Runner<S> {
     /// The group being gathered, and the acks of its inserts in the same order.
     changes: Vec<Change>,
     acks: Vec<Ack>,
+    /// The group's changes beyond the job queue, and whether each was acknowledged.
+    extras: Vec<ExtraChange>,
+    extra_acked: Vec<bool>,
     /// Inserts in the previous group: how many submitters are likely to come back.
     last_inserts: usize,
     /// How long commits take (moving average): the longest worth waiting for a group.
@@ -151,6 +186,8 @@ impl<S: QueueStore> Runner<S> {
             stats,
             changes: Vec::new(),
             acks: Vec::new(),
+            extras: Vec::new(),
+            extra_acked: Vec::new(),
             last_inserts: 0,
             commit_time: Duration::ZERO,
             failures: FailureLog::default(),
@@ -165,7 +202,7 @@ impl<S: QueueStore> Runner<S> {
             self.gather_rest(&rx);
             self.commit();
         }
-        if !self.changes.is_empty() {
+        if !self.changes.is_empty() || !self.extras.is_empty() {
             // Deletes carried over from a failed commit get one last try.
             self.commit();
         }
@@ -179,11 +216,25 @@ impl<S: QueueStore> Runner<S> {
                 self.acks.push(ack);
             }
             Op::Remove(id) => self.changes.push(Change::Remove(id)),
+            Op::PutExtra(record, ack) => {
+                self.extras.push(ExtraChange::Put(record));
+                self.extra_acked.push(ack.is_some());
+                self.acks.extend(ack);
+            }
+            Op::DeleteExtra(kind, key) => {
+                self.extras.push(ExtraChange::Delete(kind, key));
+                self.extra_acked.push(false);
+            }
         }
     }
 
+    /// Changes in the group, of both kinds.
+    fn len(&self) -> usize {
+        self.changes.len() + self.extras.len()
+    }
+
     fn take_ready(&mut self, rx: &mpsc::Receiver<Op>) {
-        while self.changes.len() < self.max_batch {
+        while self.len() < self.max_batch {
             match rx.try_recv() {
                 Ok(op) => self.push(op),
                 Err(_) => return,
@@ -195,7 +246,7 @@ impl<S: QueueStore> Runner<S> {
     /// submitters.
     fn gather_rest(&mut self, rx: &mpsc::Receiver<Op>) {
         let deadline = Instant::now() + self.commit_time.min(MAX_GATHER);
-        while self.acks.len() < self.last_inserts && self.changes.len() < self.max_batch {
+        while self.acks.len() < self.last_inserts && self.len() < self.max_batch {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(op) => {
@@ -209,25 +260,34 @@ impl<S: QueueStore> Runner<S> {
 
     fn commit(&mut self) {
         let started = Instant::now();
-        let result = self
-            .store
-            .commit(&self.changes)
-            .map_err(|e| format!("{}: {e}", self.name));
+        let result = if self.extras.is_empty() {
+            self.store.commit(&self.changes)
+        } else {
+            self.store.commit_with_extras(&self.changes, &self.extras)
+        }
+        .map_err(|e| format!("{}: {e}", self.name));
         let took = started.elapsed();
         self.commit_time = (self.commit_time * 3 + took) / 4;
         self.last_inserts = self.acks.len();
-        self.stats.record(result.is_ok(), took, self.changes.len());
+        self.stats.record(result.is_ok(), took, self.len());
         match &result {
             Ok(()) => {
                 self.failures.recovered(&self.name);
                 self.changes.clear();
+                self.extras.clear();
+                self.extra_acked.clear();
             }
             Err(e) => {
-                self.failures.failed(e, self.changes.len());
+                self.failures.failed(e, self.len());
                 // Nothing of the group was written. Inserts are refused to their clients
                 // (below); deletes stay queued for the next commit, so a finished job does
-                // not run again after a restart merely because one commit failed.
+                // not run again after a restart merely because one commit failed. So do
+                // unacknowledged extra records: a dead letter is written before its job's
+                // delete, and the two must not be parted.
                 self.changes.retain(|c| matches!(c, Change::Remove(_)));
+                let mut acked = std::mem::take(&mut self.extra_acked).into_iter();
+                self.extras.retain(|_| !acked.next().unwrap_or(false));
+                self.extra_acked = vec![false; self.extras.len()];
             }
         }
         for ack in self.acks.drain(..) {

@@ -23,8 +23,8 @@ mod tables;
 
 pub use error::SqliteError;
 
-use super::{BackendError, Change, QueueStore, StoreHandle};
-use gearman_core::server::JobRecord;
+use super::{BackendError, Change, ExtraChange, QueueStore, StoreHandle};
+use gearman_core::server::{ExtraRecord, JobRecord};
 use rusqlite::{params, Connection};
 use std::path::PathBuf;
 
@@ -151,6 +151,11 @@ impl SqliteStore {
     pub fn jobs(&self) -> Result<Vec<JobRecord>, SqliteError> {
         schema::load(&self.conn, &self.path)
     }
+
+    /// The stored records beyond the job queue (retry state, dead letters, schedules).
+    pub fn extras(&self) -> Result<Vec<ExtraRecord>, SqliteError> {
+        schema::load_extras(&self.conn, &self.path)
+    }
 }
 
 /// Opens the store at `cfg`, returns its jobs in priority then arrival order and starts
@@ -172,7 +177,23 @@ impl QueueStore for SqliteStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
-        Ok(write(&mut self.conn, changes)?)
+        Ok(write(&mut self.conn, changes, &[])?)
+    }
+
+    fn keeps_extras(&self) -> bool {
+        true
+    }
+
+    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
+        Ok(self.extras()?)
+    }
+
+    fn commit_with_extras(
+        &mut self,
+        changes: &[Change],
+        extras: &[ExtraChange],
+    ) -> Result<(), BackendError> {
+        Ok(write(&mut self.conn, changes, extras)?)
     }
 
     fn close(&mut self) {
@@ -188,7 +209,11 @@ impl QueueStore for SqliteStore {
 }
 
 /// One transaction for the whole group: one fsync under [`SyncMode::Full`].
-fn write(conn: &mut Connection, changes: &[Change]) -> rusqlite::Result<()> {
+fn write(
+    conn: &mut Connection,
+    changes: &[Change],
+    extras: &[ExtraChange],
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
@@ -212,6 +237,23 @@ fn write(conn: &mut Connection, changes: &[Change]) -> rusqlite::Result<()> {
                 }
                 Change::Remove(id) => {
                     delete.execute(params![sql_id(*id)?])?;
+                }
+            }
+        }
+    }
+    if !extras.is_empty() {
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO gearmand_rs_extras (kind, key, value) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM gearmand_rs_extras WHERE kind = ?1 AND key = ?2")?;
+        for change in extras {
+            match change {
+                ExtraChange::Put(r) => {
+                    put.execute(params![r.kind.code(), sql_id(r.key)?, &r.value[..]])?;
+                }
+                ExtraChange::Delete(kind, key) => {
+                    delete.execute(params![kind.code(), sql_id(*key)?])?;
                 }
             }
         }

@@ -2,11 +2,11 @@
 //! tables, and reading the stored jobs back.
 
 use super::error::SqliteError;
-use super::tables::{columns, JOBS, JOBS_COLUMNS, META, SCHEMA_VERSION};
+use super::tables::{columns, EXTRAS, EXTRAS_COLUMNS, JOBS, JOBS_COLUMNS, META, SCHEMA_VERSION};
 use super::{import, SqliteConfig, SyncMode};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
-use gearman_core::server::JobRecord;
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, DatabaseName, OpenFlags, Row, TransactionBehavior};
 use std::path::Path;
@@ -20,6 +20,12 @@ const CREATE_JOBS: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     data BLOB NOT NULL,
     when_to_run INTEGER,
     reducer BLOB)";
+/// Added beside the job table in the same schema version: an older gearmand-rs ignores it.
+const CREATE_EXTRAS: &str = "CREATE TABLE IF NOT EXISTS gearmand_rs_extras (
+    kind INTEGER NOT NULL,
+    key INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (kind, key))";
 const CREATE_META: &str =
     "CREATE TABLE IF NOT EXISTS gearmand_rs_meta (key TEXT PRIMARY KEY, value INTEGER)";
 const META_COLUMNS: [&str; 2] = ["key", "value"];
@@ -124,10 +130,12 @@ fn migrate(conn: &mut Connection, cfg: &SqliteConfig) -> Result<(), SqliteError>
             });
         }
     }
-    tx.execute_batch(&format!("{CREATE_JOBS}; {CREATE_META};"))
+    tx.execute_batch(&format!("{CREATE_JOBS}; {CREATE_EXTRAS}; {CREATE_META};"))
         .map_err(fail("cannot create the job table"))?;
     let jobs = columns(&tx, JOBS).map_err(fail("cannot read the schema"))?;
     expect_columns(path, JOBS, &jobs, &JOBS_COLUMNS)?;
+    let extras = columns(&tx, EXTRAS).map_err(fail("cannot read the schema"))?;
+    expect_columns(path, EXTRAS, &extras, &EXTRAS_COLUMNS)?;
     import::gearmand_table(&tx, cfg)?;
     tx.execute(
         "INSERT OR REPLACE INTO gearmand_rs_meta (key, value) VALUES ('schema_version', ?1)",
@@ -168,6 +176,39 @@ pub(super) fn load(conn: &Connection, path: &Path) -> Result<Vec<JobRecord>, Sql
         .map_err(fail)?;
     let rows = stmt.query_map([], record).map_err(fail)?;
     rows.collect::<rusqlite::Result<_>>().map_err(fail)
+}
+
+/// Every stored record beyond the job queue of a kind this version knows, in kind then key
+/// order.
+pub(super) fn load_extras(conn: &Connection, path: &Path) -> Result<Vec<ExtraRecord>, SqliteError> {
+    let fail = |e| SqliteError::from_sqlite(path, "cannot read the stored records", e);
+    let mut stmt = conn
+        .prepare("SELECT kind, key, value FROM gearmand_rs_extras ORDER BY kind, key")
+        .map_err(fail)?;
+    let rows = stmt.query_map([], extra_record).map_err(fail)?;
+    let rows: Vec<Option<ExtraRecord>> = rows.collect::<rusqlite::Result<_>>().map_err(fail)?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// A row of [`EXTRAS`]; `None` for a kind a newer version wrote (kept in the file).
+fn extra_record(row: &Row<'_>) -> rusqlite::Result<Option<ExtraRecord>> {
+    let kind: i64 = row.get(0)?;
+    let key: i64 = row.get(1)?;
+    let Some(kind) = u8::try_from(kind).ok().and_then(ExtraKind::from_code) else {
+        return Ok(None);
+    };
+    let key = u64::try_from(key).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, key))?;
+    let value = match row.get_ref(2)? {
+        ValueRef::Blob(b) | ValueRef::Text(b) => Bytes::copy_from_slice(b),
+        other => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                2,
+                EXTRAS_COLUMNS[2].into(),
+                other.data_type(),
+            ))
+        }
+    };
+    Ok(Some(ExtraRecord { kind, key, value }))
 }
 
 fn record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {

@@ -1,0 +1,96 @@
+//! Flags of gearmand-rs's job extensions, checked into what the core takes:
+//! `--retry FUNCTION=COUNT[:BACKOFF]` (retries with backoff, then dead letters, for the
+//! failed background jobs of one function; the policy lives in
+//! [`gearman_core::server::retry`]).
+
+use bytes::Bytes;
+use gearman_core::server::RetryPolicy;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The policies of every `--retry`, by function; a function named twice takes the last.
+pub fn policies(flags: &[String]) -> Result<HashMap<Bytes, RetryPolicy>, String> {
+    flags
+        .iter()
+        .map(|flag| parse(flag).map(|(f, p)| (Bytes::from(f), p)))
+        .collect()
+}
+
+/// One `FUNCTION=COUNT[:BACKOFF]`. The function is what comes before the last `=`, so a
+/// function name may itself hold `=` or `:`.
+fn parse(flag: &str) -> Result<(String, RetryPolicy), String> {
+    let usage = || {
+        format!(
+            "--retry {flag:?}: expected FUNCTION=COUNT[:BACKOFF], e.g. resize=5:2s (up to 5 \
+             retries, 2 s after the first failure and twice as long after each next)"
+        )
+    };
+    let (function, policy) = flag.rsplit_once('=').ok_or_else(usage)?;
+    if function.is_empty() {
+        return Err(usage());
+    }
+    let (count, backoff) = match policy.split_once(':') {
+        Some((count, backoff)) => (count, Some(backoff)),
+        None => (policy, None),
+    };
+    let count: u32 = count
+        .parse()
+        .map_err(|_| format!("{}: COUNT {count:?} is not a number", usage()))?;
+    let backoff = match backoff {
+        None => RetryPolicy::DEFAULT_BACKOFF,
+        Some(b) => duration(b).ok_or_else(|| {
+            format!(
+                "{}: BACKOFF {b:?} is not a duration (seconds, or a number with ms, s, m or h)",
+                usage()
+            )
+        })?,
+    };
+    Ok((function.to_string(), RetryPolicy { count, backoff }))
+}
+
+/// `250ms`, `2s`, `2` (seconds), `5m`, `1h`.
+fn duration(text: &str) -> Option<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(ms).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_give_policies_and_bad_ones_say_why() {
+        let p = policies(&["resize=5:2s".into(), "a=b=1".into(), "mail=0".into()]).unwrap();
+        assert_eq!(
+            p[&Bytes::from("resize")],
+            RetryPolicy {
+                count: 5,
+                backoff: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(p[&Bytes::from("a=b")].count, 1);
+        assert_eq!(
+            p[&Bytes::from("mail")].backoff,
+            RetryPolicy::DEFAULT_BACKOFF
+        );
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["resize", "=3", "f=x", "f=3:soon", "f=-1", "f=3:2d", "f=3:"] {
+            let e = policies(&[bad.into()]).unwrap_err();
+            assert!(e.contains("FUNCTION=COUNT[:BACKOFF]"), "{bad}: {e}");
+        }
+    }
+}
