@@ -21,3 +21,11 @@ pub fn server_addr(host: &str, port: u16) -> String {
         format!("{host}:{port}")
     }
 }
+
+/// The TLS settings for `-S`, from gearmand's client variables (`GEARMAND_CA_CERTIFICATE`,
+/// `GEARMAN_CLIENT_PEM`, `GEARMAN_CLIENT_KEY`); `None` without `-S`.
+pub fn tls_settings(
+    ssl: bool,
+) -> Result<Option<gearman_blocking::ClientTls>, gearman_blocking::TlsError> {
+    ssl.then(gearman_blocking::ClientTls::from_env).transpose()
+}

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
 use gearman_blocking::admin::{AdminCalls, AdminClient, AdminCommand, AdminError};
-use gearman_cli::server_addr;
+use gearman_cli::{server_addr, tls_settings};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,7 +55,8 @@ struct Args {
     /// Workers for the server.
     #[arg(long)]
     workers: bool,
-    /// Enable SSL connections (not supported by gearadmin-rs).
+    /// Enable SSL connections: TLS with the CA in GEARMAND_CA_CERTIFICATE (else the system
+    /// roots) and the client certificate in GEARMAN_CLIENT_PEM/GEARMAN_CLIENT_KEY, if set.
     #[arg(short = 'S', long)]
     ssl: bool,
 }
@@ -132,14 +133,22 @@ fn main() -> ExitCode {
         println!("{}", Args::command().render_help());
         return ExitCode::from(1);
     }
-    if args.ssl {
-        eprintln!("Error: SSL is not supported by gearadmin-rs");
-        return ExitCode::from(1);
-    }
     let mut admin =
         AdminClient::new(server_addr(&args.host, args.port)).timeout(Duration::from_secs(30));
-    if admin.connect().is_err() {
+    match tls_settings(args.ssl) {
+        Ok(Some(tls)) => admin = admin.tls(tls),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("Error: TLS settings: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = admin.connect() {
         eprintln!("Error: Error connecting to {}.\n", args.host);
+        if args.ssl {
+            // gearadmin's line stays as it is; the TLS reason follows it.
+            eprintln!("Error: {e}");
+        }
         return ExitCode::from(1);
     }
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());

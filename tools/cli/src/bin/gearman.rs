@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
-use gearman_blocking::{Client, Error, Job, JobContext, JobEvent, Priority, WorkError, Worker};
-use gearman_cli::server_addr;
+use gearman_blocking::{ClientTls, Error, Job, JobContext, JobEvent, Priority, WorkError, Worker};
+use gearman_cli::{server_addr, tls_settings};
 use std::io::{Read, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +42,9 @@ struct Args {
     /// Create a pidfile for the process.
     #[arg(short = 'i', value_name = "pidfile")]
     pidfile: Option<std::path::PathBuf>,
-    /// Enable SSL connections (not supported by gearman-rs).
+    /// Enable SSL connections: TLS with the CA in GEARMAND_CA_CERTIFICATE (else the system
+    /// roots) and the client certificate in GEARMAN_CLIENT_PEM/GEARMAN_CLIENT_KEY, if set;
+    /// the server's certificate must be for the host given.
     #[arg(short = 'S')]
     ssl: bool,
     /// Run jobs in the background.
@@ -125,10 +127,13 @@ fn main() -> ExitCode {
         eprintln!("gearman-rs: Error in usage(No Functions were provided).");
         return ExitCode::from(1);
     }
-    if args.ssl {
-        eprintln!("gearman-rs: SSL is not supported");
-        return ExitCode::from(1);
-    }
+    let tls = match tls_settings(args.ssl) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("gearman-rs: TLS settings: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if let Some(path) = &args.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             eprintln!("gearman-rs: cannot write {}: {e}", path.display());
@@ -136,9 +141,9 @@ fn main() -> ExitCode {
         }
     }
     if args.worker {
-        work(&args)
+        work(&args, tls)
     } else {
-        run_client(&args)
+        run_client(&args, tls)
     }
 }
 
@@ -152,7 +157,7 @@ fn print(prefix: Option<&str>, data: &[u8]) {
     let _ = out.flush();
 }
 
-fn run_client(args: &Args) -> ExitCode {
+fn run_client(args: &Args, tls: Option<ClientTls>) -> ExitCode {
     let workloads = match args.workloads() {
         Ok(w) => w,
         Err(e) => {
@@ -165,7 +170,11 @@ fn run_client(args: &Args) -> ExitCode {
         (_, true) => Priority::Low,
         _ => Priority::Normal,
     };
-    let mut client = Client::new(args.servers());
+    let client = gearman_blocking::client().servers(args.servers());
+    let mut client = match tls {
+        Some(tls) => client.tls(tls).build(),
+        None => client.build(),
+    };
     let mut failed = false;
     for data in workloads {
         for function in &args.functions {
@@ -234,11 +243,14 @@ fn pipe_through(command: &[String], data: &Bytes) -> std::io::Result<(bool, Vec<
     Ok((output.status.success(), output.stdout))
 }
 
-fn work(args: &Args) -> ExitCode {
+fn work(args: &Args, tls: Option<ClientTls>) -> ExitCode {
     let command = Arc::new(args.rest.clone());
     let (limit, done) = (args.count, Arc::new(AtomicU64::new(0)));
     let stop = Arc::new(OnceLock::new());
     let mut worker = Worker::new(args.servers());
+    if let Some(tls) = tls {
+        worker = worker.tls(tls);
+    }
     for function in &args.functions {
         let (command, done, stop) = (command.clone(), done.clone(), stop.clone());
         worker = worker.function(function.clone(), move |job: &mut JobContext<'_>| {
