@@ -129,7 +129,8 @@ impl Permission {
             | AdminCommand::Verbose
             | AdminCommand::ShowJobs
             | AdminCommand::ShowUniqueJobs
-            | AdminCommand::ShowDead => Some(Permission::AdminRead),
+            | AdminCommand::ShowDead
+            | AdminCommand::ShowSchedules => Some(Permission::AdminRead),
             AdminCommand::CancelJob(_)
             | AdminCommand::CreateFunction(_)
             | AdminCommand::DropFunction(_)

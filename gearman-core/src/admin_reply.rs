@@ -168,6 +168,7 @@ pub fn request_line(command: &AdminCommand) -> Result<Vec<u8>, AdminReplyError> 
         AdminCommand::ShowUniqueJobs => line.extend_from_slice(b"show unique jobs"),
         AdminCommand::CancelJob(handle) => with(b"cancel job ", handle)?,
         AdminCommand::ShowDead => line.extend_from_slice(b"show dead"),
+        AdminCommand::ShowSchedules => line.extend_from_slice(b"show schedules"),
         AdminCommand::RetryDead(which) => with(b"retry dead ", which)?,
         AdminCommand::DropDead(which) => with(b"drop dead ", which)?,
         AdminCommand::CreateFunction(name) => with(b"create function ", name)?,
@@ -200,6 +201,7 @@ pub fn is_listing(command: &AdminCommand) -> bool {
             | AdminCommand::ShowJobs
             | AdminCommand::ShowUniqueJobs
             | AdminCommand::ShowDead
+            | AdminCommand::ShowSchedules
     )
 }
 

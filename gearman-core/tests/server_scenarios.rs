@@ -572,7 +572,7 @@ fn maxqueue_refuses_new_jobs_also_for_unseen_functions() {
 fn misdirected_and_unimplemented_packets_get_errors_and_the_connection_lives() {
     let mut net = Net::new(19);
     let c = net.connect();
-    // NOOP sent with REQ magic, a RES-magic ECHO, SUBMIT_JOB_SCHED, an oversize unique.
+    // NOOP sent with REQ magic, a RES-magic ECHO, a bad SUBMIT_JOB_SCHED, an oversize unique.
     net.send_raw(c, b"\0REQ\0\0\0\x06\0\0\0\0");
     net.send_raw(c, b"\0RES\0\0\0\x10\0\0\0\x02hi");
     net.send_raw(c, b"\0REQ\0\0\0\x23\0\0\0\x0ef\0u\0m\0h\0d\0m\0w\0");
@@ -583,12 +583,20 @@ fn misdirected_and_unimplemented_packets_get_errors_and_the_connection_lives() {
             data: b("still here"),
         },
     );
+    let mut replies = net.recv(c);
+    // SUBMIT_JOB_SCHED is implemented (gearmand-rs): letters are no schedule.
+    match replies.remove(2) {
+        Response::Error { code, text } => {
+            assert_eq!(&code[..], b"INVALID_SCHEDULE");
+            assert!(text.starts_with(b"minute"), "{text:?}");
+        }
+        other => panic!("expected INVALID_SCHEDULE, got {other:?}"),
+    }
     assert_eq!(
-        net.recv(c),
+        replies,
         vec![
             Response::error("INVALID_COMMAND", "Command not expected"),
             Response::error("INVALID_MAGIC", "Request magic expected"),
-            Response::error("INVALID_COMMAND", "Command not expected"),
             Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"),
             Response::EchoRes {
                 data: b("still here")

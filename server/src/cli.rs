@@ -114,6 +114,16 @@ pub struct Args {
     )]
     pub retry: Vec<String>,
 
+    /// The zone SUBMIT_JOB_SCHED fields are read in: UTC (the default) or a fixed offset
+    /// such as +02:00 (no daylight-saving rules).
+    #[arg(
+        long = "schedule-zone",
+        default_value = "UTC",
+        value_name = "ZONE",
+        help_heading = "Jobs"
+    )]
+    pub schedule_zone: String,
+
     /// Enable TCP keepalive on client connections.
     #[arg(long, help_heading = "Network")]
     pub keepalive: bool,
@@ -317,6 +327,8 @@ pub struct Settings {
     pub exceptions: bool,
     /// `--retry`: retry policies for failed background jobs, by function.
     pub retry: std::collections::HashMap<bytes::Bytes, gearman_core::server::RetryPolicy>,
+    /// `--schedule-zone`, seconds east of UTC.
+    pub schedule_offset_secs: i32,
     /// Keepalive settings, if enabled.
     pub keepalive: Option<Keepalive>,
     /// Pid file.
@@ -453,8 +465,11 @@ impl Args {
         });
         let security = self.security.validate()?;
         let retry = crate::job_flags::policies(&self.retry).map_err(StartError)?;
+        let schedule_offset_secs =
+            crate::job_flags::zone_offset(&self.schedule_zone).map_err(StartError)?;
         Ok(Settings {
             retry,
+            schedule_offset_secs,
             security,
             listen,
             unix_listen,

@@ -117,6 +117,7 @@ pub(crate) async fn serve(
     config.persist_background = store.is_some();
     config.retry = settings.retry.clone();
     config.durable_extras = durable_extras;
+    config.schedule_offset_secs = settings.schedule_offset_secs;
     if store.is_some() && !durable_extras && !settings.retry.is_empty() {
         tracing::warn!(
             "this store keeps no records beyond the job queue: with --retry, retry state and \

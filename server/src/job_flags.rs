@@ -1,7 +1,8 @@
 //! Flags of gearmand-rs's job extensions, checked into what the core takes:
 //! `--retry FUNCTION=COUNT[:BACKOFF]` (retries with backoff, then dead letters, for the
 //! failed background jobs of one function; the policy lives in
-//! [`gearman_core::server::retry`]).
+//! [`gearman_core::server::retry`]) and `--schedule-zone` (the zone SUBMIT_JOB_SCHED
+//! fields are read in).
 
 use bytes::Bytes;
 use gearman_core::server::RetryPolicy;
@@ -65,6 +66,38 @@ fn duration(text: &str) -> Option<Duration> {
     n.checked_mul(ms).map(Duration::from_millis)
 }
 
+/// `--schedule-zone`: `UTC`, or a fixed offset `+HH:MM` / `-HH:MM` (or `+HH`), as seconds
+/// east of UTC. Zone names with daylight-saving rules are not accepted.
+pub fn zone_offset(text: &str) -> Result<i32, String> {
+    let bad = || {
+        format!(
+            "--schedule-zone {text:?}: expected UTC or a fixed offset such as +02:00 or -05:30 \
+             (zone names with daylight-saving rules are not supported)"
+        )
+    };
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Ok(0);
+    }
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(hours) || !digits(minutes) {
+        return Err(bad());
+    }
+    let (h, m): (i32, i32) = (
+        hours.parse().map_err(|_| bad())?,
+        minutes.parse().map_err(|_| bad())?,
+    );
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +124,20 @@ mod tests {
         for bad in ["resize", "=3", "f=x", "f=3:soon", "f=-1", "f=3:2d", "f=3:"] {
             let e = policies(&[bad.into()]).unwrap_err();
             assert!(e.contains("FUNCTION=COUNT[:BACKOFF]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn zones_are_utc_or_fixed_offsets() {
+        assert_eq!(zone_offset("UTC"), Ok(0));
+        assert_eq!(zone_offset("+02:00"), Ok(7200));
+        assert_eq!(zone_offset("-05:30"), Ok(-19_800));
+        assert_eq!(zone_offset("+9"), Ok(32_400));
+        for bad in ["Europe/Paris", "2", "+15", "+01:60", "+", "+1:2:3"] {
+            assert!(
+                zone_offset(bad).unwrap_err().contains("fixed offset"),
+                "{bad}"
+            );
         }
     }
 }

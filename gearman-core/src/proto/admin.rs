@@ -53,6 +53,8 @@ pub enum AdminCommand {
     },
     /// `show dead` (gearmand-rs): the dead letters, one line each.
     ShowDead,
+    /// `show schedules` (gearmand-rs): the SUBMIT_JOB_SCHED schedules, one line each.
+    ShowSchedules,
     /// `retry dead HANDLE|FUNCTION` (gearmand-rs): re-queue matching dead letters.
     RetryDead(Bytes),
     /// `drop dead HANDLE|FUNCTION` (gearmand-rs): forget matching dead letters.
@@ -194,6 +196,7 @@ impl AdminCommand {
                 2 if is(1, "jobs") => AdminCommand::ShowJobs,
                 3 if is(1, "unique") && is(2, "jobs") => AdminCommand::ShowUniqueJobs,
                 2 if is(1, "dead") => AdminCommand::ShowDead,
+                2 if is(1, "schedules") => AdminCommand::ShowSchedules,
                 _ => AdminCommand::Invalid(AdminError::UnknownShowArguments),
             },
             b"cancel" => match toks.len() {

@@ -42,6 +42,9 @@ fn needed(inbound: &Inbound) -> Option<(Permission, [Option<&Bytes>; 2])> {
         Inbound::Request(Request::Submit(s)) => {
             Some((Permission::Submit, [Some(&s.function), None]))
         }
+        Inbound::Request(Request::SubmitSched(s)) => {
+            Some((Permission::Submit, [Some(&s.function), None]))
+        }
         Inbound::Request(Request::SubmitReduce(s)) => {
             Some((Permission::Submit, [Some(&s.function), Some(&s.reducer)]))
         }

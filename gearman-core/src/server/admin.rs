@@ -98,8 +98,15 @@ impl Server {
                     self.cancel(id, now);
                     render::ok(&mut out);
                 }
+                None if self.cancel_schedule(&handle) => render::ok(&mut out),
                 None => render::err(&mut out, "UNKNOWN_JOB"),
             },
+            AdminCommand::ShowSchedules => {
+                for s in self.schedules() {
+                    super::schedule::render_schedule(&mut out, s);
+                }
+                render::end_list(&mut out);
+            }
             AdminCommand::CreateFunction(name) => {
                 self.function_mut(&name);
                 render::ok(&mut out);

@@ -85,7 +85,8 @@ impl Server {
                 };
                 self.submit(conn, sub, now)
             }
-            Request::SubmitSched(_) | Request::AllYours => self.send(
+            Request::SubmitSched(s) => self.submit_sched(conn, s, now),
+            Request::AllYours => self.send(
                 conn,
                 Response::error("INVALID_COMMAND", "Command not expected"),
             ),

@@ -236,10 +236,9 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
     // Store writes: each for the job holding that durable id (unless it ended or was
     // cancelled since), and each holding at least one reply.
     for (d, w) in &s.persisting {
-        if *d >= s.next_durable || w.waiting.is_empty() {
-            return Err(format!(
-                "store write {d} was never started or holds no reply"
-            ));
+        // A job nobody submitted (a schedule's firing, `retry dead`) holds no reply.
+        if *d >= s.next_durable {
+            return Err(format!("store write {d} was never started"));
         }
         if let Some(j) = s.jobs.get(&w.job) {
             if j.handle != w.handle || j.durable_id.is_some_and(|x| x != *d) {
@@ -257,7 +256,10 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
             let owed = s
                 .persisting
                 .get(&d)
-                .map_or(0, |w| w.waiting.iter().filter(|&&x| x == *cid).count());
+                .map_or(0, |w| w.waiting.iter().filter(|&&x| x == *cid).count())
+                + s.schedules_persisting
+                    .get(&d)
+                    .map_or(0, |p| p.waiting_on(*cid));
             if n > owed {
                 return Err(format!(
                     "conn {cid:?} holds {n} replies for store write {d}, {owed} owed"

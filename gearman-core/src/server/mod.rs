@@ -21,6 +21,7 @@ mod job;
 mod persist;
 mod record;
 pub mod retry;
+pub mod schedule;
 mod session;
 pub mod stats;
 mod timers;
@@ -30,6 +31,7 @@ pub use conn::PeerInfo;
 pub use extra::{ExtraKind, ExtraRecord};
 pub use record::JobRecord;
 pub use retry::{DeadLetter, Failure, RetryPolicy};
+pub use schedule::Schedule;
 pub use stats::{FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};
 
 use self::conn::Conn;
@@ -39,7 +41,7 @@ use self::persist::PendingWrite;
 use self::timers::Timers;
 use crate::limits::Limits;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 /// Names one connection for as long as the server knows it; never reused.
@@ -78,6 +80,8 @@ pub struct ServerConfig {
     /// The store keeps [`ExtraRecord`]s (retry state, dead letters): the server emits
     /// [`ServerEvent::PutExtra`] and [`ServerEvent::DeleteExtra`] only then.
     pub durable_extras: bool,
+    /// SUBMIT_JOB_SCHED fields are read in this zone, seconds east of UTC (0 = UTC).
+    pub schedule_offset_secs: i32,
 }
 
 impl ServerConfig {
@@ -97,6 +101,7 @@ impl ServerConfig {
             wall_anchor: (now, unix_secs),
             retry: HashMap::new(),
             durable_extras: false,
+            schedule_offset_secs: 0,
         }
     }
 }
@@ -188,6 +193,12 @@ pub struct Server {
     dead: BTreeMap<u64, DeadLetter>,
     /// Dead letters re-queued, by the new job's durable id, until the store holds it.
     dead_retrying: HashMap<u64, (u64, DeadLetter)>,
+    /// SUBMIT_JOB_SCHED schedules, by key (durable id).
+    schedules: BTreeMap<u64, Schedule>,
+    /// Schedules waiting for the store before their JOB_CREATED, by key.
+    schedules_persisting: HashMap<u64, schedule::PendingSchedule>,
+    /// Armed schedule firings in time order.
+    schedule_due: BTreeSet<(Instant, u64)>,
 }
 
 impl Server {
@@ -214,6 +225,9 @@ impl Server {
             stats: Stats::default(),
             dead: BTreeMap::new(),
             dead_retrying: HashMap::new(),
+            schedules: BTreeMap::new(),
+            schedules_persisting: HashMap::new(),
+            schedule_due: BTreeSet::new(),
         }
     }
 
@@ -299,7 +313,11 @@ impl Server {
     /// When [`Server::handle_timeout`] next needs to run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        let schedules = self.next_schedule_due();
+        match (self.timers.next_deadline(), schedules) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer due at `now`: epoch jobs becoming runnable, run-time limits expiring.
@@ -307,12 +325,15 @@ impl Server {
         while let Some((timer, kind)) = self.timers.pop_due(now) {
             self.fire(timer, kind, now);
         }
+        self.fire_schedules(now);
         self.run_closes(now);
     }
 
     /// The store committed (or failed to commit) a job announced by [`ServerEvent::Persist`].
     pub fn persisted(&mut self, durable_id: u64, result: Result<(), String>, now: Instant) {
-        self.on_persisted(durable_id, result, now);
+        if !self.schedule_persisted(durable_id, &result) {
+            self.on_persisted(durable_id, result, now);
+        }
         self.run_closes(now);
     }
 
@@ -340,6 +361,7 @@ impl Server {
                 ExtraKind::Attempts => retry::decode_attempts(&e.value)
                     .map(|a| attempts.insert(e.key, a))
                     .is_some(),
+                ExtraKind::Schedule => self.restore_schedule(e.key, &e.value, now),
                 _ => false,
             };
             if !kept {

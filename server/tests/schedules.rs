@@ -1,0 +1,117 @@
+//! SUBMIT_JOB_SCHED over real sockets: a schedule for every minute fires at the next
+//! minute boundary and wakes a sleeping worker (the one test in the suite that waits for a
+//! minute boundary, at most 61 s), is listed by `show schedules`, survives `kill -9` with
+//! the SQLite store under the same handle, and `cancel job` ends it for good.
+
+mod common;
+
+use common::Server;
+use gearman_core::proto::{GrabMode, Request, Response, SubmitJobSched};
+use gearman_core::server::ExtraKind;
+use gearman_server::store::sqlite::{SqliteConfig, SqliteStore};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn start(db: &Path) -> Server {
+    Server::start(&["-q", "libsqlite3", "--libsqlite3-db", db.to_str().unwrap()])
+}
+
+/// `show schedules` lines without the final `.`.
+fn schedules(server: &Server) -> Vec<String> {
+    let text = server.conn().admin("show schedules\n");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines.pop().as_deref(), Some("."), "{text:?}");
+    lines
+}
+
+#[test]
+fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled() {
+    let dir = std::env::temp_dir().join(format!("gearmand-rs-{}-sched", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("queue.db");
+    let server = start(&db);
+    let mut worker = server.conn();
+    worker.send(Request::CanDo {
+        function: "tick".into(),
+    });
+    worker.send(Request::PreSleep);
+    let mut client = server.conn();
+    client.send(Request::SubmitSched(SubmitJobSched {
+        function: "tick".into(),
+        unique: "every-minute".into(),
+        schedule: ["*".into(), "".into(), "".into(), "*".into(), "".into()],
+        data: "cron".into(),
+    }));
+    let handle = match client.recv() {
+        Response::JobCreated { handle } => handle,
+        other => panic!("expected JOB_CREATED, got {other:?}"),
+    };
+    let submitted = unix_now();
+    let boundary = (submitted / 60 + 1) * 60;
+    let listed = schedules(&server);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let fields: Vec<&str> = listed[0].split('\t').collect();
+    assert_eq!(
+        fields[..5],
+        [
+            std::str::from_utf8(&handle).unwrap(),
+            "tick",
+            "every-minute",
+            "* * * * *",
+            &boundary.to_string()
+        ]
+    );
+    // The firing wakes the worker at the boundary, not before.
+    let wait = Duration::from_secs(u64::try_from(boundary - submitted).unwrap() + 3);
+    assert_eq!(worker.recv_within(wait), Some(Response::Noop), "no firing");
+    let woken = unix_now();
+    assert!(
+        (boundary..boundary + 3).contains(&woken),
+        "woken at {woken}, the boundary is {boundary}"
+    );
+    worker.send(Request::GrabJob(GrabMode::Uniq));
+    match worker.recv() {
+        Response::JobAssign(a) => assert_eq!(&a.data[..], b"cron"),
+        other => panic!("expected the firing's job, got {other:?}"),
+    }
+    assert!(schedules(&server)[0].ends_with("\t1\t0"), "one firing run");
+
+    // kill -9 and restart: the schedule is still there, under its handle.
+    drop((worker, client, server));
+    let server = start(&db);
+    let after = schedules(&server);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(after[0].starts_with(std::str::from_utf8(&handle).unwrap()));
+    let cancel = format!("cancel job {}\n", std::str::from_utf8(&handle).unwrap());
+    assert_eq!(server.conn().admin(&cancel), "OK\r\n");
+    assert!(schedules(&server).is_empty());
+    // The delete is not acknowledged: let it reach the file before the kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while SqliteStore::open(&SqliteConfig::new(&db))
+        .unwrap()
+        .extras()
+        .unwrap()
+        .iter()
+        .any(|r| r.kind == ExtraKind::Schedule)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule's record stays stored"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    let server = start(&db);
+    assert!(
+        schedules(&server).is_empty(),
+        "a cancelled schedule stays gone"
+    );
+}
