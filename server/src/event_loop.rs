@@ -65,8 +65,6 @@ pub(crate) async fn serve(
     ready: impl FnOnce(),
     stop_on: StopOn,
 ) -> Result<(), StartError> {
-    // HTTP jobs reach the core as a client of a plaintext Gearman listener over loopback.
-    let gearman_loopback = listeners.iter().find_map(Bound::plaintext_loopback);
     let listeners = listeners
         .into_iter()
         .map(|bound| bound.into_listener(settings.keepalive))
@@ -133,7 +131,7 @@ pub(crate) async fn serve(
         .collect();
 
     if !http_listeners.is_empty() {
-        crate::http::spawn(http_listeners, to_core.clone(), gearman_loopback)?;
+        crate::http::spawn(http_listeners, to_core.clone())?;
     }
     let mut server = Server::new(config, now);
     server.set_acl(acl);

@@ -383,3 +383,68 @@ fn tls_over_a_unix_socket() {
     echo(&mut Conn::unix(&plain_socket));
     echo(&mut server.conn(&tls));
 }
+
+#[test]
+fn http_jobs_run_on_a_server_without_a_tcp_gearman_listener() {
+    // HTTP jobs reach the core on an in-memory pipe, not through a Gearman listener.
+    let dir = SocketDir::new("http");
+    let socket = dir.path("s.sock");
+    let http_port = gearman_tests::free_port().to_string();
+    let mut child = Command::new(BINARY)
+        .args(["-L", &unix_arg(&socket), "--log-file", "none"])
+        .args(["--http-port", &http_port, "--http-listen", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut worker = loop {
+        if let Ok(stream) = UnixStream::connect(&socket) {
+            break Conn::over(stream);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "server exited");
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    echo(&mut worker);
+    worker.send(Request::CanDo {
+        function: "reverse_http".into(),
+    });
+    let working = std::thread::spawn(move || loop {
+        worker.send(Request::GrabJob(GrabMode::Plain));
+        match worker.recv_within(Duration::from_secs(10)) {
+            Some(Response::JobAssign(job)) => {
+                let data: Vec<u8> = job.data.iter().rev().copied().collect();
+                worker.send(Request::WorkComplete(WorkPayload {
+                    handle: job.handle,
+                    data: data.into(),
+                }));
+                return;
+            }
+            Some(Response::NoJob) => std::thread::sleep(Duration::from_millis(20)),
+            other => panic!("worker got {other:?}"),
+        }
+    });
+    let url = format!("http://127.0.0.1:{http_port}/reverse_http");
+    let mut reply = None;
+    while reply.is_none() {
+        let out = gearman_tests::run(
+            "curl",
+            &["-s", "--max-time", "10", "--data-binary", "abc", &url],
+            b"",
+            Duration::from_secs(15),
+        );
+        if out.status.success() {
+            reply = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        } else {
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(10),
+                "HTTP not up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    working.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply.as_deref(), Some("cba"));
+}

@@ -17,11 +17,16 @@
 //! monitoring pages only. A job the server refuses (e.g. its `maxqueue` is full) is `503`
 //! with the server's reason.
 //!
-//! Each request is one client connection to the server's own Gearman listener over
-//! loopback; a caller that hangs up drops it, as a Gearman client leaving would.
+//! Each request is one client connection handed straight to the core task over an
+//! in-memory pipe (no Gearman listener needed, TLS-only or Unix-only servers included),
+//! with the HTTP client's address as its peer and the `anonymous` ACL identity; a caller
+//! that hangs up drops it, as a Gearman client leaving would.
 
 use super::HttpState;
+use crate::connection::ToCore;
+use crate::transport::{Accepted, Peer, Stream};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +34,7 @@ use bytes::{Bytes, BytesMut};
 use gearman_core::proto::{FrameDecoder, Priority, Request as Packet, Response as Reply};
 use gearman_core::proto::{SubmitJob, SubmitMode};
 use gearman_core::Limits;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest workload accepted over HTTP (the server's default packet limit).
@@ -55,7 +61,14 @@ fn answer(handle: &Bytes, command: &'static str, body: Bytes) -> Response {
     response
 }
 
-pub(crate) async fn job(State(state): State<HttpState>, request: Request) -> Response {
+/// Bytes buffered each way between an HTTP job and the core task.
+const PIPE_BUFFER: usize = 64 * 1024;
+
+pub(crate) async fn job(
+    State(state): State<HttpState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let method = request.method().clone();
     if method != Method::POST && method != Method::PUT {
         return if method == Method::GET || method == Method::HEAD {
@@ -101,7 +114,7 @@ pub(crate) async fn job(State(state): State<HttpState>, request: Request) -> Res
         },
         data,
     };
-    match run(&state, submit, background).await {
+    match run(&state, client, submit, background).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("HTTP job failed: {e}");
@@ -110,17 +123,23 @@ pub(crate) async fn job(State(state): State<HttpState>, request: Request) -> Res
     }
 }
 
-/// Submits over a loopback Gearman connection and waits for the job's end.
-async fn run(state: &HttpState, submit: SubmitJob, background: bool) -> std::io::Result<Response> {
-    let Some(gearman) = state.gearman else {
-        return Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            "HTTP jobs need a plaintext Gearman listener (see --plaintext-listen)\n",
-        )
-            .into_response());
-    };
-    let mut stream = tokio::net::TcpStream::connect(gearman).await?;
-    let _ = stream.set_nodelay(true);
+/// Submits on a connection of its own to the core task and waits for the job's end.
+async fn run(
+    state: &HttpState,
+    client: SocketAddr,
+    submit: SubmitJob,
+    background: bool,
+) -> std::io::Result<Response> {
+    let (mut stream, core_side) = tokio::io::duplex(PIPE_BUFFER);
+    let accepted = Accepted::new(Stream::Other(Box::new(core_side)), Peer::Http(client));
+    if state
+        .to_core
+        .send(ToCore::Accepted(accepted))
+        .await
+        .is_err()
+    {
+        return Err(std::io::Error::other("the server is stopping"));
+    }
     stream.write_all(&Packet::Submit(submit).to_bytes()).await?;
     let mut decoder = FrameDecoder::new(Limits::default());
     let mut buf = BytesMut::with_capacity(4096);

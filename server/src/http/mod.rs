@@ -58,9 +58,6 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct HttpState {
     to_core: mpsc::Sender<ToCore>,
     history: Arc<Mutex<VecDeque<Sample>>>,
-    /// Where HTTP jobs connect to (a plaintext Gearman listener, over loopback); `None`
-    /// when every Gearman listener is TLS.
-    gearman: Option<SocketAddr>,
 }
 
 impl HttpState {
@@ -98,12 +95,10 @@ fn sample(report: &CoreReport) -> Sample {
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     to_core: mpsc::Sender<ToCore>,
-    gearman: Option<SocketAddr>,
 ) -> Result<(), crate::StartError> {
     let state = HttpState {
         to_core,
         history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
-        gearman,
     };
     let sampler = state.clone();
     tokio::spawn(async move {
@@ -138,6 +133,8 @@ pub(crate) fn spawn(
         }
         let app = app.clone();
         tokio::spawn(async move {
+            // The client's address: the peer of its job's connection in admin `workers`.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("HTTP listener stopped: {e}");
             }

@@ -84,6 +84,8 @@ pub(crate) enum Peer {
     /// (`SO_PEERCRED`), when it does.
     #[cfg_attr(not(unix), allow(dead_code))]
     Unix { uid: Option<u32> },
+    /// An HTTP client whose request runs a job (`--http-port`), on an in-memory pipe.
+    Http(SocketAddr),
 }
 
 impl Peer {
@@ -94,7 +96,7 @@ impl Peer {
     /// what lets such a peer use admin `shutdown` (see gearman-core's admin rules).
     pub(crate) fn admin_address(&self) -> String {
         match self {
-            Peer::Tcp(addr) => addr.ip().to_canonical().to_string(),
+            Peer::Tcp(addr) | Peer::Http(addr) => addr.ip().to_canonical().to_string(),
             Peer::Unix { uid: Some(uid) } => format!("unix:{uid}"),
             Peer::Unix { uid: None } => "unix".into(),
         }
@@ -114,6 +116,7 @@ impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Http(addr) => write!(f, "HTTP client {addr}"),
             Peer::Unix { uid: Some(uid) } => write!(f, "unix peer uid {uid}"),
             Peer::Unix { uid: None } => f.write_str("unix peer"),
         }
@@ -195,15 +198,6 @@ pub(crate) struct Bound {
 }
 
 impl Bound {
-    /// Where a client on this host reaches it in plaintext over TCP (a wildcard address
-    /// becomes loopback); `None` for TLS or Unix listeners.
-    pub(crate) fn plaintext_loopback(&self) -> Option<SocketAddr> {
-        match (&self.socket, &self.tls) {
-            (BoundSocket::Tcp(l), None) => tcp::loopback_addr(l),
-            _ => None,
-        }
-    }
-
     /// The address of a TCP listener (TLS or not); `None` for a Unix socket.
     pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
         match &self.socket {

@@ -22,17 +22,6 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
-/// Where a client on this host reaches `listener` (a wildcard address becomes loopback).
-pub(crate) fn loopback_addr(listener: &std::net::TcpListener) -> Option<SocketAddr> {
-    let addr = listener.local_addr().ok()?;
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    Some(SocketAddr::new(ip, addr.port()))
-}
-
 /// Binds `port` on every address of each host in `hosts` (all addresses when empty; a
 /// machine without IPv6 is logged, not an error). The sockets are non-blocking std
 /// listeners; errors are one line naming the address.
