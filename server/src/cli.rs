@@ -437,7 +437,7 @@ impl Args {
                 )))
             }
         };
-        let store = self.queue.backend().map_err(StartError)?;
+        let store = self.queue.backend(self.port).map_err(StartError)?;
         let base = LEVELS
             .iter()
             .position(|l| l.eq_ignore_ascii_case(&self.verbose))
@@ -517,7 +517,8 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
 }
 
-fn hostname() -> String {
+/// This machine's host name (`localhost` if unknown).
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
@@ -592,7 +593,27 @@ mod tests {
         assert_eq!(store.path, PathBuf::from("/tmp/q.db"));
         assert_eq!(store.gearmand_table, "gearman_queue");
         assert!(settings(&["-q", "libsqlite3"]).is_err());
-        assert!(settings(&["-q", "redis"]).is_err());
+        assert!(settings(&["-q", "mysql"]).is_err());
+        let s = settings(&["-q", "redis", "--redis-port", "6380"]).unwrap();
+        let Some(Backend::Redis(redis)) = s.store else {
+            panic!("-q redis chose {:?}", s.store)
+        };
+        assert_eq!((redis.server.as_str(), redis.port), ("127.0.0.1", 6380));
+        assert_eq!(redis.prefix, "_gear_");
+        // gearmand's flags; `libpq` is the spelling of gearmand's documentation.
+        assert!(
+            settings(&["-q", "postgres"]).is_err(),
+            "needs --libpq-conninfo"
+        );
+        for kind in ["postgres", "libpq", "POSTGRES"] {
+            let s = settings(&["-q", kind, "--libpq-conninfo", "host=db", "-p", "4731"]).unwrap();
+            let Some(Backend::Postgres(pg)) = s.store else {
+                panic!("-q {kind} chose {:?}", s.store)
+            };
+            assert_eq!(pg.gearmand_table, "queue");
+            assert_eq!(pg.lease, Duration::from_secs(30));
+            assert!(pg.owner.ends_with(":4731"), "{}", pg.owner);
+        }
     }
 
     #[test]

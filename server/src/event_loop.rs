@@ -40,6 +40,10 @@ struct CoreTask {
     accepting: bool,
     /// The store's commit counters, for `/metrics`.
     commit_stats: Option<std::sync::Arc<crate::store::CommitStats>>,
+    /// Past every durable id the core has handed out or restored: jobs taken over from
+    /// another server are numbered from here, so they never share an id with this
+    /// server's own.
+    next_durable: u64,
 }
 
 /// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
@@ -75,11 +79,13 @@ pub(crate) async fn serve(
     }
     // The store is opened and replayed before any connection is accepted.
     let (mut durable_extras, mut extras) = (false, Vec::new());
+    let mut takeovers = None;
     let (store, restored) = match &settings.store {
         Some(backend) => {
             let fail = |e: crate::store::BackendError| StartError(e.to_string());
             let mut opened = backend.open().map_err(fail)?;
             (durable_extras, extras) = (opened.keeps_extras(), opened.load_extras().map_err(fail)?);
+            takeovers = opened.takeovers();
             let (handle, jobs) = StoreHandle::start(opened).map_err(fail)?;
             tracing::info!("{}: {} job(s) restored", backend.describe(), jobs.len());
             (Some(handle), jobs)
@@ -135,6 +141,10 @@ pub(crate) async fn serve(
     }
     let mut server = Server::new(config, now);
     server.set_acl(acl);
+    let next_durable = extras
+        .iter()
+        .map(|e| e.key.saturating_add(1))
+        .fold(next_durable_after(&restored, 1), u64::max);
     server.restore_with(restored, extras, now);
     let mut core = CoreTask {
         server,
@@ -147,6 +157,7 @@ pub(crate) async fn serve(
         stop_requested: None,
         accepting: true,
         commit_stats: None,
+        next_durable,
     };
     core.commit_stats = core.store.as_ref().map(|s| s.commit_stats());
     let (mut shutdown, mut hangups): (crate::transport::BoxFuture<'static, bool>, Hangups) =
@@ -186,6 +197,13 @@ pub(crate) async fn serve(
                 while let Ok((id, result)) = from_store.try_recv() {
                     core.server.persisted(id, result, now);
                 }
+            }
+            Some(adopted) = next_takeover(&mut takeovers) => {
+                // Persist events still queued hold ids the numbering must skip.
+                core.flush();
+                let records = adopted.into_records(core.next_durable);
+                core.next_durable = next_durable_after(&records, core.next_durable);
+                core.server.restore(records, Instant::now());
             }
             _ = sleep_until(timer), if timer.is_some() => {}
             _ = sleep_until(grace_deadline), if grace_deadline.is_some() => {
@@ -244,6 +262,25 @@ pub(crate) async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The next batch of jobs taken over from another server, if the store shares its
+/// database with others; pending forever otherwise.
+async fn next_takeover(
+    takeovers: &mut Option<crate::store::Takeovers>,
+) -> Option<crate::store::Adopted> {
+    match takeovers {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The first durable id past `records` and at least `floor`.
+fn next_durable_after(records: &[gearman_core::server::JobRecord], floor: u64) -> u64 {
+    records
+        .iter()
+        .map(|r| r.durable_id + 1)
+        .fold(floor, u64::max)
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -326,6 +363,7 @@ impl CoreTask {
                 }
                 ServerEvent::Persist(record) => match &self.store {
                     Some(store) => {
+                        self.next_durable = self.next_durable.max(record.durable_id + 1);
                         let acks = self.acks.clone();
                         let id = record.durable_id;
                         store.insert(
@@ -349,7 +387,10 @@ impl CoreTask {
                 ServerEvent::PutExtra {
                     record,
                     acknowledge,
-                } => self.put_extra(record, acknowledge),
+                } => {
+                    self.next_durable = self.next_durable.max(record.key.saturating_add(1));
+                    self.put_extra(record, acknowledge)
+                }
                 ServerEvent::DeleteExtra { kind, key } => {
                     if let Some(store) = &self.store {
                         store.delete_extra(kind, key);

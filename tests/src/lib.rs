@@ -15,6 +15,7 @@
 //! ```
 
 pub mod certs;
+mod databases;
 pub mod hostile;
 pub mod interop;
 pub mod options;
@@ -23,6 +24,7 @@ mod process;
 pub mod tls;
 mod wire;
 
+pub use databases::{Postgres, Redis};
 pub use peers::{run, stdout, wait_for_workers, Peer};
 pub use process::{admin_pid, free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
 pub use wire::{Conn, WireStream};

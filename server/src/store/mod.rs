@@ -30,12 +30,17 @@
 //! a power loss).
 //!
 //! Backends: [`sqlite`] (gearmand's `-q libsqlite3`, which also imports gearmand's queue
-//! files) and [`memory`] (in memory with injected failures, for tests of the runner). A new
+//! files), [`postgres`] (`-q postgres`, shareable by several servers through leases),
+//! [`redis`] (`-q redis`) and [`memory`] (in memory with injected failures, for tests of
+//! the runner). A new
 //! backend is a module implementing [`QueueStore`] plus its flags, registered in
 //! [`registry`], the one place that maps `-q TYPE` to a backend.
 
 pub mod memory;
 mod metrics;
+pub mod postgres;
+mod reconnect;
+pub mod redis;
 pub mod registry;
 mod runner;
 pub mod sqlite;
@@ -135,6 +140,13 @@ pub trait QueueStore: Send + 'static {
             Err(format!("{} keeps no records beyond the job queue", self.describe()).into())
         }
     }
+
+    /// Jobs this backend takes over while the server runs, from other servers sharing its
+    /// database; `None` (the default) for a backend nobody else shares. Taken once, before
+    /// the store is handed to its runner.
+    fn takeovers(&mut self) -> Option<Takeovers> {
+        None
+    }
 }
 
 impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
@@ -166,7 +178,57 @@ impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
     ) -> Result<(), BackendError> {
         (**self).commit_with_extras(changes, extras)
     }
+    fn takeovers(&mut self) -> Option<Takeovers> {
+        (**self).takeovers()
+    }
 }
+
+/// Jobs a shared-database backend took over from a server whose lease ran out: already
+/// this server's in the database, to be restored into the core while it runs.
+pub struct Adopted {
+    jobs: Vec<JobRecord>,
+    bind: BindIds,
+}
+
+/// Tells a backend the durable ids its adopted jobs got.
+pub(crate) type BindIds = Box<dyn FnOnce(&[u64]) + Send>;
+
+impl Adopted {
+    /// `jobs` (durable ids not yet assigned); `bind` learns the ids they get, before any
+    /// change about them can reach the backend.
+    pub(crate) fn new(jobs: Vec<JobRecord>, bind: BindIds) -> Adopted {
+        Adopted { jobs, bind }
+    }
+
+    /// How many jobs.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Numbers the jobs from `first` on (past every durable id the core has handed out),
+    /// tells the backend, and returns them for
+    /// [`Server::restore`](gearman_core::server::Server::restore).
+    pub fn into_records(self, first: u64) -> Vec<JobRecord> {
+        let ids: Vec<u64> = (first..).take(self.jobs.len()).collect();
+        (self.bind)(&ids);
+        self.jobs
+            .into_iter()
+            .zip(ids)
+            .map(|(mut job, id)| {
+                job.durable_id = id;
+                job
+            })
+            .collect()
+    }
+}
+
+/// Where a shared-database backend sends the jobs it takes over.
+pub type Takeovers = tokio::sync::mpsc::UnboundedReceiver<Adopted>;
 
 /// Called with the outcome of a durable insert: `Ok` once the commit holding it is durable,
 /// `Err` with the reason when that commit failed. It never runs on the caller of

@@ -5,6 +5,7 @@
 #[allow(unused_imports)] // each test file uses a different subset
 pub use gearman_tests::{run, stdout, wait_for_workers, Conn, Peer, ServerProcess};
 
+pub mod durable;
 pub mod http;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;

@@ -1,0 +1,577 @@
+//! `-q postgres` (alias `libpq`): durable background jobs in PostgreSQL, shareable by
+//! several gearmand-rs.
+//!
+//! Each group commit is one SQL statement (one round trip, one transaction): it renews this
+//! server's lease, deletes finished rows this server owns and inserts new ones with
+//! `UNNEST` over arrays, all parameterised. JOB_CREATED follows only once that statement has
+//! committed.
+//!
+//! Sharing one database. Every row names its owner (`--libpq-owner`, default
+//! `HOSTNAME:PORT`), and every owner holds a lease in `gearmand_rs_owners` that it renews
+//! (every quarter of `--libpq-lease`, and with every commit). A server whose lease runs out
+//! loses its rows: the next server to notice takes them over in one transaction (moves the
+//! rows to itself, deletes the dead owner) and runs them; see [`lease`]. A server that
+//! cannot renew in time exits rather than keep running jobs that another server may be
+//! taking over. Deletes name the owner too, so a server never deletes a row it no longer
+//! holds, and a restarted server loads only the rows still in its name.
+//!
+//! A table written by gearmand's own `-q postgres` (`--libpq-table`, default `queue`) is
+//! imported on start and renamed aside (see [`schema`]).
+
+mod lease;
+mod schema;
+
+use super::reconnect::Backoff;
+use super::{Adopted, BackendError, Change, QueueStore, Takeovers};
+use ::postgres::{Client, NoTls};
+use gearman_core::server::JobRecord;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `-q` name, as gearmand 1.1.20 spells it.
+pub const QUEUE_TYPE: &str = "postgres";
+/// `-q` name gearmand's documentation uses (1.1.20 itself refuses it).
+pub const ALIAS: &str = "libpq";
+/// gearmand's default `--libpq-table`.
+pub const DEFAULT_TABLE: &str = "queue";
+/// Default `--libpq-lease`, in seconds.
+pub const DEFAULT_LEASE_SECS: u64 = 30;
+
+/// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `-q postgres` flags, gearmand's plus the lease settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PostgresFlags {
+    /// PostgreSQL connection string for `-q postgres`, libpq `key=value` or a
+    /// `postgresql://` URL (never logged: it may hold a password).
+    #[arg(
+        long = "libpq-conninfo",
+        value_name = "CONNINFO",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Durable queue"
+    )]
+    pub libpq_conninfo: Secret,
+
+    /// gearmand's `-q postgres` table, imported on start and then renamed aside.
+    #[arg(
+        long = "libpq-table",
+        default_value = DEFAULT_TABLE,
+        value_name = "NAME",
+        help_heading = "Durable queue"
+    )]
+    pub libpq_table: String,
+
+    /// Seconds a server's hold on its stored jobs lasts without renewal: after that, another
+    /// gearmand-rs on the same database takes them over, and a server that could not renew
+    /// exits.
+    #[arg(
+        long = "libpq-lease",
+        default_value_t = DEFAULT_LEASE_SECS,
+        value_name = "SECS",
+        help_heading = "Durable queue"
+    )]
+    pub libpq_lease: u64,
+
+    /// This server's name as owner of its rows (default HOSTNAME:PORT); every server sharing
+    /// the database needs its own, kept across restarts.
+    #[arg(
+        long = "libpq-owner",
+        value_name = "NAME",
+        help_heading = "Durable queue"
+    )]
+    pub libpq_owner: Option<String>,
+}
+
+/// A validated `-q postgres` configuration.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// The connection string.
+    pub conninfo: Secret,
+    /// gearmand's table to import (validated, folded to lower case as PostgreSQL folds
+    /// gearmand's unquoted name).
+    pub gearmand_table: String,
+    /// Lease period.
+    pub lease: Duration,
+    /// Owner name of this server's rows.
+    pub owner: String,
+}
+
+impl PostgresFlags {
+    /// Checks the flags; `port` names the default owner.
+    pub fn config(&self, port: u16) -> Result<PostgresConfig, String> {
+        if self.libpq_conninfo.expose().trim().is_empty() {
+            return Err(
+                "-q postgres needs --libpq-conninfo (e.g. \"host=db user=gearman \
+                        dbname=gearman\")"
+                    .into(),
+            );
+        }
+        parse_conninfo(&self.libpq_conninfo)?;
+        let gearmand_table = schema::valid_table_name(&self.libpq_table)?;
+        if !(1..=86_400).contains(&self.libpq_lease) {
+            return Err(format!(
+                "--libpq-lease must be 1..86400 seconds, got {}",
+                self.libpq_lease
+            ));
+        }
+        let owner = match &self.libpq_owner {
+            Some(o) if o.is_empty() || o.len() > 200 => {
+                return Err("--libpq-owner must be 1..200 bytes".into())
+            }
+            Some(o) => o.clone(),
+            None => format!("{}:{port}", crate::cli::hostname()),
+        };
+        Ok(PostgresConfig {
+            conninfo: self.libpq_conninfo.clone(),
+            gearmand_table,
+            lease: Duration::from_secs(self.libpq_lease),
+            owner,
+        })
+    }
+}
+
+/// Parses the connection string; the error never repeats it.
+fn parse_conninfo(conninfo: &Secret) -> Result<::postgres::Config, String> {
+    let mut config = ::postgres::Config::from_str(conninfo.expose())
+        .map_err(|e| format!("--libpq-conninfo is not a valid connection string: {e}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    // A database that stops answering (a partition, not a refused connection) fails the
+    // commit waiting on it instead of stalling every submitter behind it.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
+    config.application_name("gearmand-rs");
+    Ok(config)
+}
+
+/// Where the database is, for log lines: host, port and database, never the password.
+fn describe(config: &::postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(::postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(::postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("PostgreSQL {host}:{port}/{db}")
+}
+
+/// Which row holds each job of this server: the server's durable ids are its own, rows are
+/// shared, so a row taken over gets a new durable id here.
+pub(super) type RowIds = Arc<Mutex<HashMap<u64, i64>>>;
+
+/// The `-q postgres` store.
+pub struct PostgresStore {
+    cfg: PostgresConfig,
+    pg: ::postgres::Config,
+    name: String,
+    client: Option<Client>,
+    backoff: Backoff,
+    rows: RowIds,
+    loaded: Vec<JobRecord>,
+    lease: Arc<lease::LeaseClock>,
+    keeper: Option<lease::Keeper>,
+    takeovers: Option<Takeovers>,
+}
+
+impl PostgresStore {
+    /// Connects, creates or checks the tables, imports gearmand's table, takes this
+    /// server's lease and reads its rows; then starts the lease keeper.
+    pub fn open(cfg: &PostgresConfig) -> Result<PostgresStore, BackendError> {
+        let pg = parse_conninfo(&cfg.conninfo)?;
+        let name = describe(&pg);
+        let started = Instant::now();
+        // The sync client runs a runtime of its own, which must not be entered (or dropped)
+        // on a thread of the server's runtime: the start work runs on a thread of its own,
+        // and the store connects again on its runner thread.
+        let stored = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut client = pg
+                        .connect(NoTls)
+                        .map_err(|e| format!("{name}: cannot connect: {e}"))?;
+                    schema::prepare(&mut client, cfg).map_err(|e| format!("{name}: {e}"))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(format!("{name}: the start thread panicked")))
+        })?;
+        let lease = Arc::new(lease::LeaseClock::new(started, cfg.lease));
+        let rows: RowIds = Arc::default();
+        let loaded = {
+            let mut map = rows.lock().unwrap_or_else(|p| p.into_inner());
+            stored
+                .into_iter()
+                .enumerate()
+                .map(|(i, (row, mut record))| {
+                    record.durable_id = i as u64 + 1;
+                    map.insert(record.durable_id, row);
+                    record
+                })
+                .collect()
+        };
+        let (tx, takeovers) = tokio::sync::mpsc::unbounded_channel();
+        let keeper = lease::Keeper::start(lease::KeeperSetup {
+            pg: pg.clone(),
+            name: name.clone(),
+            owner: cfg.owner.clone(),
+            period: cfg.lease,
+            clock: lease.clone(),
+            rows: rows.clone(),
+            adopted: tx,
+        })?;
+        tracing::info!(
+            "{name}: owner {:?}, lease {} s",
+            cfg.owner,
+            cfg.lease.as_secs()
+        );
+        Ok(PostgresStore {
+            cfg: cfg.clone(),
+            pg,
+            name,
+            client: None,
+            backoff: Backoff::default(),
+            rows,
+            loaded,
+            lease,
+            keeper: Some(keeper),
+            takeovers: Some(takeovers),
+        })
+    }
+
+    /// The connection, reconnecting when the backoff allows.
+    fn connected(&mut self) -> Result<&mut Client, BackendError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            if let Err(left) = self.backoff.ready() {
+                return Err(format!(
+                    "database unavailable, reconnecting in {} ms",
+                    left.as_millis()
+                )
+                .into());
+            }
+            match self.pg.connect(NoTls) {
+                Ok(client) => {
+                    tracing::warn!("{}: reconnected", self.name);
+                    self.backoff.succeeded();
+                    self.client = Some(client);
+                }
+                Err(e) => {
+                    self.backoff.failed();
+                    return Err(format!("cannot connect: {e}").into());
+                }
+            }
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+/// One group commit, planned against the row map.
+#[derive(Default)]
+struct Plan<'a> {
+    /// New rows, at most one per durable id (the last insert wins).
+    inserts: Vec<&'a JobRecord>,
+    /// Rows to delete.
+    deletes: Vec<i64>,
+    /// Durable ids whose rows are deleted (their map entries go once committed).
+    forgotten: Vec<u64>,
+}
+
+impl<'a> Plan<'a> {
+    fn of(changes: &'a [Change], rows: &HashMap<u64, i64>) -> Plan<'a> {
+        let mut plan = Plan::default();
+        // Inserts in order; a slot empties when its job finishes within the group.
+        let mut slots: Vec<Option<&'a JobRecord>> = Vec::new();
+        let mut pending: HashMap<u64, usize> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stale = |plan: &mut Plan<'a>, id: u64| {
+            if let Some(&row) = rows.get(&id) {
+                if seen.insert(id) {
+                    plan.deletes.push(row);
+                    plan.forgotten.push(id);
+                }
+            }
+        };
+        for change in changes {
+            match change {
+                Change::Insert(record) => {
+                    // An insert replaces the job's committed row, if it has one.
+                    stale(&mut plan, record.durable_id);
+                    match pending.get(&record.durable_id) {
+                        Some(&i) => slots[i] = Some(record),
+                        None => {
+                            pending.insert(record.durable_id, slots.len());
+                            slots.push(Some(record));
+                        }
+                    }
+                }
+                Change::Remove(id) => {
+                    // Inserted and finished within one group: neither is written.
+                    if let Some(i) = pending.remove(id) {
+                        slots[i] = None;
+                    }
+                    stale(&mut plan, *id);
+                }
+            }
+        }
+        plan.inserts = slots.into_iter().flatten().collect();
+        plan
+    }
+}
+
+/// The group commit: renew the lease, delete, insert; nothing happens unless the lease is
+/// still ours. Returns the lease count and the rows inserted.
+const COMMIT: &str = "
+WITH lease AS (
+  UPDATE gearmand_rs_owners SET lease_until = now() + $2::int8 * interval '1 millisecond'
+  WHERE owner = $1 AND lease_until > now()
+  RETURNING 1),
+gone AS (
+  DELETE FROM gearmand_rs_jobs
+  WHERE id = ANY($3::int8[]) AND owner = $1 AND EXISTS (SELECT 1 FROM lease)),
+added AS (
+  INSERT INTO gearmand_rs_jobs
+    (owner, server_job, function, unique_key, priority, data, when_to_run, reducer)
+  SELECT $1, j.* FROM UNNEST($4::int8[], $5::bytea[], $6::bytea[], $7::int2[], $8::bytea[],
+                             $9::int8[], $10::bytea[]) AS j
+  WHERE EXISTS (SELECT 1 FROM lease)
+  RETURNING id, server_job)
+SELECT (SELECT count(*) FROM lease),
+       COALESCE((SELECT array_agg(server_job) FROM added), '{}'::int8[]),
+       COALESCE((SELECT array_agg(id) FROM added), '{}'::int8[])";
+
+impl QueueStore for PostgresStore {
+    fn load(&mut self) -> Result<Vec<JobRecord>, BackendError> {
+        Ok(std::mem::take(&mut self.loaded))
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
+        let snapshot = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let plan = Plan::of(changes, &snapshot);
+        drop(snapshot);
+        if plan.inserts.is_empty() && plan.deletes.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = plan.inserts.iter().map(|r| r.durable_id as i64).collect();
+        let functions: Vec<&[u8]> = plan.inserts.iter().map(|r| &r.function[..]).collect();
+        let uniques: Vec<&[u8]> = plan.inserts.iter().map(|r| &r.unique[..]).collect();
+        let priorities: Vec<i16> = plan
+            .inserts
+            .iter()
+            .map(|r| r.priority.index() as i16)
+            .collect();
+        let data: Vec<&[u8]> = plan.inserts.iter().map(|r| &r.data[..]).collect();
+        let whens: Vec<Option<i64>> = plan.inserts.iter().map(|r| r.when).collect();
+        let reducers: Vec<Option<&[u8]>> =
+            plan.inserts.iter().map(|r| r.reducer.as_deref()).collect();
+        let lease_ms = self.cfg.lease.as_millis() as i64;
+        let owner = self.cfg.owner.clone();
+        let sent = Instant::now();
+        let client = self.connected()?;
+        let result = client.query_one(
+            COMMIT,
+            &[
+                &owner,
+                &lease_ms,
+                &plan.deletes,
+                &ids,
+                &functions,
+                &uniques,
+                &priorities,
+                &data,
+                &whens,
+                &reducers,
+            ],
+        );
+        let row = match result {
+            Ok(row) => row,
+            Err(e) => {
+                if client.is_closed() || e.as_db_error().is_none() {
+                    self.client = None;
+                    self.backoff.failed();
+                }
+                return Err(e.into());
+            }
+        };
+        let leased: i64 = row.try_get(0)?;
+        if leased == 0 {
+            lease::lost(&self.name, &self.cfg.owner);
+        }
+        self.lease.renewed(sent);
+        let jobs: Vec<i64> = row.try_get(1)?;
+        let new_rows: Vec<i64> = row.try_get(2)?;
+        let mut map = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        for id in plan.forgotten {
+            map.remove(&id);
+        }
+        for (job, row) in jobs.into_iter().zip(new_rows) {
+            map.insert(job as u64, row);
+        }
+        Ok(())
+    }
+
+    fn max_batch(&self) -> usize {
+        10_000
+    }
+
+    fn close(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
+        }
+        // Handing over: our rows go to whichever server looks next (or to us after a
+        // restart), without waiting for the lease to run out.
+        let owner = self.cfg.owner.clone();
+        let name = self.name.clone();
+        if let Ok(client) = self.connected() {
+            let released = client.execute(
+                "UPDATE gearmand_rs_owners SET lease_until = '-infinity' WHERE owner = $1",
+                &[&owner],
+            );
+            if let Err(e) = released {
+                tracing::warn!("{name}: cannot release the lease: {e}");
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (owner {})", self.name, self.cfg.owner)
+    }
+
+    fn takeovers(&mut self) -> Option<Takeovers> {
+        self.takeovers.take()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
+        }
+    }
+}
+
+/// Jobs adopted from rows: each gets the next durable id of this server and its row is
+/// remembered under it.
+pub(super) fn adopted(jobs: Vec<(i64, JobRecord)>, rows: RowIds) -> Adopted {
+    Adopted::new(
+        jobs.iter().map(|(_, r)| r.clone()).collect(),
+        Box::new(move |ids: &[u64]| {
+            let mut map = rows.lock().unwrap_or_else(|p| p.into_inner());
+            for ((row, _), id) in jobs.iter().zip(ids) {
+                map.insert(*id, *row);
+            }
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use gearman_core::proto::Priority;
+
+    fn job(id: u64) -> JobRecord {
+        JobRecord {
+            durable_id: id,
+            function: Bytes::from_static(b"f"),
+            unique: Bytes::new(),
+            priority: Priority::Normal,
+            data: Bytes::from(id.to_string()),
+            when: None,
+            reducer: None,
+        }
+    }
+
+    #[test]
+    fn plan_cancels_insert_then_remove_and_replaces_committed_rows() {
+        let rows = HashMap::from([(7, 70), (8, 80)]);
+        let changes = [
+            Change::Insert(job(1)),
+            Change::Insert(job(2)),
+            Change::Remove(1),
+            Change::Remove(8),
+            Change::Insert(job(7)),
+            Change::Remove(9),
+        ];
+        let plan = Plan::of(&changes, &rows);
+        let inserted: Vec<u64> = plan.inserts.iter().map(|r| r.durable_id).collect();
+        assert_eq!(inserted, [2, 7]);
+        assert_eq!(plan.deletes, [80, 70]);
+        assert_eq!(plan.forgotten, [8, 7]);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s: Secret = "password=hunter2".parse().unwrap();
+        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+        let flags = PostgresFlags {
+            libpq_conninfo: s,
+            libpq_table: "queue".into(),
+            libpq_lease: 30,
+            libpq_owner: None,
+        };
+        assert!(!format!("{flags:?}").contains("hunter2"));
+        assert!(!format!("{:?}", flags.config(4730).unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let flags = |conninfo: &str, table: &str, lease: u64| PostgresFlags {
+            libpq_conninfo: conninfo.parse().unwrap(),
+            libpq_table: table.into(),
+            libpq_lease: lease,
+            libpq_owner: None,
+        };
+        assert!(flags("", "queue", 30).config(1).is_err());
+        assert!(flags("host=x", "queue; DROP TABLE x", 30)
+            .config(1)
+            .is_err());
+        assert!(flags("host=x", "queue", 0).config(1).is_err());
+        let err = flags("host=x password=hunter2 bogus", "queue", 30)
+            .config(1)
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        let cfg = flags("host=x", "Gearman_Queue", 30).config(4731).unwrap();
+        assert_eq!(cfg.gearmand_table, "gearman_queue");
+        assert!(cfg.owner.ends_with(":4731"));
+    }
+}

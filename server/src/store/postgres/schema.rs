@@ -1,0 +1,269 @@
+//! The tables, the import of gearmand's table, and reading this server's rows on start.
+//!
+//! gearmand 1.1.20's `-q postgres` creates `queue (unique_key VARCHAR(64), function_name
+//! VARCHAR(255), priority INTEGER, data BYTEA, when_to_run INTEGER, UNIQUE (unique_key,
+//! function_name))` and splices `--libpq-table` into its SQL unquoted (gearmand #390). We
+//! accept only a plain identifier for it, fold it to lower case as PostgreSQL folded
+//! gearmand's name, and still quote it.
+
+use super::PostgresConfig;
+use ::postgres::{Client, Row, Transaction};
+use bytes::Bytes;
+use gearman_core::proto::Priority;
+use gearman_core::server::JobRecord;
+
+/// Our tables.
+const JOBS: &str = "gearmand_rs_jobs";
+const OWNERS: &str = "gearmand_rs_owners";
+
+const CREATE: &str = "
+CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
+    id BIGSERIAL PRIMARY KEY,
+    owner TEXT NOT NULL,
+    server_job BIGINT NOT NULL,
+    function BYTEA NOT NULL,
+    unique_key BYTEA NOT NULL,
+    priority SMALLINT NOT NULL,
+    data BYTEA NOT NULL,
+    when_to_run BIGINT,
+    reducer BYTEA);
+CREATE INDEX IF NOT EXISTS gearmand_rs_jobs_owner ON gearmand_rs_jobs (owner);
+CREATE TABLE IF NOT EXISTS gearmand_rs_owners (
+    owner TEXT PRIMARY KEY,
+    lease_until TIMESTAMPTZ NOT NULL);";
+
+const JOBS_LAYOUT: [&str; 9] = [
+    "id",
+    "owner",
+    "server_job",
+    "function",
+    "unique_key",
+    "priority",
+    "data",
+    "when_to_run",
+    "reducer",
+];
+const OWNERS_LAYOUT: [&str; 2] = ["owner", "lease_until"];
+
+/// The columns [`job_of`] reads, in its order.
+pub(super) const JOB_COLUMNS: &str =
+    "id, function, unique_key, priority, data, when_to_run, reducer";
+
+/// Serialises schema changes and imports between servers starting at once.
+const SCHEMA_LOCK: i64 = 0x6765_6172_6d61_6e64; // "gearmand"
+
+/// `--libpq-table`: a plain identifier, folded to lower case.
+pub(super) fn valid_table_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "--libpq-table {name:?} is not a plain table name (letters, digits and _, \
+             at most 63, not starting with a digit)"
+        ));
+    }
+    let folded = name.to_ascii_lowercase();
+    if folded.starts_with("gearmand_rs_") {
+        return Err(format!(
+            "--libpq-table {name:?} names gearmand-rs's own tables, not gearmand's"
+        ));
+    }
+    Ok(folded)
+}
+
+/// Quotes an identifier (already validated; quoting keeps it from ever being SQL).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// In one transaction: create or check our tables, import gearmand's table, adopt rows
+/// whose owner has no lease row at all, take this server's lease, and read its rows (row
+/// id and job, in priority then arrival order).
+pub(super) fn prepare(
+    client: &mut Client,
+    cfg: &PostgresConfig,
+) -> Result<Vec<(i64, JobRecord)>, String> {
+    let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
+    let mut tx = client
+        .transaction()
+        .map_err(fail("cannot start a transaction"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(fail("cannot lock the schema"))?;
+    tx.batch_execute(CREATE)
+        .map_err(fail("cannot create the tables"))?;
+    expect_columns(&mut tx, JOBS, &JOBS_LAYOUT)?;
+    expect_columns(&mut tx, OWNERS, &OWNERS_LAYOUT)?;
+    import(&mut tx, cfg)?;
+    // Rows whose owner row is gone (deleted by hand) would otherwise never run.
+    let orphans = tx
+        .execute(
+            "UPDATE gearmand_rs_jobs j SET owner = $1 WHERE NOT EXISTS
+               (SELECT 1 FROM gearmand_rs_owners o WHERE o.owner = j.owner)",
+            &[&cfg.owner],
+        )
+        .map_err(fail("cannot adopt rows without an owner"))?;
+    if orphans > 0 {
+        tracing::warn!("adopted {orphans} stored job(s) that had no owner");
+    }
+    tx.execute(
+        "INSERT INTO gearmand_rs_owners (owner, lease_until)
+         VALUES ($1, now() + $2::int8 * interval '1 millisecond')
+         ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+        &[&cfg.owner, &(cfg.lease.as_millis() as i64)],
+    )
+    .map_err(fail("cannot take the lease"))?;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM gearmand_rs_jobs WHERE owner = $1
+                 ORDER BY priority, id"
+            ),
+            &[&cfg.owner],
+        )
+        .map_err(fail("cannot read the stored jobs"))?;
+    let jobs = rows
+        .iter()
+        .map(job_of)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail("cannot read the stored jobs"))?;
+    tx.commit().map_err(fail("cannot commit"))?;
+    Ok(jobs)
+}
+
+fn expect_columns(tx: &mut Transaction<'_>, table: &str, want: &[&str]) -> Result<(), String> {
+    let have = columns(tx, table).map_err(|e| format!("cannot read the schema: {e}"))?;
+    if have.iter().map(String::as_str).eq(want.iter().copied()) {
+        return Ok(());
+    }
+    Err(format!(
+        "table {table} has columns ({}), expected ({})",
+        have.join(", "),
+        want.join(", ")
+    ))
+}
+
+/// Column names of `table` in the current schema, in order; empty if there is none.
+fn columns(tx: &mut Transaction<'_>, table: &str) -> Result<Vec<String>, ::postgres::Error> {
+    Ok(tx
+        .query(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1
+             ORDER BY ordinal_position",
+            &[&table],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Moves gearmand's rows into ours (owned by this server) and renames its table aside.
+fn import(tx: &mut Transaction<'_>, cfg: &PostgresConfig) -> Result<(), String> {
+    let table = cfg.gearmand_table.as_str();
+    let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
+    let cols = columns(tx, table).map_err(fail("cannot read the schema"))?;
+    if cols.is_empty() {
+        return Ok(());
+    }
+    for needed in ["unique_key", "function_name", "priority", "data"] {
+        if !cols.iter().any(|c| c == needed) {
+            return Err(format!(
+                "table {table} is not a gearmand queue table: no column {needed}"
+            ));
+        }
+    }
+    let when = if cols.iter().any(|c| c == "when_to_run") {
+        "NULLIF(when_to_run, 0)::int8"
+    } else {
+        "NULL::int8"
+    };
+    // gearmand sent its bytes as text in the database encoding; convert_to gives them back.
+    // Priorities outside 0..=2 cannot come from gearmand and are clamped.
+    let moved = tx
+        .execute(
+            &format!(
+                "INSERT INTO gearmand_rs_jobs
+                   (owner, server_job, function, unique_key, priority, data, when_to_run,
+                    reducer)
+                 SELECT $1, 0,
+                        convert_to(COALESCE(function_name::text, ''), getdatabaseencoding()),
+                        convert_to(COALESCE(unique_key::text, ''), getdatabaseencoding()),
+                        LEAST(GREATEST(COALESCE(priority, 1), 0), 2),
+                        COALESCE(data, ''::bytea), {when}, NULL
+                 FROM {} ORDER BY ctid",
+                quoted(table)
+            ),
+            &[&cfg.owner],
+        )
+        .map_err(fail("cannot import gearmand's queue table"))?;
+    let mut aside = format!("{table}_imported_by_gearmand_rs");
+    let mut n = 1;
+    while !columns(tx, &aside)
+        .map_err(fail("cannot read the schema"))?
+        .is_empty()
+    {
+        n += 1;
+        aside = format!("{table}_imported_by_gearmand_rs_{n}");
+    }
+    tx.batch_execute(&format!(
+        "ALTER TABLE {} RENAME TO {}",
+        quoted(table),
+        quoted(&aside)
+    ))
+    .map_err(fail("cannot set gearmand's queue table aside"))?;
+    tracing::warn!(
+        "imported {moved} job(s) from gearmand table {table}; that table is kept, unused, \
+         as {aside}"
+    );
+    Ok(())
+}
+
+/// A row read with [`JOB_COLUMNS`]: its id and the job (durable id not assigned yet).
+pub(super) fn job_of(row: &Row) -> Result<(i64, JobRecord), ::postgres::Error> {
+    let priority = match row.try_get::<_, i16>(3)? {
+        0 => Priority::High,
+        2 => Priority::Low,
+        _ => Priority::Normal,
+    };
+    let bytes = |i: usize| -> Result<Bytes, ::postgres::Error> {
+        Ok(Bytes::from(row.try_get::<_, Vec<u8>>(i)?))
+    };
+    Ok((
+        row.try_get(0)?,
+        JobRecord {
+            durable_id: 0,
+            function: bytes(1)?,
+            unique: bytes(2)?,
+            priority,
+            data: bytes(4)?,
+            when: row.try_get(5)?,
+            reducer: row.try_get::<_, Option<Vec<u8>>>(6)?.map(Bytes::from),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert_eq!(valid_table_name("queue").unwrap(), "queue");
+        assert_eq!(valid_table_name("My_Queue2").unwrap(), "my_queue2");
+        for bad in [
+            "",
+            "1queue",
+            "queue; DROP TABLE x",
+            "q\"x",
+            "a.b",
+            "gearmand_rs_jobs",
+            &"x".repeat(64),
+        ] {
+            assert!(valid_table_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
