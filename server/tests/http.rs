@@ -466,3 +466,27 @@ fn http_priority_unique_and_background_headers_as_gearmand_reads_them() {
     // high: "same"; normal: "urgent" (unknown means normal) and "5"; low: "3".
     assert_eq!(seen[1], "queue\t1\t2\t1\t0\n.\n");
 }
+
+#[test]
+fn the_acl_applies_to_http_jobs_as_anonymous() {
+    let acl = std::env::temp_dir().join(format!("gearmand-rs-http-acl-{}", std::process::id()));
+    std::fs::write(
+        &acl,
+        "anonymous admin-read\nanonymous submit open_*\nanonymous register open_*\n",
+    )
+    .unwrap();
+    let (server, base) = start_with_http(&["--acl-file", acl.to_str().unwrap()]);
+    let worker = Worker::start(server.port, &["open_echo"]);
+    let allowed = curl(&["--data-binary", "hello", &format!("{base}/open_echo")]);
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(allowed.body, b"hello");
+    let refused = curl(&["--data-binary", "hello", &format!("{base}/closed_echo")]);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    let why = String::from_utf8_lossy(&refused.body);
+    assert!(
+        why.contains("PERMISSION_DENIED") && why.contains("anonymous"),
+        "{why}"
+    );
+    worker.stop();
+    let _ = std::fs::remove_file(acl);
+}
