@@ -23,6 +23,13 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 struct CoreTask {
     server: Server,
     conns: HashMap<ConnId, ConnHandle>,
@@ -111,6 +118,12 @@ pub(crate) async fn serve(
     config.job_retries = settings.job_retries;
     config.worker_wakeup = settings.worker_wakeup;
     config.handle_prefix = settings.handle_prefix.clone();
+    // With a durable queue the server restarts with its jobs and their clients: a handle
+    // from before must not name a new job, so count from the start time (without one,
+    // handles count from 1, as gearmand's do).
+    if store.is_some() {
+        config.first_handle = unix_now_millis();
+    }
     config.exceptions_by_default = settings.exceptions;
     config.pid = std::process::id();
     config.verbose = settings.level.to_string();

@@ -60,6 +60,11 @@ pub struct ServerConfig {
     pub worker_wakeup: u32,
     /// Job handles are `<prefix>:<n>`.
     pub handle_prefix: String,
+    /// Job handles count up from here (`PREFIX:N`, N > this). A server that restarts
+    /// (a durable queue, clients holding handles) should start past any handle it gave
+    /// before, e.g. at its start time in milliseconds, so an old handle never names a new
+    /// job. Default 0.
+    pub first_handle: u64,
     /// Whether connections start with the `exceptions` option on (gearmand `--exceptions`).
     pub exceptions_by_default: bool,
     /// The admin `version` reply.
@@ -102,6 +107,7 @@ impl ServerConfig {
             retry: HashMap::new(),
             durable_extras: false,
             schedule_offset_secs: 0,
+            first_handle: 0,
         }
     }
 }
@@ -204,6 +210,7 @@ pub struct Server {
 impl Server {
     /// A server with no connections and no jobs.
     pub fn new(config: ServerConfig, _now: Instant) -> Server {
+        let first_handle = config.first_handle;
         Server {
             config,
             conns: HashMap::new(),
@@ -214,7 +221,7 @@ impl Server {
             next_job: 0,
             by_handle: HashMap::new(),
             by_unique: HashMap::new(),
-            handle_counter: 0,
+            handle_counter: first_handle,
             next_durable: 1,
             persisting: HashMap::new(),
             timers: Timers::default(),
