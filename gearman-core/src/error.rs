@@ -182,6 +182,8 @@ pub enum UsageError {
     },
     /// Too many requests in flight.
     TooManyInFlight,
+    /// A SUBMIT_JOB_SCHED schedule the server would refuse: why, naming the field.
+    InvalidSchedule(String),
 }
 
 impl fmt::Display for UsageError {
@@ -200,6 +202,7 @@ impl fmt::Display for UsageError {
             }
             UsageError::ContainsNul { field } => write!(f, "{field} must not contain a NUL byte"),
             UsageError::TooManyInFlight => f.write_str("too many requests in flight"),
+            UsageError::InvalidSchedule(why) => write!(f, "invalid schedule: {why}"),
         }
     }
 }

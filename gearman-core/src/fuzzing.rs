@@ -566,6 +566,14 @@ pub fn client_conn(data: &[u8]) {
                     }),
                     2 => crate::client::Call::Status(c.pick(&handles).cloned().unwrap_or_default()),
                     3 => crate::client::Call::StatusUnique(c.bytes()),
+                    4 if c.byte() & 1 == 0 => {
+                        crate::client::Call::Sched(crate::proto::SubmitJobSched {
+                            function: Bytes::from_static(b"f"),
+                            unique: c.bytes(),
+                            schedule: [c.bytes(), c.bytes(), c.bytes(), c.bytes(), c.bytes()],
+                            data: c.bytes(),
+                        })
+                    }
                     _ => crate::client::Call::Echo(c.bytes()),
                 };
                 match conn.start(call) {

@@ -589,3 +589,42 @@ proptest! {
         prop_assert!(closed);
     }
 }
+
+#[test]
+fn a_scheduled_job_goes_out_as_submit_job_sched_and_ends_with_its_handle() {
+    use gearman_core::client::{Job, Schedule};
+    let mut c = ClientConnection::new(ClientConfig::default());
+    let schedule = Schedule::every_minute().minute("*/5").hour(3);
+    let call = Job::new("tick", "data")
+        .unique("u")
+        .scheduled_call(&schedule);
+    let req = c.start(call).unwrap();
+    assert_eq!(
+        sent(&mut c),
+        [Request::SubmitSched(SubmitJobSched {
+            function: b("tick"),
+            unique: b("u"),
+            schedule: [b("*/5"), b("3"), b("*"), b("*"), b("*")],
+            data: b("data"),
+        })]
+    );
+    feed(&mut c, &[created("H:s1")]).unwrap();
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Created {
+            req,
+            handle: b("H:s1"),
+            background: true
+        }]
+    );
+    assert_eq!(c.outstanding(), 0);
+    // A field the server would refuse is refused here, naming it, and nothing is sent.
+    let bad = Job::new("tick", "").scheduled_call(&Schedule::every_minute().day_of_week(8));
+    assert_eq!(
+        c.start(bad),
+        Err(UsageError::InvalidSchedule(
+            "day of week \"8\": out of range 0-7".into()
+        ))
+    );
+    assert!(sent(&mut c).is_empty());
+}

@@ -1,4 +1,5 @@
-//! SUBMIT_JOB_SCHED over real sockets: a schedule for every minute fires at the next
+//! SUBMIT_JOB_SCHED over real sockets: a schedule for every minute, submitted with the
+//! tokio client's `submit_scheduled`, fires at the next
 //! minute boundary and wakes a sleeping worker (the one test in the suite that waits for a
 //! minute boundary, at most 61 s), is listed by `show schedules`, survives `kill -9` with
 //! the SQLite store under the same handle, and `cancel job` ends it for good.
@@ -6,9 +7,10 @@
 mod common;
 
 use common::Server;
-use gearman_core::proto::{GrabMode, Request, Response, SubmitJobSched};
+use gearman_core::proto::{GrabMode, Request, Response};
 use gearman_core::server::ExtraKind;
 use gearman_server::store::sqlite::{SqliteConfig, SqliteStore};
+use gearman_tokio::{Job, Schedule};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,17 +45,16 @@ fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled(
         function: "tick".into(),
     });
     worker.send(Request::PreSleep);
-    let mut client = server.conn();
-    client.send(Request::SubmitSched(SubmitJobSched {
-        function: "tick".into(),
-        unique: "every-minute".into(),
-        schedule: ["*".into(), "".into(), "".into(), "*".into(), "".into()],
-        data: "cron".into(),
-    }));
-    let handle = match client.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("expected JOB_CREATED, got {other:?}"),
-    };
+    // Submitted with our client library's call.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = gearman_tokio::client().server(server.addr()).build();
+    let job = Job::new("tick", "cron").unique("every-minute");
+    let handle = runtime
+        .block_on(client.submit_scheduled(job, Schedule::every_minute()))
+        .expect("the schedule's handle");
     let submitted = unix_now();
     let boundary = (submitted / 60 + 1) * 60;
     let listed = schedules(&server);

@@ -74,6 +74,14 @@ impl Adapter for Blocking {
             .map_err(|e| e.to_string())
     }
 
+    fn scheduled(
+        c: &mut Client,
+        spec: Spec,
+        schedule: gearman_blocking::Schedule,
+    ) -> Result<bytes::Bytes, Error> {
+        c.submit_scheduled(job(&spec), schedule)
+    }
+
     fn status(c: &mut Client, handle: Vec<u8>) -> Result<(bool, bool, u32, u32), String> {
         let s = c.status(handle).map_err(|e| e.to_string())?;
         Ok((s.known, s.running, s.numerator, s.denominator))

@@ -22,7 +22,7 @@ pub use api::{Error, JobEvent, Task, TaskOutput, Unreachable};
 pub use client::{Client, ClientBuilder, JobStream};
 pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
-pub use gearman_core::client::{ClientConfig, Job, Selection};
+pub use gearman_core::client::{ClientConfig, Job, Schedule, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
 #[cfg(feature = "tls")]

@@ -4,7 +4,7 @@
 use crate::{ClientBuilder, Error, JobEvent, Task, TaskOutput};
 use bytes::Bytes;
 use gearman_async::blocking::ClientEngine;
-use gearman_core::client::{Call, ClientEvent, Job};
+use gearman_core::client::{Call, ClientEvent, Job, Schedule};
 use gearman_core::proto::{StatusRes, StatusResUnique};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,15 @@ impl Client {
         Ok(self
             .call(job.call(true), job.call_timeout())?
             .into_bytes()?)
+    }
+
+    /// Submits `job` as a recurring background job on `schedule` (SUBMIT_JOB_SCHED, a
+    /// gearmand-rs extension: gearmand answers [`Error::Server`]); returns the schedule's
+    /// handle, which admin `show schedules` lists and `cancel job` ends. A field the server
+    /// would refuse is [`Error::Usage`] naming it, and nothing is sent.
+    pub fn submit_scheduled(&mut self, job: Job, schedule: Schedule) -> Result<Bytes, Error> {
+        let call = job.scheduled_call(&schedule);
+        Ok(self.call(call, job.call_timeout())?.into_bytes()?)
     }
 
     /// Asks for a job's status by handle (on the server that created it, if known here).

@@ -1,10 +1,12 @@
 //! What an adapter asks a client connection to do, described once: the [`Job`] builder,
 //! the [`Call`] it turns into, and the [`CallError`] a call ends with.
 
-use super::{ClientConnection, ClientEvent};
+use super::{ClientConnection, ClientEvent, Schedule};
 use crate::error::{ConnError, UsageError};
 use crate::machine::RequestId;
-use crate::proto::{Priority, StatusRes, StatusResUnique, SubmitJob, SubmitMode, SubmitReduceJob};
+use crate::proto::{
+    Priority, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitMode, SubmitReduceJob,
+};
 use bytes::Bytes;
 use std::fmt;
 use std::time::Duration;
@@ -100,6 +102,18 @@ impl Job {
             data: self.data.clone(),
         })
     }
+
+    /// The submission as a recurring background job on `schedule` (SUBMIT_JOB_SCHED): its
+    /// function, unique and data; priority, epoch and reducer do not apply. A schedule
+    /// with the same function and non-empty unique as an existing one is that one.
+    pub fn scheduled_call(&self, schedule: &Schedule) -> Call {
+        Call::Sched(SubmitJobSched {
+            function: self.function.clone(),
+            unique: self.unique.clone(),
+            schedule: schedule.fields().clone(),
+            data: self.data.clone(),
+        })
+    }
 }
 
 /// One request a client sends; its replies are [`ClientEvent`]s carrying the returned id.
@@ -110,6 +124,8 @@ pub enum Call {
     Submit(SubmitJob),
     /// A map/reduce submission.
     Reduce(SubmitReduceJob),
+    /// A recurring background job (SUBMIT_JOB_SCHED).
+    Sched(SubmitJobSched),
     /// GET_STATUS by handle.
     Status(Bytes),
     /// GET_STATUS_UNIQUE.
@@ -124,6 +140,7 @@ impl ClientConnection {
         match call {
             Call::Submit(job) => self.submit(job),
             Call::Reduce(job) => self.submit_reduce(job),
+            Call::Sched(job) => self.submit_sched(job),
             Call::Status(handle) => self.get_status(handle),
             Call::StatusUnique(unique) => self.get_status_unique(unique),
             Call::Echo(data) => self.echo(data),

@@ -7,6 +7,7 @@
 pub mod backoff;
 mod call;
 pub mod pool;
+mod schedule;
 pub mod selector;
 mod set;
 mod state;
@@ -14,13 +15,16 @@ mod waiters;
 
 pub use call::{Call, CallError, Job};
 pub use pool::{ClientOptions, Selection, ServerPool};
+pub use schedule::Schedule;
 pub use set::{ClientSet, Member};
 pub use waiters::Waiters;
 
 use crate::error::{ConnError, UsageError};
 use crate::limits::Limits;
 use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
-use crate::proto::{Request, StatusRes, StatusResUnique, SubmitJob, SubmitReduceJob};
+use crate::proto::{
+    Request, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitReduceJob,
+};
 use bytes::Bytes;
 use state::{Correlator, Expect, INTERNAL};
 use std::collections::VecDeque;
@@ -290,6 +294,21 @@ impl ClientConnection {
         )?;
         let foreground = !job.background;
         Ok(self.send(Request::SubmitReduce(job), Expect::Created { foreground }))
+    }
+
+    /// Submits a recurring background job (SUBMIT_JOB_SCHED, a gearmand-rs extension:
+    /// gearmand answers it with an error). The schedule is checked here with the server's
+    /// parser, so a bad field is refused before sending, naming the field; the returned
+    /// request ends with [`ClientEvent::Created`] carrying the schedule's handle.
+    pub fn submit_sched(&mut self, job: SubmitJobSched) -> Result<RequestId, UsageError> {
+        self.usable()?;
+        check_arg("function", &job.function, self.limits.max_argument, false)?;
+        check_arg("unique", &job.unique, self.limits.max_unique, false)?;
+        if let Err(e) = crate::cron::CronSpec::parse(job.schedule.clone()) {
+            return Err(UsageError::InvalidSchedule(e.0));
+        }
+        let created = Expect::Created { foreground: false };
+        Ok(self.send(Request::SubmitSched(job), created))
     }
 
     /// Asks for a job's status by handle. Handles longer than 63 bytes are refused here:

@@ -82,7 +82,8 @@ impl ServerPool {
         let pick = match (call, self.selection) {
             (Call::Submit(j), Selection::ByUnique) => self.selector.by_unique(&j.unique),
             (Call::Reduce(j), Selection::ByUnique) => self.selector.by_unique(&j.unique),
-            (Call::Submit(_) | Call::Reduce(_), Selection::RoundRobin) => {
+            (Call::Sched(j), Selection::ByUnique) => self.selector.by_unique(&j.unique),
+            (Call::Submit(_) | Call::Reduce(_) | Call::Sched(_), Selection::RoundRobin) => {
                 self.selector.round_robin()
             }
             (Call::StatusUnique(u), Selection::ByUnique) => self.selector.by_unique(u),

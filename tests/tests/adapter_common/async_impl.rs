@@ -152,6 +152,14 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
             .map_err(|e| e.to_string())
     }
 
+    fn scheduled(
+        c: &mut Self::Client,
+        spec: Spec,
+        schedule: gearman_async::Schedule,
+    ) -> Result<bytes::Bytes, gearman_async::Error> {
+        E::block_on(c.submit_scheduled(job(&spec), schedule))
+    }
+
     fn status(c: &mut Self::Client, handle: Vec<u8>) -> Result<(bool, bool, u32, u32), String> {
         let s = E::block_on(c.status(handle)).map_err(|e| e.to_string())?;
         Ok((s.known, s.running, s.numerator, s.denominator))

@@ -144,6 +144,12 @@ pub trait Adapter: 'static {
     /// Runs jobs in parallel on one client.
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome>;
     fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String>;
+    /// Submits a recurring job (SUBMIT_JOB_SCHED); returns its handle.
+    fn scheduled(
+        c: &mut Self::Client,
+        spec: Spec,
+        schedule: gearman_async::Schedule,
+    ) -> Result<bytes::Bytes, gearman_async::Error>;
     fn status(c: &mut Self::Client, handle: Vec<u8>) -> Result<(bool, bool, u32, u32), String>;
     /// (known, running, client_count).
     fn status_unique(c: &mut Self::Client, unique: &str) -> Result<(bool, bool, u32), String>;
@@ -754,6 +760,67 @@ pub fn work_once_does_one_job_then_returns<A: Adapter>() {
     }
 }
 
+/// `show schedules` lines (handle, function, unique, fields, next firing, fired,
+/// skipped), without the final `.`.
+pub fn admin_schedules(s: &TestServer) -> Vec<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    stream.write_all(b"show schedules\r\n").unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        if line == "." {
+            break;
+        }
+        lines.push(line.split('\t').map(str::to_string).collect());
+    }
+    lines
+}
+
+pub fn scheduled_job_is_listed_and_a_bad_schedule_is_refused<A: Adapter>() {
+    use gearman_async::{Error, Schedule};
+    use gearman_core::UsageError;
+    let s = TestServer::start();
+    let mut c = A::client(&[s.addr()], false);
+    let mut sp = spec("record", "nightly");
+    sp.unique = fresh_tag("sched");
+    let weekday_nights = Schedule::parse("*/15 3 * * 1-5").unwrap();
+    let result = A::scheduled(&mut c, sp.clone(), weekday_nights.clone());
+    if s.kind == server::ServerKind::Gearmand {
+        // gearmand has no SUBMIT_JOB_SCHED: its refusal reaches the caller.
+        match result {
+            Err(Error::Server { code, .. }) => assert_eq!(&code[..], b"INVALID_COMMAND"),
+            other => panic!("gearmand and SUBMIT_JOB_SCHED: {other:?}"),
+        }
+        return;
+    }
+    let handle = result.expect("a schedule's handle");
+    let handle = String::from_utf8(handle.to_vec()).unwrap();
+    assert!(handle.starts_with("H:"), "{handle}");
+    let listed = admin_schedules(&s);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        listed[0][..4],
+        [&handle, "record", &sp.unique, "*/15 3 * * 1-5"]
+    );
+    // The same function and unique name the same schedule.
+    let again = A::scheduled(&mut c, sp.clone(), weekday_nights).unwrap();
+    assert_eq!(again, handle.as_bytes());
+    // A bad field is refused before sending, naming the field; nothing new is listed.
+    let bad = Schedule::every_minute().minute(61);
+    sp.unique = fresh_tag("sched");
+    match A::scheduled(&mut c, sp, bad) {
+        Err(e @ Error::Usage(UsageError::InvalidSchedule(_))) => assert_eq!(
+            e.to_string(),
+            "invalid request: invalid schedule: minute \"61\": out of range 0-59"
+        ),
+        other => panic!("minute 61: {other:?}"),
+    }
+    assert_eq!(admin_schedules(&s).len(), 1);
+    // The client is still usable.
+    assert_eq!(A::echo(&mut c, b"ok".to_vec()).unwrap(), b"ok");
+}
+
 /// Instantiates every scenario for adapter `$A` twice: against C gearmand 1.1.20 (module
 /// `gearmand`) and against gearmand-rs built from this tree (module `gearmand_rs`).
 #[macro_export]
@@ -792,6 +859,7 @@ macro_rules! adapter_suite {
             connect_fails_at_once_on_a_dead_port_with_the_io_error,
             worker_unregisters_at_run_time,
             work_once_does_one_job_then_returns,
+            scheduled_job_is_listed_and_a_bad_schedule_is_refused,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {
