@@ -37,7 +37,26 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Opens the file, proves it is a healthy SQLite database that we can write, creates or
 /// checks our tables and imports a gearmand queue table, all before any job is accepted.
+///
+/// On a full disk SQLite cannot size its shared-memory index (the `-shm` file, rebuilt
+/// after a crash), so the file is opened again in exclusive locking mode, which keeps that
+/// index in memory: the stored jobs are then still restored and served.
 pub(super) fn open(cfg: &SqliteConfig) -> Result<Connection, SqliteError> {
+    match open_with(cfg, false) {
+        Err(SqliteError::Unwritable { .. }) if cfg.path.is_file() => {
+            let conn = open_with(cfg, true)?;
+            tracing::warn!(
+                "queue file {}: no room for its -shm index; opened in exclusive locking \
+                 mode (other processes cannot read it while gearmand-rs runs)",
+                cfg.path.display()
+            );
+            Ok(conn)
+        }
+        other => other,
+    }
+}
+
+fn open_with(cfg: &SqliteConfig, exclusive: bool) -> Result<Connection, SqliteError> {
     let path = cfg.path.as_path();
     let fail = |what: &'static str| move |e| SqliteError::from_sqlite(path, what, e);
     if path.is_dir() {
@@ -63,6 +82,11 @@ pub(super) fn open(cfg: &SqliteConfig) -> Result<Connection, SqliteError> {
     }
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(fail("cannot configure"))?;
+    if exclusive {
+        // Before the first access, so that the WAL index never goes to shared memory.
+        conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE")
+            .map_err(fail("cannot configure"))?;
+    }
     // Reading the schema reads the header: a file that is not SQLite fails here.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
@@ -107,6 +131,7 @@ fn migrate(conn: &mut Connection, cfg: &SqliteConfig) -> Result<(), SqliteError>
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail("cannot start a write transaction"))?;
     let meta = columns(&tx, META).map_err(fail("cannot read the schema"))?;
+    let mut current = false;
     if !meta.is_empty() {
         expect_columns(path, META, &meta, &META_COLUMNS)?;
         let version: Option<i64> = tx
@@ -120,6 +145,7 @@ fn migrate(conn: &mut Connection, cfg: &SqliteConfig) -> Result<(), SqliteError>
                 e => Err(e),
             })
             .map_err(fail("cannot read the schema version"))?;
+        current = version == Some(SCHEMA_VERSION);
         if let Some(v) = version.filter(|&v| v != SCHEMA_VERSION) {
             return Err(SqliteError::SchemaMismatch {
                 path: path.to_path_buf(),
@@ -137,12 +163,35 @@ fn migrate(conn: &mut Connection, cfg: &SqliteConfig) -> Result<(), SqliteError>
     let extras = columns(&tx, EXTRAS).map_err(fail("cannot read the schema"))?;
     expect_columns(path, EXTRAS, &extras, &EXTRAS_COLUMNS)?;
     import::gearmand_table(&tx, cfg)?;
-    tx.execute(
+    // This write proves the file writable before the first client. On a full disk a file
+    // already at this schema is still served: its stored jobs are restored and drain, and
+    // commits (new background jobs, deletes) fail until writes succeed again.
+    let written = tx.execute(
         "INSERT OR REPLACE INTO gearmand_rs_meta (key, value) VALUES ('schema_version', ?1)",
         [SCHEMA_VERSION],
+    );
+    let written = written.and_then(|_| tx.commit());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if current && out_of_space(&e) => {
+            tracing::warn!(
+                "queue file {} cannot be written ({e}): serving its stored jobs; new \
+                 background jobs are refused until writes succeed again",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(fail("cannot write the schema version")(e)),
+    }
+}
+
+/// A write failed for want of space (SQLITE_FULL) or with an I/O error (a file-size
+/// limit, EFBIG, and some full file systems report as SQLITE_IOERR).
+fn out_of_space(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
     )
-    .map_err(fail("cannot write the schema version"))?;
-    tx.commit().map_err(fail("cannot commit the schema"))
 }
 
 fn expect_columns(
