@@ -99,12 +99,14 @@ fn failed_background_job_backs_off_then_dies_and_comes_back_on_retry_dead() {
     assert_eq!(dead, format!("{h}\tf\t3\texception\t{unix}\t\n.\n"));
     let stats = net.server.stats().functions[&b("f")].clone();
     assert_eq!((stats.backoff_retries, stats.dead_lettered), (2, 1));
+    assert_eq!(net.server.extras_gauges().dead_letters[&b("f")], 1);
     assert_eq!(
         net.admin(admin, "retry dead nothing\n"),
         "ERR UNKNOWN_JOB\r\n"
     );
     assert_eq!(net.admin(admin, "retry dead f\n"), "OK 1\n");
     assert_eq!(net.admin(admin, "show dead\n"), ".\n");
+    assert!(net.server.extras_gauges().dead_letters.is_empty());
     let (h4, data) = grab(&mut net, worker).expect("re-queued from the dead letters");
     assert_ne!(h4, h);
     assert_eq!(data, "job");

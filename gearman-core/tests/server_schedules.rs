@@ -94,6 +94,10 @@ fn fires_at_matching_minutes_and_skips_while_the_last_job_runs() {
     let again = grab(&mut net, worker).expect("22:25 fires again");
     assert_ne!(again, job);
     assert_eq!(listing(&mut net, admin)[5], "2");
+    // The metrics' counters and gauges say the same.
+    let stats = &net.server.stats().functions[&b("f")];
+    assert_eq!((stats.schedule_fired, stats.schedule_skipped), (2, 1));
+    assert_eq!(net.server.extras_gauges().schedules[&b("f")], 1);
     // cancel job ends the schedule; a running job of it runs on.
     assert_eq!(
         net.admin(admin, &format!("cancel job {handle}\n")),
@@ -103,6 +107,7 @@ fn fires_at_matching_minutes_and_skips_while_the_last_job_runs() {
     net.advance(Duration::from_secs(3600));
     assert_eq!(grab(&mut net, worker), None, "no firing after the cancel");
     assert_eq!(net.server.poll_timeout(), None, "nothing armed");
+    assert!(net.server.extras_gauges().schedules.is_empty());
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub(crate) enum ToCore {
     Drained(ConnId),
     /// The HTTP listener asks for gauges and counters.
     Report(tokio::sync::oneshot::Sender<crate::http::CoreReport>),
+    /// The HTTP listener asks for the schedules and dead letters.
+    Extras(tokio::sync::oneshot::Sender<crate::http::ExtrasList>),
 }
 
 /// What the core task tells a writer.

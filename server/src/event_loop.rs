@@ -354,7 +354,11 @@ impl CoreTask {
                     stats: self.server.stats().clone(),
                     accepting: self.accepting,
                     store: self.commit_stats.as_ref().map(|s| s.report()),
+                    extras: self.server.extras_gauges(),
                 });
+            }
+            ToCore::Extras(reply) => {
+                let _ = reply.send(crate::http::ExtrasList::of(&self.server));
             }
         }
     }

@@ -1,10 +1,12 @@
 //! Retries, dead letters and epoch jobs over real sockets, with the SQLite store and
 //! `kill -9` between runs: a failing background job is retried with backoff, lands in
 //! `show dead`, survives a restart there, and `retry dead` runs it again; pending retries
-//! and epoch jobs keep their time across a restart.
+//! and epoch jobs keep their time across a restart. The retries and dead letters are counted
+//! in `/metrics` and listed by `GET /api/dead`.
 
 mod common;
 
+use common::http::sample;
 use common::Server;
 use gearman_core::proto::{GrabMode, Request, Response, SubmitJob, SubmitMode, WorkPayload};
 use gearman_core::server::ExtraKind;
@@ -102,6 +104,17 @@ fn submit_background(client: &mut common::Conn, function: &str, data: &str) -> b
     }
 }
 
+/// GET `path` on the HTTP listener at `port`.
+fn get(port: &str, path: &str) -> String {
+    common::http::get(&format!("http://127.0.0.1:{port}{path}"))
+}
+
+/// `GET /api/dead`'s list.
+fn api_dead(port: &str) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = serde_json::from_str(&get(port, "/api/dead")).unwrap();
+    body["dead"].as_array().expect("a dead list").clone()
+}
+
 /// The `show dead` lines, without the final `.`.
 fn dead_lines(server: &Server) -> Vec<String> {
     let text = server.conn().admin("show dead\n");
@@ -113,7 +126,9 @@ fn dead_lines(server: &Server) -> Vec<String> {
 #[test]
 fn failing_background_job_backs_off_then_is_dead_across_restarts_until_retried() {
     let db = temp_db("dead-letters");
-    let server = start(&db, &["--retry", "flaky=2:300ms"]);
+    let http = gearman_tests::free_port().to_string();
+    let flags = ["--retry", "flaky=2:300ms", "--http-port", &http];
+    let server = start(&db, &flags);
     let mut worker = sleeping_worker(&server, "flaky");
     let mut client = server.conn();
     let handle = submit_background(&mut client, "flaky", "payload");
@@ -164,16 +179,43 @@ fn failing_background_job_backs_off_then_is_dead_across_restarts_until_retried()
     );
     assert_eq!(grab(&mut worker), None);
     assert_eq!(server.conn().admin("status\n"), "flaky\t0\t0\t1\n.\n");
+    // Counted in the metrics, and listed by the HTTP API.
+    let metrics = get(&http, "/metrics");
+    let flaky = |name: &str| sample(&metrics, &format!("{name}{{function=\"flaky\"}}"));
+    assert_eq!(
+        flaky("gearman_jobs_backoff_retries_total"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        flaky("gearman_jobs_dead_lettered_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(flaky("gearman_dead_letters"), Some(1.0), "{metrics}");
+    let api = api_dead(&http);
+    assert_eq!(api.len(), 1, "{api:?}");
+    assert_eq!(api[0]["handle"], std::str::from_utf8(&handle).unwrap());
+    assert_eq!(
+        (&api[0]["function"], &api[0]["failures"], &api[0]["failure"]),
+        (&"flaky".into(), &3.into(), &"fail".into()),
+        "{api:?}"
+    );
 
     // kill -9: the dead letter is in the store, the job's row gone.
     wait_stored(&db, 1, 0);
     drop((worker, client, server));
-    let server = start(&db, &["--retry", "flaky=2:300ms"]);
+    let server = start(&db, &flags);
     assert_eq!(
         dead_lines(&server),
         dead,
         "the dead letter survived kill -9"
     );
+    // The gauge and the API show the restored dead letter (the counters start again).
+    let metrics = get(&http, "/metrics");
+    let gauge = r#"gearman_dead_letters{function="flaky"}"#;
+    assert_eq!(sample(&metrics, gauge), Some(1.0), "{metrics}");
+    assert_eq!(api_dead(&http), api);
     let mut worker = sleeping_worker(&server, "flaky");
     assert_eq!(grab(&mut worker), None, "a dead job is not queued again");
     worker.send(Request::PreSleep);
@@ -189,6 +231,7 @@ fn failing_background_job_backs_off_then_is_dead_across_restarts_until_retried()
         data: "done".into(),
     }));
     assert!(dead_lines(&server).is_empty());
+    assert!(api_dead(&http).is_empty());
     wait_stored(&db, 0, 0);
 
     drop((worker, server));

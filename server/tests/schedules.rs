@@ -2,7 +2,8 @@
 //! tokio client's `submit_scheduled`, fires at the next
 //! minute boundary and wakes a sleeping worker (the one test in the suite that waits for a
 //! minute boundary, at most 61 s), is listed by `show schedules`, survives `kill -9` with
-//! the SQLite store under the same handle, and `cancel job` ends it for good.
+//! the SQLite store under the same handle, and `cancel job` ends it for good. Its firings
+//! are counted in `/metrics` and it is listed by `GET /api/schedules`.
 
 mod common;
 
@@ -21,8 +22,36 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-fn start(db: &Path) -> Server {
-    Server::start(&["-q", "libsqlite3", "--libsqlite3-db", db.to_str().unwrap()])
+fn start(db: &Path, http: &str) -> Server {
+    let db = db.to_str().unwrap();
+    Server::start(&[
+        "-q",
+        "libsqlite3",
+        "--libsqlite3-db",
+        db,
+        "--http-port",
+        http,
+    ])
+}
+
+/// GET `path` on the HTTP listener at `port`.
+fn get(port: &str, path: &str) -> String {
+    common::http::get(&format!("http://127.0.0.1:{port}{path}"))
+}
+
+/// `GET /api/schedules`'s list.
+fn api_schedules(port: &str) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = serde_json::from_str(&get(port, "/api/schedules")).unwrap();
+    body["schedules"]
+        .as_array()
+        .expect("a schedule list")
+        .clone()
+}
+
+/// The sample `name{function="tick"}` of `/metrics`.
+fn tick_metric(port: &str, name: &str) -> Option<f64> {
+    let metrics = get(port, "/metrics");
+    common::http::sample(&metrics, &format!("{name}{{function=\"tick\"}}"))
 }
 
 /// `show schedules` lines without the final `.`.
@@ -39,7 +68,8 @@ fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("queue.db");
-    let server = start(&db);
+    let http = gearman_tests::free_port().to_string();
+    let server = start(&db, &http);
     let mut worker = server.conn();
     worker.send(Request::CanDo {
         function: "tick".into(),
@@ -84,16 +114,41 @@ fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled(
         other => panic!("expected the firing's job, got {other:?}"),
     }
     assert!(schedules(&server)[0].ends_with("\t1\t0"), "one firing run");
+    // Counted in the metrics, and listed by the HTTP API.
+    assert_eq!(
+        tick_metric(&http, "gearman_schedule_firings_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        tick_metric(&http, "gearman_schedule_firings_skipped_total"),
+        Some(0.0)
+    );
+    assert_eq!(tick_metric(&http, "gearman_schedules"), Some(1.0));
+    let api = api_schedules(&http);
+    assert_eq!(api.len(), 1, "{api:?}");
+    assert_eq!(api[0]["handle"], std::str::from_utf8(&handle).unwrap());
+    assert_eq!(
+        (&api[0]["function"], &api[0]["unique"], &api[0]["schedule"]),
+        (&"tick".into(), &"every-minute".into(), &"* * * * *".into())
+    );
+    assert_eq!(
+        (&api[0]["fired"], &api[0]["skipped"]),
+        (&1.into(), &0.into())
+    );
+    assert_eq!(api[0]["next_unix"], boundary + 60);
 
     // kill -9 and restart: the schedule is still there, under its handle.
     drop((worker, client, server));
-    let server = start(&db);
+    let server = start(&db, &http);
     let after = schedules(&server);
     assert_eq!(after.len(), 1, "{after:?}");
+    // Restored: counted by the gauge with no job of its function since the restart.
+    assert_eq!(tick_metric(&http, "gearman_schedules"), Some(1.0));
     assert!(after[0].starts_with(std::str::from_utf8(&handle).unwrap()));
     let cancel = format!("cancel job {}\n", std::str::from_utf8(&handle).unwrap());
     assert_eq!(server.conn().admin(&cancel), "OK\r\n");
     assert!(schedules(&server).is_empty());
+    assert!(api_schedules(&http).is_empty());
     // The delete is not acknowledged: let it reach the file before the kill.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while SqliteStore::open(&SqliteConfig::new(&db))
@@ -110,7 +165,7 @@ fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled(
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(server);
-    let server = start(&db);
+    let server = start(&db, &http);
     assert!(
         schedules(&server).is_empty(),
         "a cancelled schedule stays gone"

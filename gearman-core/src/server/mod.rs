@@ -32,7 +32,7 @@ pub use extra::{ExtraKind, ExtraRecord};
 pub use record::JobRecord;
 pub use retry::{DeadLetter, Failure, RetryPolicy};
 pub use schedule::Schedule;
-pub use stats::{FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};
+pub use stats::{ExtrasGauges, FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};
 
 use self::conn::Conn;
 use self::function::Function;

@@ -256,6 +256,8 @@ impl Server {
             return;
         };
         if s.last_job.is_some_and(|id| self.jobs.contains_key(&id)) {
+            let function = s.function.clone();
+            self.stats.function(&function).schedule_skipped += 1;
             if let Some(s) = self.schedules.get_mut(&key) {
                 s.skipped += 1;
             }
@@ -271,6 +273,7 @@ impl Server {
             epoch: None,
             reducer: None,
         };
+        self.stats.function(&sub.function).schedule_fired += 1;
         let persist = self.config.persist_background;
         let id = self.create_job(sub, None, None, persist);
         if persist {

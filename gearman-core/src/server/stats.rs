@@ -72,6 +72,10 @@ pub struct FunctionStats {
     pub backoff_retries: u64,
     /// Background jobs moved to the dead letters, out of retries.
     pub dead_lettered: u64,
+    /// Schedule firings that ran a job (SUBMIT_JOB_SCHED).
+    pub schedule_fired: u64,
+    /// Schedule firings skipped because the previous firing's job still existed.
+    pub schedule_skipped: u64,
     /// Time from entering the queue to being assigned to a worker.
     pub queue_wait: Histogram,
     /// Time from assignment to the worker's final report.
@@ -89,6 +93,8 @@ impl FunctionStats {
         self.cancelled += other.cancelled;
         self.backoff_retries += other.backoff_retries;
         self.dead_lettered += other.dead_lettered;
+        self.schedule_fired += other.schedule_fired;
+        self.schedule_skipped += other.schedule_skipped;
         self.queue_wait.add(&other.queue_wait);
         self.run_time.add(&other.run_time);
     }
@@ -194,6 +200,30 @@ impl Server {
             workers,
             jobs: self.jobs.len() as u64,
         }
+    }
+}
+
+/// What the server holds beyond gearmand's jobs, counted per function: dead letters and
+/// schedules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtrasGauges {
+    /// Dead letters per function.
+    pub dead_letters: BTreeMap<Bytes, u64>,
+    /// Schedules per function.
+    pub schedules: BTreeMap<Bytes, u64>,
+}
+
+impl Server {
+    /// Dead letters and schedules per function, counted now.
+    pub fn extras_gauges(&self) -> ExtrasGauges {
+        let mut gauges = ExtrasGauges::default();
+        for d in self.dead_letters() {
+            *gauges.dead_letters.entry(d.function.clone()).or_default() += 1;
+        }
+        for s in self.schedules() {
+            *gauges.schedules.entry(s.function.clone()).or_default() += 1;
+        }
+        gauges
     }
 }
 

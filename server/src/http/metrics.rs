@@ -37,6 +37,15 @@ struct Labeled {
 struct ReportCollector {
     report: CoreReport,
     functions: BTreeMap<String, Labeled>,
+    /// Dead letters and schedules under each function's label.
+    extras: BTreeMap<String, ExtrasLabeled>,
+}
+
+/// What a function (or `_other`) holds beyond gearmand's jobs.
+#[derive(Debug, Default, Clone, Copy)]
+struct ExtrasLabeled {
+    dead_letters: u64,
+    schedules: u64,
 }
 
 impl ReportCollector {
@@ -49,6 +58,15 @@ impl ReportCollector {
             .collect();
         for (name, s) in &report.stats.functions {
             activity.push((s.submitted, name));
+        }
+        // A function known only by its dead letters or schedules (after a restart) is named.
+        for (name, n) in report
+            .extras
+            .dead_letters
+            .iter()
+            .chain(&report.extras.schedules)
+        {
+            activity.push((*n, name));
         }
         activity.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let mut named: HashSet<&Bytes> = HashSet::new();
@@ -96,7 +114,73 @@ impl ReportCollector {
                 .stats
                 .add(&report.stats.other);
         }
-        ReportCollector { report, functions }
+        let mut extras: BTreeMap<String, ExtrasLabeled> = BTreeMap::new();
+        for (name, n) in &report.extras.dead_letters {
+            extras.entry(label(name)).or_default().dead_letters += n;
+        }
+        for (name, n) in &report.extras.schedules {
+            extras.entry(label(name)).or_default().schedules += n;
+        }
+        ReportCollector {
+            report,
+            functions,
+            extras,
+        }
+    }
+
+    /// Retries with backoff, dead letters and schedules (`--retry`, SUBMIT_JOB_SCHED):
+    /// counters and gauges per function.
+    fn encode_extras(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [(&str, &str, Getter); 4] = [
+            (
+                "gearman_jobs_backoff_retries",
+                "Failed background jobs queued again after their --retry backoff",
+                |l| l.stats.backoff_retries,
+            ),
+            (
+                "gearman_jobs_dead_lettered",
+                "Background jobs out of --retry retries, moved to the dead letters",
+                |l| l.stats.dead_lettered,
+            ),
+            (
+                "gearman_schedule_firings",
+                "Schedule firings that ran a job (SUBMIT_JOB_SCHED)",
+                |l| l.stats.schedule_fired,
+            ),
+            (
+                "gearman_schedule_firings_skipped",
+                "Schedule firings skipped because the previous firing's job still existed",
+                |l| l.stats.schedule_skipped,
+            ),
+        ];
+        for (name, help, get) in counters {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (function, l) in &self.functions {
+                m.encode_family(&[("function", function.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(&get(l), None)?;
+            }
+        }
+        type ExtrasGetter = fn(&ExtrasLabeled) -> u64;
+        let gauges: [(&str, &str, ExtrasGetter); 2] = [
+            (
+                "gearman_dead_letters",
+                "Dead letters held, per function (show dead)",
+                |x| x.dead_letters,
+            ),
+            (
+                "gearman_schedules",
+                "Schedules held, per function (show schedules)",
+                |x| x.schedules,
+            ),
+        ];
+        for (name, help, get) in gauges {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (function, x) in &self.extras {
+                m.encode_family(&[("function", function.as_str())])?
+                    .encode_gauge(&get(x))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -236,6 +320,7 @@ impl Collector for ReportCollector {
                 histogram(&mut f, get(l), &DURATION_BUCKETS)?;
             }
         }
+        self.encode_extras(&mut e)?;
 
         let snapshot = &self.report.snapshot;
         let mut m = e.encode_descriptor(
@@ -336,4 +421,44 @@ pub(crate) async fn metrics(State(state): State<HttpState>) -> Response {
         render(report),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod extras_tests {
+    use super::*;
+    use gearman_core::server::{ExtrasGauges, Snapshot, Stats};
+
+    #[test]
+    fn dead_letters_and_schedules_of_an_idle_function_are_labelled_by_name() {
+        // After a restart, or a schedule that never fired: no job, worker or counter.
+        let mut extras = ExtrasGauges::default();
+        extras.dead_letters.insert(Bytes::from_static(b"flaky"), 2);
+        extras.schedules.insert(Bytes::from_static(b"nightly"), 1);
+        let mut stats = Stats::default();
+        stats
+            .functions
+            .entry(Bytes::from_static(b"nightly"))
+            .or_default()
+            .schedule_skipped = 3;
+        let report = CoreReport {
+            snapshot: Snapshot {
+                functions: Vec::new(),
+                connections: 0,
+                workers: Vec::new(),
+                jobs: 0,
+            },
+            stats,
+            accepting: true,
+            store: None,
+            extras,
+        };
+        let text = render(report);
+        for line in [
+            "gearman_dead_letters{function=\"flaky\"} 2",
+            "gearman_schedules{function=\"nightly\"} 1",
+            "gearman_schedule_firings_skipped_total{function=\"nightly\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! state stays single-owner. A sampler keeps a few minutes of totals for the charts.
 
 mod dashboard;
+mod extras;
 mod jobs;
 mod metrics;
 
@@ -17,7 +18,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use gearman_core::server::{Snapshot, Stats};
+pub(crate) use extras::ExtrasList;
+use gearman_core::server::{ExtrasGauges, Snapshot, Stats};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,8 @@ pub(crate) struct CoreReport {
     pub accepting: bool,
     /// The durable queue's commit counters, if there is a store.
     pub store: Option<CommitReport>,
+    /// Dead letters and schedules per function.
+    pub extras: ExtrasGauges,
 }
 
 /// Totals at one moment, for the dashboard's charts.
@@ -123,6 +127,11 @@ pub(crate) fn spawn(
         .route("/healthz", get(healthz).fallback(jobs::job))
         .route("/readyz", get(readyz).fallback(jobs::job))
         .route("/api/status", get(api_status).fallback(jobs::job))
+        .route(
+            "/api/schedules",
+            get(extras::api_schedules).fallback(jobs::job),
+        )
+        .route("/api/dead", get(extras::api_dead).fallback(jobs::job))
         .fallback(jobs::job)
         .with_state(state);
     for listener in listeners {

@@ -1,0 +1,93 @@
+//! What gearmand-rs holds beyond gearmand's jobs, over HTTP: `GET /api/schedules` (the
+//! SUBMIT_JOB_SCHED schedules, as `show schedules`) and `GET /api/dead` (the dead letters
+//! of `--retry`, as `show dead`), in JSON. The lists come from the core task on request
+//! ([`ToCore::Extras`]), not with every report: they can be long.
+
+use super::{text, HttpState};
+use crate::connection::ToCore;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gearman_core::server::{DeadLetter, Failure, Schedule};
+use tokio::sync::oneshot;
+
+/// The core task's answer to [`ToCore::Extras`].
+#[derive(Debug, Default)]
+pub(crate) struct ExtrasList {
+    /// Every schedule.
+    pub schedules: Vec<Schedule>,
+    /// Every dead letter.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl ExtrasList {
+    /// The lists of `server` now.
+    pub(crate) fn of(server: &gearman_core::server::Server) -> Self {
+        ExtrasList {
+            schedules: server.schedules().cloned().collect(),
+            dead: server.dead_letters().cloned().collect(),
+        }
+    }
+}
+
+async fn extras(state: &HttpState) -> Option<ExtrasList> {
+    let (tx, rx) = oneshot::channel();
+    state.to_core.send(ToCore::Extras(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+fn json(body: serde_json::Value) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// `GET /api/schedules`: `{"schedules": [{handle, function, unique, schedule, next_unix,
+/// fired, skipped}]}`; `next_unix` is null when no minute matches again.
+pub(crate) async fn api_schedules(State(state): State<HttpState>) -> Response {
+    let Some(list) = extras(&state).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let schedules: Vec<serde_json::Value> = list
+        .schedules
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "handle": text(&s.handle),
+                "function": text(&s.function),
+                "unique": text(&s.unique),
+                "schedule": s.spec.to_string(),
+                "next_unix": s.next_unix,
+                "fired": s.fired,
+                "skipped": s.skipped,
+            })
+        })
+        .collect();
+    json(serde_json::json!({ "schedules": schedules }))
+}
+
+/// `GET /api/dead`: `{"dead": [{handle, function, unique, failures, failure, last_error,
+/// died_unix}]}`; `failure` is `fail` or `exception`.
+pub(crate) async fn api_dead(State(state): State<HttpState>) -> Response {
+    let Some(list) = extras(&state).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let dead: Vec<serde_json::Value> = list
+        .dead
+        .iter()
+        .map(|d| {
+            let failure = match d.failure {
+                Failure::Fail => "fail",
+                Failure::Exception => "exception",
+            };
+            serde_json::json!({
+                "handle": text(&d.handle),
+                "function": text(&d.function),
+                "unique": text(&d.unique),
+                "failures": d.failures,
+                "failure": failure,
+                "last_error": text(&d.last_error),
+                "died_unix": d.died_unix,
+            })
+        })
+        .collect();
+    json(serde_json::json!({ "dead": dead }))
+}
