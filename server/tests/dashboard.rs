@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::http::{get, Load, Worker};
-use common::Server;
+use common::http::{get, start_with_http, Load, Worker};
 use gearman_core::proto::{Priority, SubmitMode};
-use gearman_tests::{free_port, run, Conn};
+use gearman_tests::{run, Conn};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -79,23 +78,7 @@ fn series_points(dom: &str) -> Vec<Vec<(f64, f64)>> {
 
 #[test]
 fn dashboard_renders_functions_workers_and_charts_in_chromium() {
-    let http_port = free_port().to_string();
-    let server = Server::start(&["--http-port", http_port.as_str()]);
-    let base = format!("http://127.0.0.1:{http_port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while run(
-        "curl",
-        &["-s", "-o", "/dev/null", &format!("{base}/healthz")],
-        b"",
-        Duration::from_secs(5),
-    )
-    .status
-    .code()
-        != Some(0)
-    {
-        assert!(Instant::now() < deadline, "HTTP not up on {base}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (server, base) = start_with_http(&[]);
 
     // Busy `reverse_dash` with a worker; `queued_dash` has jobs and no worker.
     let worker = Worker::start(server.port, &["reverse_dash"]);

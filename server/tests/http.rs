@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::http::{curl, get, sample, Load, Worker};
-use common::Server;
+use common::http::{curl, get, sample, start_with_http, Load, Worker};
 use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode};
 use gearman_tests::{free_port, run, Conn, ServerProcess};
 use std::collections::BTreeMap;
@@ -14,30 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// gearmand-rs with HTTP on a free port; returns it and the HTTP base URL.
-fn start_with_http(extra: &[&str]) -> (Server, String) {
-    let port = free_port().to_string();
-    let mut args = vec!["--http-port", port.as_str()];
-    args.extend_from_slice(extra);
-    let server = Server::start(&args);
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + LIMIT;
-    while run(
-        "curl",
-        &["-s", "-o", "/dev/null", &format!("{base}/healthz")],
-        b"",
-        LIMIT,
-    )
-    .status
-    .code()
-        != Some(0)
-    {
-        assert!(Instant::now() < deadline, "HTTP not up on {base}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, base)
-}
 
 /// `status` as (function -> [total, running, workers]).
 fn admin_status(conn: &mut Conn) -> BTreeMap<String, [u64; 3]> {

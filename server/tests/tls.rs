@@ -6,12 +6,10 @@
 mod common;
 
 use common::BINARY;
-use gearman_core::proto::{
-    GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
-};
+use gearman_core::proto::{Request, Response};
 use gearman_tests::certs::TestPki;
 use gearman_tests::tls::{client_tls, Probe, TlsServer};
-use gearman_tests::Conn;
+use gearman_tests::{run_job, Conn};
 use gearman_tls::ClientTls;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,45 +19,6 @@ use std::time::{Duration, Instant};
 
 fn start(pki: &TestPki, extra: &[&str], probe: Probe<'_>) -> TlsServer {
     TlsServer::start(Path::new(BINARY), pki, None, extra, probe)
-}
-
-/// One job end to end: `worker` registers and grabs, `client` submits and gets the result.
-fn run_job(client: &mut Conn, worker: &mut Conn) {
-    worker.send(Request::CanDo {
-        function: "tls_echo".into(),
-    });
-    client.send(Request::Submit(SubmitJob {
-        function: "tls_echo".into(),
-        unique: "".into(),
-        mode: SubmitMode::Foreground(Priority::Normal),
-        data: "payload".into(),
-    }));
-    let handle = match client.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("expected JOB_CREATED, got {other:?}"),
-    };
-    worker.send(Request::GrabJob(GrabMode::Plain));
-    let assigned = match worker.recv() {
-        Response::JobAssign(a) => a,
-        other => panic!("expected JOB_ASSIGN, got {other:?}"),
-    };
-    assert_eq!(assigned.data, "payload");
-    worker.send(Request::WorkComplete(WorkPayload {
-        handle: assigned.handle,
-        data: "done".into(),
-    }));
-    assert_eq!(
-        client.recv(),
-        Response::WorkComplete(WorkPayload {
-            handle,
-            data: "done".into()
-        })
-    );
-}
-
-fn echo(conn: &mut Conn) {
-    conn.send(Request::Echo { data: "hi".into() });
-    assert_eq!(conn.recv(), Response::EchoRes { data: "hi".into() });
 }
 
 /// The handshake error text of a refused connection (server refusals under TLS 1.3 show
@@ -85,7 +44,7 @@ fn jobs_and_admin_over_tls_with_and_without_client_certificates() {
     let server = start(&pki, &[], Probe::Tls(&with_cert));
     let mut client = server.conn(&without);
     let mut worker = server.conn(&with_cert);
-    run_job(&mut client, &mut worker);
+    run_job(&mut client, &mut worker, "tls_echo");
     let status = client.admin("status\n");
     assert!(status.starts_with("tls_echo\t0\t0\t1\n"), "{status:?}");
     // The plaintext listener serves the same job server.
@@ -115,7 +74,7 @@ fn plaintext_client_on_a_tls_port_is_told_and_others_are_served() {
     let mut admin = Conn::new(server.port());
     let line = admin.admin("status\n");
     assert!(line.starts_with("ERR TLS_REQUIRED "), "{line:?}");
-    echo(&mut server.conn(&tls));
+    server.conn(&tls).echo_ok();
 }
 
 #[test]
@@ -148,13 +107,17 @@ fn client_refuses_expired_foreign_and_misnamed_server_certificates() {
         &[],
         Probe::Plain,
     );
-    echo(&mut Conn::tls(server.port(), &tls, "elsewhere.example").unwrap());
+    Conn::tls(server.port(), &tls, "elsewhere.example")
+        .unwrap()
+        .echo_ok();
     let skip = ClientTls::builder()
         .ca_file(&pki.ca)
         .danger_skip_server_name()
         .build()
         .unwrap();
-    echo(&mut Conn::tls(server.port(), &skip, "127.0.0.1").unwrap());
+    Conn::tls(server.port(), &skip, "127.0.0.1")
+        .unwrap()
+        .echo_ok();
     let skip_other_ca = ClientTls::builder()
         .ca_file(pki.other_ca())
         .danger_skip_server_name()
@@ -184,7 +147,7 @@ fn verify_client_refuses_missing_expired_and_foreign_client_certificates() {
             why.contains("alert") || why.contains("closed"),
             "{what}: {why}"
         );
-        echo(&mut server.conn(&good));
+        server.conn(&good).echo_ok();
     }
 }
 
@@ -193,8 +156,10 @@ fn offered_client_certificates_are_verified_without_verify_client() {
     let pki = TestPki::generate("optional");
     let anonymous = client_tls(&pki.ca, None);
     let server = start(&pki, &[], Probe::Tls(&anonymous));
-    echo(&mut server.conn(&anonymous));
-    echo(&mut server.conn(&client_tls(&pki.ca, Some(&pki.client("alice")))));
+    server.conn(&anonymous).echo_ok();
+    server
+        .conn(&client_tls(&pki.ca, Some(&pki.client("alice"))))
+        .echo_ok();
     let foreign = client_tls(&pki.ca, Some(&pki.foreign_client("mallory")));
     let why = refusal(server.port(), &foreign, "127.0.0.1");
     assert!(why.contains("alert") || why.contains("closed"), "{why}");
@@ -214,7 +179,7 @@ fn stalled_handshake_is_dropped_at_the_timeout_while_others_are_served() {
     // Meanwhile full handshakes and jobs go through at once.
     for _ in 0..5 {
         let mut conn = server.conn(&tls);
-        echo(&mut conn);
+        conn.echo_ok();
     }
     assert!(
         started.elapsed() < Duration::from_millis(1500),
@@ -231,7 +196,7 @@ fn stalled_handshake_is_dropped_at_the_timeout_while_others_are_served() {
         waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
         "dropped after {waited:?}, expected at the 1.5 s timeout"
     );
-    echo(&mut server.conn(&tls));
+    server.conn(&tls).echo_ok();
 }
 
 #[test]
@@ -365,7 +330,7 @@ fn openssl_s_client_reads_admin_status() {
     worker.send(Request::CanDo {
         function: "via_openssl".into(),
     });
-    echo(&mut worker);
+    worker.echo_ok();
     let mut child = Command::new("openssl")
         .args(["s_client", "-quiet", "-verify_return_error", "-connect"])
         .arg(format!("127.0.0.1:{}", server.port()))

@@ -12,7 +12,7 @@ use gearman_core::proto::{
 };
 use gearman_tests::certs::TestPki;
 use gearman_tests::tls::{client_tls, Probe, TlsServer};
-use gearman_tests::{Conn, WireStream};
+use gearman_tests::{run_job, Conn, WireStream};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -57,45 +57,6 @@ fn arg(path: &Path) -> String {
 
 fn unix_arg(path: &Path) -> String {
     format!("unix:{}", path.display())
-}
-
-/// One job end to end over `client` and `worker` connections of any kind.
-fn run_job<S: WireStream>(client: &mut Conn<S>, worker: &mut Conn<S>, function: &'static str) {
-    worker.send(Request::CanDo {
-        function: function.into(),
-    });
-    client.send(Request::Submit(SubmitJob {
-        function: function.into(),
-        unique: "".into(),
-        mode: SubmitMode::Foreground(Priority::Normal),
-        data: "payload".into(),
-    }));
-    let handle = match client.recv() {
-        Response::JobCreated { handle } => handle,
-        other => panic!("expected JOB_CREATED, got {other:?}"),
-    };
-    worker.send(Request::GrabJob(GrabMode::Plain));
-    let assigned = match worker.recv() {
-        Response::JobAssign(a) => a,
-        other => panic!("expected JOB_ASSIGN, got {other:?}"),
-    };
-    assert_eq!(assigned.data, "payload");
-    worker.send(Request::WorkComplete(WorkPayload {
-        handle: assigned.handle,
-        data: "done".into(),
-    }));
-    assert_eq!(
-        client.recv(),
-        Response::WorkComplete(WorkPayload {
-            handle,
-            data: "done".into()
-        })
-    );
-}
-
-fn echo<S: WireStream>(conn: &mut Conn<S>) {
-    conn.send(Request::Echo { data: "hi".into() });
-    assert_eq!(conn.recv(), Response::EchoRes { data: "hi".into() });
 }
 
 fn submit_background<S: WireStream>(conn: &mut Conn<S>, function: &'static str) -> Response {
@@ -175,7 +136,7 @@ fn a_job_and_the_admin_protocol_over_a_unix_socket() {
     let row = format!(" unix:{} - : unix_echo\n", dir.my_uid());
     assert!(workers.contains(&row), "{workers:?}");
     // TCP still serves beside it.
-    echo(&mut server.conn());
+    server.conn().echo_ok();
 }
 
 #[test]
@@ -194,7 +155,7 @@ fn the_socket_mode_is_applied() {
         let mode = std::fs::metadata(path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640, "{}: {mode:o}", path.display());
     }
-    echo(&mut Conn::unix(&b));
+    Conn::unix(&b).echo_ok();
 }
 
 #[test]
@@ -214,7 +175,7 @@ fn the_socket_files_are_removed_after_sigterm() {
     let mut server = Server::start(&["-L", &unix_arg(&a), "--unix-socket", &arg(&b)]);
     // A connected client does not keep the file.
     let mut conn = Conn::unix(&a);
-    echo(&mut conn);
+    conn.echo_ok();
     assert!(a.exists() && b.exists());
     server.terminate();
     let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
@@ -231,7 +192,7 @@ fn a_stale_socket_file_is_replaced() {
     drop(UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
     let _server = Server::start(&["--unix-socket", &arg(&socket)]);
-    echo(&mut Conn::unix(&socket));
+    Conn::unix(&socket).echo_ok();
 }
 
 #[test]
@@ -380,8 +341,8 @@ fn tls_over_a_unix_socket() {
         Response::Error { code, .. } => assert_eq!(code, "TLS_REQUIRED"),
         other => panic!("plaintext on a TLS unix socket got {other:?}"),
     }
-    echo(&mut Conn::unix(&plain_socket));
-    echo(&mut server.conn(&tls));
+    Conn::unix(&plain_socket).echo_ok();
+    server.conn(&tls).echo_ok();
 }
 
 #[test]
@@ -405,7 +366,7 @@ fn http_jobs_run_on_a_server_without_a_tcp_gearman_listener() {
         assert!(Instant::now() < deadline, "no socket");
         std::thread::sleep(Duration::from_millis(20));
     };
-    echo(&mut worker);
+    worker.echo_ok();
     worker.send(Request::CanDo {
         function: "reverse_http".into(),
     });

@@ -27,4 +27,4 @@ mod wire;
 pub use databases::{Postgres, Redis};
 pub use peers::{run, stdout, wait_for_workers, Peer};
 pub use process::{admin_pid, free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
-pub use wire::{Conn, WireStream};
+pub use wire::{run_job, Conn, WireStream};

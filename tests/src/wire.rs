@@ -219,4 +219,46 @@ impl<S: WireStream> Conn<S> {
             }
         }
     }
+
+    /// Sends ECHO_REQ and checks the reply: the connection is usable end to end.
+    pub fn echo_ok(&mut self) {
+        self.send(Request::Echo { data: "hi".into() });
+        assert_eq!(self.recv(), Response::EchoRes { data: "hi".into() });
+    }
+}
+
+/// One foreground job end to end: `worker` registers `function` and grabs, `client`
+/// submits `payload` and gets the worker's `done`.
+pub fn run_job<S: WireStream>(client: &mut Conn<S>, worker: &mut Conn<S>, function: &str) {
+    use gearman_core::proto::{GrabMode, Priority, WorkPayload};
+    worker.send(Request::CanDo {
+        function: function.to_string().into(),
+    });
+    client.send(Request::Submit(SubmitJob {
+        function: function.to_string().into(),
+        unique: "".into(),
+        mode: SubmitMode::Foreground(Priority::Normal),
+        data: "payload".into(),
+    }));
+    let handle = match client.recv() {
+        Response::JobCreated { handle } => handle,
+        other => panic!("expected JOB_CREATED, got {other:?}"),
+    };
+    worker.send(Request::GrabJob(GrabMode::Plain));
+    let assigned = match worker.recv() {
+        Response::JobAssign(a) => a,
+        other => panic!("expected JOB_ASSIGN, got {other:?}"),
+    };
+    assert_eq!(assigned.data, "payload");
+    worker.send(Request::WorkComplete(WorkPayload {
+        handle: assigned.handle,
+        data: "done".into(),
+    }));
+    assert_eq!(
+        client.recv(),
+        Response::WorkComplete(WorkPayload {
+            handle,
+            data: "done".into()
+        })
+    );
 }

@@ -2,13 +2,14 @@
 //! thread, and a load of jobs.
 #![allow(dead_code)]
 
+use super::Server;
 use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode, WorkPayload};
-use gearman_tests::{run, Conn};
+use gearman_tests::{free_port, run, Conn};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A reply: status, headers (names lower-cased), body.
 #[derive(Debug)]
@@ -57,6 +58,34 @@ pub fn get(url: &str) -> String {
     let r = curl(&[url]);
     assert_eq!(r.status, 200, "GET {url}: {r:?}");
     String::from_utf8(r.body).unwrap()
+}
+
+/// gearmand-rs with `--http-port` on a free port plus `extra`, once its `/healthz` answers;
+/// with the HTTP base URL.
+pub fn start_with_http(extra: &[&str]) -> (Server, String) {
+    let port = free_port().to_string();
+    let mut args = vec!["--http-port", port.as_str()];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while curl_status(&format!("{base}/healthz")) != Some(0) {
+        assert!(Instant::now() < deadline, "HTTP not up on {base}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, base)
+}
+
+/// curl's exit code for a GET of `url` (body dropped).
+fn curl_status(url: &str) -> Option<i32> {
+    run(
+        "curl",
+        &["-s", "-o", "/dev/null", url],
+        b"",
+        Duration::from_secs(10),
+    )
+    .status
+    .code()
 }
 
 /// A worker thread for `functions`: `reverse*` answer the reversed workload, `fail*`
