@@ -1,7 +1,8 @@
 //! Retries, dead letters and epoch jobs over real sockets, with the SQLite store and
 //! `kill -9` between runs: a failing background job is retried with backoff, lands in
 //! `show dead`, survives a restart there, and `retry dead` runs it again; pending retries
-//! and epoch jobs keep their time across a restart. The retries and dead letters are counted
+//! and epoch jobs keep their time across a restart; a PHP pecl-gearman worker sees its
+//! failed job retried, dead, and run again by `retry dead`. The retries and dead letters are counted
 //! in `/metrics` and listed by `GET /api/dead`.
 
 mod common;
@@ -322,4 +323,113 @@ fn pending_retries_and_epoch_jobs_keep_their_time_across_kill_9() {
     let dead = dead_lines(&server);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].contains("\tslow\t2\tfail\t"), "{dead:?}");
+}
+
+/// A PHP pecl-gearman worker for `php_flaky`: appends `fail|ok WORKLOAD TIME` to the log
+/// file for each run, and fails the job (sendFail) unless the marker file exists.
+const PHP_FLAKY_WORKER: &str = r#"<?php
+[$_, $port, $log, $marker] = $argv;
+$w = new GearmanWorker();
+$w->addServer('127.0.0.1', (int)$port);
+$w->addFunction('php_flaky', function ($job) use ($log, $marker) {
+    $ok = file_exists($marker);
+    file_put_contents($log, ($ok ? 'ok' : 'fail') . ' ' . $job->workload() . ' '
+        . microtime(true) . "\n", FILE_APPEND);
+    if ($ok) {
+        return 'done';
+    }
+    $job->sendFail();
+    return '';
+});
+while ($w->work());
+"#;
+
+/// The PHP worker's log: (outcome, workload, Unix time in seconds) per run.
+fn php_runs(log: &Path) -> Vec<(String, String, f64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Polls `done` every 20 ms for up to 10 s; whether it became true.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[test]
+fn php_pecl_worker_failing_a_background_job_sees_it_retried_then_dead_then_run_again() {
+    let dir = temp_db("php-retries");
+    let dir = dir.parent().unwrap();
+    let (script, log, marker) = (
+        dir.join("worker.php"),
+        dir.join("runs.log"),
+        dir.join("succeed"),
+    );
+    std::fs::write(&script, PHP_FLAKY_WORKER).unwrap();
+    let server = Server::start(&["--retry", "php_flaky=2:200ms"]);
+    let port = server.port.to_string();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let _worker = common::Peer::spawn("php", &[&path(&script), &port, &path(&log), &path(&marker)]);
+    common::wait_for_workers(&server, "php_flaky", 1);
+    let handle = submit_background(&mut server.conn(), "php_flaky", "payload");
+
+    // Run, then retried twice with backoff (200 ms, 400 ms), then a dead letter.
+    assert!(
+        eventually(|| !dead_lines(&server).is_empty()),
+        "no dead letter; the worker ran {:?}",
+        php_runs(&log)
+    );
+    let runs = php_runs(&log);
+    let outcomes: Vec<(&str, &str)> = runs.iter().map(|(o, w, _)| (&o[..], &w[..])).collect();
+    assert_eq!(outcomes, [("fail", "payload"); 3], "{runs:?}");
+    let gaps: Vec<f64> = runs.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    assert!(
+        gaps[0] >= 0.15 && gaps[1] >= 0.35,
+        "retried after {gaps:?} s"
+    );
+    let dead = dead_lines(&server);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let fields: Vec<&str> = dead[0].split('\t').collect();
+    assert_eq!(
+        fields[..4],
+        [
+            std::str::from_utf8(&handle).unwrap(),
+            "php_flaky",
+            "3",
+            "fail"
+        ],
+        "{dead:?}"
+    );
+    assert_eq!(
+        server.conn().admin("status\n"),
+        "php_flaky\t0\t0\t1\n.\n",
+        "not queued"
+    );
+
+    // retry dead: the PHP worker runs it again, and this time it succeeds.
+    std::fs::write(&marker, "").unwrap();
+    assert_eq!(server.conn().admin("retry dead php_flaky\n"), "OK 1\n");
+    assert!(
+        eventually(|| php_runs(&log).len() == 4),
+        "not run again: {:?}",
+        php_runs(&log)
+    );
+    assert_eq!(php_runs(&log)[3].0, "ok");
+    assert!(eventually(
+        || server.conn().admin("status\n") == "php_flaky\t0\t0\t1\n.\n"
+    ));
+    assert!(dead_lines(&server).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(php_runs(&log).len(), 4, "completed: not run again");
 }
