@@ -27,6 +27,8 @@ trait TlsAdapter {
     type Worker;
     /// A client of `addr` over TLS with `tls`.
     fn client(addr: &str, tls: ClientTls) -> Self::Client;
+    /// A plaintext client of `addr` with this call timeout.
+    fn plain_client(addr: &str, timeout: Duration) -> Self::Client;
     /// Connects now (TLS handshake and the server's acceptance included).
     fn connect(c: &mut Self::Client) -> Result<(), Error>;
     /// Runs a foreground job (within [`JOB_TIMEOUT`]).
@@ -146,6 +148,29 @@ fn tls_over_a_unix_socket<A: TlsAdapter>() {
     A::stop(worker);
 }
 
+/// A plaintext client's eager connect to the TLS-only port fails with the server's
+/// TLS_REQUIRED (the TCP connect alone succeeds: the connect confirms with an ECHO that a
+/// Gearman server answers), and one to a port that accepts and never answers fails at the
+/// call timeout; the same client connects to the plaintext listener.
+fn plaintext_connect_to_a_tls_port_fails<A: TlsAdapter>() {
+    let pki = TestPki::generate("adapter-plain");
+    let server = TlsServer::start(binary(), &pki, None, &[], Probe::Plain);
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let mut client = A::plain_client(&addr(&server), timeout);
+    let refused = A::connect(&mut client).expect_err("plaintext connect to a TLS-only port");
+    assert!(refused.to_string().contains("TLS_REQUIRED"), "{refused}");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("silent listener");
+    let silent_addr = silent.local_addr().expect("silent address").to_string();
+    let mut client = A::plain_client(&silent_addr, timeout);
+    let unanswered = A::connect(&mut client).expect_err("connect to a silent port");
+    assert!(unanswered.to_string().contains("timed out"), "{unanswered}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "failed after {waited:?}");
+    let plain = format!("127.0.0.1:{}", server.plain_port);
+    A::connect(&mut A::plain_client(&plain, timeout)).expect("plaintext listener");
+}
+
 fn wrong_server_name_is_refused<A: TlsAdapter>() {
     let pki = TestPki::generate("adapter-name");
     let misnamed = pki.misnamed_server();
@@ -208,6 +233,7 @@ macro_rules! tls_suite {
                 job_between_tls_client_and_tls_worker,
                 timeouts_hold_over_tls,
                 tls_over_a_unix_socket,
+                plaintext_connect_to_a_tls_port_fails,
                 wrong_server_name_is_refused,
                 certificate_from_another_ca_is_refused,
                 client_certificate_required,
@@ -255,6 +281,10 @@ mod async_adapters {
 
         fn client(addr: &str, tls: ClientTls) -> Self::Client {
             E::client().server(addr).tls(tls).build()
+        }
+
+        fn plain_client(addr: &str, timeout: Duration) -> Self::Client {
+            E::client().server(addr).timeout(timeout).build()
         }
 
         fn connect(c: &mut Self::Client) -> Result<(), Error> {
@@ -395,6 +425,13 @@ mod blocking_adapter {
 
         fn client(addr: &str, tls: ClientTls) -> Client {
             gearman_blocking::client().server(addr).tls(tls).build()
+        }
+
+        fn plain_client(addr: &str, timeout: Duration) -> Client {
+            gearman_blocking::client()
+                .server(addr)
+                .timeout(timeout)
+                .build()
         }
 
         fn connect(c: &mut Client) -> Result<(), Error> {

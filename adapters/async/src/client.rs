@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// How long [`Client::connect`] waits for a server's ECHO when the client has no call
+/// timeout.
+pub const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 type Results = UnboundedSender<Result<ClientEvent, CallError>>;
 
 /// A call for the connection task.
@@ -316,11 +320,59 @@ impl<Rt: Runtime> Client<Rt> {
         Err(self.no_server())
     }
 
-    /// Connects to every server now (connections are otherwise opened on first use), so a
-    /// wrong address or a dead port shows at once. Fails with [`Error::NoServer`] naming
-    /// each server that could not be reached; the others stay connected.
+    /// Opens the connection to server `idx` and confirms with one ECHO round trip that a
+    /// Gearman server answers on it (a TCP connect alone also succeeds on a TLS-only port
+    /// or another service), within the client's call timeout or [`CONNECT_CHECK_TIMEOUT`].
+    /// A failed check is that server's connect error, and its connection is dropped.
+    async fn open_checked(&self, idx: usize) -> Result<(), Arc<io::Error>> {
+        let tx = self.open(idx).await?;
+        let (events, rx) = unbounded();
+        let start = Start {
+            call: Call::Echo(Bytes::from_static(b"gearman-rs: connect check")),
+            timeout: Some(self.inner.timeout.unwrap_or(CONNECT_CHECK_TIMEOUT)),
+            events,
+        };
+        let stream = JobStream {
+            events: rx,
+            done: false,
+            _client: self.inner.clone(),
+        };
+        let answered = match tx.unbounded_send(start) {
+            Ok(()) => stream.reply().await.and_then(ClientEvent::into_bytes),
+            Err(_) => Err(CallError::Connection(ConnError::Closed)),
+        };
+        let Err(e) = answered.map_err(Error::from) else {
+            return Ok(());
+        };
+        let kind = match e {
+            Error::TimedOut => io::ErrorKind::TimedOut,
+            Error::Connection(_) => io::ErrorKind::ConnectionAborted,
+            _ => io::ErrorKind::InvalidData,
+        };
+        let e = Arc::new(io::Error::new(
+            kind,
+            format!("connected, but the server did not answer an ECHO: {e}"),
+        ));
+        let addr = self.inner.addrs.get(idx).map_or("", String::as_str);
+        tracing::warn!(server = addr, error = %e, "gearman client: connect check failed");
+        let mut pool = self.pool();
+        pool.servers.on_failure(idx, self.inner.rt.now());
+        if let Some(slot) = pool.errors.get_mut(idx) {
+            *slot = Some(e.clone());
+        }
+        if let Some(slot) = pool.conns.get_mut(idx) {
+            *slot = None;
+        }
+        Err(e)
+    }
+
+    /// Connects to every server now (connections are otherwise opened on first use) and
+    /// checks with an ECHO round trip that each answers as a Gearman server, so a wrong
+    /// address, a dead port or a TLS-only port without TLS shows at once. Fails with
+    /// [`Error::NoServer`] naming each server that could not be reached or did not answer
+    /// (within the call timeout, or [`CONNECT_CHECK_TIMEOUT`]); the others stay connected.
     pub async fn connect(&self) -> Result<(), Error> {
-        let opens = (0..self.inner.addrs.len()).map(|idx| self.open(idx));
+        let opens = (0..self.inner.addrs.len()).map(|idx| self.open_checked(idx));
         let opened = futures::future::join_all(opens).await;
         let failed = opened.iter().zip(&self.inner.addrs);
         let failed: Vec<_> = failed

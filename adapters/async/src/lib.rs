@@ -19,7 +19,7 @@ pub mod tls;
 mod worker;
 
 pub use api::{Error, JobEvent, Task, TaskOutput, Unreachable};
-pub use client::{Client, ClientBuilder, JobStream};
+pub use client::{Client, ClientBuilder, JobStream, CONNECT_CHECK_TIMEOUT};
 pub use gearman_core::addr::{AddrError, ServerAddr};
 pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, Job, Schedule, Selection};
