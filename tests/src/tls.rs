@@ -102,3 +102,43 @@ impl TlsServer {
         Conn::new(self.plain_port)
     }
 }
+
+/// A TCP listener on 127.0.0.1 that accepts one connection and trickles a TLS handshake
+/// that never completes: a record header promising 16 KiB, then one byte every 100 ms, so
+/// no single read waits long. It stops by itself after 30 s, or when the peer leaves.
+pub struct Trickler {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Trickler {
+    /// Starts the listener's thread.
+    pub fn start() -> Trickler {
+        use std::io::Write;
+        use std::time::{Duration, Instant};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("trickler listener");
+        let addr = listener.local_addr().expect("trickler address").to_string();
+        listener.set_nonblocking(true).expect("nonblocking accept");
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(30);
+            let mut conn = loop {
+                match listener.accept() {
+                    Ok((conn, _)) => break conn,
+                    Err(_) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(_) => return,
+                }
+            };
+            let _ = conn.set_nonblocking(false);
+            // A TLS 1.2 handshake record of 16384 bytes: ServerHello would be inside.
+            if conn.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).is_err() {
+                return;
+            }
+            while Instant::now() < until && conn.write_all(&[0]).is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Trickler { addr }
+    }
+}

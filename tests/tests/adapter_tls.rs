@@ -7,9 +7,10 @@
 //! accepted and a missing one refused. Scenarios are written once against [`TlsAdapter`]
 //! and instantiated per runtime by `tls_suite!`.
 
+use gearman_async::tls::HANDSHAKE_TIMEOUT;
 use gearman_async::{ClientTls, Error, WorkError};
 use gearman_tests::certs::{CertFiles, TestPki};
-use gearman_tests::tls::{client_tls, Probe, TlsServer};
+use gearman_tests::tls::{client_tls, Probe, TlsServer, Trickler};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -171,6 +172,20 @@ fn plaintext_connect_to_a_tls_port_fails<A: TlsAdapter>() {
     A::connect(&mut A::plain_client(&plain, timeout)).expect("plaintext listener");
 }
 
+/// A server that accepts and trickles its handshake a byte at a time (each read gets
+/// something) does not hold the connect: the handshake as a whole ends at
+/// [`HANDSHAKE_TIMEOUT`] with an error saying it timed out.
+fn trickled_handshake_times_out<A: TlsAdapter>() {
+    let pki = TestPki::generate("adapter-trickle");
+    let trickler = Trickler::start();
+    let started = Instant::now();
+    let why = refusal::<A>(&trickler.addr, with_name(&pki.ca, "localhost"));
+    let waited = started.elapsed();
+    assert!(why.contains("TLS handshake timed out"), "{why}");
+    let bound = HANDSHAKE_TIMEOUT + Duration::from_secs(5);
+    assert!(waited < bound, "gave up after {waited:?}");
+}
+
 fn wrong_server_name_is_refused<A: TlsAdapter>() {
     let pki = TestPki::generate("adapter-name");
     let misnamed = pki.misnamed_server();
@@ -234,6 +249,7 @@ macro_rules! tls_suite {
                 timeouts_hold_over_tls,
                 tls_over_a_unix_socket,
                 plaintext_connect_to_a_tls_port_fails,
+                trickled_handshake_times_out,
                 wrong_server_name_is_refused,
                 certificate_from_another_ca_is_refused,
                 client_certificate_required,

@@ -4,11 +4,11 @@
 use super::{Connector, StdConnector, Stream};
 use crate::tls::{check_reply, echo_check, handshake_failed, refused, HANDSHAKE_TIMEOUT};
 use gearman_core::addr::ServerAddr;
-use gearman_tls::rustls::{ClientConnection, StreamOwned};
+use gearman_tls::rustls::{self, ClientConnection, StreamOwned};
 use gearman_tls::ClientTls;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Opens a stream with another connector (TCP and Unix sockets by default) and runs a TLS
 /// handshake over it, verifying the server with [`ClientTls`]; the connect fails with the
@@ -35,21 +35,52 @@ impl Connector for TlsConnector {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
         let name = self.tls.server_name_for(addr);
         let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let session = ClientConnection::new(self.tls.config(), name).map_err(io::Error::other)?;
-        let mut stream = StreamOwned::new(session, self.inner.connect(addr)?);
-        // Each read of the handshake and the check waits at most this long.
-        stream.sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        while stream.conn.is_handshaking() {
-            let StreamOwned { conn, sock } = &mut stream;
-            conn.complete_io(sock).map_err(handshake_failed)?;
+        let mut conn = ClientConnection::new(self.tls.config(), name).map_err(io::Error::other)?;
+        let mut sock = self.inner.connect(addr)?;
+        // The handshake and the check together, not each read: a server trickling a
+        // byte per read timeout must not hold the connect forever.
+        let mut bounded = Bounded {
+            sock: &mut sock,
+            until: Instant::now() + HANDSHAKE_TIMEOUT,
+        };
+        while conn.is_handshaking() {
+            conn.complete_io(&mut bounded).map_err(handshake_failed)?;
         }
-        confirm(&mut stream)?;
-        Ok(Box::new(TlsStream(stream)))
+        confirm(&mut rustls::Stream::new(&mut conn, &mut bounded))?;
+        Ok(Box::new(TlsStream(StreamOwned::new(conn, sock))))
+    }
+}
+
+/// A stream whose reads all end by `until`: each waits at most the time left, and one
+/// started later fails with `TimedOut`.
+struct Bounded<'a> {
+    sock: &'a mut Box<dyn Stream>,
+    until: Instant,
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.sock.set_read_timeout(Some(left))?;
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
     }
 }
 
 /// [`crate::tls::confirm`], blocking.
-fn confirm(stream: &mut StreamOwned<ClientConnection, Box<dyn Stream>>) -> io::Result<()> {
+fn confirm(stream: &mut (impl Read + Write)) -> io::Result<()> {
     let (request, expected) = echo_check();
     let mut reply = vec![0; expected.len()];
     let mut exchange = || {
