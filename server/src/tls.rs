@@ -3,16 +3,16 @@
 //! Each handshake runs in the accepted connection's own task under
 //! `--ssl-handshake-timeout`, so a peer that stalls mid-handshake delays nobody else and is
 //! dropped at the timeout. A failed handshake closes that connection only and is logged
-//! (at most [`FAILURE_LOGS_PER_WINDOW`] lines per [`FAILURE_WINDOW`]). A plaintext Gearman
+//! (at most one line per [`FAILURE_LOG_INTERVAL`], counting the others). A plaintext Gearman
 //! client on a TLS port gets one plaintext ERROR packet (or `ERR` line) saying so.
 
+use crate::log_limit::{repeats_note, LogLimiter};
 use crate::transport::{Accepted, ByteStream, Peer, Stream};
 use crate::StartError;
 use gearman_core::acl::Identity;
 use gearman_tls::{peer_identity, ServerTls, ServerTlsOptions};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsAcceptor;
 
@@ -159,23 +159,15 @@ pub(crate) fn prepare(
     Ok((tls, acl))
 }
 
-/// Handshake failures logged per window; the rest are counted and summed up.
-pub(crate) const FAILURE_LOGS_PER_WINDOW: u32 = 5;
-/// The window for [`FAILURE_LOGS_PER_WINDOW`].
-pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-struct FailureLog {
-    window_start: Instant,
-    logged: u32,
-    suppressed: u32,
-}
+/// How often a failed handshake is logged; the ones in between are counted into the next
+/// line.
+pub(crate) const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Accepts TLS on TCP or Unix socket connections.
 pub(crate) struct TlsListener {
     acceptor: TlsAcceptor,
     timeout: Duration,
-    failures: Mutex<FailureLog>,
+    failures: LogLimiter,
 }
 
 impl TlsListener {
@@ -186,11 +178,7 @@ impl TlsListener {
         Ok(TlsListener {
             acceptor: TlsAcceptor::from(tls.config()),
             timeout: settings.handshake_timeout,
-            failures: Mutex::new(FailureLog {
-                window_start: Instant::now(),
-                logged: 0,
-                suppressed: 0,
-            }),
+            failures: LogLimiter::new(FAILURE_LOG_INTERVAL),
         })
     }
 
@@ -260,29 +248,9 @@ impl TlsListener {
     }
 
     fn log_failure(&self, peer: &Peer, why: &str) {
-        let Ok(mut log) = self.failures.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if now.duration_since(log.window_start) >= FAILURE_WINDOW {
-            if log.suppressed > 0 {
-                tracing::warn!(
-                    "{} more TLS handshake failure(s) in the last {:?} not logged",
-                    log.suppressed,
-                    FAILURE_WINDOW
-                );
-            }
-            *log = FailureLog {
-                window_start: now,
-                logged: 0,
-                suppressed: 0,
-            };
-        }
-        if log.logged < FAILURE_LOGS_PER_WINDOW {
-            log.logged += 1;
-            tracing::warn!("TLS handshake with {peer} failed: {why}");
-        } else {
-            log.suppressed += 1;
+        if let Some(repeats) = self.failures.check() {
+            let also = repeats_note(repeats);
+            tracing::warn!("TLS handshake with {peer} failed: {why}{also}");
         }
     }
 }
