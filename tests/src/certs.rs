@@ -63,6 +63,13 @@ impl TestPki {
             std::process::id(),
             rand_suffix()
         ));
+        Self::generate_in(dir)
+    }
+
+    /// A fresh CA and server certificate in `dir`, emptied first (for a PKI that lives as
+    /// long as the process, in a directory the next run reuses).
+    pub fn generate_in(dir: PathBuf) -> TestPki {
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the PKI directory");
         let ca_authority = Authority::new("gearman-rs test CA");
         let ca = dir.join("ca.pem");

@@ -80,7 +80,18 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`] on a given port (panics if it cannot listen there).
     pub fn start_on(binary: &Path, port: u16, extra: &[&str]) -> ServerProcess {
-        Self::try_start_on(binary, port, extra, &admin_pid).unwrap_or_else(|why| panic!("{why}"))
+        Self::start_on_probing(binary, port, extra, admin_pid)
+    }
+
+    /// Like [`ServerProcess::start_on`], probing with `probe` as
+    /// [`ServerProcess::start_probing`] does.
+    pub fn start_on_probing(
+        binary: &Path,
+        port: u16,
+        extra: &[&str],
+        probe: impl Fn(u16) -> Option<u32>,
+    ) -> ServerProcess {
+        Self::try_start_on(binary, port, extra, &probe).unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Starts the server and waits until it listens on `port`. Something answering on the

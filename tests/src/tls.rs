@@ -43,6 +43,30 @@ pub enum Probe<'a> {
     Plain,
 }
 
+/// gearmand-rs's flags for TLS on its port with `server`'s certificate and key, a plaintext
+/// listener on 127.0.0.1:`plain_port`, and (with `trust_ca`) the PKI's CA for client
+/// certificates.
+pub fn server_args(
+    pki: &TestPki,
+    server: &CertFiles,
+    plain_port: u16,
+    trust_ca: bool,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--ssl".into(),
+        "--ssl-certificate".into(),
+        server.cert.display().to_string(),
+        "--ssl-key".into(),
+        server.key.display().to_string(),
+        "--plaintext-listen".into(),
+        format!("127.0.0.1:{plain_port}"),
+    ];
+    if trust_ca {
+        args.extend(["--ssl-ca-file".into(), pki.ca.display().to_string()]);
+    }
+    args
+}
+
 impl TlsServer {
     /// Starts `binary --ssl --ssl-certificate S --ssl-key K --plaintext-listen
     /// 127.0.0.1:P EXTRA...` with the PKI's server certificate (or `server`), trusting the
@@ -56,25 +80,10 @@ impl TlsServer {
     ) -> TlsServer {
         let server = server.unwrap_or(&pki.server);
         let plain_port = free_port();
-        let plain = format!("127.0.0.1:{plain_port}");
-        let (cert, key, ca) = (
-            server.cert.display().to_string(),
-            server.key.display().to_string(),
-            pki.ca.display().to_string(),
-        );
-        let mut args = vec![
-            "--ssl",
-            "--ssl-certificate",
-            &cert,
-            "--ssl-key",
-            &key,
-            "--plaintext-listen",
-            &plain,
-        ];
-        if !extra.contains(&"--ssl-ca-file") {
-            args.extend(["--ssl-ca-file", &ca]);
-        }
-        args.extend_from_slice(extra);
+        let trust_ca = !extra.contains(&"--ssl-ca-file");
+        let mut args = server_args(pki, server, plain_port, trust_ca);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = match probe {
             Probe::Tls(tls) => {
                 ServerProcess::start_probing(binary, &args, |port| tls_admin_pid(port, tls))

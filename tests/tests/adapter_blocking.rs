@@ -47,9 +47,12 @@ impl Adapter for Blocking {
         } else {
             Selection::RoundRobin
         };
-        let b = gearman_blocking::client()
+        let mut b = gearman_blocking::client()
             .exceptions(opts.exceptions)
             .selection(selection);
+        if let Some(tls) = adapter_common::server::client_tls_for(servers) {
+            b = b.tls(tls);
+        }
         b.servers(servers.iter().cloned()).build()
     }
 
@@ -151,12 +154,15 @@ fn standard_worker(
     concurrency: usize,
     backoff: Duration,
 ) -> gearman_blocking::Worker {
-    let b = gearman_blocking::worker()
+    let mut b = gearman_blocking::worker()
         .concurrency(concurrency)
         .backoff(Backoff {
             initial: backoff,
             max: backoff * 4,
         });
+    if let Some(tls) = adapter_common::server::client_tls_for(servers) {
+        b = b.tls(tls);
+    }
     servers
         .iter()
         .fold(b, |b, s| b.server(s.clone()))

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use gearman_async::{
     Backoff, Client, ClientBuilder, Connector, Error, Job, Runtime, Selection, ShutdownHandle,
-    WorkError, WorkerBuilder,
+    TlsRuntime, WorkError, WorkerBuilder,
 };
 use std::future::Future;
 use std::marker::PhantomData;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// A runtime plus the way to block on it from a test thread.
 pub trait Exec: Send + Sync + 'static {
-    type Rt: Runtime;
+    type Rt: TlsRuntime;
     type Connector: Connector;
     fn rt() -> Self::Rt;
     fn connector() -> Self::Connector;
@@ -131,6 +131,9 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         for s in servers {
             b = b.server(s.clone());
         }
+        if let Some(tls) = super::server::client_tls_for(servers) {
+            b = b.tls(tls);
+        }
         b.build()
     }
 
@@ -190,6 +193,9 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         for s in servers {
             b = b.server(s.clone());
         }
+        if let Some(tls) = super::server::client_tls_for(servers) {
+            b = b.tls(tls);
+        }
         let worker = standard_functions(b).build();
         let shutdown = worker.shutdown_handle();
         let thread = std::thread::spawn(move || E::block_on(worker.run()));
@@ -225,7 +231,10 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
     }
 
     fn work_once(servers: &[String], timeout: Duration) -> Result<usize, Error> {
-        let b = WorkerBuilder::new(E::rt(), E::connector()).servers(servers.to_vec());
+        let mut b = WorkerBuilder::new(E::rt(), E::connector()).servers(servers.to_vec());
+        if let Some(tls) = super::server::client_tls_for(servers) {
+            b = b.tls(tls);
+        }
         let worker = standard_functions(b).build();
         E::block_on(worker.work_once(timeout))
     }

@@ -361,7 +361,7 @@ pub fn epoch_job_runs_at_its_time_not_before<A: Adapter>() {
         "epoch job ran {} ms before its time",
         due_ms - got[0].1
     );
-    if s.kind == server::ServerKind::GearmandRs {
+    if s.kind.is_gearmand_rs() {
         assert!(
             late.is_none(),
             "gearmand-rs did not wake the sleeping worker"
@@ -508,7 +508,7 @@ pub fn graceful_shutdown_finishes_the_running_job<A: Adapter>() {
 /// (total, running) of `function` from the admin `status` command.
 pub fn admin_status(s: &TestServer, function: &str) -> Option<(u32, u32)> {
     use std::io::{BufRead, BufReader, Write};
-    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    let mut stream = std::net::TcpStream::connect(s.admin_addr()).unwrap();
     stream.write_all(b"status\r\n").unwrap();
     let reader = BufReader::new(stream);
     for line in reader.lines() {
@@ -528,7 +528,7 @@ pub fn admin_status(s: &TestServer, function: &str) -> Option<(u32, u32)> {
 /// Workers that can do `function`, from the admin `status` command.
 pub fn admin_workers(s: &TestServer, function: &str) -> u32 {
     use std::io::{BufRead, BufReader, Write};
-    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    let mut stream = std::net::TcpStream::connect(s.admin_addr()).unwrap();
     stream.write_all(b"status\r\n").unwrap();
     for line in BufReader::new(stream).lines() {
         let line = line.unwrap();
@@ -571,7 +571,7 @@ pub fn map_reduce<A: Adapter>() {
 pub fn unix_socket_client_and_worker<A: Adapter>() {
     let own_socket = std::env::temp_dir().join(format!("{}.sock", fresh_tag("gmrs-unix")));
     let (s, _relay, addr) = match server::TestServer::current_kind() {
-        server::ServerKind::GearmandRs => {
+        server::ServerKind::GearmandRs | server::ServerKind::GearmandRsTls => {
             let listen = format!("unix:{}", own_socket.display());
             (TestServer::start_with(&["-L", &listen]), None, listen)
         }
@@ -833,6 +833,10 @@ macro_rules! adapter_suite {
         mod gearmand_rs {
             use super::*;
             $crate::adapter_suite!(@each $A, GearmandRs);
+        }
+        mod gearmand_rs_tls {
+            use super::*;
+            $crate::adapter_suite!(@each $A, GearmandRsTls);
         }
     };
     (@each $A:ty, $kind:ident) => {
