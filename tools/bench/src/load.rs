@@ -1,7 +1,7 @@
 //! The load itself: clients submitting with a window (or in batches, or in the
 //! background), echo workers keeping several grabs in flight, and the timed phases.
 
-use crate::wire::Wire;
+use crate::wire::{Tls, Wire};
 use bytes::Bytes;
 use gearman_core::proto::{
     GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
@@ -28,6 +28,10 @@ pub(crate) enum Mode {
     Batch,
     /// Background: clients submit everything (no workers yet), then workers drain it.
     Bg,
+    /// Connections: each client opens `jobs` fresh connections one after the other, each
+    /// with one ECHO round trip, then closed. With `--ssl` each is a full TLS handshake (no
+    /// session resumption): the rate is handshakes per second.
+    Connect,
 }
 
 /// The shape of one run.
@@ -55,6 +59,8 @@ pub(crate) struct Plan {
     pub(crate) function: String,
     /// Give up after this long.
     pub(crate) timeout: Duration,
+    /// TLS on every connection, if set.
+    pub(crate) tls: Option<Tls>,
 }
 
 impl Plan {
@@ -135,7 +141,12 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
                 payloads.clone(),
                 ready.clone(),
             );
-            tokio::spawn(async move { client(id, &plan, &counters, &payloads, &ready).await })
+            tokio::spawn(async move {
+                match plan.mode {
+                    Mode::Connect => connects(&plan, &counters, &ready).await,
+                    _ => client(id, &plan, &counters, &payloads, &ready).await,
+                }
+            })
         })
         .collect();
     ready.wait().await;
@@ -202,15 +213,16 @@ async fn start_workers(
     let mut handles = Vec::new();
     let ready = Arc::new(Barrier::new(plan.workers + 1));
     for _ in 0..plan.workers {
-        let (addr, function, grabs, counters, ready) = (
+        let (addr, tls, function, grabs, counters, ready) = (
             plan.addr.clone(),
+            plan.tls.clone(),
             Bytes::from(plan.function.clone()),
             plan.grabs.max(1),
             counters.clone(),
             ready.clone(),
         );
         handles.push(tokio::spawn(async move {
-            let wire = Wire::connect(&addr).await;
+            let wire = Wire::connect(&addr, tls.as_ref()).await;
             ready.wait().await;
             worker(wire?, function, grabs, &counters, target).await
         }));
@@ -288,7 +300,7 @@ async fn client(
     payloads: &[Bytes],
     ready: &Barrier,
 ) -> io::Result<ClientResult> {
-    let wire = Wire::connect(&plan.addr).await;
+    let wire = Wire::connect(&plan.addr, plan.tls.as_ref()).await;
     ready.wait().await;
     let mut wire = wire?;
     let function = Bytes::from(plan.function.clone());
@@ -363,6 +375,37 @@ async fn client(
                 counters.answered.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+    Ok(result)
+}
+
+/// [`Mode::Connect`]'s client: `jobs` connections in turn, each timed from the connect
+/// (and handshake) to its ECHO's answer.
+async fn connects(plan: &Plan, counters: &Counters, ready: &Barrier) -> io::Result<ClientResult> {
+    ready.wait().await;
+    let mut result = ClientResult {
+        latency: histogram(),
+        completed: 0,
+        failures: 0,
+    };
+    let echo = Request::Echo {
+        data: Bytes::from_static(b"gearman-bench"),
+    };
+    let mut responses = Vec::new();
+    for _ in 0..plan.jobs {
+        let started = Instant::now();
+        let mut wire = Wire::connect(&plan.addr, plan.tls.as_ref()).await?;
+        wire.push(&echo);
+        wire.turn(&mut responses).await?;
+        match responses.drain(..).next() {
+            Some(Response::EchoRes { .. }) => {
+                record(&mut result.latency, started.elapsed());
+                result.completed += 1;
+            }
+            Some(Response::Error { code, text }) => return Err(server_error(&code, &text)),
+            _ => result.failures += 1,
+        }
+        counters.answered.fetch_add(1, Ordering::Relaxed);
     }
     Ok(result)
 }

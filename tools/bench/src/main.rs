@@ -19,6 +19,7 @@ mod server;
 mod wire;
 
 use clap::Parser;
+use gearman_tls::ClientTls;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use load::{Counters, Mode, Plan};
 use report::{Comparison, Report};
@@ -27,6 +28,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use wire::Tls;
 
 /// Load generator for Gearman job servers.
 #[derive(Parser, Debug)]
@@ -91,9 +93,42 @@ struct Args {
     /// Extra arguments for gearmand-rs (one per flag, repeatable).
     #[arg(long, allow_hyphen_values = true)]
     ours_arg: Vec<String>,
+    /// TLS on every connection (gearmand-rs --ssl; gearmand 1.1.20 has none, so not with
+    /// --compare). The server's certificate is verified for --host.
+    #[arg(long)]
+    ssl: bool,
+    /// The CA to verify the server with [default: the system roots].
+    #[arg(long, requires = "ssl")]
+    ssl_ca_file: Option<PathBuf>,
+    /// A client certificate to present (with --ssl-key).
+    #[arg(long, requires_all = ["ssl", "ssl_key"])]
+    ssl_certificate: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, requires = "ssl_certificate")]
+    ssl_key: Option<PathBuf>,
 }
 
 impl Args {
+    /// The TLS settings from --ssl and its files.
+    fn tls(&self) -> Result<Option<Tls>, String> {
+        if !self.ssl {
+            return Ok(None);
+        }
+        if self.compare {
+            return Err("--ssl cannot go with --compare: gearmand 1.1.20 has no TLS".into());
+        }
+        let mut builder = ClientTls::builder();
+        builder = match &self.ssl_ca_file {
+            Some(ca) => builder.ca_file(ca),
+            None => builder.system_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.ssl_certificate, &self.ssl_key) {
+            builder = builder.client_certificate(cert, key);
+        }
+        let settings = builder.build().map_err(|e| format!("TLS settings: {e}"))?;
+        Tls::new(&settings, &self.host).map(Some)
+    }
+
     fn plan(&self, addr: String) -> Result<Plan, String> {
         if self.clients == 0 || self.jobs == 0 || self.size.is_empty() {
             return Err("--clients, --jobs and --size must be at least 1".into());
@@ -103,6 +138,7 @@ impl Args {
         }
         let pipelined = matches!(self.mode, Mode::Pipe | Mode::Bg);
         Ok(Plan {
+            tls: self.tls()?,
             addr,
             mode: self.mode,
             clients: self.clients,

@@ -132,8 +132,13 @@ impl Report {
         } else {
             "done"
         };
+        let unit = if self.mode == Mode::Connect {
+            "connections"
+        } else {
+            "jobs"
+        };
         out += &format!(
-            "  {} of {} jobs {what} in {:.3} s: {:.0} jobs/s, {} failures\n",
+            "  {} of {} {unit} {what} in {:.3} s: {:.0} {unit}/s, {} failures\n",
             self.completed, self.jobs, self.secs, self.rate, self.failures
         );
         let l = &self.latency_us;

@@ -1,26 +1,67 @@
 //! One Gearman connection driven directly with the core codec: requests are encoded into
-//! a write buffer that is flushed once per turn, responses are decoded in batches.
+//! a write buffer that is flushed once per turn, responses are decoded in batches. Over
+//! TCP, or TLS over TCP (`--ssl`).
 
 use bytes::BytesMut;
 use gearman_core::proto::{FrameDecoder, Request, Response};
 use gearman_core::Limits;
+use gearman_tls::rustls::client::Resumption;
+use gearman_tls::rustls::pki_types::ServerName;
+use gearman_tls::ClientTls;
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A byte stream a connection runs over: TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How connections secure themselves: TLS with these settings, each connection a full
+/// handshake (no session resumption), so what is measured is the full cost.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Tls {
+    /// TLS with `settings`, verifying the server as `host`.
+    pub(crate) fn new(settings: &ClientTls, host: &str) -> Result<Tls, String> {
+        let name = settings.server_name(host).map_err(|e| e.to_string())?;
+        let mut config = (*settings.config()).clone();
+        config.resumption = Resumption::disabled();
+        let connector = TlsConnector::from(Arc::new(config));
+        Ok(Tls { connector, name })
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({:?})", self.name)
+    }
+}
 
 /// A connection with its read and write buffers.
 pub(crate) struct Wire {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     decoder: FrameDecoder,
 }
 
 impl Wire {
-    /// Connects to `addr` with TCP_NODELAY (every turn is one write, so Nagle only adds delay).
-    pub(crate) async fn connect(addr: &str) -> io::Result<Wire> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    /// Connects to `addr` with TCP_NODELAY (every turn is one write, so Nagle only adds
+    /// delay), then runs the TLS handshake over it if `tls` says so.
+    pub(crate) async fn connect(addr: &str, tls: Option<&Tls>) -> io::Result<Wire> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(tls.connector.connect(tls.name.clone(), tcp).await?),
+        };
         Ok(Wire {
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
@@ -38,6 +79,8 @@ impl Wire {
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
+            // A TLS stream holds back what it has not written yet.
+            self.stream.flush().await?;
             self.wbuf.clear();
         }
         Ok(())

@@ -124,3 +124,56 @@ fn a_dead_server_is_an_error_not_a_hang() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("error:"), "{stdout}");
 }
+
+/// `--ssl`: fg and connect (a full handshake per connection) against gearmand-rs --ssl
+/// with a generated PKI, every job and connection answered; without the CA, the load fails
+/// with the certificate error rather than running in plaintext.
+#[test]
+fn ssl_fg_and_connect_against_gearmand_rs() {
+    use gearman_tests::certs::TestPki;
+    use gearman_tests::tls::{client_tls, Probe, TlsServer};
+    let pki = TestPki::generate("bench");
+    let tls = client_tls(&pki.ca, None);
+    let server = TlsServer::start(&gearmand_rs_binary(), &pki, None, &[], Probe::Tls(&tls));
+    let (port, ca) = (server.port().to_string(), pki.ca.display().to_string());
+    for (mode, n) in [("fg", "50"), ("connect", "20")] {
+        let report = bench(&[
+            "-p",
+            &port,
+            "-m",
+            mode,
+            "-c",
+            "2",
+            "-w",
+            "2",
+            "-n",
+            n,
+            "--ssl",
+            "--ssl-ca-file",
+            &ca,
+            "--json",
+            "--timeout",
+            "30",
+        ]);
+        check(&report, mode, 2 * n.parse::<u64>().unwrap());
+    }
+    let out = run(
+        BENCH,
+        &[
+            "-p",
+            &port,
+            "-n",
+            "5",
+            "--ssl",
+            "--ssl-ca-file",
+            &pki.other_ca().display().to_string(),
+            "--timeout",
+            "10",
+        ],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
+}
