@@ -764,7 +764,7 @@ pub fn work_once_does_one_job_then_returns<A: Adapter>() {
 /// skipped), without the final `.`.
 pub fn admin_schedules(s: &TestServer) -> Vec<Vec<String>> {
     use std::io::{BufRead, BufReader, Write};
-    let mut stream = std::net::TcpStream::connect(s.addr()).unwrap();
+    let mut stream = std::net::TcpStream::connect(s.admin_addr()).unwrap();
     stream.write_all(b"show schedules\r\n").unwrap();
     let mut lines = Vec::new();
     for line in BufReader::new(stream).lines() {
@@ -821,8 +821,10 @@ pub fn scheduled_job_is_listed_and_a_bad_schedule_is_refused<A: Adapter>() {
     assert_eq!(A::echo(&mut c, b"ok".to_vec()).unwrap(), b"ok");
 }
 
-/// Instantiates every scenario for adapter `$A` twice: against C gearmand 1.1.20 (module
-/// `gearmand`) and against gearmand-rs built from this tree (module `gearmand_rs`).
+/// Instantiates every scenario for adapter `$A` three times: against C gearmand 1.1.20
+/// (module `gearmand`), against gearmand-rs built from this tree (module `gearmand_rs`),
+/// and against that gearmand-rs with TLS, the adapters connecting over TLS (module
+/// `gearmand_rs_tls`).
 #[macro_export]
 macro_rules! adapter_suite {
     ($A:ty) => {
