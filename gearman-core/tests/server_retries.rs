@@ -246,6 +246,52 @@ fn retry_state_and_dead_letters_are_stored_and_restored() {
     );
 }
 
+#[test]
+fn a_stored_retry_time_is_never_before_the_backoff_ends() {
+    // A failure half-way through a second: the retry is due 3.5 s later, which the store
+    // keeps in whole seconds, rounded up (rounded down it came half a second early).
+    let mut net = net_with(1, 3, true);
+    let (client, worker) = (net.connect(), net.connect());
+    net.send(worker, Request::CanDo { function: b("f") });
+    net.send(client, bg("f", "a"));
+    let records: Vec<JobRecord> = net
+        .events
+        .drain(..)
+        .filter_map(|e| match e {
+            ServerEvent::Persist(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    for r in &records {
+        net.server.persisted(r.durable_id, Ok(()), net.now);
+    }
+    let (h, _) = grab(&mut net, worker).expect("a");
+    net.advance(Duration::from_millis(500));
+    net.events.clear();
+    fail(&mut net, worker, &h, false);
+    let attempts = net
+        .events
+        .drain(..)
+        .find_map(|e| match e {
+            ServerEvent::PutExtra { record, .. } if record.kind == ExtraKind::Attempts => {
+                Some(record)
+            }
+            _ => None,
+        })
+        .expect("the retry state is written");
+    let mut again = net_with(1, 3, true);
+    again
+        .server
+        .restore_with(records, vec![attempts], again.now);
+    again.collect_events();
+    let worker = again.connect();
+    again.send(worker, Request::CanDo { function: b("f") });
+    again.advance(Duration::from_millis(3400));
+    assert_eq!(grab(&mut again, worker), None, "before the backoff ended");
+    again.advance(Duration::from_millis(600));
+    assert!(grab(&mut again, worker).is_some(), "due after the restart");
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Submit { function: bool },

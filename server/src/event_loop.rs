@@ -17,10 +17,17 @@ use tokio::task::JoinHandle;
 /// Messages handled before output is flushed, so one busy peer cannot starve the rest.
 const BATCH: usize = 512;
 
-fn unix_now() -> i64 {
-    SystemTime::now()
+/// An instant and the Unix second it falls on exactly: the instant is moved back by the
+/// clock's fraction of a second, so Unix times the core derives from it (a retry's due
+/// time kept across a restart) are not up to a second early.
+fn wall_anchor() -> (Instant, i64) {
+    let now = Instant::now();
+    let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let fraction = std::time::Duration::from_nanos(since.subsec_nanos().into());
+    let anchor = now.checked_sub(fraction).unwrap_or(now);
+    (anchor, since.as_secs() as i64)
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
@@ -110,7 +117,8 @@ pub(crate) async fn serve(
         privileges::switch_user(user, pid_file.as_deref())?;
     }
     let now = Instant::now();
-    let mut config = ServerConfig::new(now, unix_now());
+    let (anchor, anchor_unix) = wall_anchor();
+    let mut config = ServerConfig::new(anchor, anchor_unix);
     config.limits = Limits {
         max_body: settings.max_packet_size,
         ..Limits::default()
@@ -229,7 +237,8 @@ pub(crate) async fn serve(
         }
         let now = Instant::now();
         if core.server.poll_timeout().is_some_and(|t| t <= now) {
-            core.server.set_wall_anchor(now, unix_now());
+            let (anchor, anchor_unix) = wall_anchor();
+            core.server.set_wall_anchor(anchor, anchor_unix);
             core.server.handle_timeout(now);
         }
         core.flush();

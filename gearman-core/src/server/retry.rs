@@ -140,6 +140,15 @@ impl Server {
         anchor_unix.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
     }
 
+    /// The Unix second at `at`, rounded up: a stored due time is never before the
+    /// instant it stands for.
+    fn unix_at_ceil(&self, at: Instant) -> i64 {
+        let (anchor, anchor_unix) = self.config.wall_anchor;
+        let since = at.saturating_duration_since(anchor);
+        let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+        anchor_unix.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
     /// A worker failed background job `id` (its clients were told): retry it later or
     /// dead-letter it. Returns false when no policy applies (the caller finishes it).
     pub(super) fn fail_with_policy(
@@ -185,7 +194,7 @@ impl Server {
             }
             self.stats.function(&function).backoff_retries += 1;
             if let (Some(d), true) = (durable, self.config.durable_extras) {
-                let due = unix_now.saturating_add(delay.as_secs() as i64);
+                let due = self.unix_at_ceil(at);
                 self.events.push_back(ServerEvent::PutExtra {
                     record: attempts_record(d, failures, due),
                     acknowledge: false,
