@@ -184,6 +184,8 @@ pub enum UsageError {
     TooManyInFlight,
     /// A SUBMIT_JOB_SCHED schedule the server would refuse: why, naming the field.
     InvalidSchedule(String),
+    /// Only a submission can stream its workload, and its own data must then be empty.
+    NotStreamable,
 }
 
 impl fmt::Display for UsageError {
@@ -203,6 +205,9 @@ impl fmt::Display for UsageError {
             UsageError::ContainsNul { field } => write!(f, "{field} must not contain a NUL byte"),
             UsageError::TooManyInFlight => f.write_str("too many requests in flight"),
             UsageError::InvalidSchedule(why) => write!(f, "invalid schedule: {why}"),
+            UsageError::NotStreamable => {
+                f.write_str("only a submission with empty data can stream its workload")
+            }
         }
     }
 }
@@ -231,7 +236,49 @@ pub enum ConnError {
     },
     /// The local side closed the connection.
     Closed,
+    /// A streamed workload's source failed mid-frame: the packet on the wire is corrupt,
+    /// so the connection was closed.
+    Workload(WorkloadError),
 }
+
+/// Why a streamed workload could not be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkloadError {
+    /// The source ended before the declared length.
+    Short {
+        /// The declared length.
+        len: u64,
+        /// What the source produced.
+        sent: u64,
+    },
+    /// The source produced more than the declared length.
+    Long {
+        /// The declared length.
+        len: u64,
+    },
+    /// Reading the source failed.
+    Read(String),
+}
+
+impl fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadError::Short { len, sent } => {
+                write!(f, "streamed workload ended after {sent} of {len} bytes")
+            }
+            WorkloadError::Long { len } => {
+                write!(
+                    f,
+                    "streamed workload is longer than the {len} bytes declared"
+                )
+            }
+            WorkloadError::Read(e) => write!(f, "streamed workload could not be read: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkloadError {}
 
 impl fmt::Display for ConnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -249,6 +296,7 @@ impl fmt::Display for ConnError {
             }
             ConnError::Eof { mid_frame: false } => f.write_str("peer closed the connection"),
             ConnError::Closed => f.write_str("connection closed"),
+            ConnError::Workload(e) => write!(f, "{e}; connection closed"),
         }
     }
 }

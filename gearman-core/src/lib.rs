@@ -35,5 +35,5 @@ pub mod server;
 pub mod worker;
 
 pub use addr::ServerAddr;
-pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError};
+pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError, WorkloadError};
 pub use limits::Limits;

@@ -114,6 +114,15 @@ impl Job {
             data: self.data.clone(),
         })
     }
+
+    /// The submission with its workload streamed: `len` bytes from a source the adapter
+    /// reads, in place of the job's data (which must be empty).
+    pub fn streamed_call(&self, background: bool, len: u64) -> Call {
+        Call::Streamed {
+            call: Box::new(self.call(background)),
+            len,
+        }
+    }
 }
 
 /// One request a client sends; its replies are [`ClientEvent`]s carrying the returned id.
@@ -132,6 +141,14 @@ pub enum Call {
     StatusUnique(Bytes),
     /// ECHO_REQ.
     Echo(Bytes),
+    /// A submission (`Submit` or `Reduce`, data empty) whose `len` data bytes the adapter
+    /// streams from a source ([`ClientConnection::submit_streamed`]).
+    Streamed {
+        /// The submission.
+        call: Box<Call>,
+        /// The workload's length.
+        len: u64,
+    },
 }
 
 impl ClientConnection {
@@ -144,6 +161,7 @@ impl ClientConnection {
             Call::Status(handle) => self.get_status(handle),
             Call::StatusUnique(unique) => self.get_status_unique(unique),
             Call::Echo(data) => self.echo(data),
+            Call::Streamed { call, len } => self.submit_streamed(*call, len),
         }
     }
 }

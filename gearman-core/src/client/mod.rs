@@ -12,16 +12,18 @@ pub mod selector;
 mod set;
 mod state;
 mod waiters;
+mod workload;
 
 pub use call::{Call, CallError, Job};
 pub use pool::{ClientOptions, Selection, ServerPool};
 pub use schedule::Schedule;
 pub use set::{ClientSet, Member};
 pub use waiters::Waiters;
+pub use workload::WORKLOAD_CHUNK;
 
-use crate::error::{ConnError, UsageError};
+use crate::error::{ConnError, UsageError, WorkloadError};
 use crate::limits::Limits;
-use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
+use crate::machine::{Machine, RequestId, RequestIds, ResponseReader, Sticky};
 use crate::proto::{
     Request, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitReduceJob,
 };
@@ -29,6 +31,7 @@ use bytes::Bytes;
 use state::{Correlator, Expect, INTERNAL};
 use std::collections::VecDeque;
 use std::time::Instant;
+use workload::Outgoing;
 
 /// How a client connection introduces itself.
 #[derive(Clone, Debug, Default)]
@@ -202,7 +205,7 @@ impl ClientEvent {
 pub struct ClientConnection {
     limits: Limits,
     reader: ResponseReader,
-    out: RequestQueue,
+    out: Outgoing,
     ids: RequestIds,
     correlator: Correlator,
     events: VecDeque<ClientEvent>,
@@ -237,7 +240,7 @@ impl ClientConnection {
         let mut conn = ClientConnection {
             limits: config.limits,
             reader: ResponseReader::new(config.limits),
-            out: RequestQueue::default(),
+            out: Outgoing::default(),
             ids: RequestIds::default(),
             correlator: Correlator::default(),
             events: VecDeque::new(),
@@ -272,28 +275,89 @@ impl ClientConnection {
     /// Submits a job (foreground or background, any priority, or at an epoch time).
     /// Foreground results arrive as events carrying the returned id.
     pub fn submit(&mut self, job: SubmitJob) -> Result<RequestId, UsageError> {
-        self.usable()?;
-        check_arg("function", &job.function, self.limits.max_argument, false)?;
-        check_arg("unique", &job.unique, self.limits.max_unique, false)?;
-        let foreground = !job.mode.is_background();
-        Ok(self.send(Request::Submit(job), Expect::Created { foreground }))
+        let (request, expect) = self.submission(Call::Submit(job))?;
+        Ok(self.send(request, expect))
     }
 
     /// Submits a map/reduce job (SUBMIT_REDUCE_JOB or its background form).
     pub fn submit_reduce(&mut self, job: SubmitReduceJob) -> Result<RequestId, UsageError> {
+        let (request, expect) = self.submission(Call::Reduce(job))?;
+        Ok(self.send(request, expect))
+    }
+
+    /// Submits a job whose `len` data bytes the adapter streams from a source (`call` is a
+    /// submission with empty data): its header and arguments go out first, then whatever
+    /// [`ClientConnection::workload_input`] is given, and no other packet until the data
+    /// is complete. A source that fails closes the connection
+    /// ([`ConnError::Workload`]).
+    pub fn submit_streamed(&mut self, call: Call, len: u64) -> Result<RequestId, UsageError> {
+        let (request, expect) = self.submission(call)?;
+        let data_empty = match &request {
+            Request::Submit(job) => job.data.is_empty(),
+            Request::SubmitReduce(job) => job.data.is_empty(),
+            _ => false,
+        };
+        if !data_empty {
+            return Err(UsageError::NotStreamable);
+        }
+        let body = request.encoded_len() - crate::proto::HEADER_LEN;
+        let max = u32::MAX as usize - body;
+        if len > max as u64 {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            let field = "streamed workload";
+            return Err(UsageError::ArgumentTooLarge { field, len, max });
+        }
+        let req = self.ids.next_id();
+        self.out.push_streamed(req, request, len);
+        self.correlator.expect(req, expect);
+        Ok(req)
+    }
+
+    /// The streamed submission whose source the adapter should read now, and the most
+    /// bytes to read ([`WORKLOAD_CHUNK`] at most). `None` while earlier output is not yet
+    /// taken by `poll_transmit`, or when nothing is streaming.
+    pub fn workload_wanted(&self) -> Option<(RequestId, usize)> {
+        self.out.wanted()
+    }
+
+    /// Bytes read from the streamed workload's source; an empty slice means the source
+    /// ended. A source that ends early or runs long fails the connection.
+    pub fn workload_input(&mut self, bytes: &[u8]) {
+        if let Err((_, e)) = self.out.feed(bytes) {
+            self.fail(ConnError::Workload(e));
+        }
+    }
+
+    /// Reading the streamed workload's source failed: the connection fails.
+    pub fn workload_error(&mut self, error: impl std::fmt::Display) {
+        if self.out.streaming().is_some() {
+            self.fail(ConnError::Workload(WorkloadError::Read(error.to_string())));
+        }
+    }
+
+    /// Checks a submission and turns it into its request.
+    fn submission(&self, call: Call) -> Result<(Request, Expect), UsageError> {
         self.usable()?;
-        check_arg("function", &job.function, self.limits.max_argument, false)?;
-        check_arg("unique", &job.unique, self.limits.max_unique, false)?;
-        // gearmand checks the reducer against the unique limit (protocol.md §2.10).
-        check_arg("reducer", &job.reducer, self.limits.max_unique, false)?;
-        check_arg(
-            "aggregator",
-            &job.aggregator,
-            self.limits.max_argument,
-            false,
-        )?;
-        let foreground = !job.background;
-        Ok(self.send(Request::SubmitReduce(job), Expect::Created { foreground }))
+        let max_arg = self.limits.max_argument;
+        let max_unique = self.limits.max_unique;
+        match call {
+            Call::Submit(job) => {
+                check_arg("function", &job.function, max_arg, false)?;
+                check_arg("unique", &job.unique, max_unique, false)?;
+                let foreground = !job.mode.is_background();
+                Ok((Request::Submit(job), Expect::Created { foreground }))
+            }
+            Call::Reduce(job) => {
+                check_arg("function", &job.function, max_arg, false)?;
+                check_arg("unique", &job.unique, max_unique, false)?;
+                // gearmand checks the reducer against the unique limit (protocol.md §2.10).
+                check_arg("reducer", &job.reducer, max_unique, false)?;
+                check_arg("aggregator", &job.aggregator, max_arg, false)?;
+                let foreground = !job.background;
+                Ok((Request::SubmitReduce(job), Expect::Created { foreground }))
+            }
+            _ => Err(UsageError::NotStreamable),
+        }
     }
 
     /// Submits a recurring background job (SUBMIT_JOB_SCHED, a gearmand-rs extension:

@@ -79,6 +79,9 @@ impl ServerPool {
     /// selection, status by handle to the server that created the handle, echo to the
     /// first server.
     pub fn first_choice(&mut self, call: &Call) -> usize {
+        if let Call::Streamed { call, .. } = call {
+            return self.first_choice(call);
+        }
         let pick = match (call, self.selection) {
             (Call::Submit(j), Selection::ByUnique) => self.selector.by_unique(&j.unique),
             (Call::Reduce(j), Selection::ByUnique) => self.selector.by_unique(&j.unique),
