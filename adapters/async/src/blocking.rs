@@ -13,7 +13,7 @@ pub use tls::{TlsConnector, TlsStream};
 pub use crate::driver::log_close;
 use crate::{Error, Unreachable};
 use gearman_core::addr::ServerAddr;
-use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet};
+use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet, Member};
 use gearman_core::machine::Machine;
 use std::io::{self, ErrorKind, Read, Write};
 use std::marker::PhantomData;
@@ -144,6 +144,17 @@ impl ClientEngine {
     pub fn run_calls(
         &mut self,
         calls: Vec<(Call, Option<Duration>)>,
+        on_event: impl FnMut(usize, &ClientEvent),
+    ) -> Vec<Result<ClientEvent, Error>> {
+        self.run_calls_with(calls, &mut [], on_event)
+    }
+
+    /// [`ClientEngine::run_calls`] where call `i` ([`Call::Streamed`]) streams its
+    /// workload from `sources[i]`, copied onto the wire a chunk at a time as it is read.
+    pub fn run_calls_with(
+        &mut self,
+        calls: Vec<(Call, Option<Duration>)>,
+        sources: &mut [Option<&mut dyn Read>],
         mut on_event: impl FnMut(usize, &ClientEvent),
     ) -> Vec<Result<ClientEvent, Error>> {
         let (set, connector, unreachable) =
@@ -163,12 +174,12 @@ impl ClientEngine {
         // Every server gets its calls before we wait on any one of them.
         for &idx in &busy {
             if let Some(m) = set.member(idx) {
-                flush(&mut m.machine, &mut *m.io, &mut out);
+                pump(m, sources, &mut out, &mut buf);
             }
         }
         for idx in busy {
             while let Some(m) = set.member(idx) {
-                flush(&mut m.machine, &mut *m.io, &mut out);
+                pump(m, sources, &mut out, &mut buf);
                 if !set.drain(idx, Instant::now(), &mut on_event) {
                     break;
                 }
@@ -184,6 +195,34 @@ impl ClientEngine {
                 r => r.map_err(Error::from),
             })
             .collect()
+    }
+}
+
+/// Writes what `m` wants to send, copying each streamed workload from its source (call
+/// `i`'s is `sources[i]`) until none waits for bytes.
+fn pump(
+    m: &mut Member<Box<dyn Stream>>,
+    sources: &mut [Option<&mut dyn Read>],
+    out: &mut Vec<u8>,
+    buf: &mut [u8],
+) {
+    loop {
+        flush(&mut m.machine, &mut *m.io, out);
+        let Some((req, want)) = m.machine.workload_wanted() else {
+            return;
+        };
+        let slot = m.call_of(req).and_then(|i| sources.get_mut(i));
+        let Some(source) = slot.and_then(Option::as_mut) else {
+            m.machine
+                .workload_error("the streamed workload has no source");
+            continue;
+        };
+        let chunk = buf.get_mut(..want.min(buf.len())).unwrap_or_default();
+        match source.read(chunk) {
+            Ok(n) => m.machine.workload_input(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => m.machine.workload_error(e),
+        }
     }
 }
 

@@ -2,17 +2,20 @@
 //! events into futures and streams. Server choice, failover and backoff are the core's
 //! [`ServerPool`]; event dispatch is the core's [`Waiters`].
 
-use crate::driver::{drive, Role};
+use crate::driver::{drive, Role, WorkloadSource};
 use crate::{connect, Connector, Error, JobEvent, Runtime, Task, TaskOutput, Unreachable};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::io::AsyncRead;
 use futures::{Stream, StreamExt};
 use gearman_core::client::{
     Call, CallError, ClientConfig, ClientConnection, ClientEvent, ClientOptions, Job, Schedule,
     ServerPool, Waiters,
 };
+use gearman_core::machine::RequestId;
 use gearman_core::proto::{StatusRes, StatusResUnique};
 use gearman_core::ConnError;
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,12 +33,15 @@ struct Start {
     call: Call,
     timeout: Option<Duration>,
     events: Results,
+    /// A streamed submission's source.
+    source: Option<WorkloadSource>,
 }
 
 /// The connection task's waiter bookkeeping.
 struct ClientRole {
     conn: ClientConnection,
     waiters: Waiters<Results>,
+    sources: HashMap<RequestId, WorkloadSource>,
 }
 
 impl Role for ClientRole {
@@ -53,6 +59,9 @@ impl Role for ClientRole {
                     self.conn.set_deadline(req, now + timeout);
                 }
                 self.waiters.insert(req, start.events);
+                if let Some(source) = start.source {
+                    self.sources.insert(req, source);
+                }
             }
             Err(e) => {
                 let _ = start.events.unbounded_send(Err(CallError::Usage(e)));
@@ -67,6 +76,29 @@ impl Role for ClientRole {
         if let Some(req) = gone {
             // The caller went away: stop reporting, keep consuming replies.
             self.conn.forget(req);
+        }
+    }
+
+    fn workload(&mut self) -> Option<(usize, &mut WorkloadSource)> {
+        let (req, want) = self.conn.workload_wanted()?;
+        if !self.sources.contains_key(&req) {
+            self.conn
+                .workload_error("the streamed workload has no source");
+        }
+        Some((want, self.sources.get_mut(&req)?))
+    }
+
+    fn workload_read(&mut self, read: io::Result<&[u8]>) {
+        let Some((req, _)) = self.conn.workload_wanted() else {
+            return;
+        };
+        match read {
+            Ok(bytes) => self.conn.workload_input(bytes),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => self.conn.workload_error(e),
+        }
+        if self.conn.workload_wanted().is_none_or(|(r, _)| r != req) {
+            self.sources.remove(&req);
         }
     }
 }
@@ -194,6 +226,16 @@ impl Stream for JobStream {
     }
 }
 
+/// A foreground job's result: its last event, failures as errors.
+async fn finish(mut stream: JobStream) -> Result<Bytes, Error> {
+    while let Some(event) = stream.next().await {
+        if let Some(result) = event?.into_result() {
+            return result;
+        }
+    }
+    Err(Error::Connection(ConnError::Closed))
+}
+
 impl<Rt: Runtime> Client<Rt> {
     fn pool(&self) -> MutexGuard<'_, Pool> {
         // A poisoned lock only means another task panicked mid-update of plain data.
@@ -254,6 +296,7 @@ impl<Rt: Runtime> Client<Rt> {
         let mut role = ClientRole {
             conn: ClientConnection::new(inner.config.clone()),
             waiters: Waiters::default(),
+            sources: HashMap::new(),
         };
         let server = addr.to_owned();
         inner.rt.spawn(Box::pin(async move {
@@ -293,6 +336,16 @@ impl<Rt: Runtime> Client<Rt> {
         call: Call,
         timeout: Option<Duration>,
     ) -> Result<(usize, JobStream), Error> {
+        self.start_with(call, timeout, None).await
+    }
+
+    /// [`Client::start`] with a streamed workload's source.
+    async fn start_with(
+        &self,
+        call: Call,
+        timeout: Option<Duration>,
+        mut source: Option<WorkloadSource>,
+    ) -> Result<(usize, JobStream), Error> {
         let first = self.pool().servers.first_choice(&call);
         for _ in 0..self.inner.addrs.len().max(1) {
             let (idx, tx) = self.connection(first).await?;
@@ -301,14 +354,19 @@ impl<Rt: Runtime> Client<Rt> {
                 call: call.clone(),
                 timeout: timeout.or(self.inner.timeout),
                 events,
+                source: source.take(),
             };
-            if tx.unbounded_send(start).is_ok() {
-                let stream = JobStream {
-                    events: rx,
-                    done: false,
-                    _client: self.inner.clone(),
-                };
-                return Ok((idx, stream));
+            match tx.unbounded_send(start) {
+                Ok(()) => {
+                    let stream = JobStream {
+                        events: rx,
+                        done: false,
+                        _client: self.inner.clone(),
+                    };
+                    return Ok((idx, stream));
+                }
+                // The source goes to the next server.
+                Err(unsent) => source = unsent.into_inner().source,
             }
             // That connection just died: forget it, back off, fail over.
             let mut pool = self.pool();
@@ -331,6 +389,7 @@ impl<Rt: Runtime> Client<Rt> {
             call: Call::Echo(Bytes::from_static(b"gearman-rs: connect check")),
             timeout: Some(self.inner.timeout.unwrap_or(CONNECT_CHECK_TIMEOUT)),
             events,
+            source: None,
         };
         let stream = JobStream {
             events: rx,
@@ -406,13 +465,60 @@ impl<Rt: Runtime> Client<Rt> {
     /// Submits a foreground job and waits for its result; a failed job or an exception is
     /// an error ([`Error::JobFailed`], [`Error::JobException`]).
     pub async fn run(&self, job: Job) -> Result<Bytes, Error> {
-        let mut stream = self.submit(job).await?;
-        while let Some(event) = stream.next().await {
-            if let Some(result) = event?.into_result() {
-                return result;
-            }
-        }
-        Err(Error::Connection(ConnError::Closed))
+        finish(self.submit(job).await?).await
+    }
+
+    /// Submits a foreground job whose workload is streamed (PECL's `setWorkloadCallback`):
+    /// exactly `len` bytes read from `reader`, in place of the job's data (which must be
+    /// empty), copied onto the wire as they are read, a chunk at a time; the reader must
+    /// end after them (a longer one can be cut with `AsyncReadExt::take`). Other requests
+    /// on that connection wait until the workload is sent. A reader that fails, ends
+    /// early or runs long closes the connection and ends the job with
+    /// [`Error::Connection`]`(`[`ConnError::Workload`]`)`; nothing runs on the server.
+    ///
+    /// ```no_run
+    /// # async fn demo<Rt: gearman_async::Runtime>(client: gearman_async::Client<Rt>) -> Result<(), gearman_async::Error> {
+    /// use futures::io::{AsyncReadExt, Cursor};
+    /// use gearman_async::Job;
+    /// // Any futures-io reader: a file, a socket, a generator.
+    /// let source = Cursor::new(vec![7u8; 1 << 20]);
+    /// let result = client.run_streamed(Job::new("checksum", ""), 1 << 20, source).await?;
+    /// // A reader longer than the workload, cut to length.
+    /// let endless = futures::io::repeat(0).take(4096);
+    /// let handle = client.submit_background_streamed(Job::new("log", ""), 4096, endless).await?;
+    /// # let _ = (result, handle); Ok(()) }
+    /// ```
+    pub async fn submit_streamed(
+        &self,
+        job: Job,
+        len: u64,
+        reader: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<JobStream, Error> {
+        let (call, source) = (job.streamed_call(false, len), Box::new(reader));
+        let started = self.start_with(call, job.call_timeout(), Some(source));
+        Ok(started.await?.1)
+    }
+
+    /// [`Client::submit_streamed`], waiting for the result as [`Client::run`] does.
+    pub async fn run_streamed(
+        &self,
+        job: Job,
+        len: u64,
+        reader: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<Bytes, Error> {
+        finish(self.submit_streamed(job, len, reader).await?).await
+    }
+
+    /// A background job whose workload is streamed as in [`Client::submit_streamed`];
+    /// returns its handle.
+    pub async fn submit_background_streamed(
+        &self,
+        job: Job,
+        len: u64,
+        reader: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<Bytes, Error> {
+        let (call, source) = (job.streamed_call(true, len), Box::new(reader));
+        self.created(call, job.call_timeout(), Some(source)).await
     }
 
     /// Runs a batch of tasks at once (PECL's `addTask*`/`runTasks`, `addTaskStatus`): each
@@ -470,7 +576,7 @@ impl<Rt: Runtime> Client<Rt> {
 
     /// Submits a background job (or an epoch job); returns its handle.
     pub async fn submit_background(&self, job: Job) -> Result<Bytes, Error> {
-        self.created(job.call(true), job.call_timeout()).await
+        self.created(job.call(true), job.call_timeout(), None).await
     }
 
     /// Submits `job` as a recurring background job on `schedule` (SUBMIT_JOB_SCHED, a
@@ -479,12 +585,18 @@ impl<Rt: Runtime> Client<Rt> {
     /// would refuse is [`Error::Usage`] naming it, and nothing is sent.
     pub async fn submit_scheduled(&self, job: Job, schedule: Schedule) -> Result<Bytes, Error> {
         let call = job.scheduled_call(&schedule);
-        self.created(call, job.call_timeout()).await
+        self.created(call, job.call_timeout(), None).await
     }
 
-    /// Sends a call that ends with JOB_CREATED; returns the handle.
-    async fn created(&self, call: Call, timeout: Option<Duration>) -> Result<Bytes, Error> {
-        let (idx, stream) = self.start(call, timeout).await?;
+    /// Sends a call that ends with JOB_CREATED (streaming its workload from `source`, if
+    /// any); returns the handle.
+    async fn created(
+        &self,
+        call: Call,
+        timeout: Option<Duration>,
+        source: Option<WorkloadSource>,
+    ) -> Result<Bytes, Error> {
+        let (idx, stream) = self.start_with(call, timeout, source).await?;
         let handle = stream.reply().await?.into_bytes()?;
         self.pool().servers.remember(handle.clone(), idx);
         Ok(handle)

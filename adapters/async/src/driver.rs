@@ -3,11 +3,15 @@
 
 use crate::{BoxIo, Runtime};
 use futures::channel::mpsc::UnboundedReceiver;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
 use gearman_core::machine::Machine;
 use gearman_core::ConnError;
+use std::io;
 use std::time::Instant;
+
+/// Where a streamed workload's bytes come from.
+pub(crate) type WorkloadSource = Box<dyn AsyncRead + Send + Unpin>;
 
 /// A role plugs commands and events into the driver: its waiter bookkeeping.
 pub(crate) trait Role: Send {
@@ -25,6 +29,13 @@ pub(crate) trait Role: Send {
     fn finished(&self) -> bool {
         false
     }
+    /// The source of the workload the machine is streaming, and how many bytes to read
+    /// from it now (the machine's `workload_wanted`).
+    fn workload(&mut self) -> Option<(usize, &mut WorkloadSource)> {
+        None
+    }
+    /// Hands the machine what one read of that source gave.
+    fn workload_read(&mut self, _read: io::Result<&[u8]>) {}
 }
 
 /// Runs `role` over `io` (a connection to `server`) until the machine closes.
@@ -38,6 +49,7 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
     let (mut reader, mut writer) = io.split();
     let mut out = Vec::with_capacity(16 * 1024);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut chunk = vec![0u8; gearman_core::client::WORKLOAD_CHUNK];
     loop {
         while role.machine().poll_transmit(&mut out) > 0 {}
         if !out.is_empty() {
@@ -63,7 +75,20 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
             Some(deadline) => rt.sleep_until(deadline),
             None => Box::pin(futures::future::pending()),
         };
+        // Reading a streamed workload's source is one more thing to wait for; the socket
+        // is still read meanwhile, so the server is never stuck writing to us.
+        let feed = async {
+            match role.workload() {
+                Some((want, source)) => {
+                    let want = want.min(chunk.len());
+                    let n = source.read(chunk.get_mut(..want).unwrap_or_default()).await;
+                    n.map(|n| chunk.get(..n).unwrap_or_default())
+                }
+                None => futures::future::pending().await,
+            }
+        };
         futures::select! {
+            fed = feed.fuse() => role.workload_read(fed),
             read = reader.read(&mut buf).fuse() => match read {
                 Ok(n) if n > 0 => {
                     let input = buf.get(..n).unwrap_or_default();

@@ -25,6 +25,7 @@ pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, Job, Schedule, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
+pub use gearman_core::{ConnError, UsageError, WorkloadError};
 #[cfg(feature = "tls")]
 pub use tls::{ClientTls, ClientTlsBuilder, TlsError, TlsRuntime};
 pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle};

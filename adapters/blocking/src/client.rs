@@ -6,6 +6,7 @@ use bytes::Bytes;
 use gearman_async::blocking::ClientEngine;
 use gearman_core::client::{Call, ClientEvent, Job, Schedule};
 use gearman_core::proto::{StatusRes, StatusResUnique};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 /// A blocking Gearman client over several servers.
@@ -95,6 +96,58 @@ impl Client {
     /// Runs a foreground job and returns its result.
     pub fn run(&mut self, job: Job) -> Result<Bytes, Error> {
         self.run_with(job, |_| {})
+    }
+
+    /// Runs a foreground job whose workload is streamed (PECL's `setWorkloadCallback`):
+    /// exactly `len` bytes read from `reader`, in place of the job's data (which must be
+    /// empty), copied onto the wire a chunk at a time as they are read; the reader must end
+    /// after them (cut a longer one with [`Read::take`]). A reader that fails, ends early
+    /// or runs long closes the connection and ends the job with
+    /// [`Error::Connection`]`(`[`ConnError::Workload`](crate::ConnError::Workload)`)`;
+    /// nothing runs on the server.
+    ///
+    /// ```no_run
+    /// use gearman_blocking::Job;
+    /// use std::io::Read;
+    /// let mut client = gearman_blocking::Client::new(["127.0.0.1:4730"]);
+    /// let file = std::fs::File::open("/var/backups/db.dump")?;
+    /// let len = file.metadata()?.len();
+    /// let checksum = client.run_streamed(Job::new("checksum", ""), len, file)?;
+    /// let handle = client.submit_background_streamed(Job::new("log", ""), 4, &b"abcd"[..])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_streamed(&mut self, job: Job, len: u64, reader: impl Read) -> Result<Bytes, Error> {
+        let call = job.streamed_call(false, len);
+        Ok(self
+            .streamed(call, job.call_timeout(), reader)?
+            .into_bytes()?)
+    }
+
+    /// A background job whose workload is streamed as in [`Client::run_streamed`];
+    /// returns its handle.
+    pub fn submit_background_streamed(
+        &mut self,
+        job: Job,
+        len: u64,
+        reader: impl Read,
+    ) -> Result<Bytes, Error> {
+        let call = job.streamed_call(true, len);
+        Ok(self
+            .streamed(call, job.call_timeout(), reader)?
+            .into_bytes()?)
+    }
+
+    fn streamed(
+        &mut self,
+        call: Call,
+        timeout: Option<Duration>,
+        mut reader: impl Read,
+    ) -> Result<ClientEvent, Error> {
+        let calls = vec![(call, timeout)];
+        let mut results = self
+            .engine
+            .run_calls_with(calls, &mut [Some(&mut reader)], |_, _| {});
+        results.pop().unwrap_or(Err(Error::NoServer(Vec::new())))
     }
 
     /// Submits a background (or epoch) job; returns its handle.

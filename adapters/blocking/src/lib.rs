@@ -106,4 +106,5 @@ pub use gearman_core::client::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, ClientEvent, Job, Schedule, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};
+pub use gearman_core::{ConnError, UsageError, WorkloadError};
 pub use worker::{JobContext, Worker};

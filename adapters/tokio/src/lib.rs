@@ -14,6 +14,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A streamed workload (PECL's `setWorkloadCallback`): `len` bytes copied from a reader
+//! onto the wire as they are read, never held whole. The reader is a futures-io one; a
+//! tokio reader goes through `tokio_util::compat`:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio_util::compat::TokioAsyncReadCompatExt;
+//! let client = gearman_tokio::client().server("127.0.0.1:4730").build();
+//! let (len, upload) = (1 << 30, tokio::net::TcpStream::connect("127.0.0.1:9000").await?);
+//! let job = gearman_tokio::Job::new("checksum", "");
+//! let checksum = client.run_streamed(job, len, upload.compat()).await?;
+//! # let _ = checksum; Ok(()) }
+//! ```
+//!
 //! A worker serving `reverse`, four jobs at a time, until its shutdown handle is used (see
 //! also `examples/worker.rs`):
 //!

@@ -8,7 +8,7 @@ use super::call::{Call, CallError};
 use super::pool::{ClientOptions, ServerPool};
 use super::waiters::Waiters;
 use super::{ClientConfig, ClientConnection, ClientEvent};
-use crate::machine::Machine;
+use crate::machine::{Machine, RequestId};
 use std::time::{Duration, Instant};
 
 /// One server's connection: the transport, the machine, and the calls waiting on it.
@@ -19,6 +19,13 @@ pub struct Member<T> {
     /// The protocol state.
     pub machine: ClientConnection,
     waiters: Waiters<usize>,
+}
+
+impl<T> Member<T> {
+    /// The batch slot (call index) of request `req` on this connection, while it waits.
+    pub fn call_of(&self, req: RequestId) -> Option<usize> {
+        self.waiters.get(req).copied()
+    }
 }
 
 /// Several server connections of one client, with a result slot per call of a batch.

@@ -26,6 +26,11 @@ impl<W> Waiters<W> {
         self.map.insert(req, waiter);
     }
 
+    /// The waiter of `req`, if any.
+    pub fn get(&self, req: RequestId) -> Option<&W> {
+        self.map.get(&req)
+    }
+
     /// How many requests still have a waiter.
     pub fn len(&self) -> usize {
         self.map.len()
