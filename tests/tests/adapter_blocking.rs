@@ -2,6 +2,7 @@
 
 mod adapter_common;
 
+use adapter_common::workload::Generator;
 use adapter_common::{Adapter, ClientOpts, Outcome, Spec};
 use gearman_blocking::{Backoff, Client, Error, Job, JobEvent, Selection, WorkError, WorkerHandle};
 use std::thread::JoinHandle;
@@ -60,6 +61,11 @@ impl Adapter for Blocking {
         let mut events = Vec::new();
         let r = c.run_with(job(&spec), |e| events.extend(describe(e)));
         (events, outcome(r))
+    }
+
+    fn run_streamed(c: &mut Client, spec: Spec, source: Generator) -> Outcome {
+        let len = source.declared;
+        outcome(c.run_streamed(job(&spec), len, source))
     }
 
     fn run_many(c: &mut Client, specs: Vec<Spec>) -> Vec<Outcome> {
@@ -181,6 +187,9 @@ fn standard_worker(
                 .unwrap_or(0);
             std::thread::sleep(Duration::from_millis(ms));
             Ok(format!("slept {ms}").into())
+        })
+        .function("verify", |ctx| {
+            Ok(adapter_common::workload::verify(ctx.data()))
         })
         .function("record", |ctx| {
             adapter_common::record(ctx.data());

@@ -79,13 +79,9 @@ impl Role for ClientRole {
         }
     }
 
-    fn workload(&mut self) -> Option<(usize, &mut WorkloadSource)> {
+    fn workload(&mut self) -> Option<(usize, Option<&mut WorkloadSource>)> {
         let (req, want) = self.conn.workload_wanted()?;
-        if !self.sources.contains_key(&req) {
-            self.conn
-                .workload_error("the streamed workload has no source");
-        }
-        Some((want, self.sources.get_mut(&req)?))
+        Some((want, self.sources.get_mut(&req)))
     }
 
     fn workload_read(&mut self, read: io::Result<&[u8]>) {
@@ -93,12 +89,16 @@ impl Role for ClientRole {
             return;
         };
         match read {
-            Ok(bytes) => self.conn.workload_input(bytes),
+            Ok(bytes) if !bytes.is_empty() => self.conn.workload_input(bytes),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => self.conn.workload_error(e),
-        }
-        if self.conn.workload_wanted().is_none_or(|(r, _)| r != req) {
-            self.sources.remove(&req);
+            // The source ended or failed: the core says whether the workload is complete.
+            ended => {
+                self.sources.remove(&req);
+                match ended {
+                    Ok(_) => self.conn.workload_input(&[]),
+                    Err(e) => self.conn.workload_error(e),
+                }
+            }
         }
     }
 }
@@ -347,7 +347,7 @@ impl<Rt: Runtime> Client<Rt> {
         mut source: Option<WorkloadSource>,
     ) -> Result<(usize, JobStream), Error> {
         let first = self.pool().servers.first_choice(&call);
-        for _ in 0..self.inner.addrs.len().max(1) {
+        for _ in 0..=self.inner.addrs.len() {
             let (idx, tx) = self.connection(first).await?;
             let (events, rx) = unbounded();
             let start = Start {
@@ -368,10 +368,9 @@ impl<Rt: Runtime> Client<Rt> {
                 // The source goes to the next server.
                 Err(unsent) => source = unsent.into_inner().source,
             }
-            // That connection just died: forget it, back off, fail over.
-            let mut pool = self.pool();
-            pool.servers.on_failure(idx, self.inner.rt.now());
-            if let Some(slot) = pool.conns.get_mut(idx) {
+            // That connection just closed: forget it and try again (reconnecting, or
+            // failing over if the server is gone: a failed connect backs it off).
+            if let Some(slot) = self.pool().conns.get_mut(idx) {
                 *slot = None;
             }
         }

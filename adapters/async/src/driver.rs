@@ -29,9 +29,9 @@ pub(crate) trait Role: Send {
     fn finished(&self) -> bool {
         false
     }
-    /// The source of the workload the machine is streaming, and how many bytes to read
-    /// from it now (the machine's `workload_wanted`).
-    fn workload(&mut self) -> Option<(usize, &mut WorkloadSource)> {
+    /// How many bytes to read now from the source of the workload the machine is
+    /// streaming (the machine's `workload_wanted`), and that source (`None`: it has none).
+    fn workload(&mut self) -> Option<(usize, Option<&mut WorkloadSource>)> {
         None
     }
     /// Hands the machine what one read of that source gave.
@@ -59,6 +59,11 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
                 role.machine().handle_eof(rt.now());
             }
         }
+        if role.machine().is_closed() {
+            // Before the waiters hear of it: a call sent after that must see a dead
+            // connection (and reconnect), not be dropped with this one.
+            cmds.close();
+        }
         while let Some(event) = role.machine().poll_event() {
             role.event(event);
         }
@@ -79,11 +84,12 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
         // is still read meanwhile, so the server is never stuck writing to us.
         let feed = async {
             match role.workload() {
-                Some((want, source)) => {
+                Some((want, Some(source))) => {
                     let want = want.min(chunk.len());
                     let n = source.read(chunk.get_mut(..want).unwrap_or_default()).await;
                     n.map(|n| chunk.get(..n).unwrap_or_default())
                 }
+                Some((_, None)) => Err(io::Error::other("the streamed workload has no source")),
                 None => futures::future::pending().await,
             }
         };

@@ -8,6 +8,7 @@ use super::call::{Call, CallError};
 use super::pool::{ClientOptions, ServerPool};
 use super::waiters::Waiters;
 use super::{ClientConfig, ClientConnection, ClientEvent};
+use crate::error::ConnError;
 use crate::machine::{Machine, RequestId};
 use std::time::{Duration, Instant};
 
@@ -135,7 +136,8 @@ impl<T> ClientSet<T> {
 
     /// Moves the events queued on server `idx`'s machine into result slots; `on_event(i,
     /// event)` sees each event of call `i`. Returns true while calls still wait there. A
-    /// closed connection is dropped and its server backs off.
+    /// closed connection is dropped and its server backs off (unless a streamed
+    /// workload's source closed it).
     pub fn drain(
         &mut self,
         idx: usize,
@@ -166,7 +168,10 @@ impl<T> ClientSet<T> {
             });
         }
         if member.machine.is_closed() {
-            self.pool.on_failure(idx, now);
+            // A streamed workload's source failing is no fault of the server's.
+            if !matches!(member.machine.error(), Some(ConnError::Workload(_))) {
+                self.pool.on_failure(idx, now);
+            }
             if let Some(slot) = self.members.get_mut(idx) {
                 *slot = None;
             }

@@ -1,5 +1,6 @@
 //! The [`Adapter`] facade for every runtime of the shared async layer.
 
+use super::workload::Generator;
 use super::{Adapter, ClientOpts, Outcome, Spec};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -91,6 +92,7 @@ pub fn standard_functions<Rt: Runtime>(b: WorkerBuilder<Rt>) -> WorkerBuilder<Rt
         std::thread::sleep(Duration::from_millis(ms));
         Ok(format!("slept {ms}").into())
     })
+    .sync_function("verify", |ctx| Ok(super::workload::verify(ctx.data())))
     .sync_function("record", |ctx| {
         super::record(ctx.data());
         Ok(Bytes::new())
@@ -139,6 +141,11 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
 
     fn run(c: &mut Self::Client, spec: Spec) -> (Vec<String>, Outcome) {
         E::block_on(run_one(c, spec))
+    }
+
+    fn run_streamed(c: &mut Self::Client, spec: Spec, source: Generator) -> Outcome {
+        let len = source.declared;
+        super::outcome(E::block_on(c.run_streamed(job(&spec), len, source)))
     }
 
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome> {

@@ -6,6 +6,13 @@ pub mod async_impl;
 pub mod raw_server;
 pub mod server;
 pub mod unix_relay;
+pub mod workload;
+
+#[allow(unused_imports)] // Used by `adapter_suite!`, which not every test binary calls.
+pub use workload::{
+    streamed_workload_is_sent_as_it_is_read, streamed_workload_reaches_the_worker_intact,
+    streamed_workload_source_failures_end_the_submission,
+};
 
 use gearman_async::{JobEvent, Task, TaskOutput};
 use gearman_core::proto::Priority;
@@ -141,6 +148,8 @@ pub trait Adapter: 'static {
     }
     /// Runs one foreground job; returns its events (`status n/d`, `data ..`, `warning ..`).
     fn run(c: &mut Self::Client, spec: Spec) -> (Vec<String>, Outcome);
+    /// Runs one foreground job whose workload is streamed from `source`.
+    fn run_streamed(c: &mut Self::Client, spec: Spec, source: workload::Generator) -> Outcome;
     /// Runs jobs in parallel on one client.
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome>;
     fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String>;
@@ -155,7 +164,8 @@ pub trait Adapter: 'static {
     fn status_unique(c: &mut Self::Client, unique: &str) -> Result<(bool, bool, u32), String>;
     fn echo(c: &mut Self::Client, data: Vec<u8>) -> Result<Vec<u8>, String>;
     /// Starts a worker with the standard functions (reverse, fail, exception, panic, sleep,
-    /// upper, record, and the map/reduce function map) in the background.
+    /// upper, record, verify ([`workload::verify`]), and the map/reduce function map) in
+    /// the background.
     fn worker(servers: &[String], concurrency: usize) -> Self::Worker {
         Self::worker_with_backoff(servers, concurrency, Duration::from_millis(50))
     }
@@ -840,6 +850,11 @@ macro_rules! adapter_suite {
             use super::*;
             $crate::adapter_suite!(@each $A, GearmandRsTls);
         }
+        /// Against a counting raw server: the same for either job server.
+        #[test]
+        fn streamed_workload_is_sent_as_it_is_read() {
+            adapter_common::streamed_workload_is_sent_as_it_is_read::<$A>()
+        }
     };
     (@each $A:ty, $kind:ident) => {
         $crate::adapter_suite!(@tests $A, $kind,
@@ -866,6 +881,8 @@ macro_rules! adapter_suite {
             worker_unregisters_at_run_time,
             work_once_does_one_job_then_returns,
             scheduled_job_is_listed_and_a_bad_schedule_is_refused,
+            streamed_workload_reaches_the_worker_intact,
+            streamed_workload_source_failures_end_the_submission,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {
