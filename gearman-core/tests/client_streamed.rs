@@ -160,7 +160,7 @@ fn failing(
         "a failed source must close the connection"
     );
     assert!(conn.workload_wanted().is_none());
-    let mut results = vec![None, None];
+    let mut results = [None, None];
     while let Some(event) = conn.poll_event() {
         waiters.dispatch(event, |slot, r| {
             results[*slot] = Some(r);
