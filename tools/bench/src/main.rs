@@ -11,9 +11,11 @@
 //! ```text
 //! gearman-bench -p 4730 --mode pipe -c 4 -w 4 -n 10000
 //! gearman-bench --compare --mode bg -c 4 -w 4 -n 50000
+//! gearman-bench --memory --memory-jobs 1000000 --memory-conns 5000
 //! ```
 
 mod load;
+mod memory;
 mod report;
 mod server;
 mod wire;
@@ -106,6 +108,20 @@ struct Args {
     /// The client certificate's key.
     #[arg(long, requires = "ssl_certificate")]
     ssl_key: Option<PathBuf>,
+    /// Instead of a load, measure both servers' RSS per queued background job (empty and
+    /// `--unique-len` uniques, payload = the first --size) and per idle and half-sent
+    /// connection, each on a fresh server, and print both with the ratio.
+    #[arg(long)]
+    memory: bool,
+    /// Background jobs queued for each job figure of --memory.
+    #[arg(long, default_value_t = 1_000_000)]
+    memory_jobs: u64,
+    /// Connections opened for each connection figure of --memory.
+    #[arg(long, default_value_t = 5_000)]
+    memory_conns: usize,
+    /// Unique length for the second job figure of --memory.
+    #[arg(long, default_value_t = 16)]
+    unique_len: usize,
 }
 
 impl Args {
@@ -228,6 +244,9 @@ fn real_main(args: &Args) -> Result<bool, String> {
             .build()
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    if args.memory {
+        return memory_main(args);
+    }
     if !args.compare {
         let plan = args.plan(format!("{}:{}", args.host, args.port))?;
         let report = run_with_progress(&runtime, &plan.addr, &plan);
@@ -259,4 +278,31 @@ fn real_main(args: &Args) -> Result<bool, String> {
         print!("{}", comparison.text());
     }
     Ok(comparison.reference.ok() && comparison.ours.ok())
+}
+
+fn memory_main(args: &Args) -> Result<bool, String> {
+    let plan = memory::MemoryPlan {
+        jobs: args.memory_jobs.max(1),
+        payload: args.size.first().copied().unwrap_or(64),
+        unique_len: args.unique_len,
+        conns: args.memory_conns.max(1),
+        function: args.function.clone(),
+    };
+    let ours = args.ours.clone().unwrap_or_else(ours_default);
+    let reference = memory::measure("gearmand", &args.gearmand, &args.gearmand_arg, &plan)?;
+    let ours = memory::measure("gearmand-rs", &ours, &args.ours_arg, &plan)?;
+    let comparison = memory::MemoryComparison {
+        plan,
+        reference,
+        ours,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", comparison.text());
+    }
+    Ok(true)
 }

@@ -53,6 +53,11 @@ impl Server {
         }
         Ok(server)
     }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 fn admin_pid(port: u16) -> Option<u32> {
