@@ -90,7 +90,7 @@ pub struct Args {
     #[arg(short = 'R', long = "round-robin", help_heading = "Jobs")]
     pub round_robin: bool,
 
-    /// Job handles are PREFIX:N (default H:<hostname>).
+    /// Job handles are PREFIX:N (default H:HOSTNAME).
     #[arg(
         long = "job-handle-prefix",
         value_name = "PREFIX",

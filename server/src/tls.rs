@@ -3,7 +3,7 @@
 //! Each handshake runs in the accepted connection's own task under
 //! `--ssl-handshake-timeout`, so a peer that stalls mid-handshake delays nobody else and is
 //! dropped at the timeout. A failed handshake closes that connection only and is logged
-//! (at most one line per [`FAILURE_LOG_INTERVAL`], counting the others). A plaintext Gearman
+//! (at most one line per `FAILURE_LOG_INTERVAL`, counting the others). A plaintext Gearman
 //! client on a TLS port gets one plaintext ERROR packet (or `ERR` line) saying so.
 
 use crate::log_limit::{repeats_note, LogLimiter};
@@ -66,7 +66,7 @@ pub struct SecurityArgs {
     )]
     pub ssl_handshake_timeout: f64,
 
-    /// An extra plaintext listener, HOST:PORT ([V6]:PORT for IPv6); repeat for several.
+    /// An extra plaintext listener, HOST:PORT (an IPv6 host in brackets); repeat for several.
     /// With --ssl, e.g. `--plaintext-listen 127.0.0.1:4731` keeps admin tools working on
     /// loopback while the public port is TLS-only.
     #[arg(

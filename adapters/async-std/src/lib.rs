@@ -36,7 +36,7 @@
 //! ## TLS (feature `tls`)
 //!
 //! With the `tls` feature, `.tls(settings)` on the client, worker and admin builders
-//! connects through [`AsyncIoTlsConnector`] (futures-rustls). The settings are one
+//! connects through `AsyncIoTlsConnector` (futures-rustls). The settings are one
 //! [`ClientTls`], shared by every adapter: a CA file or the system roots, an optional
 //! client certificate, and the server's name checked against its certificate (the host
 //! connected to, unless set).

@@ -608,7 +608,7 @@ impl<Rt: Runtime> Client<Rt> {
     }
 
     /// Asks for a job's status by unique id (on the server the unique maps to with
-    /// [`Selection::ByUnique`], else the first reachable one).
+    /// [`Selection::ByUnique`](crate::Selection::ByUnique), else the first reachable one).
     pub async fn status_unique(&self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
         let (_, stream) = self.start(Call::StatusUnique(unique.into()), None).await?;
         Ok(stream.reply().await?.into_status_unique()?)

@@ -2,7 +2,7 @@
 //!
 //! The protocol lives in [`gearman_core`], and so do the decisions every adapter shares
 //! (server choice and failover, waiter dispatch, job results, map/reduce bookkeeping). This
-//! crate only moves bytes between a socket and a core machine ([`driver`]) and turns core
+//! crate only moves bytes between a socket and a core machine (its `driver`) and turns core
 //! events into futures and streams. A runtime crate (gearman-tokio, gearman-async-std)
 //! supplies a [`Runtime`] (the clock, timers and `spawn`) and a [`Connector`] (TCP and
 //! Unix sockets; TLS over either with the `tls` feature, see [`tls`]). Servers are named

@@ -10,13 +10,13 @@
 //! `HOSTNAME:PORT`), and every owner holds a lease in `gearmand_rs_owners` that it renews
 //! (every quarter of `--libpq-lease`, and with every commit). A server whose lease runs out
 //! loses its rows: the next server to notice takes them over in one transaction (moves the
-//! rows to itself, deletes the dead owner) and runs them; see [`lease`]. A server that
+//! rows to itself, deletes the dead owner) and runs them; see the `lease` module. A server that
 //! cannot renew in time exits rather than keep running jobs that another server may be
 //! taking over. Deletes name the owner too, so a server never deletes a row it no longer
 //! holds, and a restarted server loads only the rows still in its name.
 //!
 //! A table written by gearmand's own `-q postgres` (`--libpq-table`, default `queue`) is
-//! imported on start and renamed aside (see [`schema`]).
+//! imported on start and renamed aside (see the `schema` module).
 
 mod lease;
 mod schema;
