@@ -54,6 +54,8 @@ struct CoreTask {
     accepting: bool,
     /// The store's commit counters, for `/metrics`.
     commit_stats: Option<std::sync::Arc<crate::store::CommitStats>>,
+    /// Which backend, and the jobs taken over from other servers, for `/metrics`.
+    store_info: Option<crate::http::StoreInfo>,
     /// Past every durable id the core has handed out or restored: jobs taken over from
     /// another server are numbered from here, so they never share an id with this
     /// server's own.
@@ -178,8 +180,17 @@ pub(crate) async fn serve(
         stop_requested: None,
         accepting: true,
         commit_stats: None,
+        store_info: None,
         next_durable,
     };
+    core.store_info = core
+        .settings
+        .store
+        .as_ref()
+        .map(|backend| crate::http::StoreInfo {
+            backend: backend.queue_type(),
+            jobs_taken_over: takeovers.is_some().then_some(0),
+        });
     core.commit_stats = core.store.as_ref().map(|s| s.commit_stats());
     let (mut shutdown, mut hangups): (crate::transport::BoxFuture<'static, bool>, Hangups) =
         match stop_on {
@@ -223,6 +234,7 @@ pub(crate) async fn serve(
                 // Persist events still queued hold ids the numbering must skip.
                 core.flush();
                 let records = adopted.into_records(core.next_durable);
+                core.count_taken_over(records.len());
                 core.next_durable = next_durable_after(&records, core.next_durable);
                 core.server.restore(records, Instant::now());
             }
@@ -364,6 +376,7 @@ impl CoreTask {
                     accepting: self.accepting,
                     store: self.commit_stats.as_ref().map(|s| s.report()),
                     extras: self.server.extras_gauges(),
+                    store_info: self.store_info.clone(),
                 });
             }
             ToCore::Extras(reply) => {
@@ -438,6 +451,17 @@ impl CoreTask {
                 ),
                 other => tracing::debug!(?other, "unhandled server event"),
             }
+        }
+    }
+
+    /// Jobs taken over from another server's expired lease, for `/metrics`.
+    fn count_taken_over(&mut self, jobs: usize) {
+        if let Some(n) = self
+            .store_info
+            .as_mut()
+            .and_then(|i| i.jobs_taken_over.as_mut())
+        {
+            *n += jobs as u64;
         }
     }
 

@@ -394,6 +394,7 @@ impl Collector for ReportCollector {
                 None,
             )?;
         }
+        super::store_status::encode(&mut e, &self.report)?;
         Ok(())
     }
 }
@@ -451,6 +452,7 @@ mod extras_tests {
             accepting: true,
             store: None,
             extras,
+            store_info: None,
         };
         let text = render(report);
         for line in [

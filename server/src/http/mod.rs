@@ -10,6 +10,9 @@ mod dashboard;
 mod extras;
 mod jobs;
 mod metrics;
+mod store_status;
+
+pub(crate) use store_status::StoreInfo;
 
 use crate::connection::ToCore;
 use crate::store::CommitReport;
@@ -39,6 +42,8 @@ pub(crate) struct CoreReport {
     pub store: Option<CommitReport>,
     /// Dead letters and schedules per function.
     pub extras: ExtrasGauges,
+    /// Which durable queue backend, if there is a store.
+    pub store_info: Option<StoreInfo>,
 }
 
 /// Totals at one moment, for the dashboard's charts.
@@ -233,6 +238,7 @@ async fn api_status(State(state): State<HttpState>) -> Response {
         "functions": functions,
         "workers": workers,
         "history": history,
+        "store": store_status::json(&report),
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }

@@ -1,5 +1,6 @@
 //! What the store thread measures for monitoring: commits, their latency and batch size,
-//! and whether the last commit succeeded (the readiness check).
+//! whether the last commit succeeded (the readiness check), and whether the store answers
+//! (its health: the last commit or idle health check succeeded).
 
 use gearman_core::server::stats::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,8 @@ pub struct CommitStats {
     commits: AtomicU64,
     failures: AtomicU64,
     last_failed: AtomicBool,
+    /// The last commit or health check failed (set, not cleared, by either).
+    unreachable: AtomicBool,
     histograms: Mutex<CommitHistograms>,
 }
 
@@ -40,6 +43,10 @@ pub struct CommitReport {
     pub failures: u64,
     /// The last transaction failed: the store is not writable now.
     pub last_failed: bool,
+    /// The store answered its last commit or health check
+    /// ([`QueueStore::check`](super::QueueStore::check)); false while it fails (a
+    /// networked store reconnects with backoff meanwhile).
+    pub up: bool,
     /// Latency and batch size.
     pub histograms: CommitHistograms,
 }
@@ -52,6 +59,7 @@ impl CommitStats {
             self.failures.fetch_add(1, Ordering::AcqRel);
         }
         self.last_failed.store(!ok, Ordering::Release);
+        self.unreachable.store(!ok, Ordering::Release);
         let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
         h.latency.observe(took);
         let size = batch as f64;
@@ -65,6 +73,11 @@ impl CommitStats {
         h.batch_sum += batch as u64;
     }
 
+    /// The outcome of an idle health check.
+    pub(super) fn checked(&self, ok: bool) {
+        self.unreachable.store(!ok, Ordering::Release);
+    }
+
     pub(super) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Acquire)
     }
@@ -75,6 +88,7 @@ impl CommitStats {
             commits: self.commits(),
             failures: self.failures.load(Ordering::Acquire),
             last_failed: self.last_failed.load(Ordering::Acquire),
+            up: !self.unreachable.load(Ordering::Acquire),
             histograms: self
                 .histograms
                 .lock()

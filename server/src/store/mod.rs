@@ -11,6 +11,7 @@
 //!     fn max_batch(&self) -> usize { DEFAULT_MAX_BATCH }
 //!     fn close(&mut self) {}
 //!     fn describe(&self) -> String;
+//!     fn check(&mut self) -> Option<Result<(), BackendError>> { None } // idle health check
 //!     // Records beyond the queue (retry state, dead letters, schedules): optional.
 //!     fn keeps_extras(&self) -> bool { false }
 //!     fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> { Ok(vec![]) }
@@ -59,6 +60,9 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 /// ([`QueueStore::max_batch`]), so that a flood cannot hold acknowledgements back
 /// indefinitely.
 pub const DEFAULT_MAX_BATCH: usize = 50_000;
+
+/// How long the runner waits without a commit before it runs [`QueueStore::check`].
+pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One change in a group commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,14 @@ pub trait QueueStore: Send + 'static {
 
     /// Names the store for log lines, e.g. `queue file /var/lib/gearmand/q.db`.
     fn describe(&self) -> String;
+
+    /// A health check the runner makes when no commit ran for [`CHECK_EVERY`]: `Some(Ok)`
+    /// when the store answers (a networked store reconnects here when its backoff allows),
+    /// `Some(Err)` when not; `None` (the default) for a store without one, whose health is
+    /// that of its last commit. Shown as `gearman_store_up` and in `/api/status`.
+    fn check(&mut self) -> Option<Result<(), BackendError>> {
+        None
+    }
 
     /// Whether this backend keeps [`ExtraRecord`]s (retry state, dead letters, schedules)
     /// through [`commit_with_extras`](QueueStore::commit_with_extras): the server sends them
@@ -164,6 +176,9 @@ impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn check(&mut self) -> Option<Result<(), BackendError>> {
+        (**self).check()
     }
     fn keeps_extras(&self) -> bool {
         (**self).keeps_extras()

@@ -11,7 +11,7 @@
 //! group held, the runner waits for the others, but never longer than a commit takes (past
 //! that, two commits are cheaper than waiting) nor than [`MAX_GATHER`].
 
-use super::{Ack, Change, CommitStats, ExtraChange, QueueStore};
+use super::{Ack, Change, CommitStats, ExtraChange, QueueStore, CHECK_EVERY};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -196,7 +196,15 @@ impl<S: QueueStore> Runner<S> {
 
     /// Runs until every sender is gone and the queue is empty.
     fn run(mut self, rx: mpsc::Receiver<Op>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(CHECK_EVERY) {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.check();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             self.push(first);
             self.take_ready(&rx);
             self.gather_rest(&rx);
@@ -207,6 +215,16 @@ impl<S: QueueStore> Runner<S> {
             self.commit();
         }
         self.store.close();
+    }
+
+    /// The idle health check, for `gearman_store_up`.
+    fn check(&mut self) {
+        if let Some(result) = self.store.check() {
+            if let Err(e) = &result {
+                tracing::debug!("{}: health check failed: {e}", self.name);
+            }
+            self.stats.checked(result.is_ok());
+        }
     }
 
     fn push(&mut self, op: Op) {

@@ -24,7 +24,6 @@ use super::{adopted, schema, RowIds};
 use crate::store::Adopted;
 use ::postgres::{Client, NoTls};
 use gearman_core::server::JobRecord;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,9 +33,6 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Exit status when the lease is lost (EX_TEMPFAIL): a supervisor restarts the server,
 /// which then rejoins with whatever rows are still in its name.
 pub const EXIT_LEASE_LOST: i32 = 75;
-
-/// Takeovers done by this process (jobs adopted from other owners).
-pub static TAKEN_OVER: AtomicU64 = AtomicU64::new(0);
 
 /// Until when, on this machine's clock, this server may act on its lease.
 pub(crate) struct LeaseClock {
@@ -190,7 +186,6 @@ fn keep(client: &mut Client, setup: &KeeperSetup) -> Result<(), ::postgres::Erro
     if dead.is_empty() {
         return Ok(());
     }
-    TAKEN_OVER.fetch_add(jobs.len() as u64, Ordering::Relaxed);
     tracing::warn!(
         "{}: took over {} job(s) of {} whose lease ran out: {}",
         setup.name,
@@ -199,7 +194,7 @@ fn keep(client: &mut Client, setup: &KeeperSetup) -> Result<(), ::postgres::Erro
         dead.join(", ")
     );
     if !jobs.is_empty() {
-        // The core is gone only when the server is stopping; the rows stay ours in the
+        // Counted (gearman_store_jobs_taken_over) once the core has them. The core is gone only when the server is stopping; the rows stay ours in the
         // database and the next owner takes them.
         let _ = setup.adopted.send(adopted(jobs, setup.rows.clone()));
     }

@@ -37,6 +37,8 @@ pub const QUEUE_TYPE: &str = "postgres";
 pub const ALIAS: &str = "libpq";
 /// gearmand's default `--libpq-table`.
 pub const DEFAULT_TABLE: &str = "queue";
+/// Longest wait for the idle health check's answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `--libpq-lease`, in seconds.
 pub const DEFAULT_LEASE_SECS: u64 = 30;
 
@@ -474,6 +476,21 @@ impl QueueStore for PostgresStore {
 
     fn describe(&self) -> String {
         format!("{} (owner {})", self.name, self.cfg.owner)
+    }
+
+    fn check(&mut self) -> Option<Result<(), BackendError>> {
+        let client = match self.connected() {
+            Ok(client) => client,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match client.is_valid(CHECK_TIMEOUT) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.client = None;
+                self.backoff.failed();
+                Err(e.into())
+            }
+        })
     }
 
     fn takeovers(&mut self) -> Option<Takeovers> {

@@ -392,6 +392,21 @@ impl QueueStore for RedisStore {
     fn describe(&self) -> String {
         self.name.clone()
     }
+
+    fn check(&mut self) -> Option<Result<(), BackendError>> {
+        let conn = match self.connected() {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match ::redis::cmd("PING").query::<String>(conn) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.conn = None;
+                self.backoff.failed();
+                Err(e.into())
+            }
+        })
+    }
 }
 
 #[cfg(test)]
