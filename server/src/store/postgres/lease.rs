@@ -224,7 +224,8 @@ fn take_over(
     }
     let rows = tx.query(
         &format!(
-            "UPDATE gearmand_rs_jobs SET owner = $1 WHERE owner = ANY($2) RETURNING {}",
+            "UPDATE gearmand_rs_jobs SET owner = $1, server_job = 0 WHERE owner = ANY($2)
+             RETURNING {}",
             schema::JOB_COLUMNS
         ),
         &[&owner, &dead],

@@ -22,9 +22,9 @@ mod lease;
 mod schema;
 
 use super::reconnect::Backoff;
-use super::{Adopted, BackendError, Change, QueueStore, Takeovers};
+use super::{Adopted, BackendError, Change, ExtraChange, QueueStore, Takeovers};
 use ::postgres::{Client, NoTls};
-use gearman_core::server::JobRecord;
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -209,6 +209,7 @@ pub struct PostgresStore {
     backoff: Backoff,
     rows: RowIds,
     loaded: Vec<JobRecord>,
+    loaded_extras: Vec<ExtraRecord>,
     lease: Arc<lease::LeaseClock>,
     keeper: Option<lease::Keeper>,
     takeovers: Option<Takeovers>,
@@ -240,10 +241,9 @@ impl PostgresStore {
         let loaded = {
             let mut map = rows.lock().unwrap_or_else(|p| p.into_inner());
             stored
+                .jobs
                 .into_iter()
-                .enumerate()
-                .map(|(i, (row, mut record))| {
-                    record.durable_id = i as u64 + 1;
+                .map(|(row, record)| {
                     map.insert(record.durable_id, row);
                     record
                 })
@@ -272,6 +272,7 @@ impl PostgresStore {
             backoff: Backoff::default(),
             rows,
             loaded,
+            loaded_extras: stored.extras,
             lease,
             keeper: Some(keeper),
             takeovers: Some(takeovers),
@@ -360,8 +361,10 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The group commit: renew the lease, delete, insert; nothing happens unless the lease is
-/// still ours. Returns the lease count and the rows inserted.
+/// The group commit: renew the lease, delete, insert, and put or delete extra records;
+/// nothing happens unless the lease is still ours. Returns the lease count and the rows
+/// inserted. The extra records' puts and deletes name disjoint keys ([`ExtraPlan`]), so
+/// their order within the statement does not matter.
 const COMMIT: &str = "
 WITH lease AS (
   UPDATE gearmand_rs_owners SET lease_until = now() + $2::int8 * interval '1 millisecond'
@@ -376,10 +379,69 @@ added AS (
   SELECT $1, j.* FROM UNNEST($4::int8[], $5::bytea[], $6::bytea[], $7::int2[], $8::bytea[],
                              $9::int8[], $10::bytea[]) AS j
   WHERE EXISTS (SELECT 1 FROM lease)
-  RETURNING id, server_job)
+  RETURNING id, server_job),
+extras_gone AS (
+  DELETE FROM gearmand_rs_extras x
+  USING UNNEST($11::int2[], $12::int8[]) AS d(kind, key)
+  WHERE x.owner = $1 AND x.kind = d.kind AND x.key = d.key
+    AND EXISTS (SELECT 1 FROM lease)),
+extras_put AS (
+  INSERT INTO gearmand_rs_extras (owner, kind, key, value)
+  SELECT $1, p.* FROM UNNEST($13::int2[], $14::int8[], $15::bytea[]) AS p
+  WHERE EXISTS (SELECT 1 FROM lease)
+  ON CONFLICT (owner, kind, key) DO UPDATE SET value = EXCLUDED.value)
 SELECT (SELECT count(*) FROM lease),
        COALESCE((SELECT array_agg(server_job) FROM added), '{}'::int8[]),
        COALESCE((SELECT array_agg(id) FROM added), '{}'::int8[])";
+
+/// A group's extra record changes as their end state: one put or delete per (kind, key),
+/// the last change winning, so one statement can apply them.
+#[derive(Default)]
+struct ExtraPlan<'a> {
+    delete_kinds: Vec<i16>,
+    delete_keys: Vec<i64>,
+    put_kinds: Vec<i16>,
+    put_keys: Vec<i64>,
+    put_values: Vec<&'a [u8]>,
+}
+
+impl<'a> ExtraPlan<'a> {
+    fn of(extras: &'a [ExtraChange]) -> Result<ExtraPlan<'a>, BackendError> {
+        let mut last: HashMap<(ExtraKind, u64), Option<&'a [u8]>> = HashMap::new();
+        let mut order = Vec::new();
+        for change in extras {
+            let (id, value) = match change {
+                ExtraChange::Put(r) => ((r.kind, r.key), Some(&r.value[..])),
+                ExtraChange::Delete(kind, key) => ((*kind, *key), None),
+            };
+            if last.insert(id, value).is_none() {
+                order.push(id);
+            }
+        }
+        let mut plan = ExtraPlan::default();
+        for id in order {
+            let kind = i16::from(id.0.code());
+            let key =
+                i64::try_from(id.1).map_err(|_| format!("extra record key {} too large", id.1))?;
+            match last[&id] {
+                Some(value) => {
+                    plan.put_kinds.push(kind);
+                    plan.put_keys.push(key);
+                    plan.put_values.push(value);
+                }
+                None => {
+                    plan.delete_kinds.push(kind);
+                    plan.delete_keys.push(key);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.put_keys.is_empty() && self.delete_keys.is_empty()
+    }
+}
 
 impl QueueStore for PostgresStore {
     fn load(&mut self) -> Result<Vec<JobRecord>, BackendError> {
@@ -387,10 +449,27 @@ impl QueueStore for PostgresStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
+        self.commit_with_extras(changes, &[])
+    }
+
+    fn keeps_extras(&self) -> bool {
+        true
+    }
+
+    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
+        Ok(std::mem::take(&mut self.loaded_extras))
+    }
+
+    fn commit_with_extras(
+        &mut self,
+        changes: &[Change],
+        extras: &[ExtraChange],
+    ) -> Result<(), BackendError> {
         let snapshot = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let plan = Plan::of(changes, &snapshot);
         drop(snapshot);
-        if plan.inserts.is_empty() && plan.deletes.is_empty() {
+        let extra = ExtraPlan::of(extras)?;
+        if plan.inserts.is_empty() && plan.deletes.is_empty() && extra.is_empty() {
             return Ok(());
         }
         let ids: Vec<i64> = plan.inserts.iter().map(|r| r.durable_id as i64).collect();
@@ -422,6 +501,11 @@ impl QueueStore for PostgresStore {
                 &data,
                 &whens,
                 &reducers,
+                &extra.delete_kinds,
+                &extra.delete_keys,
+                &extra.put_kinds,
+                &extra.put_keys,
+                &extra.put_values,
             ],
         );
         let row = match result {

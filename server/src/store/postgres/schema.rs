@@ -10,11 +10,13 @@ use super::PostgresConfig;
 use ::postgres::{Client, Row, Transaction};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
-use gearman_core::server::JobRecord;
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
+use std::collections::HashSet;
 
 /// Our tables.
 const JOBS: &str = "gearmand_rs_jobs";
 const OWNERS: &str = "gearmand_rs_owners";
+const EXTRAS: &str = "gearmand_rs_extras";
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
@@ -30,7 +32,13 @@ CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
 CREATE INDEX IF NOT EXISTS gearmand_rs_jobs_owner ON gearmand_rs_jobs (owner);
 CREATE TABLE IF NOT EXISTS gearmand_rs_owners (
     owner TEXT PRIMARY KEY,
-    lease_until TIMESTAMPTZ NOT NULL);";
+    lease_until TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS gearmand_rs_extras (
+    owner TEXT NOT NULL,
+    kind SMALLINT NOT NULL,
+    key BIGINT NOT NULL,
+    value BYTEA NOT NULL,
+    PRIMARY KEY (owner, kind, key));";
 
 const JOBS_LAYOUT: [&str; 9] = [
     "id",
@@ -44,6 +52,7 @@ const JOBS_LAYOUT: [&str; 9] = [
     "reducer",
 ];
 const OWNERS_LAYOUT: [&str; 2] = ["owner", "lease_until"];
+const EXTRAS_LAYOUT: [&str; 4] = ["owner", "kind", "key", "value"];
 
 /// The columns [`job_of`] reads, in its order.
 pub(super) const JOB_COLUMNS: &str =
@@ -81,13 +90,24 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// What a server finds in the database on start.
+pub(super) struct Stored {
+    /// Its rows: row id and job (with its durable id), in priority then arrival order.
+    pub(super) jobs: Vec<(i64, JobRecord)>,
+    /// Its records beyond the job queue, of the kinds this version knows, in kind then key
+    /// order.
+    pub(super) extras: Vec<ExtraRecord>,
+}
+
 /// In one transaction: create or check our tables, import gearmand's table, adopt rows
-/// whose owner has no lease row at all, take this server's lease, and read its rows (row
-/// id and job, in priority then arrival order).
-pub(super) fn prepare(
-    client: &mut Client,
-    cfg: &PostgresConfig,
-) -> Result<Vec<(i64, JobRecord)>, String> {
+/// whose owner has no lease row at all, take this server's lease, and read its rows and
+/// extra records.
+///
+/// A job keeps the durable id it was stored under (`server_job`), so the extra records
+/// keyed by it (retry state, a dead letter that replaces it) still name it after a
+/// restart. A row without one of its own (imported, adopted, or a duplicate) gets a new id
+/// past every stored one, written back in the same transaction.
+pub(super) fn prepare(client: &mut Client, cfg: &PostgresConfig) -> Result<Stored, String> {
     let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
     let mut tx = client
         .transaction()
@@ -98,11 +118,12 @@ pub(super) fn prepare(
         .map_err(fail("cannot create the tables"))?;
     expect_columns(&mut tx, JOBS, &JOBS_LAYOUT)?;
     expect_columns(&mut tx, OWNERS, &OWNERS_LAYOUT)?;
+    expect_columns(&mut tx, EXTRAS, &EXTRAS_LAYOUT)?;
     import(&mut tx, cfg)?;
     // Rows whose owner row is gone (deleted by hand) would otherwise never run.
     let orphans = tx
         .execute(
-            "UPDATE gearmand_rs_jobs j SET owner = $1 WHERE NOT EXISTS
+            "UPDATE gearmand_rs_jobs j SET owner = $1, server_job = 0 WHERE NOT EXISTS
                (SELECT 1 FROM gearmand_rs_owners o WHERE o.owner = j.owner)",
             &[&cfg.owner],
         )
@@ -120,19 +141,94 @@ pub(super) fn prepare(
     let rows = tx
         .query(
             &format!(
-                "SELECT {JOB_COLUMNS} FROM gearmand_rs_jobs WHERE owner = $1
+                "SELECT {JOB_COLUMNS}, server_job FROM gearmand_rs_jobs WHERE owner = $1
                  ORDER BY priority, id"
             ),
             &[&cfg.owner],
         )
         .map_err(fail("cannot read the stored jobs"))?;
-    let jobs = rows
-        .iter()
-        .map(job_of)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail("cannot read the stored jobs"))?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (id, record) = job_of(row).map_err(fail("cannot read the stored jobs"))?;
+        let server_job: i64 = row
+            .try_get(7)
+            .map_err(fail("cannot read the stored jobs"))?;
+        jobs.push((id, server_job, record));
+    }
+    let extras = read_extras(&mut tx, &cfg.owner)?;
+    let jobs = number(&mut tx, jobs, &extras)?;
     tx.commit().map_err(fail("cannot commit"))?;
-    Ok(jobs)
+    let extras = extras
+        .into_iter()
+        .filter_map(|(code, key, value)| {
+            Some(ExtraRecord {
+                kind: ExtraKind::from_code(u8::try_from(code).ok()?)?,
+                key,
+                value: Bytes::from(value),
+            })
+        })
+        .collect();
+    Ok(Stored { jobs, extras })
+}
+
+/// This owner's extra records, every kind, as stored: `(kind code, key, value)`.
+fn read_extras(tx: &mut Transaction<'_>, owner: &str) -> Result<Vec<(i16, u64, Vec<u8>)>, String> {
+    let rows = tx
+        .query(
+            "SELECT kind, key, value FROM gearmand_rs_extras WHERE owner = $1
+             ORDER BY kind, key",
+            &[&owner],
+        )
+        .map_err(|e| format!("cannot read the stored records beyond the queue: {e}"))?;
+    rows.iter()
+        .map(|r| {
+            let key: i64 = r.get(1);
+            Ok((r.get(0), u64::try_from(key).unwrap_or(0), r.get(2)))
+        })
+        .collect()
+}
+
+/// Gives each job its durable id: the stored one when it has one of its own, else a new one
+/// past every stored id and extra key, written back to its row.
+fn number(
+    tx: &mut Transaction<'_>,
+    jobs: Vec<(i64, i64, JobRecord)>,
+    extras: &[(i16, u64, Vec<u8>)],
+) -> Result<Vec<(i64, JobRecord)>, String> {
+    let mut next = jobs
+        .iter()
+        .map(|(_, server_job, _)| u64::try_from(*server_job).unwrap_or(0))
+        .chain(extras.iter().map(|(_, key, _)| *key))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut taken = HashSet::new();
+    let (mut rows, mut ids) = (Vec::new(), Vec::new());
+    let numbered = jobs
+        .into_iter()
+        .map(|(row, server_job, mut record)| {
+            record.durable_id = match u64::try_from(server_job) {
+                Ok(id) if id > 0 && taken.insert(id) => id,
+                _ => {
+                    let id = next;
+                    next += 1;
+                    rows.push(row);
+                    ids.push(id as i64);
+                    id
+                }
+            };
+            (row, record)
+        })
+        .collect();
+    if !rows.is_empty() {
+        tx.execute(
+            "UPDATE gearmand_rs_jobs j SET server_job = n.id
+             FROM UNNEST($1::int8[], $2::int8[]) AS n(row_id, id) WHERE j.id = n.row_id",
+            &[&rows, &ids],
+        )
+        .map_err(|e| format!("cannot number the stored jobs: {e}"))?;
+    }
+    Ok(numbered)
 }
 
 fn expect_columns(tx: &mut Transaction<'_>, table: &str, want: &[&str]) -> Result<(), String> {

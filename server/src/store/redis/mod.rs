@@ -12,6 +12,10 @@
 //! theirs; a key is split as gearmand itself splits it on replay: the function runs to the
 //! first `-` after the prefix, the unique is the rest.
 //!
+//! Records beyond the job queue (retry state, dead letters, schedules, kept results) are
+//! strings at `PREFIX:rsx:KIND:KEY` (the kind's number and the record's key, the value the
+//! core's encoding), written in the same `MULTI`/`EXEC` as the job changes of their group.
+//!
 //! What an acknowledgement means depends on Redis's append-only file (see the server
 //! README): with `appendonly yes` the transaction is in the file's page cache before
 //! Redis answers, so it survives a crash of Redis or of gearmand-rs; it survives a power
@@ -20,13 +24,13 @@
 
 use super::postgres::Secret;
 use super::reconnect::Backoff;
-use super::{BackendError, Change, QueueStore};
+use super::{BackendError, Change, ExtraChange, QueueStore};
 use ::redis::{
     Commands, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, RedisConnectionInfo,
 };
 use bytes::Bytes;
 use gearman_core::proto::Priority;
-use gearman_core::server::JobRecord;
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -192,6 +196,37 @@ impl RedisStore {
         format!("{}:rs:{durable_id}", self.cfg.prefix)
     }
 
+    /// Our key of an extra record.
+    fn extra_key(&self, kind: ExtraKind, key: u64) -> String {
+        format!("{}:rsx:{}:{key}", self.cfg.prefix, kind.code())
+    }
+
+    /// Every stored extra record, of every kind (known or not), as `(kind code, key,
+    /// value)` in kind then key order.
+    fn read_extras(&mut self) -> Result<Vec<(u8, u64, Vec<u8>)>, BackendError> {
+        let pattern = format!("{}:rsx:*", glob_escape(&self.cfg.prefix));
+        let ours = format!("{}:rsx:", self.cfg.prefix);
+        let conn = self.connected()?;
+        let keys: Vec<Vec<u8>> = conn.scan_match::<_, Vec<u8>>(&pattern)?.collect();
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            let parsed = key
+                .strip_prefix(ours.as_bytes())
+                .and_then(|rest| std::str::from_utf8(rest).ok())
+                .and_then(|rest| rest.split_once(':'))
+                .and_then(|(code, id)| Some((code.parse::<u8>().ok()?, id.parse::<u64>().ok()?)));
+            let Some((code, id)) = parsed else {
+                continue;
+            };
+            let value: Option<Vec<u8>> = conn.get(&key)?;
+            if let Some(value) = value {
+                records.push((code, id, value));
+            }
+        }
+        records.sort_by_key(|(code, id, _)| (*code, *id));
+        Ok(records)
+    }
+
     /// Our jobs, by durable id.
     fn read_ours(&mut self) -> Result<Vec<JobRecord>, BackendError> {
         let pattern = format!("{}:rs:*", glob_escape(&self.cfg.prefix));
@@ -339,7 +374,16 @@ impl QueueStore for RedisStore {
         let mut jobs = self.read_ours()?;
         let imported = self.read_gearmand()?;
         if !imported.is_empty() {
-            let first = jobs.iter().map(|j| j.durable_id).max().unwrap_or(0) + 1;
+            // Past every job and every extra record's key: a dead letter replaces the stored
+            // job with its key, so an imported job must not take one.
+            let extras = self.read_extras()?;
+            let first = jobs
+                .iter()
+                .map(|j| j.durable_id)
+                .chain(extras.iter().map(|(_, key, _)| *key))
+                .max()
+                .unwrap_or(0)
+                + 1;
             let mut pipe = ::redis::pipe();
             pipe.atomic();
             let count = imported.len();
@@ -362,6 +406,32 @@ impl QueueStore for RedisStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
+        self.commit_with_extras(changes, &[])
+    }
+
+    fn keeps_extras(&self) -> bool {
+        true
+    }
+
+    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
+        Ok(self
+            .read_extras()?
+            .into_iter()
+            .filter_map(|(code, key, value)| {
+                Some(ExtraRecord {
+                    kind: ExtraKind::from_code(code)?,
+                    key,
+                    value: Bytes::from(value),
+                })
+            })
+            .collect())
+    }
+
+    fn commit_with_extras(
+        &mut self,
+        changes: &[Change],
+        extras: &[ExtraChange],
+    ) -> Result<(), BackendError> {
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         for change in changes {
@@ -369,6 +439,18 @@ impl QueueStore for RedisStore {
                 Change::Insert(r) => write_job(&mut pipe, &self.key(r.durable_id), r),
                 Change::Remove(id) => {
                     pipe.del(self.key(*id)).ignore();
+                }
+            }
+        }
+        // MULTI/EXEC applies these in order, so a put after a delete of the same record wins.
+        for change in extras {
+            match change {
+                ExtraChange::Put(r) => {
+                    pipe.set(self.extra_key(r.kind, r.key), &r.value[..])
+                        .ignore();
+                }
+                ExtraChange::Delete(kind, key) => {
+                    pipe.del(self.extra_key(*kind, *key)).ignore();
                 }
             }
         }
