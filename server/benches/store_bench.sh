@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# store_bench.sh: durable background submits, C gearmand's libsqlite3 queue against ours.
+# store_bench.sh: durable background submits, C gearmand's queue modules against ours on the
+# same backend: libsqlite3, postgres (libpq) and redis.
 #
-#   server/benches/store_bench.sh [OUR_BINARY] [JOBS_PER_CLIENT] [CLIENT_COUNTS...]
+#   [BACKENDS="sqlite postgres redis"] server/benches/store_bench.sh [OUR_BINARY] [JOBS_PER_CLIENT] [CLIENT_COUNTS...]
 #
 # OUR_BINARY defaults to $CARGO_TARGET_DIR/release/gearmand-rs (or target/release/gearmand-rs).
 # For each client count, runs `gbench -m bg -c C -w 4 -n JOBS -s 64` (libgearman clients, each
@@ -9,8 +10,15 @@
 #   gearmand  /usr/sbin/gearmand -q libsqlite3 (one transaction per job)
 #   full      ours, -q libsqlite3 (group commit, synchronous=FULL: fsync per commit)
 #   normal    ours, --libsqlite3-sync normal (group commit, fsync at checkpoints only)
-# Each run gets a fresh queue file under a temporary directory; everything is on 127.0.0.1
-# and bounded (timeout 600 s per run).
+#   gearmand  /usr/sbin/gearmand -q postgres (one INSERT, one transaction, per job)
+#   ours      ours, -q postgres (group commit: one statement per group)
+#   gearmand  /usr/sbin/gearmand -q redis (one HMSET per job)
+#   ours      ours, -q redis (group commit: one MULTI/EXEC per group)
+# PostgreSQL (initdb from /usr/lib/postgresql/*/bin, fsync and synchronous_commit on, as
+# installed) and Redis (appendonly yes, appendfsync always: every reply after an fsync) run
+# from throwaway data directories for the script, both servers of a row on the same one.
+# Each run gets a fresh queue file, a fresh database, or an emptied Redis; everything is on
+# 127.0.0.1 and bounded (timeout 600 s per run).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,7 +31,39 @@ work=$(mktemp -d); bin=$work/gbench
 gcc -O2 -o "$bin" "$root/../shared/bench/gbench.c" -lgearman -lpthread 2>/dev/null \
   || gcc -O2 -o "$bin" /work/shared/bench/gbench.c -lgearman -lpthread
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+backends=${BACKENDS:-sqlite postgres redis}
+pgbin=; pgdata=$work/pg; pgport=; pgas=(); redis_pid=; redis_port=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+  [ -n "$pgport" ] && "${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { echo $((20000 + RANDOM % 20000)); }
+
+start_postgres() { # a cluster of its own; PostgreSQL refuses to run as root
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pgbin/initdb" ] || { echo "store_bench.sh: PostgreSQL missing (.ci/install-20-postgres-redis.sh)" >&2; exit 2; }
+  mkdir -p "$pgdata"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$work" "$pgdata"; chmod 755 "$work"; pgas=(runuser -u postgres --); fi
+  "${pgas[@]}" "$pgbin/initdb" -D "$pgdata/data" -U gearman -A trust -E UTF8 >/dev/null
+  pgport=$(free_port)
+  "${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdata/data" -l "$pgdata/log" -w \
+    -o "-p $pgport -c listen_addresses=127.0.0.1 -k $pgdata" start >/dev/null
+}
+fresh_database() { # $1 name: an empty database, and its conninfo
+  "$pgbin/psql" -X -q -d "host=127.0.0.1 port=$pgport user=gearman dbname=postgres" -c "CREATE DATABASE $1" >/dev/null
+  echo "host=127.0.0.1 port=$pgport user=gearman dbname=$1"
+}
+start_redis() {
+  command -v redis-server >/dev/null || { echo "store_bench.sh: redis-server missing (.ci/install-20-postgres-redis.sh)" >&2; exit 2; }
+  redis_port=$(free_port); mkdir -p "$work/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" --appendonly yes \
+    --appendfsync always --save '' --daemonize no --logfile "$work/redis/log" & redis_pid=$!
+  for _ in $(seq 200); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
+  echo "store_bench.sh: redis-server did not start" >&2; exit 1
+}
 
 start() { # $1 port, rest: command
   local port=$1; shift
@@ -33,10 +73,14 @@ start() { # $1 port, rest: command
 }
 stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }
 figure() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
-run() { # $1 name, $2 clients, rest: server command with PORT placeholder
+run() { # $1 name, $2 clients, rest: server command with PORT, DB, CONNINFO, REDISP placeholders
   local name=$1 c=$2; shift 2
-  local port=$((20000 + RANDOM % 20000)) db=$work/$name-$c.db
-  local cmd=("${@//PORT/$port}"); cmd=("${cmd[@]//DB/$db}")
+  local port; port=$(free_port); local db=$work/$name-$c.db conninfo=
+  # (run is called in a subshell: the name must not come from a counter of the caller)
+  if [ -n "$pgport" ] && [[ "$*" == *CONNINFO* ]]; then conninfo=$(fresh_database "bench_$(date +%s%N)"); fi
+  if [ -n "$redis_port" ]; then redis-cli -p "$redis_port" flushall >/dev/null; fi
+  local cmd=("${@//PORT/$port}"); cmd=("${cmd[@]//DB/$db}"); cmd=("${cmd[@]//CONNINFO/$conninfo}")
+  cmd=("${cmd[@]//REDISP/$redis_port}")
   start "$port" "${cmd[@]}"
   local out; out=$(timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$jobs" -s 64 | grep RESULT || true)
   stop
@@ -44,14 +88,41 @@ run() { # $1 name, $2 clients, rest: server command with PORT placeholder
 }
 ratio() { awk -v x="${1:-0}" -v y="${2:-0}" 'BEGIN { if (x > 0) printf "%.1f", y / x; else print "-" }'; }
 
-printf '%-8s %-8s %10s %10s %8s %10s %8s\n' clients server submit/s drain/s failures submit_x drain_x
-for c in "${counts[@]}"; do
-  read -r gs gd gf < <(run gearmand "$c" /usr/sbin/gearmand -L 127.0.0.1 -p PORT --log-file none \
-    -q libsqlite3 --libsqlite3-db DB)
-  printf '%-8s %-8s %10s %10s %8s %10s %8s\n' "$c" gearmand "$gs" "$gd" "$gf" 1.0 1.0
-  for mode in full normal; do
-    read -r s d f < <(run "$mode" "$c" "$ours" -L 127.0.0.1 -p PORT --log-file none \
-      -q libsqlite3 --libsqlite3-db DB --libsqlite3-sync "$mode")
-    printf '%-8s %-8s %10s %10s %8s %10s %8s\n' "$c" "$mode" "$s" "$d" "$f" "$(ratio "$gs" "$s")" "$(ratio "$gd" "$d")"
+row() { printf '%-9s %-8s %-8s %10s %10s %8s %10s %8s\n' "$@"; }
+baseline() { # $1 backend, $2 clients, rest: gearmand command; prints the row, sets gs gd
+  local b=$1 c=$2; shift 2
+  read -r gs gd gf < <(run "gearmand-$b" "$c" "$@")
+  row "$b" "$c" gearmand "$gs" "$gd" "$gf" 1.0 1.0
+}
+ours_row() { # $1 backend, $2 label, $3 clients, rest: our command
+  local b=$1 label=$2 c=$3; shift 3
+  read -r s d f < <(run "$label-$b" "$c" "$ours" "$@")
+  row "$b" "$c" "$label" "$s" "$d" "$f" "$(ratio "$gs" "$s")" "$(ratio "$gd" "$d")"
+}
+common=(-L 127.0.0.1 -p PORT --log-file none)
+for b in $backends; do
+  case $b in
+    postgres) start_postgres ;;
+    redis) start_redis ;;
+    sqlite) ;;
+    *) echo "store_bench.sh: unknown backend $b (sqlite, postgres, redis)" >&2; exit 2 ;;
+  esac
+done
+row backend clients server submit/s drain/s failures submit_x drain_x
+for b in $backends; do
+  for c in "${counts[@]}"; do
+    case $b in
+      sqlite)
+        baseline sqlite "$c" /usr/sbin/gearmand "${common[@]}" -q libsqlite3 --libsqlite3-db DB
+        for mode in full normal; do
+          ours_row sqlite "$mode" "$c" "${common[@]}" -q libsqlite3 --libsqlite3-db DB --libsqlite3-sync "$mode"
+        done ;;
+      postgres)
+        baseline postgres "$c" /usr/sbin/gearmand "${common[@]}" -q postgres --libpq-conninfo CONNINFO
+        ours_row postgres ours "$c" "${common[@]}" -q postgres --libpq-conninfo CONNINFO ;;
+      redis)
+        baseline redis "$c" /usr/sbin/gearmand "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP
+        ours_row redis ours "$c" "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP ;;
+    esac
   done
 done
