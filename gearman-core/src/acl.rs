@@ -130,7 +130,9 @@ impl Permission {
             | AdminCommand::ShowJobs
             | AdminCommand::ShowUniqueJobs
             | AdminCommand::ShowDead
-            | AdminCommand::ShowSchedules => Some(Permission::AdminRead),
+            | AdminCommand::ShowSchedules
+            | AdminCommand::ShowResult(_)
+            | AdminCommand::ShowResultUnique { .. } => Some(Permission::AdminRead),
             AdminCommand::CancelJob(_)
             | AdminCommand::CreateFunction(_)
             | AdminCommand::DropFunction(_)

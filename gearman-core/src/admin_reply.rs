@@ -20,6 +20,7 @@
 //! ```
 
 use crate::proto::admin::AdminCommand;
+pub use crate::server::Outcome;
 use bytes::Bytes;
 use std::fmt;
 
@@ -73,6 +74,20 @@ pub struct JobInfo {
     pub queued: bool,
 }
 
+/// A `show result` reply: the kept result of a background job (gearmand-rs
+/// `--keep-results`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobResult {
+    /// The job's handle.
+    pub handle: Bytes,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it ended, Unix seconds.
+    pub finished_unix: i64,
+    /// The WORK_COMPLETE or WORK_EXCEPTION data (empty for WORK_FAIL).
+    pub data: Bytes,
+}
+
 /// A parsed admin reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,6 +108,8 @@ pub enum AdminReply {
     Value(String),
     /// `getpid`.
     Pid(u32),
+    /// `show result` (gearmand-rs).
+    Result(JobResult),
 }
 
 /// A reply that is an error or cannot be read.
@@ -171,6 +188,11 @@ pub fn request_line(command: &AdminCommand) -> Result<Vec<u8>, AdminReplyError> 
         AdminCommand::ShowSchedules => line.extend_from_slice(b"show schedules"),
         AdminCommand::RetryDead(which) => with(b"retry dead ", which)?,
         AdminCommand::DropDead(which) => with(b"drop dead ", which)?,
+        AdminCommand::ShowResult(handle) => with(b"show result ", handle)?,
+        AdminCommand::ShowResultUnique { function, unique } => {
+            with(b"show result unique ", function)?;
+            with(b" ", unique)?;
+        }
         AdminCommand::CreateFunction(name) => with(b"create function ", name)?,
         AdminCommand::DropFunction(name) => with(b"drop function ", name)?,
         AdminCommand::MaxQueue { function, limits } => {
@@ -428,6 +450,10 @@ pub fn parse_reply(command: &AdminCommand, reply: &[u8]) -> Result<AdminReply, A
         ),
     };
     match (command, value) {
+        (AdminCommand::ShowResult(_) | AdminCommand::ShowResultUnique { .. }, value) => value
+            .and_then(job_result)
+            .map(AdminReply::Result)
+            .ok_or_else(|| malformed(first, "OK OUTCOME FINISHED_UNIX HANDLE BASE64DATA|-")),
         (AdminCommand::Getpid, Some(pid)) => std::str::from_utf8(pid)
             .ok()
             .and_then(|p| p.trim().parse().ok())
@@ -439,6 +465,32 @@ pub fn parse_reply(command: &AdminCommand, reply: &[u8]) -> Result<AdminReply, A
         (_, Some(value)) => Ok(AdminReply::Value(lossy(value))),
         (_, None) => Ok(AdminReply::Ok),
     }
+}
+
+/// `OUTCOME FINISHED_UNIX HANDLE DATA` after the `OK ` of a `show result` reply.
+fn job_result(value: &[u8]) -> Option<JobResult> {
+    use base64::Engine as _;
+    let mut fields = value.split(|&b| b == b' ');
+    let outcome = Outcome::from_name(fields.next()?)?;
+    let finished_unix = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    let handle = Bytes::copy_from_slice(fields.next()?);
+    let data = match fields.next()? {
+        b"-" => Bytes::new(),
+        text => Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?,
+        ),
+    };
+    if fields.next().is_some() || handle.is_empty() {
+        return None;
+    }
+    Some(JobResult {
+        handle,
+        outcome,
+        finished_unix,
+        data,
+    })
 }
 
 /// Largest admin reply an admin client accepts (a `show jobs` of a million jobs is ~30 MB).
@@ -617,6 +669,24 @@ pub trait AdminCalls {
         expect_ok(self.command(&AdminCommand::Shutdown { graceful })?)
     }
 
+    /// `show result HANDLE` (gearmand-rs with `--keep-results`): the kept result of the
+    /// background job that had `handle`. `ERR UNKNOWN_JOB` (none kept, or expired) and
+    /// `ERR RESULTS_NOT_KEPT` come back as [`AdminError::Reply`].
+    fn result(&mut self, handle: impl Into<Bytes>) -> Result<JobResult, AdminError> {
+        expect_result(self.command(&AdminCommand::ShowResult(handle.into()))?)
+    }
+
+    /// `show result unique FUNCTION UNIQUE` (gearmand-rs with `--keep-results`): the
+    /// latest kept result of a background job of `function` submitted with `unique`.
+    fn result_by_unique(
+        &mut self,
+        function: impl Into<Bytes>,
+        unique: impl Into<Bytes>,
+    ) -> Result<JobResult, AdminError> {
+        let (function, unique) = (function.into(), unique.into());
+        expect_result(self.command(&AdminCommand::ShowResultUnique { function, unique })?)
+    }
+
     /// `getpid`: the server's process id.
     fn getpid(&mut self) -> Result<u32, AdminError> {
         expect_reply(self.command(&AdminCommand::Getpid)?, |r| match r {
@@ -639,6 +709,14 @@ pub trait AdminCalls {
 /// A plain `OK` reply.
 pub fn expect_ok(reply: AdminReply) -> Result<(), AdminError> {
     expect_reply(reply, |r| matches!(r, AdminReply::Ok).then_some(()))
+}
+
+/// A `show result` reply.
+pub fn expect_result(reply: AdminReply) -> Result<JobResult, AdminError> {
+    expect_reply(reply, |r| match r {
+        AdminReply::Result(r) => Some(r),
+        _ => None,
+    })
 }
 
 /// An `OK VALUE` reply.
@@ -782,6 +860,64 @@ mod tests {
             read(&AdminCommand::Getpid, b"OK nope\n"),
             Err(AdminReplyError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn show_result_lines_and_replies() {
+        let by_handle = AdminCommand::ShowResult(Bytes::from_static(b"H:x:7"));
+        let by_unique = AdminCommand::ShowResultUnique {
+            function: Bytes::from_static(b"f"),
+            unique: Bytes::from_static(b"u"),
+        };
+        assert_eq!(request_line(&by_handle).unwrap(), b"show result H:x:7\r\n");
+        assert_eq!(
+            request_line(&by_unique).unwrap(),
+            b"show result unique f u\r\n"
+        );
+        assert_eq!(
+            AdminCommand::parse(b"show result unique f u\r\n"),
+            Ok(by_unique.clone())
+        );
+        assert_eq!(
+            AdminCommand::parse(b"show result H:x:7\n"),
+            Ok(by_handle.clone())
+        );
+        assert_eq!(
+            read(&by_handle, b"OK complete 1700000000 H:x:7 aGk=\n"),
+            Ok(AdminReply::Result(JobResult {
+                handle: Bytes::from_static(b"H:x:7"),
+                outcome: Outcome::Complete,
+                finished_unix: 1_700_000_000,
+                data: Bytes::from_static(b"hi"),
+            }))
+        );
+        let AdminReply::Result(failed) = read(&by_unique, b"OK fail 5 H:x:8 -\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!((failed.outcome, failed.data.len()), (Outcome::Fail, 0));
+        for bad in [
+            &b"OK done 5 H:x:8 -\n"[..],
+            b"OK fail x H:x:8 -\n",
+            b"OK fail 5 H:x:8\n",
+            b"OK fail 5 H:x:8 !!\n",
+            b"OK fail 5 H:x:8 - extra\n",
+        ] {
+            assert!(
+                matches!(
+                    read(&by_handle, bad),
+                    Err(AdminReplyError::Malformed { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            read(&by_handle, b"ERR UNKNOWN_JOB\r\n"),
+            Err(AdminReplyError::Server {
+                code: "UNKNOWN_JOB".into(),
+                text: String::new()
+            })
+        );
     }
 
     #[test]

@@ -124,6 +124,23 @@ pub struct Args {
     )]
     pub schedule_zone: String,
 
+    /// Keep the last result (WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION data) of each
+    /// background job for DURATION (seconds, or a number with ms, s, m, h or d: 90s, 30m,
+    /// 7d), to be read back by handle or unique (admin `show result`). Off by default. With
+    /// a store (-q sqlite) they survive a restart and still expire on time.
+    #[arg(long = "keep-results", value_name = "DURATION", help_heading = "Jobs")]
+    pub keep_results: Option<String>,
+
+    /// The kept results hold at most BYTES in all (data, handle, function and unique of
+    /// each); the oldest are forgotten first.
+    #[arg(
+        long = "keep-results-bytes",
+        value_name = "BYTES",
+        default_value_t = gearman_core::server::kept::DEFAULT_KEEP_RESULTS_BYTES,
+        help_heading = "Jobs"
+    )]
+    pub keep_results_bytes: usize,
+
     /// Enable TCP keepalive on client connections.
     #[arg(long, help_heading = "Network")]
     pub keepalive: bool,
@@ -329,6 +346,10 @@ pub struct Settings {
     pub retry: std::collections::HashMap<bytes::Bytes, gearman_core::server::RetryPolicy>,
     /// `--schedule-zone`, seconds east of UTC.
     pub schedule_offset_secs: i32,
+    /// `--keep-results`, if given.
+    pub keep_results: Option<Duration>,
+    /// `--keep-results-bytes`.
+    pub keep_results_bytes: usize,
     /// Keepalive settings, if enabled.
     pub keepalive: Option<Keepalive>,
     /// Pid file.
@@ -467,9 +488,17 @@ impl Args {
         let retry = crate::job_flags::policies(&self.retry).map_err(StartError)?;
         let schedule_offset_secs =
             crate::job_flags::zone_offset(&self.schedule_zone).map_err(StartError)?;
+        let keep_results = self
+            .keep_results
+            .as_deref()
+            .map(crate::job_flags::keep_duration)
+            .transpose()
+            .map_err(StartError)?;
         Ok(Settings {
             retry,
             schedule_offset_secs,
+            keep_results,
+            keep_results_bytes: self.keep_results_bytes,
             security,
             listen,
             unix_listen,

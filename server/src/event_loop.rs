@@ -145,6 +145,14 @@ pub(crate) async fn serve(
     config.retry = settings.retry.clone();
     config.durable_extras = durable_extras;
     config.schedule_offset_secs = settings.schedule_offset_secs;
+    config.keep_results = settings.keep_results;
+    config.keep_results_bytes = settings.keep_results_bytes;
+    if store.is_some() && !durable_extras && settings.keep_results.is_some() {
+        tracing::warn!(
+            "this store keeps no records beyond the job queue: kept results (--keep-results) \
+             are lost at a restart"
+        );
+    }
     if store.is_some() && !durable_extras && !settings.retry.is_empty() {
         tracing::warn!(
             "this store keeps no records beyond the job queue: with --retry, retry state and \

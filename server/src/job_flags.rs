@@ -2,7 +2,8 @@
 //! `--retry FUNCTION=COUNT[:BACKOFF]` (retries with backoff, then dead letters, for the
 //! failed background jobs of one function; the policy lives in
 //! [`gearman_core::server::retry`]) and `--schedule-zone` (the zone SUBMIT_JOB_SCHED
-//! fields are read in).
+//! fields are read in), `--keep-results DURATION` (how long background jobs' results
+//! are kept).
 
 use bytes::Bytes;
 use gearman_core::server::RetryPolicy;
@@ -66,6 +67,24 @@ fn duration(text: &str) -> Option<Duration> {
     n.checked_mul(ms).map(Duration::from_millis)
 }
 
+/// `--keep-results DURATION`: what `--retry` takes for BACKOFF, or days (`7d`); not zero.
+pub fn keep_duration(text: &str) -> Result<Duration, String> {
+    let parsed = match text.strip_suffix('d') {
+        Some(days) if !days.is_empty() && days.bytes().all(|c| c.is_ascii_digit()) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|d| d.checked_mul(86_400))
+            .map(Duration::from_secs),
+        _ => duration(text),
+    };
+    parsed.filter(|d| !d.is_zero()).ok_or_else(|| {
+        format!(
+            "--keep-results {text:?}: expected a duration above zero: seconds, or a number \
+             with ms, s, m, h or d (e.g. 90s, 30m, 7d)"
+        )
+    })
+}
+
 /// `--schedule-zone`: `UTC`, or a fixed offset `+HH:MM` / `-HH:MM` (or `+HH`), as seconds
 /// east of UTC. Zone names with daylight-saving rules are not accepted.
 pub fn zone_offset(text: &str) -> Result<i32, String> {
@@ -124,6 +143,29 @@ mod tests {
         for bad in ["resize", "=3", "f=x", "f=3:soon", "f=-1", "f=3:2d", "f=3:"] {
             let e = policies(&[bad.into()]).unwrap_err();
             assert!(e.contains("FUNCTION=COUNT[:BACKOFF]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn keep_durations_take_days_and_refuse_zero_and_junk() {
+        assert_eq!(keep_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(keep_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(keep_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(keep_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "0",
+            "0d",
+            "d",
+            "",
+            "1w",
+            "-1",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert!(
+                keep_duration(bad).unwrap_err().contains("--keep-results"),
+                "{bad}"
+            );
         }
     }
 

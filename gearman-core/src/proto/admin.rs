@@ -59,6 +59,17 @@ pub enum AdminCommand {
     RetryDead(Bytes),
     /// `drop dead HANDLE|FUNCTION` (gearmand-rs): forget matching dead letters.
     DropDead(Bytes),
+    /// `show result HANDLE` (gearmand-rs, with `--keep-results`): the kept result of the
+    /// background job that had this handle.
+    ShowResult(Bytes),
+    /// `show result unique FUNCTION UNIQUE` (gearmand-rs, with `--keep-results`): the
+    /// latest kept result of a background job of FUNCTION submitted with UNIQUE.
+    ShowResultUnique {
+        /// Function name.
+        function: Bytes,
+        /// Unique id as submitted.
+        unique: Bytes,
+    },
     /// A line gearmand answers with an `ERR` line.
     Invalid(AdminError),
 }
@@ -197,6 +208,11 @@ impl AdminCommand {
                 3 if is(1, "unique") && is(2, "jobs") => AdminCommand::ShowUniqueJobs,
                 2 if is(1, "dead") => AdminCommand::ShowDead,
                 2 if is(1, "schedules") => AdminCommand::ShowSchedules,
+                3 if is(1, "result") => AdminCommand::ShowResult(arg(2)),
+                5 if is(1, "result") && is(2, "unique") => AdminCommand::ShowResultUnique {
+                    function: arg(3),
+                    unique: arg(4),
+                },
                 _ => AdminCommand::Invalid(AdminError::UnknownShowArguments),
             },
             b"cancel" => match toks.len() {

@@ -155,9 +155,30 @@ impl Server {
                 0 => render::err(&mut out, "UNKNOWN_JOB"),
                 n => render::ok_value(&mut out, &n.to_string()),
             },
+            AdminCommand::ShowResult(handle) => {
+                let found = self.kept_result(&handle);
+                self.render_kept(&mut out, found);
+            }
+            AdminCommand::ShowResultUnique { function, unique } => {
+                let found = self.kept_result_by_unique(&function, &unique);
+                self.render_kept(&mut out, found);
+            }
             AdminCommand::Invalid(e) => e.render(&mut out),
         }
         self.queue_out(conn, Outbound::Text(out));
+    }
+
+    /// The `show result` reply: the result, `ERR UNKNOWN_JOB`, or `ERR RESULTS_NOT_KEPT`
+    /// when the server keeps none.
+    fn render_kept(&self, out: &mut Vec<u8>, found: Option<&super::KeptResult>) {
+        match found {
+            Some(r) => super::kept::render_result(out, r),
+            None if self.config.keep_results.is_none() => render::err(
+                out,
+                "RESULTS_NOT_KEPT start+gearmand-rs+with+--keep-results+DURATION",
+            ),
+            None => render::err(out, "UNKNOWN_JOB"),
+        }
     }
 
     /// `cancel job`: the clients get WORK_FAIL at once. A job not yet running is gone; a

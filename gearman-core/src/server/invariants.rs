@@ -285,5 +285,13 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
             }
         }
     }
+    s.kept.check()?;
+    if s.kept.bytes() > s.config.keep_results_bytes {
+        return Err(format!(
+            "kept results hold {} bytes, over the bound {}",
+            s.kept.bytes(),
+            s.config.keep_results_bytes
+        ));
+    }
     Ok(())
 }

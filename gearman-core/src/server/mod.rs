@@ -18,6 +18,7 @@ pub mod extra;
 mod function;
 mod invariants;
 mod job;
+pub mod kept;
 mod persist;
 mod record;
 pub mod retry;
@@ -29,6 +30,7 @@ mod worker;
 
 pub use conn::PeerInfo;
 pub use extra::{ExtraKind, ExtraRecord};
+pub use kept::{KeptResult, Outcome};
 pub use record::JobRecord;
 pub use retry::{DeadLetter, Failure, RetryPolicy};
 pub use schedule::Schedule;
@@ -87,6 +89,12 @@ pub struct ServerConfig {
     pub durable_extras: bool,
     /// SUBMIT_JOB_SCHED fields are read in this zone, seconds east of UTC (0 = UTC).
     pub schedule_offset_secs: i32,
+    /// Keep the last result of each background job this long (see [`kept`]); `None`
+    /// (the default) keeps none.
+    pub keep_results: Option<std::time::Duration>,
+    /// The kept results hold at most this many bytes in all ([`KeptResult::size`]); the
+    /// oldest are forgotten first.
+    pub keep_results_bytes: usize,
 }
 
 impl ServerConfig {
@@ -108,6 +116,8 @@ impl ServerConfig {
             durable_extras: false,
             schedule_offset_secs: 0,
             first_handle: 0,
+            keep_results: None,
+            keep_results_bytes: kept::DEFAULT_KEEP_RESULTS_BYTES,
         }
     }
 }
@@ -205,6 +215,8 @@ pub struct Server {
     schedules_persisting: HashMap<u64, schedule::PendingSchedule>,
     /// Armed schedule firings in time order.
     schedule_due: BTreeSet<(Instant, u64)>,
+    /// Results kept for ended background jobs (`keep_results`).
+    kept: kept::Kept,
 }
 
 impl Server {
@@ -235,6 +247,7 @@ impl Server {
             schedules: BTreeMap::new(),
             schedules_persisting: HashMap::new(),
             schedule_due: BTreeSet::new(),
+            kept: kept::Kept::default(),
         }
     }
 
@@ -320,11 +333,14 @@ impl Server {
     /// When [`Server::handle_timeout`] next needs to run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let schedules = self.next_schedule_due();
-        match (self.timers.next_deadline(), schedules) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.next_deadline(),
+            self.next_schedule_due(),
+            self.kept.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer due at `now`: epoch jobs becoming runnable, run-time limits expiring.
@@ -333,6 +349,7 @@ impl Server {
             self.fire(timer, kind, now);
         }
         self.fire_schedules(now);
+        self.expire_kept(now);
         self.run_closes(now);
     }
 
@@ -369,7 +386,7 @@ impl Server {
                     .map(|a| attempts.insert(e.key, a))
                     .is_some(),
                 ExtraKind::Schedule => self.restore_schedule(e.key, &e.value, now),
-                _ => false,
+                ExtraKind::KeptResult => self.restore_kept(e.key, &e.value, now),
             };
             if !kept {
                 self.events.push_back(ServerEvent::DeleteExtra {
@@ -378,6 +395,7 @@ impl Server {
                 });
             }
         }
+        self.trim_kept(self.config.keep_results_bytes);
         jobs.sort_by_key(|r| (r.priority, r.durable_id));
         for mut record in jobs {
             self.next_durable = self.next_durable.max(record.durable_id + 1);

@@ -341,9 +341,38 @@ impl Server {
                 Report::Exception => Some(super::Failure::Exception),
                 _ => None,
             };
-            let retried = failure.is_some_and(|f| self.fail_with_policy(id, f, data, now));
-            if !retried {
-                self.finish(id, now);
+            let outcome = match kind {
+                Report::Complete => super::Outcome::Complete,
+                Report::Fail => super::Outcome::Fail,
+                _ => super::Outcome::Exception,
+            };
+            let kept = self
+                .jobs
+                .get(&id)
+                .filter(|j| j.background && !j.cancelled)
+                .map(|j| (j.function.clone(), j.unique.clone()));
+            let policy = kept
+                .as_ref()
+                .is_some_and(|(f, _)| failure.is_some() && self.config.retry.contains_key(f));
+            match (failure, kept) {
+                (Some(f), Some((function, unique))) if policy => {
+                    self.fail_with_policy(id, f, data.clone(), now);
+                    // A failure retried later is not the job's end; one that dead-letters is.
+                    if !self.jobs.contains_key(&id) {
+                        self.keep_result(handle, function, unique, outcome, data, now);
+                    }
+                }
+                (failure, kept) => {
+                    // Kept before the job's row goes, so a crash between the two store
+                    // writes runs the job again rather than losing its result.
+                    if let Some((function, unique)) = kept {
+                        self.keep_result(handle, function, unique, outcome, data.clone(), now);
+                    }
+                    let retried = failure.is_some_and(|f| self.fail_with_policy(id, f, data, now));
+                    if !retried {
+                        self.finish(id, now);
+                    }
+                }
             }
         }
     }
