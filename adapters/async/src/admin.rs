@@ -6,9 +6,12 @@ use crate::{BoxIo, Connector, Runtime};
 use bytes::Bytes;
 use futures::future::{select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use gearman_core::admin_reply::{expect_reply, parse_reply, request_line, AdminExchange};
+use gearman_core::admin_reply::{
+    expect_reply, expect_result, parse_reply, request_line, AdminExchange,
+};
 pub use gearman_core::admin_reply::{
-    AdminError, AdminReply, AdminReplyError, FunctionStatus, JobInfo, PriorityStatus, WorkerInfo,
+    AdminError, AdminReply, AdminReplyError, FunctionStatus, JobInfo, JobResult, Outcome,
+    PriorityStatus, WorkerInfo,
 };
 pub use gearman_core::proto::admin::AdminCommand;
 use std::io;
@@ -195,6 +198,28 @@ impl<R: Runtime> AdminClient<R> {
     /// `shutdown` or `shutdown graceful` (gearmand-rs; gearmand 1.1.20 refuses it).
     pub async fn shutdown(&mut self, graceful: bool) -> Result<(), AdminError> {
         self.ok(AdminCommand::Shutdown { graceful }).await
+    }
+
+    /// `show result HANDLE` (gearmand-rs with `--keep-results`): the kept result of the
+    /// background job that had `handle`. `ERR UNKNOWN_JOB` (none kept, or expired) and
+    /// `ERR RESULTS_NOT_KEPT` come back as [`AdminError::Reply`].
+    pub async fn result(&mut self, handle: impl Into<Bytes>) -> Result<JobResult, AdminError> {
+        let reply = self.command(&AdminCommand::ShowResult(handle.into())).await?;
+        expect_result(reply)
+    }
+
+    /// `show result unique FUNCTION UNIQUE` (gearmand-rs with `--keep-results`): the
+    /// latest kept result of a background job of `function` submitted with `unique`.
+    pub async fn result_by_unique(
+        &mut self,
+        function: impl Into<Bytes>,
+        unique: impl Into<Bytes>,
+    ) -> Result<JobResult, AdminError> {
+        let command = AdminCommand::ShowResultUnique {
+            function: function.into(),
+            unique: unique.into(),
+        };
+        expect_result(self.command(&command).await?)
     }
 
     /// `getpid`: the server's process id.

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use gearman_async::blocking::{connect, Connector, StdConnector, Stream};
 use gearman_core::admin_reply::{request_line, AdminExchange};
 pub use gearman_core::admin_reply::{
-    AdminCalls, AdminError, AdminReply, AdminReplyError, FunctionStatus, JobInfo, PriorityStatus,
-    WorkerInfo,
+    AdminCalls, AdminError, AdminReply, AdminReplyError, FunctionStatus, JobInfo, JobResult,
+    Outcome, PriorityStatus, WorkerInfo,
 };
 pub use gearman_core::proto::admin::AdminCommand;
 use std::io::{self, Read, Write};
