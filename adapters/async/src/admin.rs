@@ -204,7 +204,9 @@ impl<R: Runtime> AdminClient<R> {
     /// background job that had `handle`. `ERR UNKNOWN_JOB` (none kept, or expired) and
     /// `ERR RESULTS_NOT_KEPT` come back as [`AdminError::Reply`].
     pub async fn result(&mut self, handle: impl Into<Bytes>) -> Result<JobResult, AdminError> {
-        let reply = self.command(&AdminCommand::ShowResult(handle.into())).await?;
+        let reply = self
+            .command(&AdminCommand::ShowResult(handle.into()))
+            .await?;
         expect_result(reply)
     }
 
