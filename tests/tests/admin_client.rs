@@ -274,3 +274,73 @@ fn ipv6_workers_on_gearmand() {
 fn ipv6_workers_on_gearmand_rs() {
     ipv6_workers(&gearmand_rs_binary(), true);
 }
+
+/// `--keep-results`: a background job run by the blocking worker library is read back by
+/// every admin client, by handle and by unique; gearmand 1.1.20 answers the call with an
+/// error, not a result.
+#[test]
+fn every_admin_client_reads_kept_results() {
+    use gearman_blocking::admin::{JobResult, Outcome};
+    let server = ServerProcess::start(&gearmand_rs_binary(), &["--keep-results", "1h"]);
+    let addr = server.addr();
+    let worker = gearman_blocking::worker()
+        .server(addr.clone())
+        .function("reverse", |job| {
+            Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
+        })
+        .build();
+    let stop = worker.handle();
+    let serving = std::thread::spawn(move || worker.run());
+    let mut client = gearman_blocking::client().server(addr.clone()).build();
+    let handle = client
+        .submit_background(gearman_blocking::Job::new("reverse", "kept \0 data").unique("k-1"))
+        .unwrap();
+    let mut admin = AdminClient::new(&addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let result: JobResult = loop {
+        match admin.result(handle.clone()) {
+            Ok(r) => break r,
+            Err(AdminError::Reply(AdminReplyError::Server { code, .. }))
+                if code == "UNKNOWN_JOB" && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("no kept result: {e}"),
+        }
+    };
+    assert_eq!(
+        (&result.handle, result.outcome, &result.data[..]),
+        (&handle, Outcome::Complete, &b"atad \0 tpek"[..])
+    );
+    assert_eq!(admin.result_by_unique("reverse", "k-1").unwrap(), result);
+    let unknown = admin.result("H:nowhere:1").map(|_| ());
+    assert_eq!(server_error(unknown), "UNKNOWN_JOB");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let by_tokio = runtime.block_on(async {
+        let mut admin = gearman_tokio::admin::client(&addr);
+        (
+            admin.result(handle.clone()).await.unwrap(),
+            admin.result_by_unique("reverse", "k-1").await.unwrap(),
+        )
+    });
+    assert_eq!(by_tokio, (result.clone(), result.clone()));
+    let by_async_std = async_std::task::block_on(async {
+        let mut admin = gearman_async_std::admin::client(&addr);
+        (
+            admin.result(handle.clone()).await.unwrap(),
+            admin.result_by_unique("reverse", "k-1").await.unwrap(),
+        )
+    });
+    assert_eq!(by_async_std, (result.clone(), result));
+    stop.shutdown();
+    serving.join().unwrap();
+
+    let gearmand = ServerProcess::gearmand(&[]);
+    let refused = AdminClient::new(gearmand.addr())
+        .result("H:x:1")
+        .map(|_| ());
+    assert_eq!(server_error(refused), "UNKNOWN_SHOW_ARGUMENTS");
+}
