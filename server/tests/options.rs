@@ -64,6 +64,10 @@ fn job_retries_default_requeues_a_lost_job() {
     second.send(Request::CanDo {
         function: "again".into(),
     });
+    // The server may read the second worker before it notices the first one is gone;
+    // PRE_SLEEP is answered with NOOP once the job is queued again (at once if it is).
+    second.send(Request::PreSleep);
+    assert_eq!(second.recv(), Response::Noop);
     second.send(Request::GrabJob(GrabMode::Uniq));
     assert!(matches!(second.recv(), Response::JobAssign(_)));
 }
