@@ -4,7 +4,7 @@
 //! separator are skipped, leading spaces make an empty first token, at most five tokens
 //! (a sixth closes the connection), command words compare case-insensitively.
 
-use crate::error::DecodeError;
+use super::error::DecodeError;
 use bytes::Bytes;
 use std::io::Write as _;
 

@@ -3,8 +3,8 @@
 //! Unlike gearmand, every NUL search is bounded by the declared body size, so a packet
 //! missing a terminator cannot swallow the next one.
 
+use super::error::DecodeError;
 use super::PacketType;
-use crate::error::DecodeError;
 use bytes::{BufMut, Bytes};
 use nom::bytes::complete::{tag, take_till};
 use nom::sequence::terminated;

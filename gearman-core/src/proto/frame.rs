@@ -4,8 +4,8 @@
 //! packet is refused before a single body byte is buffered. A complete frame is split off
 //! the input buffer and frozen; its body is a zero-copy slice of what was read.
 
+use super::error::DecodeError;
 use super::{Magic, PacketType};
-use crate::error::DecodeError;
 use crate::limits::Limits;
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::bytes::streaming::take;

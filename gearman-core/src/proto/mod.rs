@@ -3,12 +3,14 @@
 
 pub mod admin;
 mod args;
+mod error;
 pub mod frame;
 mod packet_type;
 mod request;
 mod response;
 mod types;
 
+pub use error::{DecodeError, PacketError, ProtocolError};
 pub use frame::{Frame, FrameDecoder, Header, HEADER_LEN};
 pub use packet_type::{Magic, PacketType};
 pub use request::Request;

@@ -3,10 +3,10 @@
 use super::args::{
     body_len, parse_i64, parse_u32, put_body, strip_trailing_nul, until_nul, Args, Part,
 };
+use super::error::{PacketError, ProtocolError};
 use super::frame::{put_header, HEADER_LEN};
 use super::types::*;
 use super::{Frame, Magic, PacketType};
-use crate::error::{PacketError, ProtocolError};
 use bytes::{BufMut, Bytes};
 
 /// A packet sent to the server by a client or worker.

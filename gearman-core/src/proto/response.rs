@@ -1,10 +1,10 @@
 //! Everything sent with `\0RES` magic: what clients and workers receive.
 
 use super::args::{body_len, parse_u32, put_body, strip_trailing_nul, Args, Part};
+use super::error::{PacketError, ProtocolError};
 use super::frame::{put_header, HEADER_LEN};
 use super::types::*;
 use super::{Frame, Magic, PacketType};
-use crate::error::{PacketError, ProtocolError};
 use bytes::{BufMut, Bytes};
 
 /// A packet sent by the server.
