@@ -23,6 +23,7 @@
 pub mod acl;
 pub mod addr;
 pub mod admin_reply;
+pub mod backoff;
 pub mod client;
 pub mod cron;
 pub mod error;
@@ -35,5 +36,6 @@ pub mod server;
 pub mod worker;
 
 pub use addr::ServerAddr;
+pub use backoff::Backoff;
 pub use error::{ConnError, DecodeError, PacketError, ProtocolError, UsageError, WorkloadError};
 pub use limits::Limits;

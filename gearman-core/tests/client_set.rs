@@ -2,7 +2,7 @@
 //! failover, result slots, handle homes, backoff after a loss), `Waiters` and `Job`.
 
 use bytes::Bytes;
-use gearman_core::client::backoff::Backoff;
+use gearman_core::backoff::Backoff;
 use gearman_core::client::{
     Call, CallError, ClientEvent, ClientOptions, ClientSet, Job, Selection, Waiters,
 };

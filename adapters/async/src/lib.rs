@@ -21,7 +21,7 @@ mod worker;
 pub use api::{Error, JobEvent, Task, TaskOutput, Unreachable};
 pub use client::{Client, ClientBuilder, JobStream, CONNECT_CHECK_TIMEOUT};
 pub use gearman_core::addr::{AddrError, ServerAddr};
-pub use gearman_core::client::backoff::Backoff;
+pub use gearman_core::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, Job, Schedule, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};

@@ -9,7 +9,7 @@ use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::channel::oneshot;
 use futures::future::{self, join_all, select, Either};
 use futures::FutureExt;
-use gearman_core::client::backoff::Backoff;
+use gearman_core::backoff::Backoff;
 use gearman_core::worker::functions::{Functions, Handler as FnKind};
 use gearman_core::worker::map_reduce::{self, MapPlan};
 use gearman_core::worker::{

@@ -102,7 +102,7 @@ pub use gearman_async::{blocking::TlsConnector, ClientTls, ClientTlsBuilder, Tls
 pub use gearman_async::{Error, JobEvent, Task, TaskOutput, Unreachable};
 pub use gearman_async::{ShutdownHandle, WorkerHandle};
 pub use gearman_core::addr::{AddrError, ServerAddr};
-pub use gearman_core::client::backoff::Backoff;
+pub use gearman_core::backoff::Backoff;
 pub use gearman_core::client::{ClientConfig, ClientEvent, Job, Schedule, Selection};
 pub use gearman_core::proto::{GrabMode, Priority, StatusRes, StatusResUnique};
 pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, WorkerConfig};

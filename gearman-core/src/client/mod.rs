@@ -2,9 +2,9 @@
 //! connection to one server, with every reply matched to the request it answers.
 //!
 //! Server choice across several connections ([`selector`]) and the reconnect schedule
-//! ([`backoff`]) are pure data here too, so every adapter makes the same decisions.
+//! ([`backoff`](crate::backoff)) are pure data here too, so every adapter makes the same
+//! decisions.
 
-pub mod backoff;
 mod call;
 pub mod pool;
 mod schedule;

@@ -2,9 +2,9 @@
 //! goes to first, the failover order after it, which servers are backing off, and which
 //! server created a background handle (so its status is asked there).
 
-use super::backoff::{Backoff, ReconnectSchedule};
 use super::call::Call;
 use super::selector::ServerSelector;
+use crate::backoff::{Backoff, ReconnectSchedule};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;

@@ -5,6 +5,7 @@ pub mod functions;
 pub mod map_reduce;
 pub mod state;
 
+use crate::backoff::Backoff;
 use crate::error::{ConnError, ProtocolError, UsageError};
 use crate::limits::Limits;
 use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
@@ -46,7 +47,7 @@ pub struct WorkerOptions {
     /// Jobs run at once per server.
     pub concurrency: usize,
     /// Reconnect backoff.
-    pub backoff: crate::client::backoff::Backoff,
+    pub backoff: Backoff,
 }
 
 impl Default for WorkerOptions {
@@ -54,7 +55,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             config: WorkerConfig::default(),
             concurrency: 1,
-            backoff: crate::client::backoff::Backoff::default(),
+            backoff: Backoff::default(),
         }
     }
 }

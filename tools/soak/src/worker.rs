@@ -5,7 +5,7 @@
 use crate::ledger::now_us;
 use crate::payload;
 use bytes::Bytes;
-use gearman_core::client::backoff::Backoff;
+use gearman_core::backoff::Backoff;
 use std::io::Write;
 use std::time::Duration;
 

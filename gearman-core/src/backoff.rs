@@ -1,5 +1,6 @@
 //! The reconnect schedule, as pure data: exponential backoff per server, with the instants
-//! computed from the `now` the caller passes in.
+//! computed from the `now` the caller passes in. Clients (per server of their pool) and
+//! workers (per lost connection) share it.
 
 use std::time::{Duration, Instant};
 
