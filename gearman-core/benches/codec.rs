@@ -4,6 +4,7 @@
 //! `BytesMut`, as a socket read would, so one memcpy per byte is included.
 
 use bytes::{Bytes, BytesMut};
+use gearman_core::proto::Packet;
 use gearman_core::proto::{FrameDecoder, Request, Response, WorkPayload};
 use gearman_core::Limits;
 use std::hint::black_box;

@@ -11,7 +11,7 @@
 use crate::client::{ClientConfig, ClientConnection};
 use crate::machine::Machine;
 use crate::proto::admin::{find_line, AdminCommand};
-use crate::proto::{FrameDecoder, Request, Response};
+use crate::proto::{FrameDecoder, Packet, Request, Response};
 use crate::server::{PeerInfo, Server, ServerConfig};
 use crate::worker::{WorkerConfig, WorkerConnection};
 use crate::Limits;

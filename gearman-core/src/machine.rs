@@ -8,7 +8,7 @@
 
 use crate::error::ConnError;
 use crate::limits::Limits;
-use crate::proto::{FrameDecoder, Request, Response};
+use crate::proto::{FrameDecoder, Packet, Request, Response};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::time::Instant;

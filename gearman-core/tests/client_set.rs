@@ -7,6 +7,7 @@ use gearman_core::client::{
     Call, CallError, ClientEvent, ClientOptions, ClientSet, Job, Selection, Waiters,
 };
 use gearman_core::machine::{Machine, RequestId};
+use gearman_core::proto::Packet;
 use gearman_core::proto::{
     FrameDecoder, Priority, Request, Response, StatusRes, SubmitMode, WorkPayload,
 };

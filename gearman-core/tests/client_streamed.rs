@@ -8,6 +8,7 @@ use gearman_core::client::{
     CallError, ClientConfig, ClientConnection, ClientEvent, Job, Waiters, WORKLOAD_CHUNK,
 };
 use gearman_core::machine::Machine;
+use gearman_core::proto::Packet;
 use gearman_core::proto::{FrameDecoder, Request, Response, SubmitMode, HEADER_LEN};
 use gearman_core::{ConnError, Limits, UsageError, WorkloadError};
 use std::time::Instant;

@@ -3,6 +3,7 @@
 mod support;
 
 use bytes::Bytes;
+use gearman_core::proto::Packet;
 use gearman_core::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Request, Response, StatusRes, StatusResUnique,
     SubmitJob, SubmitMode, SubmitReduceJob, WorkPayload, WorkStatus,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Server;
-use gearman_core::proto::{Request, Response};
+use gearman_core::proto::{Packet, Request, Response};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::{Conn, Server};
 use gearman_core::proto::{
-    GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
+    GrabMode, Packet, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
 };
 use std::collections::BTreeSet;
 use std::io::Write;

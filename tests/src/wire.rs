@@ -2,7 +2,7 @@
 //! timeouts so no test can hang; over TCP or a Unix socket, plaintext or TLS.
 
 use bytes::Bytes;
-use gearman_core::proto::{FrameDecoder, Request, Response, SubmitJob, SubmitMode};
+use gearman_core::proto::{FrameDecoder, Packet, Request, Response, SubmitJob, SubmitMode};
 use gearman_core::Limits;
 use std::io::{Read, Write};
 use std::net::TcpStream;

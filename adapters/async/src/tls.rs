@@ -12,7 +12,7 @@ use crate::{BoxIo, Connector, Runtime};
 use bytes::Bytes;
 use futures::future::{select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use gearman_core::proto::{Request, Response};
+use gearman_core::proto::{Packet, Request, Response};
 pub use gearman_tls::{rustls, ClientTls, ClientTlsBuilder, TlsError};
 use std::future::Future;
 use std::io;

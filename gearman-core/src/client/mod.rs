@@ -25,7 +25,7 @@ use crate::error::{ConnError, UsageError, WorkloadError};
 use crate::limits::Limits;
 use crate::machine::{Machine, RequestId, RequestIds, ResponseReader, Sticky};
 use crate::proto::{
-    Request, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitReduceJob,
+    Packet, Request, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitReduceJob,
 };
 use bytes::Bytes;
 use state::{Correlator, Expect, INTERNAL};

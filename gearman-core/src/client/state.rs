@@ -22,7 +22,7 @@
 use super::ClientEvent;
 use crate::error::{ConnError, ProtocolError};
 use crate::machine::RequestId;
-use crate::proto::{PacketType, Response};
+use crate::proto::{Packet, PacketType, Response};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;

@@ -13,7 +13,7 @@
 
 use crate::error::WorkloadError;
 use crate::machine::RequestId;
-use crate::proto::Request;
+use crate::proto::{Packet, Request};
 use std::collections::VecDeque;
 
 /// The most a source is asked for at once: what the client holds of a streamed workload.

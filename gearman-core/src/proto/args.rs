@@ -71,9 +71,10 @@ impl Args {
     }
 }
 
-/// One piece of a body to write: bytes, or a number rendered in decimal ASCII.
+/// One piece of a body to write: bytes, or a number rendered in decimal ASCII. `pub` in a
+/// private module: the sealed `Packet` trait names it, nothing outside the crate can.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Part<'a> {
+pub enum Part<'a> {
     Raw(&'a [u8]),
     Unsigned(u64),
     Signed(i64),

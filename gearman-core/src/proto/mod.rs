@@ -5,6 +5,7 @@ pub mod admin;
 mod args;
 mod error;
 pub mod frame;
+mod packet;
 mod packet_type;
 mod request;
 mod response;
@@ -12,6 +13,7 @@ mod types;
 
 pub use error::{DecodeError, PacketError, ProtocolError};
 pub use frame::{Frame, FrameDecoder, Header, HEADER_LEN};
+pub use packet::Packet;
 pub use packet_type::{Magic, PacketType};
 pub use request::Request;
 pub use response::Response;

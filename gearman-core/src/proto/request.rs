@@ -1,13 +1,11 @@
 //! Everything sent with `\0REQ` magic: what a server receives.
 
-use super::args::{
-    body_len, parse_i64, parse_u32, put_body, strip_trailing_nul, until_nul, Args, Part,
-};
+use super::args::{parse_i64, parse_u32, strip_trailing_nul, until_nul, Args, Part};
 use super::error::{PacketError, ProtocolError};
-use super::frame::{put_header, HEADER_LEN};
+use super::packet::sealed::Parts;
 use super::types::*;
 use super::{Frame, Magic, PacketType};
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 /// A packet sent to the server by a client or worker.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -87,11 +85,6 @@ pub enum Request {
 }
 
 impl Request {
-    /// The packet type this value is sent as.
-    pub fn packet_type(&self) -> PacketType {
-        self.with_parts(|ty, _| ty)
-    }
-
     /// Types a `\0REQ` packet may carry: everything a client or worker sends.
     pub fn is_request_type(ty: PacketType) -> bool {
         use PacketType::*;
@@ -212,6 +205,10 @@ impl Request {
             _ => return Err(ProtocolError::Unexpected { ty }.into()),
         })
     }
+}
+
+impl Parts for Request {
+    const MAGIC: Magic = Magic::Req;
 
     fn with_parts<R>(&self, f: impl FnOnce(PacketType, &[Part<'_>]) -> R) -> R {
         use PacketType as T;
@@ -298,25 +295,5 @@ impl Request {
             Request::WorkFail { handle } => f(T::WorkFail, &[Raw(handle)]),
             Request::AllYours => f(T::AllYours, &[]),
         }
-    }
-
-    /// Bytes [`Request::encode`] writes, header included.
-    pub fn encoded_len(&self) -> usize {
-        self.with_parts(|_, parts| HEADER_LEN + body_len(parts))
-    }
-
-    /// Appends the packet, header included.
-    pub fn encode<B: BufMut>(&self, out: &mut B) {
-        self.with_parts(|ty, parts| {
-            put_header(out, Magic::Req, ty, body_len(parts));
-            put_body(out, parts);
-        })
-    }
-
-    /// Encodes into a fresh buffer.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut v = Vec::with_capacity(self.encoded_len());
-        self.encode(&mut v);
-        v.into()
     }
 }

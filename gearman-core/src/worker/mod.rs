@@ -9,7 +9,9 @@ use crate::backoff::Backoff;
 use crate::error::{ConnError, ProtocolError, UsageError};
 use crate::limits::Limits;
 use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
-use crate::proto::{GrabMode, JobAssign, PacketType, Request, Response, WorkPayload, WorkStatus};
+use crate::proto::{
+    GrabMode, JobAssign, Packet, PacketType, Request, Response, WorkPayload, WorkStatus,
+};
 use bytes::Bytes;
 use state::{transition, GrabAction, GrabInput, GrabState};
 use std::collections::{BTreeMap, HashMap, VecDeque};

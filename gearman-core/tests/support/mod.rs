@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
+use gearman_core::proto::Packet;
 use gearman_core::proto::{FrameDecoder, Request, Response};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;

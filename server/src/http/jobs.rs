@@ -31,7 +31,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use gearman_core::proto::{FrameDecoder, Priority, Request as Packet, Response as Reply};
+use gearman_core::proto::{
+    FrameDecoder, Packet as _, Priority, Request as Packet, Response as Reply,
+};
 use gearman_core::proto::{SubmitJob, SubmitMode};
 use gearman_core::Limits;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 
 use super::Stream;
 use bytes::Bytes;
-use gearman_core::proto::Response;
+use gearman_core::proto::{Packet, Response};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 

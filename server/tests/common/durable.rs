@@ -5,7 +5,7 @@
 use super::Conn;
 use bytes::Bytes;
 use gearman_core::proto::{
-    GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
+    GrabMode, Packet, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

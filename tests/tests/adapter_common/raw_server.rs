@@ -3,7 +3,7 @@
 //! Every read is bounded, so a peer that never sends fails the test instead of hanging it.
 
 use bytes::BytesMut;
-use gearman_core::proto::{FrameDecoder, Request, Response};
+use gearman_core::proto::{FrameDecoder, Packet, Request, Response};
 use gearman_core::Limits;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};

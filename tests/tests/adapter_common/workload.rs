@@ -9,6 +9,7 @@
 use super::server::TestServer;
 use super::{spec, Adapter, Outcome, Spec};
 use gearman_core::client::WORKLOAD_CHUNK;
+use gearman_core::proto::Packet;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::pin::Pin;

@@ -3,7 +3,9 @@
 
 use crate::server::Server;
 use bytes::{Bytes, BytesMut};
-use gearman_core::proto::{FrameDecoder, Priority, Request, Response, SubmitJob, SubmitMode};
+use gearman_core::proto::{
+    FrameDecoder, Packet, Priority, Request, Response, SubmitJob, SubmitMode,
+};
 use gearman_core::Limits;
 use serde::Serialize;
 use std::io::{self, Read, Write};

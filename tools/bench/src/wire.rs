@@ -3,7 +3,7 @@
 //! TCP, or TLS over TCP (`--ssl`).
 
 use bytes::BytesMut;
-use gearman_core::proto::{FrameDecoder, Request, Response};
+use gearman_core::proto::{FrameDecoder, Packet, Request, Response};
 use gearman_core::Limits;
 use gearman_tls::rustls::client::Resumption;
 use gearman_tls::rustls::pki_types::ServerName;

@@ -2,7 +2,7 @@
 //! probe, the fault injectors and the admin checks talk to the server through it.
 
 use bytes::{Bytes, BytesMut};
-use gearman_core::proto::{FrameDecoder, Request, Response, SubmitJob, SubmitMode};
+use gearman_core::proto::{FrameDecoder, Packet, Request, Response, SubmitJob, SubmitMode};
 use gearman_core::Limits;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
