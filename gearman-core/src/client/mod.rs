@@ -23,13 +23,13 @@ pub use workload::WORKLOAD_CHUNK;
 
 use crate::error::{ConnError, UsageError, WorkloadError};
 use crate::limits::Limits;
-use crate::machine::{Machine, RequestId, RequestIds, ResponseReader, Sticky};
+use crate::machine::{Link, RequestId, Role};
 use crate::proto::{
-    Packet, Request, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched, SubmitReduceJob,
+    Packet, Request, Response, StatusRes, StatusResUnique, SubmitJob, SubmitJobSched,
+    SubmitReduceJob,
 };
 use bytes::Bytes;
 use state::{Correlator, Expect, INTERNAL};
-use std::collections::VecDeque;
 use std::time::Instant;
 use workload::Outgoing;
 
@@ -204,12 +204,8 @@ impl ClientEvent {
 #[derive(Debug)]
 pub struct ClientConnection {
     limits: Limits,
-    reader: ResponseReader,
-    out: Outgoing,
-    ids: RequestIds,
+    link: Link<ClientEvent, Outgoing>,
     correlator: Correlator,
-    events: VecDeque<ClientEvent>,
-    sticky: Sticky,
 }
 
 fn check_arg(
@@ -239,18 +235,14 @@ impl ClientConnection {
     pub fn new(config: ClientConfig) -> Self {
         let mut conn = ClientConnection {
             limits: config.limits,
-            reader: ResponseReader::new(config.limits),
-            out: Outgoing::default(),
-            ids: RequestIds::default(),
+            link: Link::new(config.limits, Outgoing::default()),
             correlator: Correlator::default(),
-            events: VecDeque::new(),
-            sticky: Sticky::default(),
         };
         if let Some(id) = config.client_id {
-            conn.out.push(Request::SetClientId { id });
+            conn.link.out.push(Request::SetClientId { id });
         }
         if config.exceptions {
-            conn.out.push(Request::Option {
+            conn.link.out.push(Request::Option {
                 name: Bytes::from_static(b"exceptions"),
             });
             conn.correlator.expect(INTERNAL, Expect::Option);
@@ -259,15 +251,12 @@ impl ClientConnection {
     }
 
     fn usable(&self) -> Result<(), UsageError> {
-        match self.sticky.get() {
-            Some(_) => Err(UsageError::Closed),
-            None => Ok(()),
-        }
+        self.link.usable()
     }
 
     fn send(&mut self, request: Request, expect: Expect) -> RequestId {
-        let req = self.ids.next_id();
-        self.out.push(request);
+        let req = self.link.ids.next_id();
+        self.link.out.push(request);
         self.correlator.expect(req, expect);
         req
     }
@@ -307,8 +296,8 @@ impl ClientConnection {
             let field = "streamed workload";
             return Err(UsageError::ArgumentTooLarge { field, len, max });
         }
-        let req = self.ids.next_id();
-        self.out.push_streamed(req, request, len);
+        let req = self.link.ids.next_id();
+        self.link.out.push_streamed(req, request, len);
         self.correlator.expect(req, expect);
         Ok(req)
     }
@@ -317,20 +306,20 @@ impl ClientConnection {
     /// bytes to read ([`WORKLOAD_CHUNK`] at most). `None` while earlier output is not yet
     /// taken by `poll_transmit`, or when nothing is streaming.
     pub fn workload_wanted(&self) -> Option<(RequestId, usize)> {
-        self.out.wanted()
+        self.link.out.wanted()
     }
 
     /// Bytes read from the streamed workload's source; an empty slice means the source
     /// ended. A source that ends early or runs long fails the connection.
     pub fn workload_input(&mut self, bytes: &[u8]) {
-        if let Err((_, e)) = self.out.feed(bytes) {
+        if let Err((_, e)) = self.link.out.feed(bytes) {
             self.fail(ConnError::Workload(e));
         }
     }
 
     /// Reading the streamed workload's source failed: the connection fails.
     pub fn workload_error(&mut self, error: impl std::fmt::Display) {
-        if self.out.streaming().is_some() {
+        if self.link.out.streaming().is_some() {
             self.fail(ConnError::Workload(WorkloadError::Read(error.to_string())));
         }
     }
@@ -408,7 +397,7 @@ impl ClientConnection {
     pub fn set_client_id(&mut self, id: Bytes) -> Result<(), UsageError> {
         self.usable()?;
         check_arg("client id", &id, self.limits.max_argument, true)?;
-        self.out.push(Request::SetClientId { id });
+        self.link.out.push(Request::SetClientId { id });
         Ok(())
     }
 
@@ -433,68 +422,34 @@ impl ClientConnection {
     pub fn outstanding(&self) -> usize {
         self.correlator.outstanding()
     }
-
-    fn fail(&mut self, reason: ConnError) {
-        if self.sticky.set(reason.clone()) {
-            self.out.clear();
-            self.correlator.clear();
-            self.events.push_back(ClientEvent::Closed { reason });
-        }
-    }
 }
 
-impl Machine for ClientConnection {
+impl Role for ClientConnection {
     type Event = ClientEvent;
+    type Out = Outgoing;
 
-    fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ConnError> {
-        self.sticky.check()?;
-        self.reader.push(bytes);
-        loop {
-            let step = match self.reader.next_response() {
-                Ok(Some(response)) => self.correlator.on_response(response, &mut self.events),
-                Ok(None) => return Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = step {
-                self.fail(e.clone());
-                return Err(e);
-            }
-        }
+    fn link(&self) -> &Link<ClientEvent, Outgoing> {
+        &self.link
     }
 
-    fn handle_eof(&mut self, _now: Instant) {
-        let reason = self.reader.eof_error();
-        self.fail(reason);
+    fn link_mut(&mut self) -> &mut Link<ClientEvent, Outgoing> {
+        &mut self.link
     }
 
-    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        self.out.drain_into(out)
+    fn on_response(&mut self, response: Response) -> Result<(), ConnError> {
+        self.correlator.on_response(response, &mut self.link.events)
     }
 
-    fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+    fn on_close(&mut self, reason: ConnError) -> ClientEvent {
+        self.correlator.clear();
+        ClientEvent::Closed { reason }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.sticky.get().is_some() {
-            return None;
-        }
+    fn next_deadline(&self) -> Option<Instant> {
         self.correlator.next_deadline()
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.correlator.expire(now, &mut self.events);
-    }
-
-    fn is_closed(&self) -> bool {
-        self.sticky.get().is_some()
-    }
-
-    fn error(&self) -> Option<&ConnError> {
-        self.sticky.get()
-    }
-
-    fn close(&mut self) {
-        self.fail(ConnError::Closed);
+    fn expire(&mut self, now: Instant) {
+        self.correlator.expire(now, &mut self.link.events);
     }
 }

@@ -12,7 +12,7 @@
 //! before the frame is complete, so the server never runs a job with a wrong workload.
 
 use crate::error::WorkloadError;
-use crate::machine::RequestId;
+use crate::machine::{Outbox, RequestId};
 use crate::proto::{Packet, Request};
 use std::collections::VecDeque;
 
@@ -44,9 +44,10 @@ struct Streaming {
     held: Option<u8>,
 }
 
-/// Packets and streamed workloads waiting to be sent, in order.
+/// Packets and streamed workloads waiting to be sent, in order. `pub` in a private
+/// module: the connection's link names it, nothing outside the crate can.
 #[derive(Debug, Default)]
-pub(crate) struct Outgoing {
+pub struct Outgoing {
     queue: VecDeque<Item>,
     streaming: Option<Streaming>,
     /// Workload bytes fed but not yet taken by [`Outgoing::drain_into`].
@@ -61,48 +62,6 @@ impl Outgoing {
     /// Queues a submission (`head`, its data empty) whose `len` data bytes will be fed.
     pub(crate) fn push_streamed(&mut self, req: RequestId, head: Request, len: u64) {
         self.queue.push_back(Item::Streamed { req, head, len });
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.queue.clear();
-        self.streaming = None;
-        self.pending = Vec::new();
-    }
-
-    /// Appends what may go on the wire now: fed workload bytes, then queued packets up to
-    /// and including the next streamed submission's header.
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<u8>) -> usize {
-        let before = out.len();
-        out.append(&mut self.pending);
-        if self.streaming.is_some() {
-            return out.len() - before;
-        }
-        while let Some(item) = self.queue.pop_front() {
-            match item {
-                Item::Packet(request) => request.encode(out),
-                Item::Streamed { req, head, len } => {
-                    let start = out.len();
-                    head.encode(out);
-                    let body = (out.len() - start - crate::proto::HEADER_LEN) as u64;
-                    // Checked when queued: the whole body fits the u32 size field.
-                    let size = u32::try_from(body + len).unwrap_or(u32::MAX);
-                    if let Some(field) =
-                        out.get_mut(start + SIZE_FIELD.start..start + SIZE_FIELD.end)
-                    {
-                        field.copy_from_slice(&size.to_be_bytes());
-                    }
-                    let held = out.pop();
-                    self.streaming = Some(Streaming {
-                        req,
-                        len,
-                        left: len,
-                        held,
-                    });
-                    break;
-                }
-            }
-        }
-        out.len() - before
     }
 
     /// The streamed submission whose source should be read now, and how many bytes to
@@ -144,5 +103,49 @@ impl Outgoing {
     /// The streamed submission on the wire now, if any.
     pub(crate) fn streaming(&self) -> Option<RequestId> {
         self.streaming.as_ref().map(|s| s.req)
+    }
+}
+
+impl Outbox for Outgoing {
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.streaming = None;
+        self.pending = Vec::new();
+    }
+
+    /// Appends what may go on the wire now: fed workload bytes, then queued packets up to
+    /// and including the next streamed submission's header.
+    fn drain_into(&mut self, out: &mut Vec<u8>) -> usize {
+        let before = out.len();
+        out.append(&mut self.pending);
+        if self.streaming.is_some() {
+            return out.len() - before;
+        }
+        while let Some(item) = self.queue.pop_front() {
+            match item {
+                Item::Packet(request) => request.encode(out),
+                Item::Streamed { req, head, len } => {
+                    let start = out.len();
+                    head.encode(out);
+                    let body = (out.len() - start - crate::proto::HEADER_LEN) as u64;
+                    // Checked when queued: the whole body fits the u32 size field.
+                    let size = u32::try_from(body + len).unwrap_or(u32::MAX);
+                    if let Some(field) =
+                        out.get_mut(start + SIZE_FIELD.start..start + SIZE_FIELD.end)
+                    {
+                        field.copy_from_slice(&size.to_be_bytes());
+                    }
+                    let held = out.pop();
+                    self.streaming = Some(Streaming {
+                        req,
+                        len,
+                        left: len,
+                        held,
+                    });
+                    break;
+                }
+            }
+        }
+        out.len() - before
     }
 }

@@ -8,14 +8,14 @@ pub mod state;
 use crate::backoff::Backoff;
 use crate::error::{ConnError, ProtocolError, UsageError};
 use crate::limits::Limits;
-use crate::machine::{Machine, RequestId, RequestIds, RequestQueue, ResponseReader, Sticky};
+use crate::machine::{Link, RequestId, RequestQueue, Role};
 use crate::proto::{
     GrabMode, JobAssign, Packet, PacketType, Request, Response, WorkPayload, WorkStatus,
 };
 use bytes::Bytes;
 use state::{transition, GrabAction, GrabInput, GrabState};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a worker connection behaves.
 #[derive(Clone, Debug)]
@@ -140,11 +140,7 @@ pub enum WorkerEvent {
 #[derive(Debug)]
 pub struct WorkerConnection {
     config: WorkerConfig,
-    reader: ResponseReader,
-    out: RequestQueue,
-    ids: RequestIds,
-    events: VecDeque<WorkerEvent>,
-    sticky: Sticky,
+    link: Link<WorkerEvent, RequestQueue>,
     state: GrabState,
     grabbing_enabled: bool,
     abilities: BTreeMap<Bytes, Option<u32>>,
@@ -163,12 +159,8 @@ impl WorkerConnection {
             out.push(Request::SetClientId { id: id.clone() });
         }
         WorkerConnection {
-            reader: ResponseReader::new(config.limits),
+            link: Link::new(config.limits, out),
             config,
-            out,
-            ids: RequestIds::default(),
-            events: VecDeque::new(),
-            sticky: Sticky::default(),
             state: GrabState::Idle,
             grabbing_enabled: true,
             abilities: BTreeMap::new(),
@@ -178,10 +170,7 @@ impl WorkerConnection {
     }
 
     fn usable(&self) -> Result<(), UsageError> {
-        match self.sticky.get() {
-            Some(_) => Err(UsageError::Closed),
-            None => Ok(()),
-        }
+        self.link.usable()
     }
 
     fn can_grab(&self) -> bool {
@@ -202,15 +191,15 @@ impl WorkerConnection {
         self.state = next;
         match action {
             GrabAction::None => {}
-            GrabAction::Grab => self.out.push(Request::GrabJob(self.config.grab_mode)),
-            GrabAction::PreSleep => self.out.push(Request::PreSleep),
+            GrabAction::Grab => self.link.out.push(Request::GrabJob(self.config.grab_mode)),
+            GrabAction::PreSleep => self.link.out.push(Request::PreSleep),
         }
         Ok(())
     }
 
     /// A local input: local inputs are legal in every state, so this cannot fail.
     fn kick(&mut self, input: GrabInput) {
-        if self.sticky.get().is_none() {
+        if !self.link.is_closed() {
             let _ = self.step(input);
         }
     }
@@ -238,7 +227,7 @@ impl WorkerConnection {
         let timeout_ms = timeout
             .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX))
             .filter(|ms| *ms > 0);
-        self.out.push(match timeout_ms {
+        self.link.out.push(match timeout_ms {
             Some(timeout_ms) => Request::CanDoTimeout {
                 function: function.clone(),
                 timeout_ms,
@@ -259,7 +248,7 @@ impl WorkerConnection {
         self.check_function(&function)?;
         self.abilities.remove(&function);
         self.held.retain(|_, f| *f != function);
-        self.out.push(Request::CantDo { function });
+        self.link.out.push(Request::CantDo { function });
         self.kick(GrabInput::Kick);
         Ok(())
     }
@@ -270,23 +259,23 @@ impl WorkerConnection {
         self.usable()?;
         self.abilities.clear();
         self.held.clear();
-        self.out.push(Request::ResetAbilities);
+        self.link.out.push(Request::ResetAbilities);
         Ok(())
     }
 
     /// Sends SET_CLIENT_ID.
     pub fn set_client_id(&mut self, id: Bytes) -> Result<(), UsageError> {
         self.usable()?;
-        self.out.push(Request::SetClientId { id });
+        self.link.out.push(Request::SetClientId { id });
         Ok(())
     }
 
     /// Sends ECHO_REQ; the reply is [`WorkerEvent::EchoRes`].
     pub fn echo(&mut self, data: Bytes) -> Result<RequestId, UsageError> {
         self.usable()?;
-        let req = self.ids.next_id();
+        let req = self.link.ids.next_id();
         self.echoes.push_back(req);
-        self.out.push(Request::Echo { data });
+        self.link.out.push(Request::Echo { data });
         Ok(req)
     }
 
@@ -340,7 +329,7 @@ impl WorkerConnection {
         denominator: u32,
     ) -> Result<(), UsageError> {
         self.held_check(handle)?;
-        self.out.push(Request::WorkStatus(WorkStatus {
+        self.link.out.push(Request::WorkStatus(WorkStatus {
             handle: handle.clone(),
             numerator,
             denominator,
@@ -351,7 +340,7 @@ impl WorkerConnection {
     /// Sends a chunk of output (WORK_DATA).
     pub fn work_data(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
         self.held_check(handle)?;
-        self.out.push(Request::WorkData(WorkPayload {
+        self.link.out.push(Request::WorkData(WorkPayload {
             handle: handle.clone(),
             data,
         }));
@@ -361,7 +350,7 @@ impl WorkerConnection {
     /// Sends a warning (WORK_WARNING).
     pub fn work_warning(&mut self, handle: &Bytes, data: Bytes) -> Result<(), UsageError> {
         self.held_check(handle)?;
-        self.out.push(Request::WorkWarning(WorkPayload {
+        self.link.out.push(Request::WorkWarning(WorkPayload {
             handle: handle.clone(),
             data,
         }));
@@ -371,7 +360,7 @@ impl WorkerConnection {
     fn finish(&mut self, handle: &Bytes, request: Request) -> Result<(), UsageError> {
         self.held_check(handle)?;
         self.held.remove(handle);
-        self.out.push(request);
+        self.link.out.push(request);
         self.kick(GrabInput::Kick);
         Ok(())
     }
@@ -421,16 +410,6 @@ impl WorkerConnection {
         }
     }
 
-    fn fail(&mut self, reason: ConnError) {
-        if self.sticky.set(reason.clone()) {
-            self.out.clear();
-            self.held.clear();
-            self.echoes.clear();
-            self.state = GrabState::Idle;
-            self.events.push_back(WorkerEvent::Closed { reason });
-        }
-    }
-
     fn on_assign(&mut self, job: JobAssign) -> Result<(), ConnError> {
         if self.state != GrabState::Grabbing || self.held.contains_key(&job.handle) {
             return Err(ProtocolError::Unexpected {
@@ -441,14 +420,29 @@ impl WorkerConnection {
         self.held.insert(job.handle.clone(), job.function.clone());
         let unique = Bytes::copy_from_slice(job.unique());
         let reducer = job.reducer().cloned();
-        self.events.push_back(WorkerEvent::JobAssigned(AssignedJob {
-            handle: job.handle,
-            function: job.function,
-            unique,
-            reducer,
-            data: job.data,
-        }));
+        self.link
+            .events
+            .push_back(WorkerEvent::JobAssigned(AssignedJob {
+                handle: job.handle,
+                function: job.function,
+                unique,
+                reducer,
+                data: job.data,
+            }));
         self.step(GrabInput::Assigned)
+    }
+}
+
+impl Role for WorkerConnection {
+    type Event = WorkerEvent;
+    type Out = RequestQueue;
+
+    fn link(&self) -> &Link<WorkerEvent, RequestQueue> {
+        &self.link
+    }
+
+    fn link_mut(&mut self) -> &mut Link<WorkerEvent, RequestQueue> {
+        &mut self.link
     }
 
     fn on_response(&mut self, response: Response) -> Result<(), ConnError> {
@@ -459,68 +453,27 @@ impl WorkerConnection {
             Response::Noop => self.step(GrabInput::Noop),
             Response::EchoRes { data } => match self.echoes.pop_front() {
                 Some(req) => {
-                    self.events.push_back(WorkerEvent::EchoRes { req, data });
+                    self.link
+                        .events
+                        .push_back(WorkerEvent::EchoRes { req, data });
                     Ok(())
                 }
                 None => Err(ProtocolError::UnsolicitedReply { ty }.into()),
             },
             Response::Error { code, text } => {
-                self.events
+                self.link
+                    .events
                     .push_back(WorkerEvent::ServerError { code, text });
                 Ok(())
             }
             _ => Err(ProtocolError::Unexpected { ty }.into()),
         }
     }
-}
 
-impl Machine for WorkerConnection {
-    type Event = WorkerEvent;
-
-    fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ConnError> {
-        self.sticky.check()?;
-        self.reader.push(bytes);
-        loop {
-            let step = match self.reader.next_response() {
-                Ok(Some(response)) => self.on_response(response),
-                Ok(None) => return Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = step {
-                self.fail(e.clone());
-                return Err(e);
-            }
-        }
-    }
-
-    fn handle_eof(&mut self, _now: Instant) {
-        let reason = self.reader.eof_error();
-        self.fail(reason);
-    }
-
-    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        self.out.drain_into(out)
-    }
-
-    fn poll_event(&mut self) -> Option<WorkerEvent> {
-        self.events.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn is_closed(&self) -> bool {
-        self.sticky.get().is_some()
-    }
-
-    fn error(&self) -> Option<&ConnError> {
-        self.sticky.get()
-    }
-
-    fn close(&mut self) {
-        self.fail(ConnError::Closed);
+    fn on_close(&mut self, reason: ConnError) -> WorkerEvent {
+        self.held.clear();
+        self.echoes.clear();
+        self.state = GrabState::Idle;
+        WorkerEvent::Closed { reason }
     }
 }
