@@ -49,6 +49,18 @@ pub enum Error {
     UnexpectedReply,
 }
 
+impl Error {
+    /// [`Error::NoServer`] naming each server (address, last connect error) that failed.
+    pub(crate) fn no_server(unreachable: Vec<(String, Arc<io::Error>)>) -> Error {
+        let servers = unreachable.into_iter();
+        Error::NoServer(
+            servers
+                .map(|(server, error)| Unreachable { server, error })
+                .collect(),
+        )
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -11,7 +11,7 @@ mod tls;
 pub use tls::{TlsConnector, TlsStream};
 
 pub use crate::driver::log_close;
-use crate::{Error, Unreachable};
+use crate::Error;
 use gearman_core::addr::ServerAddr;
 use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet, Member};
 use gearman_core::machine::Machine;
@@ -118,14 +118,13 @@ pub fn wait<M: Machine>(m: &mut M, stream: &mut dyn Stream, buf: &mut [u8], tick
     m.handle_timeout(Instant::now());
 }
 
-/// The blocking client's engine: its server connections ([`ClientSet`]), how they are
-/// opened, and each server's last connect error (a server backing off is not tried again,
-/// so a call no server took fails with [`Error::NoServer`] naming them).
+/// The blocking client's engine: its server connections ([`ClientSet`], which also keeps
+/// each server's last connect error: a call no server took fails with
+/// [`Error::NoServer`] naming them) and how they are opened.
 pub struct ClientEngine {
-    set: ClientSet<Box<dyn Stream>>,
+    set: ClientSet<Box<dyn Stream>, Arc<io::Error>>,
     /// Opens the connections.
     pub connector: Arc<dyn Connector>,
-    unreachable: Vec<Unreachable>,
 }
 
 impl ClientEngine {
@@ -134,7 +133,6 @@ impl ClientEngine {
         ClientEngine {
             set: ClientSet::new(addrs, options),
             connector: Arc::new(StdConnector),
-            unreachable: Vec::new(),
         }
     }
 
@@ -157,17 +155,8 @@ impl ClientEngine {
         sources: &mut [Option<&mut dyn Read>],
         mut on_event: impl FnMut(usize, &ClientEvent),
     ) -> Vec<Result<ClientEvent, Error>> {
-        let (set, connector, unreachable) =
-            (&mut self.set, &*self.connector, &mut self.unreachable);
-        let open = |addr: &str| {
-            let opened = connect(connector, addr).map_err(Arc::new);
-            unreachable.retain(|u| u.server != addr);
-            if let Err(error) = &opened {
-                let (server, error) = (addr.into(), error.clone());
-                unreachable.push(Unreachable { server, error });
-            }
-            opened
-        };
+        let (set, connector) = (&mut self.set, &*self.connector);
+        let open = |addr: &str| connect(connector, addr).map_err(Arc::new);
         set.start(calls, Instant::now(), open);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
         let busy = set.busy();
@@ -191,7 +180,7 @@ impl ClientEngine {
         let results = set.take_results().into_iter();
         results
             .map(|r| match r {
-                Err(CallError::NoServer) => Err(Error::NoServer(unreachable.clone())),
+                Err(CallError::NoServer) => Err(Error::no_server(set.unreachable())),
                 r => r.map_err(Error::from),
             })
             .collect()

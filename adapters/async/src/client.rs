@@ -1,16 +1,17 @@
 //! The async client: one driver task per server connection, and waiters that turn core
-//! events into futures and streams. Server choice, failover and backoff are the core's
-//! [`ServerPool`]; event dispatch is the core's [`Waiters`].
+//! events into futures and streams. Server choice, failover, backoff and connect errors
+//! are the core's [`Router`] (the blocking client's too); event dispatch is the core's
+//! [`Waiters`].
 
 use crate::driver::{drive, Role, WorkloadSource};
-use crate::{connect, Connector, Error, JobEvent, Runtime, Task, TaskOutput, Unreachable};
+use crate::{connect, Connector, Error, JobEvent, Runtime, Task, TaskOutput};
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::io::AsyncRead;
 use futures::{Stream, StreamExt};
 use gearman_core::client::{
-    Call, CallError, ClientConfig, ClientConnection, ClientEvent, ClientOptions, Job, Schedule,
-    ServerPool, Waiters,
+    Call, CallError, ClientConfig, ClientConnection, ClientEvent, ClientOptions, Connection, Job,
+    Router, Schedule, Step, Waiters,
 };
 use gearman_core::machine::RequestId;
 use gearman_core::proto::{StatusRes, StatusResUnique};
@@ -18,7 +19,7 @@ use gearman_core::ConnError;
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,11 +38,33 @@ struct Start {
     source: Option<WorkloadSource>,
 }
 
+/// A server's connection as the router holds it: the channel to its driver task.
+struct Conn(UnboundedSender<Start>);
+
+impl Connection for Conn {
+    fn is_open(&self) -> bool {
+        !self.0.is_closed()
+    }
+}
+
+/// The client's servers, shared by its tasks and told what each connection reports. Never
+/// locked across an await: connects to different servers run side by side.
+type Servers = Mutex<Router<Conn, Arc<io::Error>>>;
+
+fn lock(servers: &Servers) -> MutexGuard<'_, Router<Conn, Arc<io::Error>>> {
+    // A poisoned lock only means another task panicked mid-update of plain data.
+    servers.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The connection task's waiter bookkeeping.
 struct ClientRole {
     conn: ClientConnection,
     waiters: Waiters<Results>,
     sources: HashMap<RequestId, WorkloadSource>,
+    /// The router, told of this server's handles and of the connection's loss (weak: a
+    /// dropped client's connections must close).
+    servers: Weak<Servers>,
+    idx: usize,
 }
 
 impl Role for ClientRole {
@@ -69,7 +92,11 @@ impl Role for ClientRole {
         }
     }
 
-    fn event(&mut self, event: ClientEvent) {
+    fn event(&mut self, event: ClientEvent, now: Instant) {
+        // Before the waiters: a status call made on a new handle must find its server.
+        if let Some(servers) = self.servers.upgrade() {
+            lock(&servers).on_event(self.idx, &event, now);
+        }
         let gone = self
             .waiters
             .dispatch(event, |tx, result| tx.unbounded_send(result).is_ok());
@@ -103,21 +130,12 @@ impl Role for ClientRole {
     }
 }
 
-struct Pool {
-    servers: ServerPool,
-    conns: Vec<Option<UnboundedSender<Start>>>,
-    // Each server's last connect error, for `Error::NoServer`.
-    errors: Vec<Option<Arc<io::Error>>>,
-}
-
 struct Inner<Rt: Runtime> {
     rt: Rt,
     connector: Arc<dyn Connector>,
-    addrs: Vec<String>,
     config: ClientConfig,
     timeout: Option<Duration>,
-    // Never held across an await: connects to different servers run side by side.
-    pool: Mutex<Pool>,
+    servers: Arc<Servers>,
 }
 
 /// Configures a [`Client`].
@@ -156,19 +174,13 @@ impl<Rt: Runtime> ClientBuilder<Rt> {
 
     /// Builds the client; connections are opened lazily.
     pub fn build(self) -> Client<Rt> {
-        let n = self.addrs.len();
-        let pool = Pool {
-            servers: self.options.pool(n),
-            conns: vec![None; n],
-            errors: vec![None; n],
-        };
+        let router = Router::new(self.addrs, &self.options);
         let inner = Inner {
             rt: self.rt,
             connector: self.connector,
-            addrs: self.addrs,
             config: self.options.config,
             timeout: self.options.timeout,
-            pool: Mutex::new(pool),
+            servers: Arc::new(Mutex::new(router)),
         };
         Client {
             inner: Arc::new(inner),
@@ -237,105 +249,82 @@ async fn finish(mut stream: JobStream) -> Result<Bytes, Error> {
 }
 
 impl<Rt: Runtime> Client<Rt> {
-    fn pool(&self) -> MutexGuard<'_, Pool> {
-        // A poisoned lock only means another task panicked mid-update of plain data.
-        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    fn servers(&self) -> MutexGuard<'_, Router<Conn, Arc<io::Error>>> {
+        lock(&self.inner.servers)
     }
 
-    /// The live connection to `idx`, if any.
-    fn live(&self, idx: usize) -> Option<UnboundedSender<Start>> {
-        let pool = self.pool();
-        pool.conns.get(idx)?.clone().filter(|tx| !tx.is_closed())
-    }
-
-    /// Every server with a connect error, for [`Error::NoServer`].
-    fn no_server(&self) -> Error {
-        let pool = self.pool();
-        let failed = pool.errors.iter().zip(&self.inner.addrs);
-        let servers = failed.filter_map(|(e, server)| {
-            let error = e.clone()?;
-            let server = server.clone();
-            Some(Unreachable { server, error })
-        });
-        Error::NoServer(servers.collect())
-    }
-
-    /// The connection to server `idx`: the live one, or a new one with its driver task.
+    /// The connection to server `idx`: the open one, or a new one with its driver task.
+    /// The router hears how the connect went.
     async fn open(&self, idx: usize) -> Result<UnboundedSender<Start>, Arc<io::Error>> {
-        if let Some(tx) = self.live(idx) {
-            return Ok(tx);
-        }
+        let addr = {
+            let servers = self.servers();
+            if let Some(conn) = servers.open(idx) {
+                return Ok(conn.0.clone());
+            }
+            servers.addr(idx).to_owned()
+        };
         let inner = &self.inner;
-        let addr = inner.addrs.get(idx).map_or("", String::as_str);
-        let io = match connect(&*inner.connector, addr).await {
+        let connected = connect(&*inner.connector, &addr).await;
+        let mut servers = self.servers();
+        let io = match connected {
             Ok(io) => io,
             Err(e) => {
                 let e = Arc::new(e);
-                let mut pool = self.pool();
-                pool.servers.on_failure(idx, inner.rt.now());
                 tracing::warn!(server = addr, error = %e, "gearman client: cannot connect");
-                if let Some(slot) = pool.errors.get_mut(idx) {
-                    *slot = Some(e.clone());
-                }
+                servers.failed(idx, inner.rt.now(), e.clone());
                 return Err(e);
             }
         };
         tracing::debug!(server = addr, "gearman client: connected");
-        let mut pool = self.pool();
-        pool.servers.on_connected(idx);
-        // Another task may have connected meanwhile: use its connection, drop ours.
-        if let Some(Some(tx)) = pool
-            .conns
-            .get(idx)
-            .filter(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
-        {
-            return Ok(tx.clone());
-        }
-        let (tx, rx) = unbounded();
-        let rt = inner.rt.clone();
-        let mut role = ClientRole {
-            conn: ClientConnection::new(inner.config.clone()),
-            waiters: Waiters::default(),
-            sources: HashMap::new(),
+        // Another task may have connected meanwhile: the router keeps its connection and
+        // ours is dropped unused.
+        let spawn = || {
+            let (tx, rx) = unbounded();
+            let rt = inner.rt.clone();
+            let mut role = ClientRole {
+                conn: ClientConnection::new(inner.config.clone()),
+                waiters: Waiters::default(),
+                sources: HashMap::new(),
+                servers: Arc::downgrade(&inner.servers),
+                idx,
+            };
+            inner.rt.spawn(Box::pin(async move {
+                drive(&mut role, io, rx, &rt, &addr).await;
+            }));
+            Conn(tx)
         };
-        let server = addr.to_owned();
-        inner.rt.spawn(Box::pin(async move {
-            drive(&mut role, io, rx, &rt, &server).await;
-        }));
-        if let Some(slot) = pool.conns.get_mut(idx) {
-            *slot = Some(tx.clone());
+        match servers.connected(idx, spawn) {
+            Some(conn) => Ok(conn.0.clone()),
+            None => Err(Arc::new(io::ErrorKind::NotFound.into())),
         }
-        Ok(tx)
     }
 
-    /// A connection for a call whose first choice is `first`, failing over in the pool's
-    /// order; connects (without holding the pool lock) where needed.
-    async fn connection(&self, first: usize) -> Result<(usize, UnboundedSender<Start>), Error> {
-        let now = self.inner.rt.now();
-        let order = {
-            let pool = self.pool();
-            let conns = &pool.conns;
-            let live = |i: usize| {
-                conns
-                    .get(i)
-                    .is_some_and(|c| c.as_ref().is_some_and(|tx| !tx.is_closed()))
+    /// Sends `start` to the server the router picks, connecting and failing over as it
+    /// says; a connection found closed on the way is replaced.
+    async fn send(&self, mut start: Start) -> Result<(), Error> {
+        let mut route = self.servers().route(&start.call);
+        loop {
+            let step = match self.servers().next(&mut route, self.inner.rt.now()) {
+                Step::Use(_, conn) => Ok(conn.0.clone()),
+                Step::Connect(idx) => Err(Some(idx)),
+                Step::NoServer => Err(None),
             };
-            pool.servers.candidates(first, now, live)
-        };
-        for idx in order {
-            if let Ok(tx) = self.open(idx).await {
-                return Ok((idx, tx));
+            match step {
+                Ok(tx) => match tx.unbounded_send(start) {
+                    Ok(()) => return Ok(()),
+                    Err(unsent) => start = unsent.into_inner(),
+                },
+                Err(Some(idx)) => drop(self.open(idx).await),
+                Err(None) => {
+                    let unreachable = self.servers().unreachable();
+                    return Err(Error::no_server(unreachable));
+                }
             }
         }
-        Err(self.no_server())
     }
 
-    /// Sends `call` to a server; returns the server index and the event stream.
-    async fn start(
-        &self,
-        call: Call,
-        timeout: Option<Duration>,
-    ) -> Result<(usize, JobStream), Error> {
+    /// Sends `call` to a server; returns its event stream.
+    async fn start(&self, call: Call, timeout: Option<Duration>) -> Result<JobStream, Error> {
         self.start_with(call, timeout, None).await
     }
 
@@ -344,37 +333,26 @@ impl<Rt: Runtime> Client<Rt> {
         &self,
         call: Call,
         timeout: Option<Duration>,
-        mut source: Option<WorkloadSource>,
-    ) -> Result<(usize, JobStream), Error> {
-        let first = self.pool().servers.first_choice(&call);
-        for _ in 0..=self.inner.addrs.len() {
-            let (idx, tx) = self.connection(first).await?;
-            let (events, rx) = unbounded();
-            let start = Start {
-                call: call.clone(),
-                timeout: timeout.or(self.inner.timeout),
-                events,
-                source: source.take(),
-            };
-            match tx.unbounded_send(start) {
-                Ok(()) => {
-                    let stream = JobStream {
-                        events: rx,
-                        done: false,
-                        _client: self.inner.clone(),
-                    };
-                    return Ok((idx, stream));
-                }
-                // The source goes to the next server.
-                Err(unsent) => source = unsent.into_inner().source,
-            }
-            // That connection just closed: forget it and try again (reconnecting, or
-            // failing over if the server is gone: a failed connect backs it off).
-            if let Some(slot) = self.pool().conns.get_mut(idx) {
-                *slot = None;
-            }
+        source: Option<WorkloadSource>,
+    ) -> Result<JobStream, Error> {
+        let (events, rx) = unbounded();
+        let timeout = timeout.or(self.inner.timeout);
+        let start = Start {
+            call,
+            timeout,
+            events,
+            source,
+        };
+        self.send(start).await?;
+        Ok(self.stream(rx))
+    }
+
+    fn stream(&self, events: UnboundedReceiver<Result<ClientEvent, CallError>>) -> JobStream {
+        JobStream {
+            events,
+            done: false,
+            _client: self.inner.clone(),
         }
-        Err(self.no_server())
     }
 
     /// Opens the connection to server `idx` and confirms with one ECHO round trip that a
@@ -390,13 +368,12 @@ impl<Rt: Runtime> Client<Rt> {
             events,
             source: None,
         };
-        let stream = JobStream {
-            events: rx,
-            done: false,
-            _client: self.inner.clone(),
-        };
         let answered = match tx.unbounded_send(start) {
-            Ok(()) => stream.reply().await.and_then(ClientEvent::into_bytes),
+            Ok(()) => self
+                .stream(rx)
+                .reply()
+                .await
+                .and_then(ClientEvent::into_bytes),
             Err(_) => Err(CallError::Connection(ConnError::Closed)),
         };
         let Err(e) = answered.map_err(Error::from) else {
@@ -411,16 +388,10 @@ impl<Rt: Runtime> Client<Rt> {
             kind,
             format!("connected, but the server did not answer an ECHO: {e}"),
         ));
-        let addr = self.inner.addrs.get(idx).map_or("", String::as_str);
-        tracing::warn!(server = addr, error = %e, "gearman client: connect check failed");
-        let mut pool = self.pool();
-        pool.servers.on_failure(idx, self.inner.rt.now());
-        if let Some(slot) = pool.errors.get_mut(idx) {
-            *slot = Some(e.clone());
-        }
-        if let Some(slot) = pool.conns.get_mut(idx) {
-            *slot = None;
-        }
+        let mut servers = self.servers();
+        let server = servers.addr(idx);
+        tracing::warn!(server, error = %e, "gearman client: connect check failed");
+        servers.failed(idx, self.inner.rt.now(), e.clone());
         Err(e)
     }
 
@@ -430,21 +401,18 @@ impl<Rt: Runtime> Client<Rt> {
     /// [`Error::NoServer`] naming each server that could not be reached or did not answer
     /// (within the call timeout, or [`CONNECT_CHECK_TIMEOUT`]); the others stay connected.
     pub async fn connect(&self) -> Result<(), Error> {
-        let opens = (0..self.inner.addrs.len()).map(|idx| self.open_checked(idx));
-        let opened = futures::future::join_all(opens).await;
-        let failed = opened.iter().zip(&self.inner.addrs);
-        let failed: Vec<_> = failed
-            .filter_map(|(r, server)| {
-                let error = r.as_ref().err()?.clone();
-                Some(Unreachable {
-                    server: server.clone(),
-                    error,
-                })
-            })
+        let servers = self.servers().len();
+        let opens = (0..servers).map(|idx| self.open_checked(idx));
+        let opened = futures::future::join_all(opens)
+            .await
+            .into_iter()
+            .enumerate();
+        let failed: Vec<_> = opened
+            .filter_map(|(idx, r)| Some((self.servers().addr(idx).to_owned(), r.err()?)))
             .collect();
-        match failed.is_empty() && !self.inner.addrs.is_empty() {
+        match failed.is_empty() && servers > 0 {
             true => Ok(()),
-            false => Err(Error::NoServer(failed)),
+            false => Err(Error::no_server(failed)),
         }
     }
 
@@ -457,8 +425,7 @@ impl<Rt: Runtime> Client<Rt> {
 
     /// Submits a foreground job and streams its events.
     pub async fn submit(&self, job: Job) -> Result<JobStream, Error> {
-        let (_, stream) = self.start(job.call(false), job.call_timeout()).await?;
-        Ok(stream)
+        self.start(job.call(false), job.call_timeout()).await
     }
 
     /// Submits a foreground job and waits for its result; a failed job or an exception is
@@ -494,8 +461,8 @@ impl<Rt: Runtime> Client<Rt> {
         reader: impl AsyncRead + Send + Unpin + 'static,
     ) -> Result<JobStream, Error> {
         let (call, source) = (job.streamed_call(false, len), Box::new(reader));
-        let started = self.start_with(call, job.call_timeout(), Some(source));
-        Ok(started.await?.1)
+        self.start_with(call, job.call_timeout(), Some(source))
+            .await
     }
 
     /// [`Client::submit_streamed`], waiting for the result as [`Client::run`] does.
@@ -534,25 +501,17 @@ impl<Rt: Runtime> Client<Rt> {
         for (i, task) in tasks.iter().enumerate() {
             let (call, timeout) = task.call();
             match self.start(call, timeout).await {
-                Ok((idx, stream)) => streams.push(stream.events.map(move |e| (i, idx, e))),
+                Ok(stream) => streams.push(stream.events.map(move |e| (i, e))),
                 Err(e) => outputs[i] = Err(e),
             }
         }
         let mut events = futures::stream::select_all(streams);
-        while let Some((i, idx, result)) = events.next().await {
+        while let Some((i, result)) = events.next().await {
             let is_final = result.as_ref().map_or(true, ClientEvent::is_final);
             if let (Some(Task::Run(_)), Some(Ok(event))) =
                 (tasks.get(i), JobEvent::from_result(result.clone()))
             {
                 on_event(i, &event);
-            }
-            if let Ok(ClientEvent::Created {
-                handle,
-                background: true,
-                ..
-            }) = &result
-            {
-                self.pool().servers.remember(handle.clone(), idx);
             }
             if is_final {
                 outputs[i] = TaskOutput::from_result(result);
@@ -595,28 +554,26 @@ impl<Rt: Runtime> Client<Rt> {
         timeout: Option<Duration>,
         source: Option<WorkloadSource>,
     ) -> Result<Bytes, Error> {
-        let (idx, stream) = self.start_with(call, timeout, source).await?;
-        let handle = stream.reply().await?.into_bytes()?;
-        self.pool().servers.remember(handle.clone(), idx);
-        Ok(handle)
+        let stream = self.start_with(call, timeout, source).await?;
+        Ok(stream.reply().await?.into_bytes()?)
     }
 
     /// Asks for a job's status by handle (on the server that created it, if known here).
     pub async fn status(&self, handle: impl Into<Bytes>) -> Result<StatusRes, Error> {
-        let (_, stream) = self.start(Call::Status(handle.into()), None).await?;
+        let stream = self.start(Call::Status(handle.into()), None).await?;
         Ok(stream.reply().await?.into_status()?)
     }
 
     /// Asks for a job's status by unique id (on the server the unique maps to with
     /// [`Selection::ByUnique`](crate::Selection::ByUnique), else the first reachable one).
     pub async fn status_unique(&self, unique: impl Into<Bytes>) -> Result<StatusResUnique, Error> {
-        let (_, stream) = self.start(Call::StatusUnique(unique.into()), None).await?;
+        let stream = self.start(Call::StatusUnique(unique.into()), None).await?;
         Ok(stream.reply().await?.into_status_unique()?)
     }
 
     /// Sends ECHO_REQ to the first reachable server; returns the echoed bytes.
     pub async fn echo(&self, data: impl Into<Bytes>) -> Result<Bytes, Error> {
-        let (_, stream) = self.start(Call::Echo(data.into()), None).await?;
+        let stream = self.start(Call::Echo(data.into()), None).await?;
         Ok(stream.reply().await?.into_bytes()?)
     }
 }

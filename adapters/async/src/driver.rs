@@ -23,8 +23,8 @@ pub(crate) trait Role: Send {
     fn machine(&mut self) -> &mut Self::M;
     /// Applies one command.
     fn command(&mut self, cmd: Self::Cmd, now: Instant);
-    /// Hands one event to its waiters.
-    fn event(&mut self, event: <Self::M as Machine>::Event);
+    /// Hands one event (reported at `now`) to its waiters.
+    fn event(&mut self, event: <Self::M as Machine>::Event, now: Instant);
     /// True when the role wants the connection closed (graceful stop reached).
     fn finished(&self) -> bool {
         false
@@ -65,7 +65,7 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
             cmds.close();
         }
         while let Some(event) = role.machine().poll_event() {
-            role.event(event);
+            role.event(event, rt.now());
         }
         if role.machine().is_closed() {
             log_close(server, role.machine().error());

@@ -385,7 +385,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         };
     }
 
-    fn event(&mut self, event: WorkerEvent) {
+    fn event(&mut self, event: WorkerEvent, _now: Instant) {
         if let WorkerEvent::JobAssigned(job) = event {
             if let Some(once) = &self.once {
                 once.taken.fetch_add(1, Ordering::SeqCst);

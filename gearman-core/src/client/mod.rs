@@ -7,6 +7,7 @@
 
 mod call;
 pub mod pool;
+mod router;
 mod schedule;
 pub mod selector;
 mod set;
@@ -16,6 +17,7 @@ mod workload;
 
 pub use call::{Call, CallError, Job};
 pub use pool::{ClientOptions, Selection, ServerPool};
+pub use router::{Connection, Route, Router, Step};
 pub use schedule::Schedule;
 pub use set::{ClientSet, Member};
 pub use waiters::Waiters;

@@ -110,6 +110,11 @@ impl ServerPool {
             .collect()
     }
 
+    /// Whether `server` may be tried at `now` (it is not backing off).
+    pub fn is_ready(&self, server: usize, now: Instant) -> bool {
+        self.schedule.is_ready(server, now)
+    }
+
     /// A connect to `server` succeeded.
     pub fn on_connected(&mut self, server: usize) {
         self.schedule.on_success(server);

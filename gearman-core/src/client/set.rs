@@ -1,14 +1,13 @@
-//! The connections of one client to several servers, without I/O: which server each call
-//! goes to (the [`ServerPool`]'s choice and failover order), one [`ClientConnection`] and
-//! its [`Waiters`] per server, and a result slot per call. An adapter that drives every
-//! connection from one thread (the blocking client) owns the transports `T` here and only
-//! moves bytes.
+//! The connections of one client to several servers, without I/O, for an adapter that
+//! drives every connection from one thread (the blocking client): the [`Router`]'s
+//! choices, one [`ClientConnection`] and its [`Waiters`] per server, and a result slot per
+//! call of a batch. The adapter owns the transports `T` here and only moves bytes.
 
 use super::call::{Call, CallError};
-use super::pool::{ClientOptions, ServerPool};
+use super::pool::ClientOptions;
+use super::router::{Connection, Router, Step};
 use super::waiters::Waiters;
 use super::{ClientConfig, ClientConnection, ClientEvent};
-use crate::error::ConnError;
 use crate::machine::{Machine, RequestId};
 use std::time::{Duration, Instant};
 
@@ -27,72 +26,55 @@ impl<T> Member<T> {
     pub fn call_of(&self, req: RequestId) -> Option<usize> {
         self.waiters.get(req).copied()
     }
+
+    /// Sends `call` (batch slot `slot`), to end at `deadline` if given.
+    fn start(
+        &mut self,
+        call: Call,
+        deadline: Option<Instant>,
+        slot: usize,
+    ) -> Result<(), CallError> {
+        let req = self.machine.start(call)?;
+        if let Some(deadline) = deadline {
+            self.machine.set_deadline(req, deadline);
+        }
+        self.waiters.insert(req, slot);
+        Ok(())
+    }
 }
 
-/// Several server connections of one client, with a result slot per call of a batch.
+impl<T> Connection for Member<T> {
+    fn is_open(&self) -> bool {
+        !self.machine.is_closed()
+    }
+}
+
+/// Several server connections of one client, with a result slot per call of a batch;
+/// `E` is what a failed connect reports ([`ClientSet::unreachable`]).
 #[derive(Debug)]
-pub struct ClientSet<T> {
-    addrs: Vec<String>,
+pub struct ClientSet<T, E = ()> {
+    router: Router<Member<T>, E>,
     timeout: Option<Duration>,
     config: ClientConfig,
-    pool: ServerPool,
-    members: Vec<Option<Member<T>>>,
     results: Vec<Result<ClientEvent, CallError>>,
 }
 
-impl<T> ClientSet<T> {
+impl<T, E: Clone> ClientSet<T, E> {
     /// A set over these servers (`host:port`), configured by `options`; connections open
     /// on first use.
     pub fn new(addrs: Vec<String>, options: &ClientOptions) -> Self {
         ClientSet {
-            members: (0..addrs.len()).map(|_| None).collect(),
-            pool: options.pool(addrs.len()),
-            addrs,
+            router: Router::new(addrs, options),
             timeout: options.timeout,
             config: options.config.clone(),
             results: Vec::new(),
         }
     }
 
-    fn is_live(&self, idx: usize) -> bool {
-        matches!(self.members.get(idx), Some(Some(m)) if !m.machine.is_closed())
-    }
-
-    /// The server a call with first choice `first` goes to, connecting with `connect(i)`
-    /// in failover order when there is no live connection.
-    fn route<E>(
-        &mut self,
-        first: usize,
-        now: Instant,
-        connect: &mut impl FnMut(&str) -> Result<T, E>,
-    ) -> Result<usize, CallError> {
-        let order = self.pool.candidates(first, now, |i| self.is_live(i));
-        for idx in order {
-            if self.is_live(idx) {
-                return Ok(idx);
-            }
-            let addr = self.addrs.get(idx).map_or("", String::as_str);
-            let Ok(io) = connect(addr) else {
-                self.pool.on_failure(idx, now);
-                continue;
-            };
-            self.pool.on_connected(idx);
-            if let Some(slot) = self.members.get_mut(idx) {
-                *slot = Some(Member {
-                    io,
-                    machine: ClientConnection::new(self.config.clone()),
-                    waiters: Waiters::default(),
-                });
-                return Ok(idx);
-            }
-        }
-        Err(CallError::NoServer)
-    }
-
     /// Starts a batch: each call (with its timeout, else the default one) goes to its
     /// server, connecting with `connect(address)` where needed. Replaces the previous
     /// batch's results.
-    pub fn start<E>(
+    pub fn start(
         &mut self,
         calls: Vec<(Call, Option<Duration>)>,
         now: Instant,
@@ -101,20 +83,26 @@ impl<T> ClientSet<T> {
         self.results = vec![Err(CallError::NoServer); calls.len()];
         for (slot, (call, timeout)) in calls.into_iter().enumerate() {
             let deadline = timeout.or(self.timeout).map(|t| now + t);
-            let first = self.pool.first_choice(&call);
-            let started = self.route(first, now, &mut connect).and_then(|idx| {
-                let member = self
-                    .members
-                    .get_mut(idx)
-                    .and_then(Option::as_mut)
-                    .ok_or(CallError::NoServer)?;
-                let req = member.machine.start(call)?;
-                if let Some(deadline) = deadline {
-                    member.machine.set_deadline(req, deadline);
+            let mut route = self.router.route(&call);
+            let started = loop {
+                match self.router.next(&mut route, now) {
+                    Step::Use(_, member) => break member.start(call, deadline, slot),
+                    Step::Connect(idx) => match connect(self.router.addr(idx)) {
+                        Ok(io) => {
+                            let machine = ClientConnection::new(self.config.clone());
+                            let waiters = Waiters::default();
+                            let member = || Member {
+                                io,
+                                machine,
+                                waiters,
+                            };
+                            self.router.connected(idx, member);
+                        }
+                        Err(e) => self.router.failed(idx, now, e),
+                    },
+                    Step::NoServer => break Err(CallError::NoServer),
                 }
-                member.waiters.insert(req, slot);
-                Ok(())
-            });
+            };
             if let (Err(e), Some(result)) = (started, self.results.get_mut(slot)) {
                 *result = Err(e);
             }
@@ -123,20 +111,18 @@ impl<T> ClientSet<T> {
 
     /// Servers with calls of this batch still waiting.
     pub fn busy(&self) -> Vec<usize> {
-        let busy = |m: &Option<Member<T>>| m.as_ref().is_some_and(|m| !m.waiters.is_empty());
-        (0..self.members.len())
-            .filter(|&i| self.members.get(i).is_some_and(busy))
-            .collect()
+        let busy = self.router.conns().filter(|(_, m)| !m.waiters.is_empty());
+        busy.map(|(idx, _)| idx).collect()
     }
 
-    /// Server `idx`'s connection, if open.
+    /// Server `idx`'s connection, if open (or closed with events still to drain).
     pub fn member(&mut self, idx: usize) -> Option<&mut Member<T>> {
-        self.members.get_mut(idx)?.as_mut()
+        self.router.conn(idx)
     }
 
     /// Moves the events queued on server `idx`'s machine into result slots; `on_event(i,
     /// event)` sees each event of call `i`. Returns true while calls still wait there. A
-    /// closed connection is dropped and its server backs off (unless a streamed
+    /// closed connection is dropped, and its server backs off (unless a streamed
     /// workload's source closed it).
     pub fn drain(
         &mut self,
@@ -144,18 +130,11 @@ impl<T> ClientSet<T> {
         now: Instant,
         mut on_event: impl FnMut(usize, &ClientEvent),
     ) -> bool {
-        let Some(Some(member)) = self.members.get_mut(idx) else {
-            return false;
-        };
-        while let Some(event) = member.machine.poll_event() {
-            if let ClientEvent::Created {
-                handle,
-                background: true,
-                ..
-            } = &event
-            {
-                self.pool.remember(handle.clone(), idx);
-            }
+        while let Some(event) = self.router.conn(idx).and_then(|m| m.machine.poll_event()) {
+            self.router.on_event(idx, &event, now);
+            let Some(member) = self.router.conn(idx) else {
+                break;
+            };
             let results = &mut self.results;
             member.waiters.dispatch(event, |&mut slot, result| {
                 if let Ok(event) = &result {
@@ -167,17 +146,13 @@ impl<T> ClientSet<T> {
                 true
             });
         }
-        if member.machine.is_closed() {
-            // A streamed workload's source failing is no fault of the server's.
-            if !matches!(member.machine.error(), Some(ConnError::Workload(_))) {
-                self.pool.on_failure(idx, now);
-            }
-            if let Some(slot) = self.members.get_mut(idx) {
-                *slot = None;
-            }
-            return false;
-        }
-        !member.waiters.is_empty()
+        self.router.prune(idx);
+        self.router.conn(idx).is_some_and(|m| !m.waiters.is_empty())
+    }
+
+    /// Every server whose last connect failed, and why.
+    pub fn unreachable(&self) -> Vec<(String, E)> {
+        self.router.unreachable()
     }
 
     /// The batch's results in call order (the final event of each call, or its error).

@@ -405,6 +405,29 @@ pub fn status_by_unique<A: Adapter>() {
     A::stop(w);
 }
 
+/// Status by handle goes to the server that created the job (the core's router remembers
+/// it from JOB_CREATED): with two servers, a job queued on the second is known there only,
+/// and the first choice for a handle it does not know is the first server.
+pub fn status_by_handle_asks_the_server_that_made_it<A: Adapter>() {
+    use gearman_core::client::selector::consistent_index;
+    let (s0, s1) = (TestServer::start(), TestServer::start());
+    let opts = ClientOpts {
+        exceptions: false,
+        by_unique: true,
+    };
+    let mut c = A::client_with(&[s0.addr(), s1.addr()], opts);
+    let mut on_second = (0..64).map(|i| format!("home-{i}"));
+    let unique = on_second.find(|u| consistent_index(u.as_bytes(), 2) == Some(1));
+    let mut sp = spec("nobody", "x");
+    sp.unique = unique.expect("a unique on the second server");
+    let handle = A::background(&mut c, sp).unwrap();
+    assert_eq!(
+        [admin_queued(&s0, "nobody"), admin_queued(&s1, "nobody")],
+        [0, 1]
+    );
+    assert_eq!(A::status(&mut c, handle).unwrap(), (true, false, 0, 0));
+}
+
 pub fn selection_by_unique_is_consistent_across_servers<A: Adapter>() {
     use gearman_core::client::selector::consistent_index;
     let (s0, s1) = (TestServer::start(), TestServer::start());
@@ -873,6 +896,7 @@ macro_rules! adapter_suite {
             priorities_high_normal_low,
             epoch_job_runs_at_its_time_not_before,
             status_by_unique,
+            status_by_handle_asks_the_server_that_made_it,
             selection_by_unique_is_consistent_across_servers,
             map_reduce,
             unix_socket_client_and_worker,
