@@ -36,8 +36,6 @@ pub enum UsageError {
         /// Which field.
         field: &'static str,
     },
-    /// Too many requests in flight.
-    TooManyInFlight,
     /// A SUBMIT_JOB_SCHED schedule the server would refuse: why, naming the field.
     InvalidSchedule(String),
     /// Only a submission can stream its workload, and its own data must then be empty.
@@ -59,7 +57,6 @@ impl fmt::Display for UsageError {
                 write!(f, "{field} of {len} bytes exceeds the limit of {max}")
             }
             UsageError::ContainsNul { field } => write!(f, "{field} must not contain a NUL byte"),
-            UsageError::TooManyInFlight => f.write_str("too many requests in flight"),
             UsageError::InvalidSchedule(why) => write!(f, "invalid schedule: {why}"),
             UsageError::NotStreamable => {
                 f.write_str("only a submission with empty data can stream its workload")
@@ -78,13 +75,6 @@ pub enum ConnError {
     Decode(DecodeError),
     /// The peer broke the protocol.
     Protocol(ProtocolError),
-    /// The server sent an ERROR packet that ends the connection.
-    PeerError {
-        /// The code, e.g. `INVALID_COMMAND`.
-        code: Bytes,
-        /// The text.
-        text: Bytes,
-    },
     /// The peer closed the connection.
     Eof {
         /// True if it closed in the middle of a packet.
@@ -141,12 +131,6 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Decode(e) => write!(f, "malformed input: {e}"),
             ConnError::Protocol(e) => write!(f, "protocol violation: {e}"),
-            ConnError::PeerError { code, text } => write!(
-                f,
-                "server error {}: {}",
-                String::from_utf8_lossy(code),
-                String::from_utf8_lossy(text)
-            ),
             ConnError::Eof { mid_frame: true } => {
                 f.write_str("peer closed the connection mid-packet")
             }

@@ -56,11 +56,6 @@ pub enum DecodeError {
     },
     /// An admin text line had more than the five tokens gearmand accepts.
     AdminTooManyTokens,
-    /// The peer closed the stream in the middle of a packet.
-    TruncatedAtEof {
-        /// Bytes still missing.
-        needed: usize,
-    },
 }
 
 impl DecodeError {
@@ -106,9 +101,6 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::AdminTooManyTokens => {
                 f.write_str("admin command line has more than 5 tokens")
-            }
-            DecodeError::TruncatedAtEof { needed } => {
-                write!(f, "connection closed mid-packet ({needed} bytes missing)")
             }
         }
     }
