@@ -1,2 +1,5 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gearman_core::fuzzing::response_roundtrip(data));
+use gearman_core::proto::Response;
+libfuzzer_sys::fuzz_target!(|input: (Response, u32)| {
+    gearman_core::fuzzing::response_roundtrip(input.0, input.1)
+});

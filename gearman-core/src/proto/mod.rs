@@ -5,6 +5,8 @@ pub mod admin;
 mod args;
 mod error;
 pub mod frame;
+#[cfg(feature = "arbitrary")]
+mod fuzz_args;
 mod packet;
 mod packet_type;
 mod request;

@@ -9,16 +9,19 @@ use bytes::Bytes;
 
 /// A packet sent to the server by a client or worker.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Request {
     /// CAN_DO.
     CanDo {
         /// Function name.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         function: Bytes,
     },
     /// CAN_DO_TIMEOUT: the timeout is in milliseconds, as gearmand reads it.
     CanDoTimeout {
         /// Function name.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::arg))]
         function: Bytes,
         /// Run-time limit in milliseconds (0 = none).
         timeout_ms: u32,
@@ -26,6 +29,7 @@ pub enum Request {
     /// CANT_DO.
     CantDo {
         /// Function name.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         function: Bytes,
     },
     /// RESET_ABILITIES.
@@ -43,26 +47,31 @@ pub enum Request {
     /// GET_STATUS.
     GetStatus {
         /// Job handle (parsing keeps the bytes before the first NUL, as gearmand does).
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::arg))]
         handle: Bytes,
     },
     /// GET_STATUS_UNIQUE.
     GetStatusUnique {
         /// Unique id (parsing keeps the bytes before the first NUL, as gearmand does).
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::arg))]
         unique: Bytes,
     },
     /// ECHO_REQ.
     Echo {
         /// Bytes to echo.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         data: Bytes,
     },
     /// OPTION_REQ.
     Option {
         /// Option name (only `exceptions` exists).
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         name: Bytes,
     },
     /// SET_CLIENT_ID.
     SetClientId {
         /// The id shown by the admin `workers` command.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         id: Bytes,
     },
     /// WORK_STATUS.
@@ -78,6 +87,7 @@ pub enum Request {
     /// WORK_FAIL.
     WorkFail {
         /// Job handle.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::fail_handle))]
         handle: Bytes,
     },
     /// ALL_YOURS (never implemented by gearmand; parsed so it can be answered).

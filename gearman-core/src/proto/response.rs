@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes};
 
 /// A packet sent by the server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Response {
     /// NOOP: wake up and grab.
@@ -18,6 +19,7 @@ pub enum Response {
     /// JOB_CREATED.
     JobCreated {
         /// The job's handle.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         handle: Bytes,
     },
     /// JOB_ASSIGN, JOB_ASSIGN_UNIQ or JOB_ASSIGN_ALL.
@@ -36,18 +38,22 @@ pub enum Response {
     /// dropped on parse).
     WorkFail {
         /// Job handle.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::fail_handle))]
         handle: Bytes,
     },
     /// ECHO_RES.
     EchoRes {
         /// The echoed bytes.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         data: Bytes,
     },
     /// ERROR.
     Error {
         /// Return-code name without `GEARMAN_`, e.g. `QUEUE_ERROR`.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::arg))]
         code: Bytes,
         /// Human-readable text.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         text: Bytes,
     },
     /// STATUS_RES.
@@ -57,6 +63,7 @@ pub enum Response {
     /// OPTION_RES.
     OptionRes {
         /// The option, echoed.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = super::fuzz_args::data))]
         name: Bytes,
     },
 }
