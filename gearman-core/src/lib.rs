@@ -9,7 +9,7 @@
 //! `poll_transmit` and `poll_event` until they return nothing, then wait for the earliest
 //! of `poll_timeout`, readable input, or an application command.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, unreachable_pub)]
+#![warn(unreachable_pub)]
 #![cfg_attr(
     not(test),
     warn(

@@ -14,7 +14,6 @@
 //! `GEARMAND_CA_CERTIFICATE` (CA file), `GEARMAN_CLIENT_PEM` and `GEARMAN_CLIENT_KEY`
 //! (client certificate and key).
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod client;
 mod error;
