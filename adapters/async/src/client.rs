@@ -276,27 +276,25 @@ impl<Rt: Runtime> Client<Rt> {
             }
         };
         tracing::debug!(server = addr, "gearman client: connected");
-        // Another task may have connected meanwhile: the router keeps its connection and
-        // ours is dropped unused.
-        let spawn = || {
-            let (tx, rx) = unbounded();
-            let rt = inner.rt.clone();
-            let mut role = ClientRole {
-                conn: ClientConnection::new(inner.config.clone()),
-                waiters: Waiters::default(),
-                sources: HashMap::new(),
-                servers: Arc::downgrade(&inner.servers),
-                idx,
-            };
-            inner.rt.spawn(Box::pin(async move {
-                drive(&mut role, io, rx, &rt, &addr).await;
-            }));
-            Conn(tx)
-        };
-        match servers.connected(idx, spawn) {
-            Some(conn) => Ok(conn.0.clone()),
-            None => Err(Arc::new(io::ErrorKind::NotFound.into())),
+        // Another task may have connected meanwhile: use its connection, drop ours.
+        if let Some(conn) = servers.open(idx) {
+            return Ok(conn.0.clone());
         }
+        let (tx, rx) = unbounded();
+        servers.connected(idx, || Conn(tx.clone()));
+        drop(servers);
+        let mut role = ClientRole {
+            conn: ClientConnection::new(inner.config.clone()),
+            waiters: Waiters::default(),
+            sources: HashMap::new(),
+            servers: Arc::downgrade(&inner.servers),
+            idx,
+        };
+        let rt = inner.rt.clone();
+        inner.rt.spawn(Box::pin(async move {
+            drive(&mut role, io, rx, &rt, &addr).await;
+        }));
+        Ok(tx)
     }
 
     /// Sends `start` to the server the router picks, connecting and failing over as it
