@@ -406,8 +406,8 @@ pub fn status_by_unique<A: Adapter>() {
 }
 
 /// Status by handle goes to the server that created the job (the core's router remembers
-/// it from JOB_CREATED): with two servers, a job queued on the second is known there only,
-/// and the first choice for a handle it does not know is the first server.
+/// it from JOB_CREATED): with two servers, a job queued on the second is known there only
+/// (a handle the client does not know would be asked of the first).
 pub fn status_by_handle_asks_the_server_that_made_it<A: Adapter>() {
     use gearman_core::client::selector::consistent_index;
     let (s0, s1) = (TestServer::start(), TestServer::start());
