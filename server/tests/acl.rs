@@ -302,11 +302,7 @@ fn san_identities_match_the_certificates_alternative_names() {
     assert!(status.contains("san_work\t0\t0\t1\n"), "{status:?}");
     // The name as common name only: not a SAN, refused.
     let mut cn_only = f.as_cn("img.example");
-    assert_denied(
-        submit(&mut cn_only, "san_job"),
-        "submit",
-        "cn:img.example",
-    );
+    assert_denied(submit(&mut cn_only, "san_job"), "submit", "cn:img.example");
     cn_only.send(Request::CanDo {
         function: "san_other".into(),
     });
