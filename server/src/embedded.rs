@@ -123,6 +123,37 @@ impl ServerBuilder {
 
 /// A running in-process gearmand-rs (see [`Server::builder`]). Dropping it stops the
 /// server at once, as [`Server::stop`] does, without waiting.
+///
+/// Testing a worker against a real server, in a `#[tokio::test]` or any tokio program
+/// (here with `gearman-tokio`, the tokio client and worker):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use gearman_tokio::Job;
+///
+/// let server = gearman_server::Server::builder().spawn()?;
+/// let addr = server.addr().expect("a TCP listener").to_string();
+///
+/// let worker = gearman_tokio::worker()
+///     .server(addr.clone())
+///     .function("reverse", |job| async move {
+///         Ok(job.data().iter().rev().copied().collect::<Vec<u8>>().into())
+///     })
+///     .build();
+/// let stop_worker = worker.handle();
+/// let worker_task = tokio::spawn(worker.run());
+///
+/// let client = gearman_tokio::client().server(addr).build();
+/// let reversed = client.run(Job::new("reverse", "hello")).await?;
+/// assert_eq!(&reversed[..], b"olleh");
+///
+/// stop_worker.shutdown();
+/// worker_task.await?;
+/// server.shutdown().await?; // graceful: running jobs finish first
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server {
     addrs: Vec<SocketAddr>,

@@ -34,10 +34,14 @@ struct Fixture {
 
 impl Fixture {
     fn start(label: &str) -> Fixture {
+        Fixture::start_with(label, RULES)
+    }
+
+    fn start_with(label: &str, rules: &str) -> Fixture {
         let pki = TestPki::generate(label);
         let acl = pki.path("acl");
         let log = pki.path("log");
-        std::fs::write(&acl, RULES).unwrap();
+        std::fs::write(&acl, rules).unwrap();
         let probe = client_tls(&pki.ca, Some(&pki.client("probe")));
         let (acl_arg, log_arg) = (acl.display().to_string(), log.display().to_string());
         let server = TlsServer::start(
@@ -261,6 +265,53 @@ fn admin_read_and_write_allowed_and_refused_then_sighup_reloads() {
     f.hangup();
     f.wait_for_log("No such file");
     assert!(plain.admin("status\n").ends_with(".\n"));
+}
+
+/// `san:NAME` grants match a DNS or IP subject alternative name of the peer's verified
+/// certificate, whatever its common name; a common name equal to NAME is not a SAN.
+#[test]
+fn san_identities_match_the_certificates_alternative_names() {
+    let f = Fixture::start_with(
+        "acl-san",
+        "cn:probe admin-read\n\
+         san:img.example submit san_*\n\
+         san:img.example register san_*\n\
+         san:10.9.8.7 admin-read\n",
+    );
+    let as_sans = |cn: &str, sans: &[&str]| {
+        f.server.conn(&client_tls(
+            &f.pki.ca,
+            Some(&f.pki.client_with_sans(cn, sans)),
+        ))
+    };
+    // A DNS alternative name, under an unrelated common name.
+    let mut dns = as_sans("frontend-7", &["other.example", "img.example"]);
+    assert!(matches!(
+        submit(&mut dns, "san_job"),
+        Response::JobCreated { .. }
+    ));
+    dns.send(Request::CanDo {
+        function: "san_work".into(),
+    });
+    assert_usable(&mut dns);
+    assert_denied(submit(&mut dns, "acl_job"), "submit", "cn:frontend-7");
+    assert_usable(&mut dns);
+    // An IP alternative name.
+    let mut ip = as_sans("monitor", &["10.9.8.7"]);
+    let status = ip.admin("status\n");
+    assert!(status.contains("san_work\t0\t0\t1\n"), "{status:?}");
+    // The name as common name only: not a SAN, refused.
+    let mut cn_only = f.as_cn("img.example");
+    assert_denied(submit(&mut cn_only, "san_job"), "submit", "cn:img.example");
+    cn_only.send(Request::CanDo {
+        function: "san_other".into(),
+    });
+    assert_denied(cn_only.recv(), "register", "cn:img.example");
+    assert_eq!(
+        cn_only.admin("status\n"),
+        "ERR PERMISSION_DENIED admin-read+not+permitted+for+cn:img.example\r\n"
+    );
+    f.wait_for_log("refused: submit \"san_job\" for cn:img.example");
 }
 
 #[test]

@@ -131,6 +131,25 @@ fn out_of_descriptors_is_logged_once_per_interval_and_the_server_recovers() {
             .contains("Too many open files"),
         "the cause is named"
     );
+    // The accept loop backs off instead of spinning: the next report, once the 10 s
+    // interval is over, counts the failures held back meanwhile, about one per 50 ms
+    // (a loop retrying at once would count thousands).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_lines(&log, "accept failed") < 2 {
+        assert!(Instant::now() < deadline, "no second report after 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let second = text.lines().filter(|l| l.contains("accept failed")).nth(1);
+    let held_back: u64 = second
+        .and_then(|l| l.split(" (and ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of held-back failures in {second:?}"));
+    assert!(
+        (1..=400).contains(&held_back),
+        "{held_back} failed accepts in one 10 s interval: {text}"
+    );
     // Descriptors back: the server serves again.
     drop(crowd);
     let mut fresh = admitted(server.port);

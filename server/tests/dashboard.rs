@@ -142,9 +142,10 @@ fn dashboard_renders_functions_workers_and_charts_in_chromium() {
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
     let shot_arg = format!("--screenshot={}", shot.display());
+    let shot_profile = tempdir("profile-shot");
     headless(
         &format!("{base}/"),
-        &tempdir("profile-shot"),
+        &shot_profile,
         &[&shot_arg, "--window-size=1280,900"],
     );
     let png = std::fs::read(&shot).expect("screenshot written");
@@ -154,6 +155,7 @@ fn dashboard_renders_functions_workers_and_charts_in_chromium() {
     assert!(load.stop() > 0);
     assert!(worker.stop() > 0);
     let _ = std::fs::remove_dir_all(profile);
+    let _ = std::fs::remove_dir_all(shot_profile);
 }
 
 /// A fresh directory under the test target's temporary directory.

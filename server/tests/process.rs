@@ -215,3 +215,131 @@ fn sigterm_grace_period_is_bounded() {
         .expect("exits after the grace period");
     assert!(status.success(), "{status}");
 }
+
+/// The long flags gearmand 1.1.20's `--help` lists, with the value each takes (its
+/// default when it shows one, else empty), or `None` for a switch.
+fn gearmand_flags() -> Vec<(String, Option<String>)> {
+    let help = run("/usr/sbin/gearmand", &["--help"], b"", LIMIT);
+    let text =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| {
+            // "-b [ --backlog ] arg (=32)   ..." or "--keepalive   ..."
+            let long = l.split_whitespace().find(|w| w.starts_with("--"))?;
+            let rest = &l[l.find(long)? + long.len()..];
+            let rest = rest.trim_start_matches(" ]");
+            let takes_arg = rest.trim_start().starts_with("arg");
+            let default = rest
+                .split_once("(=")
+                .and_then(|(_, d)| d.split_once(')'))
+                .map(|(d, _)| d.to_string());
+            Some((
+                long.to_string(),
+                takes_arg.then(|| default.unwrap_or_default()),
+            ))
+        })
+        .collect()
+}
+
+/// Every flag gearmand 1.1.20 has is either accepted (the server starts and serves) or
+/// refused with a one-line message saying why: none is unknown to gearmand-rs.
+#[test]
+fn every_gearmand_flag_is_accepted_or_refused_with_a_reason() {
+    let scratch = std::env::temp_dir().join(format!("gearmand-rs-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let in_scratch = |name: &str| scratch.join(name).display().to_string();
+    let flags = gearmand_flags();
+    assert!(flags.len() >= 40, "gearmand's --help gave {flags:?}");
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for (flag, value) in flags {
+        // Covered elsewhere (help, version, daemon, config file) or set below.
+        if [
+            "--help",
+            "--version",
+            "--daemon",
+            "--config-file",
+            "--port",
+            "--listen",
+            "--log-file",
+        ]
+        .contains(&flag.as_str())
+        {
+            continue;
+        }
+        let http_port = gearman_tests::free_port().to_string();
+        let value = match flag.as_str() {
+            "--pid-file" => Some(in_scratch("pid")),
+            "--libsqlite3-db" => Some(in_scratch("q.db")),
+            "--http-port" => Some(http_port.clone()),
+            "--file-descriptors" => Some("1024".into()),
+            "--job-handle-prefix" => Some("H:flags".into()),
+            "--user" => Some("nobody".into()),
+            "--libpq-conninfo" => Some("host=/nonexistent".into()),
+            "--libmemcached-servers" | "--redis-server" => Some("127.0.0.1".into()),
+            "--redis-port" => Some("6379".into()),
+            "--protocol" => Some("http".into()),
+            "--ssl-ca-file" | "--ssl-certificate" | "--ssl-key" => Some("/nonexistent.pem".into()),
+            _ => value.map(|v| if v.is_empty() { "x".into() } else { v }),
+        };
+        let port = gearman_tests::free_port();
+        let mut args = vec![
+            "-L".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "--log-file".into(),
+            "none".into(),
+            flag.clone(),
+        ];
+        args.extend(value.clone());
+        if flag == "--protocol" {
+            // -r http alone listens on 8080, as gearmand; keep clear of the machine's.
+            args.extend(["--http-port".into(), http_port]);
+        }
+        let mut child = std::process::Command::new(BINARY)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + LIMIT;
+        let verdict = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(
+                    status.code().is_some_and(|c| c != 0),
+                    "{args:?}: {status}: {stderr}"
+                );
+                assert_one_line(&stderr, "");
+                break format!("{flag}: {}", stderr.trim());
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                let reply = gearman_tests::Conn::from_stream(stream).admin("getpid\n");
+                assert_eq!(reply, format!("OK {}\n", child.id()), "{args:?}");
+                let _ = child.kill();
+                let _ = child.wait();
+                accepted.push(flag.clone());
+                break String::new();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?}: neither serving nor refused"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !verdict.is_empty() {
+            refused.push(verdict);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    // Only --ssl without a certificate is refused (it names the missing file).
+    assert_eq!(refused.len(), 1, "refused: {refused:#?}");
+    assert!(refused[0].starts_with("--ssl: "), "{refused:?}");
+    assert!(refused[0].contains("certificate"), "{refused:?}");
+    assert!(accepted.len() >= 40, "accepted: {accepted:?}");
+}

@@ -178,3 +178,16 @@ fn tokio_client_sends_to_every_server_before_waiting_on_one() {
             .collect()
     });
 }
+
+#[test]
+fn smol_client_sends_to_every_server_before_waiting_on_one() {
+    both_servers_get_their_submission_first(|addrs| {
+        let client = gearman_async_std::client().servers(addrs).build();
+        let runs = ["a", "b"].map(|d| client.run(gearman_async_std::Job::new("echo", d)));
+        let results = smol::block_on(futures::future::join_all(runs));
+        results
+            .into_iter()
+            .map(|r| r.expect("job result"))
+            .collect()
+    });
+}

@@ -172,7 +172,7 @@ fn every_client_against(server: ServerProcess) {
     });
     check(&server, &handles, &async_std);
     // Cancelling a queued job: OK, and it no longer counts as a live job in show jobs.
-    let mut admin = AdminClient::new(&addr);
+    let mut admin = gearman_blocking::admin::client(&addr);
     let victim = handles.iter().next().unwrap().clone();
     admin.cancel_job(victim.clone()).unwrap();
     let jobs = admin.show_jobs().unwrap();

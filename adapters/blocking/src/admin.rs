@@ -3,8 +3,8 @@
 //! [`gearman_core::admin_reply`].
 //!
 //! ```no_run
-//! use gearman_blocking::admin::{AdminCalls, AdminClient};
-//! let mut admin = AdminClient::new("127.0.0.1:4730");
+//! use gearman_blocking::admin::AdminCalls;
+//! let mut admin = gearman_blocking::admin::client("127.0.0.1:4730");
 //! for row in admin.status()? {
 //!     println!("{:?}: {} queued, {} workers", row.function, row.total, row.workers);
 //! }
@@ -22,6 +22,13 @@ pub use gearman_core::proto::admin::AdminCommand;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// An admin client for the server at `addr` (`host:port`, `[v6]:port` or `unix:/path`),
+/// connecting on first use: the same as [`AdminClient::new`], named as
+/// `gearman_tokio::admin::client` and `gearman_async_std::admin::client` are.
+pub fn client(addr: impl Into<String>) -> AdminClient {
+    AdminClient::new(addr)
+}
 
 /// An admin connection to one server, opened on first use (or by [`AdminClient::connect`])
 /// and reopened after an error. One command at a time; reads time out (30 s).

@@ -9,6 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a worker kill waits for some worker to be in the middle of a job.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// The pool.
 pub struct Workers {
@@ -80,16 +84,26 @@ impl Workers {
         self.live.lock().unwrap().len()
     }
 
-    /// SIGKILLs a worker (preferring one in the middle of a background job) and starts a
-    /// new one on the same adapter; returns whether the killed one was mid-job.
+    /// SIGKILLs a worker (one in the middle of a background job when one gets busy
+    /// within [`BUSY_WAIT`], else any) and starts a new one on the same adapter; returns
+    /// whether the killed one was mid-job.
     pub fn kill_one(&self, rng: &mut fastrand::Rng) -> std::io::Result<bool> {
         let mut live = self.live.lock().unwrap();
         if live.is_empty() {
             return Ok(false);
         }
-        let busy: Vec<usize> = (0..live.len())
-            .filter(|&i| self.ctx.ledger.is_busy(live[i].0.id()))
-            .collect();
+        // Most runs take no time: waiting a little for a busy worker makes the kill land
+        // mid-job nearly every time, which is the fault the soak is after.
+        let deadline = Instant::now() + BUSY_WAIT;
+        let busy = loop {
+            let busy: Vec<usize> = (0..live.len())
+                .filter(|&i| self.ctx.ledger.is_busy(live[i].0.id()))
+                .collect();
+            if !busy.is_empty() || Instant::now() >= deadline {
+                break busy;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
         let victim = if busy.is_empty() {
             rng.usize(..live.len())
         } else {

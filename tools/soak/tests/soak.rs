@@ -80,6 +80,11 @@ fn soak_75s_with_every_fault() {
             "check {check} never made:\n{report}"
         );
     }
+    // Workers were SIGKILLed in the middle of a job, not only while idle.
+    assert!(
+        counter(&stdout, "info.worker_killed_mid_job") > 0,
+        "no worker killed mid-job:\n{report}"
+    );
     assert_eq!(counter(&stdout, "fail.bg_lost"), 0, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,155 @@
+//! The adapters say what goes wrong through `tracing`: a worker (tokio, smol, blocking) or
+//! a client pointed at a dead port logs a warning naming the server and the io error, and
+//! keeps retrying (the warning comes again), instead of retrying forever in silence.
+//!
+//! One subscriber for the whole test binary (the adapters log from their own threads and
+//! runtimes, so a thread-local default would miss them); each test reads only the lines
+//! naming its own dead port.
+
+use gearman_tests::free_port;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Everything logged in this test binary.
+fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        log
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The logged lines naming `server` at WARN level.
+fn warnings_about(server: &str) -> Vec<String> {
+    let log = captured().lock().unwrap();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(server))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (bounded) until `server` has at least `n` warnings; returns them.
+fn wait_for_warnings(server: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = warnings_about(server);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} warning(s) about {server}, expected {n}: {lines:?}",
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Each warning says the server cannot be reached and why.
+fn assert_names_the_cause(lines: &[String], server: &str) {
+    for line in lines {
+        assert!(line.contains("cannot connect"), "{line}");
+        // `server=ADDR` or `server="ADDR"` (Display or Debug of the field).
+        let named = [format!("server={server}"), format!("server=\"{server}\"")];
+        assert!(named.iter().any(|n| line.contains(n)), "{line}");
+        assert!(line.contains("Connection refused"), "{line}");
+    }
+}
+
+fn dead_port() -> String {
+    captured();
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// A fast backoff, so the test sees a retry within its bound.
+fn fast() -> gearman_async::Backoff {
+    gearman_async::Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+    }
+}
+
+#[test]
+fn tokio_worker_on_a_dead_port_says_so_and_retries() {
+    let dead = dead_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let worker = gearman_tokio::worker()
+        .server(dead.clone())
+        .backoff(fast())
+        .sync_function("f", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let running = rt.spawn(worker.run());
+    let lines = wait_for_warnings(&dead, 2);
+    assert_names_the_cause(&lines, &dead);
+    stop.shutdown();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), running).await })
+        .expect("worker stopped")
+        .unwrap();
+}
+
+#[test]
+fn smol_worker_on_a_dead_port_says_so_and_retries() {
+    let dead = dead_port();
+    let worker = gearman_async_std::worker()
+        .server(dead.clone())
+        .backoff(fast())
+        .sync_function("f", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let thread = std::thread::spawn(move || smol::block_on(worker.run()));
+    let lines = wait_for_warnings(&dead, 2);
+    assert_names_the_cause(&lines, &dead);
+    stop.shutdown();
+    thread.join().unwrap();
+}
+
+#[test]
+fn blocking_worker_on_a_dead_port_says_so_and_retries() {
+    let dead = dead_port();
+    let worker = gearman_blocking::worker()
+        .server(dead.clone())
+        .backoff(fast())
+        .function("f", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let thread = std::thread::spawn(move || worker.run());
+    let lines = wait_for_warnings(&dead, 2);
+    assert_names_the_cause(&lines, &dead);
+    stop.shutdown();
+    thread.join().unwrap();
+}
+
+#[test]
+fn clients_on_a_dead_port_say_so() {
+    let dead = dead_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tokio_client = gearman_tokio::client().server(dead.clone()).build();
+    assert!(rt.block_on(tokio_client.echo("x")).is_err());
+    assert_names_the_cause(&wait_for_warnings(&dead, 1), &dead);
+
+    let dead = dead_port();
+    let mut blocking_client = gearman_blocking::client().server(dead.clone()).build();
+    assert!(blocking_client.echo("x").is_err());
+    assert_names_the_cause(&wait_for_warnings(&dead, 1), &dead);
+}
