@@ -569,15 +569,21 @@ async fn next_hangup(hangups: &mut Hangups) {
     std::future::pending::<()>().await
 }
 
-/// SIGTERM or SIGINT: a graceful stop (`true`).
-async fn shutdown_signal() -> bool {
+/// SIGTERM or SIGINT: a graceful stop (`true`). The handlers are installed here, before
+/// the server says it is ready, not when the future is first polled: a SIGTERM sent right
+/// after the start (an init script's stop) must stop the server gracefully, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = bool> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -586,10 +592,10 @@ async fn shutdown_signal() -> bool {
             }
             _ => std::future::pending().await,
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        true
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    true
 }
