@@ -80,11 +80,20 @@ measure() {
   rm -f "$tfile" "$sfile"
 }
 
-start_server() { # $1 = command with $PORT
-  PORT=$2 bash -c "exec $1" >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$2) 2>/dev/null && return 0; sleep 0.05; done
-  echo "compare.sh: server did not listen on $2: $1" >&2; return 1
+start_server() { # $1 = command with $PORT; sets port (retried: a port may be taken)
+  for _ in 1 2 3 4 5; do
+    # Below the usual ephemeral range, so no outgoing connection holds it.
+    port=$((20000 + RANDOM % 12000))
+    PORT=$port bash -c "exec $1" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+      (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    stop_server
+  done
+  echo "compare.sh: server did not listen: $1" >&2; return 1
 }
 stop_server() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }
 figure() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
@@ -100,12 +109,11 @@ for spec in "${loads[@]}"; do
   read -r name args <<<"$spec"
   if [ -n "${LOADS:-}" ] && [[ " $LOADS " != *" $name "* ]]; then continue; fi
   for _ in $(seq "${REPEAT:-1}"); do
-    port_a=$((20000 + RANDOM % 20000)); port_b=$((port_a + 1))
-    start_server "$gd -L 127.0.0.1 -p \$PORT --log-file none" "$port_a"
-    measure "$port_a" $args; stop_server
+    start_server "$gd -L 127.0.0.1 -p \$PORT --log-file none"
+    measure "$port" $args; stop_server
     a=$out a_server=$server_us a_client=$client_us a_sys=$syscalls
-    start_server "$ours_cmd" "$port_b"
-    measure "$port_b" $args; stop_server
+    start_server "$ours_cmd"
+    measure "$port" $args; stop_server
     b=$out b_server=$server_us b_client=$client_us b_sys=$syscalls
     if [[ $args == "-m bg "* ]]; then figs="submit_rate drain_rate"; else figs="rate p50_us p99_us"; fi
     for f in $figs failures; do
