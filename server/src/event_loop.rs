@@ -1,21 +1,26 @@
-//! The core task: the single owner of the job server. It takes bytes from connection
-//! tasks, runs the core machine, and hands output back, batching everything that is ready.
+//! The core task: the single owner of the job server. It reads every connection whose
+//! socket is ready, runs the core machine on the bytes, and writes the output back,
+//! batching everything that is ready (see [`crate::connection`]).
 
 use crate::cli::Settings;
-use crate::connection::{self, ConnHandle, ToCore};
+use crate::connection::set::Connections;
+use crate::connection::ToCore;
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
 use crate::transport::{accept, Accepted, Bound};
 use crate::{acl, privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
-use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Messages handled before output is flushed, so one busy peer cannot starve the rest.
 const BATCH: usize = 512;
+/// Rounds of the core loop between two yields to the runtime. The loop runs outside
+/// tokio's cooperative budget (it does its own batching), so it lets the listeners' and the
+/// HTTP tasks run at least this often under a load that never lets it wait.
+const YIELD_EVERY: u32 = 32;
 
 /// An instant and the Unix second it falls on exactly: the instant is moved back by the
 /// clock's fraction of a second, so Unix times the core derives from it (a retry's due
@@ -39,15 +44,12 @@ fn unix_now_millis() -> u64 {
 
 struct CoreTask {
     server: Server,
-    conns: HashMap<ConnId, ConnHandle>,
-    to_core: mpsc::Sender<ToCore>,
+    conns: Connections,
     /// Store acknowledgements: unbounded so the store may answer from any thread, even
     /// inline from `insert` on this one, without blocking.
     acks: mpsc::UnboundedSender<(u64, Result<(), String>)>,
     settings: Settings,
     store: Option<StoreHandle>,
-    /// Reused for every connection's output, so replies cost no allocation.
-    out: Vec<u8>,
     /// An admin `shutdown` asked to stop: `Some(graceful)`.
     stop_requested: Option<bool>,
     /// False once shutting down (for `/readyz`).
@@ -179,12 +181,10 @@ pub(crate) async fn serve(
     server.restore_with(restored, extras, now);
     let mut core = CoreTask {
         server,
-        conns: HashMap::new(),
-        to_core,
+        conns: Connections::new(),
         acks,
         settings,
         store,
-        out: Vec::with_capacity(64 * 1024),
         stop_requested: None,
         accepting: true,
         commit_stats: None,
@@ -210,86 +210,107 @@ pub(crate) async fn serve(
         };
     let mut grace_deadline: Option<tokio::time::Instant> = None;
     ready();
-    loop {
-        let timer = core
-            .server
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
-        tokio::select! {
-            biased;
-            graceful = &mut shutdown, if grace_deadline.is_none() => {
-                core.stop_requested = Some(graceful);
+    let mut rounds: u32 = 0;
+    // Outside the cooperative budget: the loop batches on its own, and a budget running
+    // out in the middle of a round would leave sockets half-served until the next one.
+    tokio::task::unconstrained(async {
+        loop {
+            rounds = rounds.wrapping_add(1);
+            if rounds % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
             }
-            _ = next_hangup(&mut hangups) => core.reload_acl(),
-            msg = from_conns.recv() => {
-                let Some(msg) = msg else { break };
-                core.handle(msg);
-                for _ in 0..BATCH {
-                    match from_conns.try_recv() {
-                        Ok(msg) => core.handle(msg),
-                        Err(_) => break,
+            let timer = core
+                .server
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                graceful = &mut shutdown, if grace_deadline.is_none() => {
+                    core.stop_requested = Some(graceful);
+                }
+                _ = next_hangup(&mut hangups) => core.reload_acl(),
+                msg = from_conns.recv() => {
+                    let Some(msg) = msg else { break };
+                    core.handle(msg);
+                    for _ in 0..BATCH {
+                        match from_conns.try_recv() {
+                            Ok(msg) => core.handle(msg),
+                            Err(_) => break,
+                        }
                     }
                 }
-            }
-            Some((id, result)) = from_store.recv() => {
-                let now = Instant::now();
-                core.server.persisted(id, result, now);
-                while let Ok((id, result)) = from_store.try_recv() {
+                Some((id, result)) = from_store.recv() => {
+                    let now = Instant::now();
                     core.server.persisted(id, result, now);
+                    while let Ok((id, result)) = from_store.try_recv() {
+                        core.server.persisted(id, result, now);
+                    }
                 }
+                Some(adopted) = next_takeover(&mut takeovers) => {
+                    // Persist events still queued hold ids the numbering must skip.
+                    core.flush();
+                    let records = adopted.into_records(core.next_durable);
+                    core.count_taken_over(records.len());
+                    core.next_durable = next_durable_after(&records, core.next_durable);
+                    core.server.restore(records, Instant::now());
+                }
+                _ = sleep_until(timer), if timer.is_some() => {}
+                _ = sleep_until(grace_deadline), if grace_deadline.is_some() => {
+                    tracing::warn!(
+                        "shutdown grace period over with {} job(s) still running",
+                        core.server.running_jobs()
+                    );
+                    break;
+                }
+                // Last: serviced after every branch anyway, so nothing above starves.
+                _ = std::future::poll_fn(|cx| core.conns.poll_due(cx)) => {}
             }
-            Some(adopted) = next_takeover(&mut takeovers) => {
-                // Persist events still queued hold ids the numbering must skip.
-                core.flush();
-                let records = adopted.into_records(core.next_durable);
-                core.count_taken_over(records.len());
-                core.next_durable = next_durable_after(&records, core.next_durable);
-                core.server.restore(records, Instant::now());
+            let now = Instant::now();
+            core.conns.service(&mut core.server, now);
+            while let Ok((id, result)) = from_store.try_recv() {
+                core.server.persisted(id, result, now);
             }
-            _ = sleep_until(timer), if timer.is_some() => {}
-            _ = sleep_until(grace_deadline), if grace_deadline.is_some() => {
-                tracing::warn!(
-                    "shutdown grace period over with {} job(s) still running",
-                    core.server.running_jobs()
-                );
+            if core.server.poll_timeout().is_some_and(|t| t <= now) {
+                let (anchor, anchor_unix) = wall_anchor();
+                core.server.set_wall_anchor(anchor, anchor_unix);
+                core.server.handle_timeout(now);
+            }
+            core.flush();
+            match core.stop_requested.take() {
+                Some(false) => {
+                    tracing::info!("admin shutdown: stopping now");
+                    break;
+                }
+                Some(true) if grace_deadline.is_none() => {
+                    tracing::info!(
+                        "shutting down: no new connections; waiting for {} running job(s)",
+                        core.server.running_jobs()
+                    );
+                    for task in &accept_tasks {
+                        task.abort();
+                    }
+                    core.accepting = false;
+                    grace_deadline =
+                        Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
+                }
+                _ => {}
+            }
+            if grace_deadline.is_some() && core.server.running_jobs() == 0 {
                 break;
             }
         }
-        let now = Instant::now();
-        if core.server.poll_timeout().is_some_and(|t| t <= now) {
-            let (anchor, anchor_unix) = wall_anchor();
-            core.server.set_wall_anchor(anchor, anchor_unix);
-            core.server.handle_timeout(now);
-        }
-        core.flush();
-        match core.stop_requested.take() {
-            Some(false) => {
-                tracing::info!("admin shutdown: stopping now");
-                break;
-            }
-            Some(true) if grace_deadline.is_none() => {
-                tracing::info!(
-                    "shutting down: no new connections; waiting for {} running job(s)",
-                    core.server.running_jobs()
-                );
-                for task in &accept_tasks {
-                    task.abort();
-                }
-                core.accepting = false;
-                grace_deadline = Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
-            }
-            _ => {}
-        }
-        if grace_deadline.is_some() && core.server.running_jobs() == 0 {
-            break;
-        }
-    }
+    })
+    .await;
     core.flush();
-    for handle in core.conns.values() {
-        handle.close();
-    }
-    // Let writers flush their last bytes.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    core.conns.close_all();
+    // Let the last replies go out (bounded: a peer that does not read is not waited for).
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(50), async {
+        while !core.conns.all_closed() {
+            std::future::poll_fn(|cx| core.conns.poll_due(cx)).await;
+            core.conns.service(&mut core.server, Instant::now());
+        }
+    })
+    .await;
     if let Some(store) = core.store.take() {
         store.close();
     }
@@ -362,21 +383,8 @@ impl CoreTask {
                 };
                 let conn = self.server.accept_as(info, identity.clone(), now);
                 tracing::debug!(?conn, %peer, %identity, "accepted");
-                let handle = connection::spawn(stream, conn, self.to_core.clone());
-                self.conns.insert(conn, handle);
+                self.conns.add(conn, stream);
             }
-            ToCore::Input(conn, bytes) => {
-                self.server.handle_input(conn, &bytes, now);
-                if let Some(handle) = self.conns.get(&conn) {
-                    handle.flow.input_handled(bytes.len());
-                }
-            }
-            ToCore::Eof(conn) => {
-                self.server.handle_eof(conn, now);
-                self.conns.remove(&conn);
-                tracing::debug!(?conn, "closed by peer");
-            }
-            ToCore::Drained(conn) => self.transmit(conn),
             ToCore::Report(reply) => {
                 let _ = reply.send(crate::http::CoreReport {
                     snapshot: self.server.snapshot(),
@@ -402,10 +410,7 @@ impl CoreTask {
             match event {
                 ServerEvent::Close { conn, reason } => {
                     tracing::info!(?conn, "closing connection: {reason}");
-                    self.transmit(conn);
-                    if let Some(handle) = self.conns.remove(&conn) {
-                        handle.close();
-                    }
+                    self.conns.close(&mut self.server, conn);
                     self.server.handle_eof(conn, Instant::now());
                 }
                 ServerEvent::Persist(record) => match &self.store {
@@ -514,21 +519,7 @@ impl CoreTask {
     }
 
     fn transmit(&mut self, conn: ConnId) {
-        let Some(handle) = self.conns.get(&conn) else {
-            return;
-        };
-        if handle.writer_is_behind() {
-            // Output waits in the core, which closes the connection past its bound.
-            return;
-        }
-        self.out.clear();
-        if self.server.poll_transmit(conn, &mut self.out) > 0 {
-            handle.send(&self.out);
-        }
-        if self.out.capacity() > 1024 * 1024 {
-            // One large reply must not pin a large buffer for good.
-            self.out = Vec::with_capacity(64 * 1024);
-        }
+        self.conns.transmit(&mut self.server, conn);
     }
 }
 

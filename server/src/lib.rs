@@ -1,10 +1,12 @@
 //! The `gearmand-rs` job server: the core's server machine plus listeners, configuration
 //! and logging, on tokio.
 //!
-//! One task owns the [`gearman_core::server::Server`] (no locks around job state); each
-//! connection has a reader task and a writer task that only move bytes. Everything runs on
-//! one thread (tokio's current-thread runtime): every packet must reach the single owner
-//! anyway, and measured, cross-thread hand-offs cost more than they parallelise.
+//! One task owns the [`gearman_core::server::Server`] (no locks around job state) and
+//! does every connection's reads and writes itself: a socket that turns ready queues its
+//! connection for that task through a waker of its own, so there is no task, channel or
+//! buffer per connection. Everything runs on one thread (tokio's current-thread runtime):
+//! every packet must reach the single owner anyway, and measured, cross-thread hand-offs
+//! cost more than they parallelise.
 //!
 //! [`run`] is the binary's entry point (its own runtime, logging, signals). Inside a Rust
 //! program or test, [`Server::builder`] spawns the same server on the caller's tokio

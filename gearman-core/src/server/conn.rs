@@ -17,6 +17,9 @@ pub struct PeerInfo {
     pub ip: String,
 }
 
+/// The first allocation of a connection's ready output: room for a few replies.
+const READY_FIRST_CAPACITY: usize = 512;
+
 /// One queued piece of output.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -41,8 +44,13 @@ impl Outbound {
 pub(crate) struct Conn {
     pub(crate) peer: PeerInfo,
     pub(crate) session: Session,
-    out: VecDeque<Outbound>,
-    out_bytes: usize,
+    /// Output ready to go, already encoded; unallocated while there is none, so an idle
+    /// connection holds no buffer.
+    ready: Vec<u8>,
+    /// Output behind the first unresolved placeholder, in order (only with a store).
+    held: VecDeque<Outbound>,
+    /// Encoded size of the packets in `held`.
+    held_bytes: usize,
     pub(crate) in_writable: bool,
     /// Set once the server decided to close it; input is ignored from then on.
     pub(crate) closing: bool,
@@ -70,8 +78,9 @@ impl Conn {
         Conn {
             peer,
             session: Session::new(limits),
-            out: VecDeque::new(),
-            out_bytes: 0,
+            ready: Vec::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
             in_writable: false,
             closing: false,
             client_id: Bytes::from_static(b"-"),
@@ -89,54 +98,83 @@ impl Conn {
 
     /// Queues output; returns the bytes now pending.
     pub(crate) fn queue(&mut self, item: Outbound) -> usize {
-        self.out_bytes += item.len();
-        self.out.push_back(item);
-        self.out_bytes
+        if self.held.is_empty() && !matches!(item, Outbound::AwaitPersist(_)) {
+            self.encode(&item);
+        } else {
+            self.held_bytes += item.len();
+            self.held.push_back(item);
+        }
+        self.ready.len() + self.held_bytes
+    }
+
+    /// Appends a packet or text to the ready output.
+    fn encode(&mut self, item: &Outbound) {
+        if self.ready.capacity() == 0 {
+            // One allocation for the usual few replies, instead of growing from 8 bytes.
+            self.ready.reserve(item.len().max(READY_FIRST_CAPACITY));
+        }
+        match item {
+            Outbound::Packet(r) => r.encode(&mut self.ready),
+            Outbound::Text(t) => self.ready.extend_from_slice(t),
+            Outbound::AwaitPersist(_) => {}
+        }
     }
 
     pub(crate) fn discard_output(&mut self) {
-        self.out.clear();
-        self.out_bytes = 0;
+        self.ready = Vec::new();
+        self.held = VecDeque::new();
+        self.held_bytes = 0;
     }
 
-    /// Replaces the first placeholder for `durable_id` with `reply`.
+    /// Replaces the first placeholder for `durable_id` with `reply`; what no longer waits
+    /// behind a placeholder becomes ready.
     pub(crate) fn resolve(&mut self, durable_id: u64, reply: Response) {
         if let Some(slot) = self
-            .out
+            .held
             .iter_mut()
             .find(|o| matches!(o, Outbound::AwaitPersist(d) if *d == durable_id))
         {
-            self.out_bytes += reply.encoded_len();
+            self.held_bytes += reply.encoded_len();
             *slot = Outbound::Packet(reply);
+        }
+        while self
+            .held
+            .front()
+            .is_some_and(|o| !matches!(o, Outbound::AwaitPersist(_)))
+        {
+            if let Some(item) = self.held.pop_front() {
+                self.held_bytes = self.held_bytes.saturating_sub(item.len());
+                self.encode(&item);
+            }
+        }
+        if self.held.is_empty() {
+            self.held = VecDeque::new();
         }
     }
 
     /// The durable ids of the placeholders still queued, in order (for invariant checks).
     pub(crate) fn placeholders(&self) -> impl Iterator<Item = u64> + '_ {
-        self.out.iter().filter_map(|o| match o {
+        self.held.iter().filter_map(|o| match o {
             Outbound::AwaitPersist(d) => Some(*d),
             _ => None,
         })
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        matches!(self.out.front(), Some(o) if !matches!(o, Outbound::AwaitPersist(_)))
+        !self.ready.is_empty()
     }
 
-    /// Encodes ready output into `out`, stopping at an unresolved placeholder.
+    /// Moves the ready output (everything before an unresolved placeholder) into `out`,
+    /// without copying when `out` is empty; the connection keeps no buffer afterwards.
     pub(crate) fn transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        let before = out.len();
-        while let Some(item) = self.out.front() {
-            match item {
-                Outbound::AwaitPersist(_) => break,
-                Outbound::Packet(r) => r.encode(out),
-                Outbound::Text(t) => out.extend_from_slice(t),
-            }
-            if let Some(item) = self.out.pop_front() {
-                self.out_bytes = self.out_bytes.saturating_sub(item.len());
-            }
+        let n = self.ready.len();
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.ready);
+        } else {
+            out.extend_from_slice(&self.ready);
         }
-        out.len() - before
+        self.ready = Vec::new();
+        n
     }
 
     /// One more foreground submission of this connection attached to `job`.

@@ -42,7 +42,13 @@ impl Session {
     /// The next complete unit; `Ok(None)` when more bytes are needed. `Err` is fatal.
     pub(crate) fn next(&mut self) -> Result<Option<Inbound>, DecodeError> {
         match self.buf.first() {
-            None => Ok(None),
+            None => {
+                // Everything is consumed: let go of the buffer (an empty `BytesMut` split
+                // from a large read would keep that whole allocation), so an idle
+                // connection holds none.
+                self.buf = BytesMut::new();
+                Ok(None)
+            }
             Some(0) => {
                 Ok(self
                     .decoder

@@ -18,8 +18,8 @@
 //! exists ([`Bound`]), so `-d` forks after binding and start errors reach the terminal.
 //!
 //! Plain TCP and Unix streams keep their own variants so that the core task can write
-//! replies straight to the socket (`try_write`), saving a task hop per reply; any other
-//! stream is written by its connection's writer task.
+//! replies straight to the socket without dynamic dispatch; any other stream is driven
+//! through its `AsyncRead`/`AsyncWrite` the same way, by the core task.
 
 pub(crate) mod accept;
 pub(crate) mod refuse;
@@ -53,7 +53,7 @@ pub(crate) enum Stream {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
-    /// Anything else (TLS): written by the connection's writer task only.
+    /// Anything else (TLS, the HTTP listener's in-memory pipes).
     Other(Box<dyn ByteStream>),
 }
 

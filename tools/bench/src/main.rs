@@ -14,6 +14,7 @@
 //! gearman-bench --memory --memory-jobs 1000000 --memory-conns 5000
 //! ```
 
+mod cpu;
 mod load;
 mod memory;
 mod report;
@@ -95,6 +96,13 @@ struct Args {
     /// Extra arguments for gearmand-rs (one per flag, repeatable).
     #[arg(long, allow_hyphen_values = true)]
     ours_arg: Vec<String>,
+    /// With --compare: run the pair this many times, alternating, and add the median ratio
+    /// of each figure (the machine's noise shows in the spread).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// The server's process id, to report its CPU time per job (--compare knows it).
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// TLS on every connection (gearmand-rs --ssl; gearmand 1.1.20 has none, so not with
     /// --compare). The server's certificate is verified for --host.
     #[arg(long)]
@@ -173,8 +181,16 @@ impl Args {
     }
 }
 
-/// Runs one plan with a progress bar that appears on stderr once the run passes a second.
-fn run_with_progress(runtime: &tokio::runtime::Runtime, label: &str, plan: &Plan) -> Report {
+/// Runs one plan with a progress bar that appears on stderr once the run passes a second;
+/// with the server's process id, its CPU time per job is in the report.
+fn run_with_progress(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    plan: &Plan,
+    server_pid: Option<u32>,
+) -> Report {
+    let server_before = server_pid.and_then(|pid| cpu::process_cpu(pid).ok());
+    let tool_before = cpu::own_cpu().unwrap_or_default();
     let counters = Arc::new(Counters::default());
     // For bg the bar counts submissions and then drained jobs.
     let background = plan.mode == Mode::Bg;
@@ -207,9 +223,17 @@ fn run_with_progress(runtime: &tokio::runtime::Runtime, label: &str, plan: &Plan
         })
     };
     let outcome = runtime.block_on(load::run(plan, counters));
+    let tool_after = cpu::own_cpu().unwrap_or_default();
+    let server_after = server_pid.and_then(|pid| cpu::process_cpu(pid).ok());
     bar.finish_and_clear();
     let _ = ticker.join();
-    Report::new(label, plan, &outcome)
+    let mut report = Report::new(label, plan, &outcome);
+    let jobs = plan.total();
+    report.tool_cpu_us = cpu::per_job_us(tool_before, tool_after, jobs);
+    report.server_cpu_us = server_before
+        .zip(server_after)
+        .map(|(before, after)| cpu::per_job_us(before, after, jobs));
+    report
 }
 
 fn ours_default() -> PathBuf {
@@ -249,7 +273,7 @@ fn real_main(args: &Args) -> Result<bool, String> {
     }
     if !args.compare {
         let plan = args.plan(format!("{}:{}", args.host, args.port))?;
-        let report = run_with_progress(&runtime, &plan.addr, &plan);
+        let report = run_with_progress(&runtime, &plan.addr, &plan, args.server_pid);
         if args.json {
             println!(
                 "{}",
@@ -264,20 +288,42 @@ fn real_main(args: &Args) -> Result<bool, String> {
     let run_on = |label: &str, binary: &PathBuf, extra: &[String]| {
         let server = server::Server::start(binary, extra)?;
         let plan = args.plan(format!("127.0.0.1:{}", server.port))?;
-        Ok::<_, String>(run_with_progress(&runtime, label, &plan))
+        Ok::<_, String>(run_with_progress(
+            &runtime,
+            label,
+            &plan,
+            Some(server.pid()),
+        ))
     };
-    let reference = run_on("gearmand", &args.gearmand, &args.gearmand_arg)?;
-    let ours_report = run_on("gearmand-rs", &ours, &args.ours_arg)?;
-    let comparison = Comparison::new(reference, ours_report);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?
-        );
-    } else {
-        print!("{}", comparison.text());
+    let mut comparisons = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        let reference = run_on("gearmand", &args.gearmand, &args.gearmand_arg)?;
+        let ours_report = run_on("gearmand-rs", &ours, &args.ours_arg)?;
+        comparisons.push(Comparison::new(reference, ours_report));
     }
-    Ok(comparison.reference.ok() && comparison.ours.ok())
+    let all_ok = comparisons.iter().all(|c| c.reference.ok() && c.ours.ok());
+    match comparisons.as_slice() {
+        [one] if args.json => println!(
+            "{}",
+            serde_json::to_string_pretty(one).map_err(|e| e.to_string())?
+        ),
+        [one] => print!("{}", one.text()),
+        runs if args.json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "runs": runs,
+                "median_ratio": report::median_ratios(runs),
+            }))
+            .map_err(|e| e.to_string())?
+        ),
+        runs => {
+            for c in runs {
+                print!("{}", c.text());
+            }
+            print!("{}", report::median_text(runs));
+        }
+    }
+    Ok(all_ok)
 }
 
 fn memory_main(args: &Args) -> Result<bool, String> {

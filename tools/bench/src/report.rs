@@ -69,6 +69,13 @@ pub(crate) struct Report {
     pub(crate) latency_us: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) drain: Option<Drain>,
+    /// The server's CPU time (every thread) over the whole run, in microseconds per job,
+    /// when its process id is known (--compare, --server-pid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_cpu_us: Option<f64>,
+    /// This tool's own CPU time over the run, in microseconds per job: where it nears the
+    /// run's length, the clients are the limit, not the server.
+    pub(crate) tool_cpu_us: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
 }
@@ -97,6 +104,8 @@ impl Report {
                 secs: d.as_secs_f64(),
                 rate: per_second(drained, d.as_secs_f64()),
             }),
+            server_cpu_us: None,
+            tool_cpu_us: 0.0,
             error: outcome.error.clone(),
         }
     }
@@ -152,6 +161,15 @@ impl Report {
                 d.drained, d.secs, d.rate
             );
         }
+        match self.server_cpu_us {
+            Some(server) => {
+                out += &format!(
+                    "  cpu us per job: server {server:.2}, this tool {:.2}\n",
+                    self.tool_cpu_us
+                )
+            }
+            None => out += &format!("  cpu us per job: this tool {:.2}\n", self.tool_cpu_us),
+        }
         if let Some(e) = &self.error {
             out += &format!("  error: {e}\n");
         }
@@ -172,6 +190,10 @@ impl Report {
             ("p999_us", l.p999 as f64),
             ("failures", self.failures as f64),
         ]);
+        if let Some(cpu) = self.server_cpu_us {
+            f.push(("server_cpu_us", cpu));
+        }
+        f.push(("tool_cpu_us", self.tool_cpu_us));
         f
     }
 }
@@ -182,6 +204,19 @@ fn per_second(n: u64, secs: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The figures both reports have, by name: (name, reference's, ours).
+fn paired(reference: &Report, ours: &Report) -> Vec<(&'static str, f64, f64)> {
+    let theirs = ours.figures();
+    reference
+        .figures()
+        .into_iter()
+        .filter_map(|(name, a)| {
+            let (_, b) = theirs.iter().find(|(n, _)| *n == name)?;
+            Some((name, a, *b))
+        })
+        .collect()
 }
 
 /// Two runs of the same load side by side.
@@ -198,7 +233,7 @@ impl Comparison {
     /// Pairs the two reports and computes the ratios.
     pub(crate) fn new(reference: Report, ours: Report) -> Comparison {
         let mut ratio = serde_json::Map::new();
-        for ((name, a), (_, b)) in reference.figures().into_iter().zip(ours.figures()) {
+        for (name, a, b) in paired(&reference, &ours) {
             if name != "failures" && a > 0.0 {
                 ratio.insert(
                     name.to_owned(),
@@ -218,22 +253,57 @@ impl Comparison {
         let mut out = self.reference.text();
         out += &self.ours.text();
         out += &format!(
-            "{:<10} {:>14} {:>14} {:>8}\n",
+            "{:<13} {:>14} {:>14} {:>8}\n",
             "figure", self.reference.server, self.ours.server, "ratio"
         );
-        for ((name, a), (_, b)) in self
-            .reference
-            .figures()
-            .into_iter()
-            .zip(self.ours.figures())
-        {
+        for (name, a, b) in paired(&self.reference, &self.ours) {
             let r = self
                 .ratio
                 .get(name)
                 .and_then(|v| v.as_f64())
                 .map_or("-".to_owned(), |r| format!("{r:.2}"));
-            out += &format!("{name:<10} {a:>14.0} {b:>14.0} {r:>8}\n");
+            // Rates and latencies are whole numbers; CPU per job needs its decimals.
+            let places = if name.ends_with("cpu_us") { 2 } else { 0 };
+            out += &format!("{name:<13} {a:>14.places$} {b:>14.places$} {r:>8}\n");
         }
         out
     }
+}
+
+/// The median over `runs` of each figure's ratio ours/reference.
+pub(crate) fn median_ratios(runs: &[Comparison]) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let Some(first) = runs.first() else {
+        return out;
+    };
+    for name in first.ratio.keys() {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter_map(|c| c.ratio.get(name).and_then(|v| v.as_f64()))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        if let Some(median) = values.get(values.len() / 2) {
+            out.insert(name.clone(), serde_json::json!(median));
+        }
+    }
+    out
+}
+
+/// The median ratios as a table, with every run's ratio beside.
+pub(crate) fn median_text(runs: &[Comparison]) -> String {
+    let medians = median_ratios(runs);
+    let mut out = format!("median ratio ours/gearmand over {} runs:\n", runs.len());
+    for (name, median) in &medians {
+        let each: Vec<String> = runs
+            .iter()
+            .filter_map(|c| c.ratio.get(name).and_then(|v| v.as_f64()))
+            .map(|r| format!("{r:.2}"))
+            .collect();
+        out += &format!(
+            "{name:<13} {:>8.2}   ({})\n",
+            median.as_f64().unwrap_or(f64::NAN),
+            each.join(" ")
+        );
+    }
+    out
 }

@@ -106,9 +106,74 @@ fn compare_runs_both_servers_and_gives_ratios() {
     check(&report["ours"], "bg", 200);
     assert_eq!(report["reference"]["server"], "gearmand");
     assert_eq!(report["ours"]["server"], "gearmand-rs");
-    for figure in ["rate", "drain_rate", "p50_us"] {
+    for figure in [
+        "rate",
+        "drain_rate",
+        "p50_us",
+        "server_cpu_us",
+        "tool_cpu_us",
+    ] {
         assert!(report["ratio"][figure].as_f64().unwrap() > 0.0, "{report}");
     }
+    // Each server's CPU per job is its own: both spent some, and neither's reading is the
+    // tool's (which also ran the load on the other).
+    for side in ["reference", "ours"] {
+        let server = report[side]["server_cpu_us"].as_f64().unwrap();
+        let tool = report[side]["tool_cpu_us"].as_f64().unwrap();
+        assert!(server > 0.0 && tool > 0.0, "{report}");
+    }
+}
+
+#[test]
+fn repeated_compare_gives_every_run_and_the_median_ratios() {
+    let ours = gearmand_rs_binary();
+    let report = bench(&[
+        "--compare",
+        "--repeat",
+        "3",
+        "-m",
+        "pipe",
+        "-c",
+        "2",
+        "-w",
+        "2",
+        "-n",
+        "200",
+        "--json",
+        "--timeout",
+        "30",
+        "--gearmand",
+        GEARMAND_C,
+        "--ours",
+        ours.to_str().unwrap(),
+    ]);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "{report}");
+    for run in runs {
+        check(&run["ours"], "pipe", 400);
+        check(&run["reference"], "pipe", 400);
+    }
+    // The median of three is one of the three.
+    let median = report["median_ratio"]["rate"]
+        .as_f64()
+        .expect("median rate ratio");
+    assert!(
+        runs.iter()
+            .any(|r| r["ratio"]["rate"].as_f64() == Some(median)),
+        "{report}"
+    );
+}
+
+#[test]
+fn server_pid_reports_that_servers_cpu_per_job() {
+    let server = ServerProcess::start(&gearmand_rs_binary(), &[]);
+    let port = server.port.to_string();
+    let pid = server.child.id().to_string();
+    let with = bench(&["-p", &port, "-n", "300", "--server-pid", &pid, "--json"]);
+    check(&with, "fg", 1200);
+    assert!(with["server_cpu_us"].as_f64().unwrap() > 0.0, "{with}");
+    let without = bench(&["-p", &port, "-n", "300", "--json"]);
+    assert!(without.get("server_cpu_us").is_none(), "{without}");
 }
 
 #[test]
