@@ -1,8 +1,7 @@
 //! Worker requests: abilities, sleeping and waking, grabbing jobs, and their results.
 
-use super::job::JobState;
-use super::timers::TimerKind;
-use super::{ConnId, Server};
+use super::jobs::{JobId, JobState, Phase, Target};
+use super::{ConnId, Failure, KeptResult, Outcome, Server};
 use crate::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Response, WorkPayload, WorkStatus,
 };
@@ -34,10 +33,6 @@ impl Report {
             Report::Exception => "An exception was received for a job that does not exist",
         }
     }
-
-    pub(super) fn is_final(self) -> bool {
-        matches!(self, Report::Complete | Report::Fail | Report::Exception)
-    }
 }
 
 impl Server {
@@ -49,86 +44,81 @@ impl Server {
             );
             return;
         }
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let first = match c.ability(&function) {
+        let w = &mut c.worker;
+        let first = match w.ability(&function) {
             Some(i) => {
-                if let (Some(a), Some(r)) = (c.abilities.get_mut(i), c.registrations.get_mut(i)) {
+                if let (Some(a), Some(r)) = (w.abilities.get_mut(i), w.registrations.get_mut(i)) {
                     a.1 = timeout;
                     *r += 1;
                 }
                 false
             }
             None => {
-                c.abilities.push((function.clone(), timeout));
-                c.registrations.push(1);
+                w.abilities.push((function.clone(), timeout));
+                w.registrations.push(1);
                 true
             }
         };
-        let f = self.function_mut(&function);
-        f.registrations += 1;
-        if first {
-            f.capable.push(conn);
-        }
+        let has_work = self.jobs.register(&function, conn, first);
         // A sleeping worker that learns a function with work waiting must not stay asleep.
-        if f.queued_total() > 0 {
+        if has_work {
             self.wake(conn);
         }
     }
 
     pub(super) fn cant_do(&mut self, conn: ConnId, function: &Bytes, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let Some(i) = c.ability(function) else { return };
-        c.abilities.remove(i);
-        let count = if i < c.registrations.len() {
-            c.registrations.remove(i)
+        let w = &mut c.worker;
+        let Some(i) = w.ability(function) else { return };
+        w.abilities.remove(i);
+        let count = if i < w.registrations.len() {
+            w.registrations.remove(i)
         } else {
             0
         };
-        let mut held: Vec<u64> = c.running.clone();
+        let mut held = w.running.clone();
         held.sort_unstable(); // requeue in arrival order, as on disconnect
-        if let Some(f) = self.functions.get_mut(function) {
-            f.registrations = f.registrations.saturating_sub(count);
-            f.capable.retain(|&w| w != conn);
-        }
+        self.jobs.unregister(function, conn, count);
         for job in held {
-            if self.jobs.get(&job).is_some_and(|j| j.function == *function) {
-                self.take_from_worker(conn, job);
-                self.retry_or_fail(job, now);
+            if self.jobs.job(job).is_some_and(|j| j.function == *function) {
+                self.lose(job, now);
             }
         }
     }
 
     pub(super) fn pre_sleep(&mut self, conn: ConnId) {
         let runnable = self.has_runnable(conn);
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.sleeping = true;
-        c.noop_sent = false;
+        c.worker.sleeping = true;
+        c.worker.noop_sent = false;
         if runnable {
             self.wake(conn);
         }
     }
 
-    pub(super) fn has_runnable(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| {
-            c.abilities
+    fn has_runnable(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).is_some_and(|c| {
+            c.worker
+                .abilities
                 .iter()
-                .any(|(f, _)| self.functions.get(f).is_some_and(|f| f.queued_total() > 0))
+                .any(|(f, _)| self.jobs.function(f).is_some_and(|f| f.queued_total() > 0))
         })
     }
 
     /// Sends NOOP to a sleeping worker that has not had one since it last grabbed.
     pub(super) fn wake(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if c.sleeping && !c.noop_sent {
-            c.noop_sent = true;
+        if c.worker.is_unwoken() {
+            c.worker.noop_sent = true;
             self.send(conn, Response::Noop);
         }
     }
@@ -140,7 +130,7 @@ impl Server {
             0 => usize::MAX,
             n => n as usize,
         };
-        let Some(f) = self.functions.get(function) else {
+        let Some(f) = self.jobs.function(function) else {
             return;
         };
         let n = f.capable.len();
@@ -150,16 +140,16 @@ impl Server {
         for k in 0..n {
             let idx = (start + k) % n;
             let Some(&worker) = self
-                .functions
-                .get(function)
+                .jobs
+                .function(function)
                 .and_then(|f| f.capable.get(idx))
             else {
                 break;
             };
             let asleep = self
                 .conns
-                .get(&worker)
-                .is_some_and(|c| c.sleeping && !c.noop_sent);
+                .get(worker)
+                .is_some_and(|c| c.worker.is_unwoken());
             if asleep {
                 self.wake(worker);
                 woken += 1;
@@ -169,17 +159,17 @@ impl Server {
                 }
             }
         }
-        if let Some(f) = self.functions.get_mut(function) {
+        if let Some(f) = self.jobs.functions.get_mut(function) {
             f.wake_cursor = if n == 0 { 0 } else { next_cursor % n };
         }
     }
 
     pub(super) fn grab(&mut self, conn: ConnId, mode: GrabMode, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.sleeping = false;
-        c.noop_sent = false;
+        c.worker.sleeping = false;
+        c.worker.noop_sent = false;
         match self.pick_job(conn) {
             Some(job) => self.assign(conn, job, mode, now),
             None => self.send(conn, Response::NoJob),
@@ -188,27 +178,18 @@ impl Server {
 
     /// Priority is global across the worker's functions; within a priority, functions take
     /// turns starting after the one served last.
-    pub(super) fn pick_job(&mut self, conn: ConnId) -> Option<u64> {
-        let c = self.conns.get(&conn)?;
-        let (n, start) = (c.abilities.len(), c.rr_cursor);
+    fn pick_job(&mut self, conn: ConnId) -> Option<JobId> {
+        let c = self.conns.get(conn)?;
+        let (n, start) = (c.worker.abilities.len(), c.worker.rr_cursor);
         for priority in Priority::ALL {
             for k in 0..n {
                 let idx = (start + k) % n;
-                let name = match self.conns.get(&conn).and_then(|c| c.abilities.get(idx)) {
-                    Some((name, _)) => name.clone(),
-                    None => continue,
-                };
-                let jobs = &self.jobs;
-                let Some(f) = self.functions.get_mut(&name) else {
+                let Some((name, _)) = c.worker.abilities.get(idx) else {
                     continue;
                 };
-                if f.queued(priority) == 0 {
-                    continue;
-                }
-                let is_live = |id: u64| jobs.get(&id).is_some_and(|j| j.state == JobState::Queued);
-                if let Some(job) = f.pop(priority, is_live) {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.rr_cursor = idx + 1;
+                if let Some(job) = self.jobs.peek_queued(name, priority) {
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.worker.rr_cursor = idx + 1;
                     }
                     return Some(job);
                 }
@@ -217,19 +198,25 @@ impl Server {
         None
     }
 
-    pub(super) fn assign(&mut self, conn: ConnId, id: u64, mode: GrabMode, now: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    fn assign(&mut self, conn: ConnId, id: JobId, mode: GrabMode, now: Instant) {
+        let Some(job) = self.jobs.job(id) else {
             return;
         };
-        job.state = JobState::Running { worker: conn };
-        job.assigned_at = Some(now);
-        if let Some(at) = job.queued_at.take() {
-            let waited = now.saturating_duration_since(at);
-            self.stats
-                .function(&job.function)
-                .queue_wait
-                .observe(waited);
-        }
+        let timeout = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.worker.timeout(&job.function));
+        self.move_job(
+            id,
+            Target::Running {
+                worker: conn,
+                timeout,
+            },
+            now,
+        );
+        let Some(job) = self.jobs.job(id) else {
+            return;
+        };
         let extras = match (mode, &job.reducer) {
             (GrabMode::Plain, _) => AssignExtras::Plain,
             (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
@@ -244,22 +231,6 @@ impl Server {
             extras,
             data: job.data.clone(),
         });
-        let function = job.function.clone();
-        if let Some(f) = self.functions.get_mut(&function) {
-            f.running += 1;
-        }
-        let timeout = self.conns.get_mut(&conn).and_then(|c| {
-            c.running.push(id);
-            c.ability(&function)
-                .and_then(|i| c.abilities.get(i))
-                .and_then(|a| a.1)
-        });
-        if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
-            let timer = self.timers.arm(at, TimerKind::RunTimeout { job: id });
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.timer = Some(timer);
-            }
-        }
         self.send(conn, packet);
     }
 
@@ -272,10 +243,10 @@ impl Server {
         data: Bytes,
         now: Instant,
     ) {
-        let held = self.by_handle.get(&handle).copied().filter(|id| {
+        let held = self.jobs.by_handle(&handle).filter(|&id| {
             self.jobs
-                .get(id)
-                .is_some_and(|j| j.state == JobState::Running { worker: conn })
+                .job(id)
+                .is_some_and(|j| j.phase() == Phase::Running { worker: conn })
         });
         let Some(id) = held else {
             self.send(
@@ -284,7 +255,7 @@ impl Server {
             );
             return;
         };
-        let listeners = match self.jobs.get_mut(&id) {
+        let listeners = match self.jobs.job_mut(id) {
             Some(job) => {
                 if let Some(s) = &status {
                     job.numerator = s.numerator;
@@ -311,7 +282,11 @@ impl Server {
                     handle: handle.clone(),
                 },
                 Report::Exception => {
-                    if self.conns.get(&listener).is_some_and(|c| c.exceptions) {
+                    if self
+                        .conns
+                        .get(listener)
+                        .is_some_and(|c| c.client.exceptions)
+                    {
                         Response::WorkException(payload())
                     } else {
                         Response::WorkFail {
@@ -322,58 +297,68 @@ impl Server {
             };
             self.send(listener, packet);
         }
-        if kind.is_final() {
-            if let Some(job) = self.jobs.get(&id) {
-                let ran = job.assigned_at.map(|at| now.saturating_duration_since(at));
-                let s = self.stats.function(&job.function);
-                match kind {
-                    Report::Complete => s.completed += 1,
-                    Report::Exception => s.exceptions += 1,
-                    _ => s.failed += 1,
-                }
-                if let Some(ran) = ran {
-                    s.run_time.observe(ran);
+        let outcome = match kind {
+            Report::Complete => Outcome::Complete,
+            Report::Fail => Outcome::Fail,
+            Report::Exception => Outcome::Exception,
+            Report::Status | Report::Data | Report::Warning => return,
+        };
+        self.finish_reported(id, handle, outcome, data, now);
+    }
+
+    /// The worker's final report on job `id`: count it, keep its result if it is kept,
+    /// then retry it under a `--retry` policy or end it.
+    fn finish_reported(
+        &mut self,
+        id: JobId,
+        handle: Bytes,
+        outcome: Outcome,
+        data: Bytes,
+        now: Instant,
+    ) {
+        self.jobs.count_outcome(id, outcome, now);
+        let failure = match outcome {
+            Outcome::Complete => None,
+            Outcome::Fail => Some(Failure::Fail),
+            Outcome::Exception => Some(Failure::Exception),
+        };
+        let kept = self
+            .jobs
+            .job(id)
+            .filter(|j| j.background && !j.cancelled)
+            .map(|j| KeptResult {
+                handle,
+                function: j.function.clone(),
+                unique: j.unique.clone(),
+                outcome,
+                data: data.clone(),
+                finished_unix: JobState::unix_at(&self.config, now),
+            });
+        let policy = kept
+            .as_ref()
+            .is_some_and(|k| failure.is_some() && self.config.retry.contains_key(&k.function));
+        let config = &self.config;
+        match (failure, kept) {
+            (Some(f), Some(kept)) if policy => {
+                self.jobs.fail_with_policy(config, id, f, data, now);
+                // A failure retried later is not the job's end; one that dead-letters is.
+                if self.jobs.job(id).is_none() {
+                    self.jobs.keep_result(config, kept, now);
                 }
             }
-            self.take_from_worker(conn, id);
-            let failure = match kind {
-                Report::Fail => Some(super::Failure::Fail),
-                Report::Exception => Some(super::Failure::Exception),
-                _ => None,
-            };
-            let outcome = match kind {
-                Report::Complete => super::Outcome::Complete,
-                Report::Fail => super::Outcome::Fail,
-                _ => super::Outcome::Exception,
-            };
-            let kept = self
-                .jobs
-                .get(&id)
-                .filter(|j| j.background && !j.cancelled)
-                .map(|j| (j.function.clone(), j.unique.clone()));
-            let policy = kept
-                .as_ref()
-                .is_some_and(|(f, _)| failure.is_some() && self.config.retry.contains_key(f));
-            match (failure, kept) {
-                (Some(f), Some((function, unique))) if policy => {
-                    self.fail_with_policy(id, f, data.clone(), now);
-                    // A failure retried later is not the job's end; one that dead-letters is.
-                    if !self.jobs.contains_key(&id) {
-                        self.keep_result(handle, function, unique, outcome, data, now);
-                    }
+            (failure, kept) => {
+                // Kept before the job's row goes, so a crash between the two store
+                // writes runs the job again rather than losing its result.
+                if let Some(kept) = kept {
+                    self.jobs.keep_result(config, kept, now);
                 }
-                (failure, kept) => {
-                    // Kept before the job's row goes, so a crash between the two store
-                    // writes runs the job again rather than losing its result.
-                    if let Some((function, unique)) = kept {
-                        self.keep_result(handle, function, unique, outcome, data.clone(), now);
-                    }
-                    let retried = failure.is_some_and(|f| self.fail_with_policy(id, f, data, now));
-                    if !retried {
-                        self.finish(id, now);
-                    }
+                let retried =
+                    failure.is_some_and(|f| self.jobs.fail_with_policy(config, id, f, data, now));
+                if !retried {
+                    self.jobs.transition(config, id, Target::Ended, now);
                 }
             }
         }
+        self.apply_effects();
     }
 }

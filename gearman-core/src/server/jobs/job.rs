@@ -1,10 +1,15 @@
-//! One job as the server holds it.
+//! One job as the job state holds it, and the phases of its life.
 
 use super::timers::TimerId;
-use super::ConnId;
 use crate::proto::Priority;
+use crate::server::ConnId;
 use bytes::Bytes;
 use std::time::Instant;
+
+/// Names a job while the server holds it: it grows with arrival (so sorting ids sorts by
+/// age) and is never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct JobId(pub(crate) u64);
 
 /// What a submission coalesces on within its function.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -27,22 +32,25 @@ impl UniqueKey {
     }
 }
 
-/// Where a job is.
+/// Where a job is. Only [`JobState::transition`](super::JobState::transition) changes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum JobState {
+pub(crate) enum Phase {
+    /// Created in the current call and not placed yet; never outlives the call.
+    New,
     /// Waiting for the store to commit it; not runnable, JOB_CREATED held back.
     Persisting,
-    /// An epoch job waiting for its time.
+    /// Waiting for its time: an epoch job, or a failed one backing off before a retry.
     Scheduled(Instant),
     /// In its function's queue.
     Queued,
-    /// Held by a worker.
-    Running { worker: ConnId },
-    /// Momentarily in no place: just created or taken from a worker, about to be queued,
-    /// scheduled or finished within the same call.
-    Unplaced,
+    /// Held by a worker (also once cancelled: it stays with the worker until it reports).
+    Running {
+        /// The worker's connection.
+        worker: ConnId,
+    },
 }
 
+/// A job: what was submitted, and where it is.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) handle: Bytes,
@@ -55,12 +63,15 @@ pub(crate) struct Job {
     /// Some submission was background, so the job outlives its foreground clients.
     pub(crate) background: bool,
     pub(crate) epoch: Option<i64>,
-    pub(crate) state: JobState,
+    /// Private to the lifecycle: read it with [`Job::phase`].
+    pub(super) phase: Phase,
     /// One entry per foreground submission still attached.
     pub(crate) listeners: Vec<ConnId>,
+    /// Times a worker lost it (vanished, CANT_DO, timeout), for `job_retries`.
     pub(crate) retries: u32,
-    /// The pending timer of the current state (epoch due time, or run-time limit).
-    pub(crate) timer: Option<TimerId>,
+    /// The pending timer of the current phase (due time while scheduled, run-time limit
+    /// while running).
+    pub(super) timer: Option<TimerId>,
     /// Cancelled by the admin while a worker ran it: its clients were told WORK_FAIL, and
     /// it lives on only until the worker reports or lets go of it, then ends silently.
     pub(crate) cancelled: bool,
@@ -69,15 +80,24 @@ pub(crate) struct Job {
     pub(crate) durable_id: Option<u64>,
     /// WORK_FAIL/WORK_EXCEPTION reports retried under a `--retry` policy so far.
     pub(crate) failures: u32,
-    /// When it last entered its queue (for the queue-wait histogram).
-    pub(crate) queued_at: Option<Instant>,
-    /// When its current worker got it (for the run-time histogram).
-    pub(crate) assigned_at: Option<Instant>,
+    /// When it entered its phase, while queued or running (for the queue-wait and
+    /// run-time histograms).
+    pub(crate) since: Option<Instant>,
 }
 
 impl Job {
+    /// Where it is.
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The pending timer of its phase.
+    pub(crate) fn timer(&self) -> Option<TimerId> {
+        self.timer
+    }
+
     pub(crate) fn is_running(&self) -> bool {
-        matches!(self.state, JobState::Running { .. })
+        matches!(self.phase, Phase::Running { .. })
     }
 
     /// Nobody will hear its result (cancelled, or every foreground client left while a

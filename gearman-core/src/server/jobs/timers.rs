@@ -1,28 +1,29 @@
 //! The server's timers, ordered by deadline, with eager cancellation.
 //!
-//! Each job holds the [`TimerId`] of its one pending timer (an epoch due time while
+//! Each job holds the [`TimerId`] of its one pending timer (a due time while
 //! scheduled, a CAN_DO_TIMEOUT deadline while running) and cancels it the moment it leaves
 //! that state. A lazily cancelled heap would be simpler, but a worker with a one-hour
 //! timeout finishing thousands of jobs a second would leave millions of dead entries behind;
 //! with eager cancellation the map holds exactly the live timers, and `poll_timeout` never
 //! reports a deadline nobody needs.
 
+use super::job::JobId;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What a timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimerKind {
-    /// A SUBMIT_JOB_EPOCH job becomes runnable.
-    EpochDue { job: u64 },
+    /// A scheduled job (an epoch job, or one backing off after a failure) becomes runnable.
+    Due { job: JobId },
     /// A CAN_DO_TIMEOUT deadline for the job's current assignment.
-    RunTimeout { job: u64 },
+    RunTimeout { job: JobId },
 }
 
 impl TimerKind {
-    pub(crate) fn job(self) -> u64 {
+    pub(crate) fn job(self) -> JobId {
         match self {
-            TimerKind::EpochDue { job } | TimerKind::RunTimeout { job } => job,
+            TimerKind::Due { job } | TimerKind::RunTimeout { job } => job,
         }
     }
 }
