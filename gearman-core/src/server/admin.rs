@@ -7,7 +7,6 @@ use super::queries;
 use super::{ConnId, Server, ServerEvent};
 use crate::proto::admin::{render, AdminCommand};
 use crate::proto::Response;
-use bytes::Bytes;
 use std::time::Instant;
 
 /// Whether a peer may shut the server down: a loopback address, or a peer without an IP
@@ -24,7 +23,7 @@ impl Server {
         match command {
             AdminCommand::Status => queries::status(jobs, &mut out),
             AdminCommand::PriorityStatus => queries::priority_status(jobs, &mut out),
-            AdminCommand::Workers => queries::workers(&self.conns, &mut out),
+            AdminCommand::Workers => queries::workers(&self.conns, jobs, &mut out),
             AdminCommand::ShowJobs => queries::show_jobs(jobs, config, &mut out),
             AdminCommand::ShowUniqueJobs => queries::show_unique_jobs(jobs, &mut out),
             AdminCommand::ShowSchedules => queries::show_schedules(jobs, &mut out),
@@ -38,7 +37,7 @@ impl Server {
             AdminCommand::Getpid => render::ok_value(&mut out, &config.pid.to_string()),
             AdminCommand::Verbose => render::ok_value(&mut out, &config.verbose),
             AdminCommand::Version => render::ok_value(&mut out, &config.version),
-            AdminCommand::CancelJob(handle) => match self.jobs.by_handle(&handle) {
+            AdminCommand::CancelJob(handle) => match self.jobs.find_handle(&handle) {
                 Some(id) => {
                     self.cancel(id, now);
                     render::ok(&mut out);
@@ -47,7 +46,7 @@ impl Server {
                 None => render::err(&mut out, "UNKNOWN_JOB"),
             },
             AdminCommand::CreateFunction(name) => {
-                self.jobs.function_mut(&name);
+                self.jobs.intern(&name);
                 render::ok(&mut out);
             }
             AdminCommand::DropFunction(name) => self.drop_function(&name, &mut out),
@@ -95,14 +94,14 @@ impl Server {
         let Some(job) = self.jobs.job(id) else {
             return;
         };
-        let (handle, listeners) = (job.handle.clone(), job.listeners.clone());
+        let listeners = job.listeners.to_vec();
         let target = if job.is_running() {
             Target::Cancelled
         } else {
             Target::Ended
         };
-        let function = job.function.clone();
-        self.jobs.stats.function(&function).cancelled += 1;
+        let (handle, name) = (self.jobs.handle(id), self.jobs.functions.name(job.function));
+        self.jobs.stats.function(&name).cancelled += 1;
         for l in listeners {
             let handle = handle.clone();
             self.send(l, Response::WorkFail { handle });
@@ -113,15 +112,15 @@ impl Server {
     /// `drop function`: refused while anything still depends on the function, including
     /// queued jobs (gearmand orphans those; we never lose a job this way).
     fn drop_function(&mut self, name: &[u8], out: &mut Vec<u8>) {
-        let key: Option<Bytes> = self
+        let found = self
             .jobs
             .functions
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(name))
-            .cloned();
-        match key {
+            .sorted()
+            .find(|(_, f)| f.name.eq_ignore_ascii_case(name))
+            .map(|(id, _)| id);
+        match found {
             None => render::err(out, "function not found"),
-            Some(key) if self.jobs.drop_function(&key) => render::ok(out),
+            Some(id) if self.jobs.drop_function(id) => render::ok(out),
             Some(_) => render::err(
                 out,
                 "there are still connected workers or executing clients",

@@ -2,7 +2,7 @@
 //! queries, options.
 
 use super::jobs::schedule::ScheduleReply;
-use super::jobs::{Job, JobId, Phase, Submission, Target, UniqueKey};
+use super::jobs::{Job, JobId, KeyKind, Phase, Submission, Target};
 use super::output::Outbound;
 use super::{ConnId, Server};
 use crate::proto::{Response, StatusRes, StatusResUnique, SubmitJobSched};
@@ -31,11 +31,7 @@ impl Server {
             );
             return;
         }
-        let key = UniqueKey::of(&sub.unique, &sub.data);
-        if let Some(id) = key
-            .as_ref()
-            .and_then(|k| self.jobs.by_unique(&sub.function, k))
-        {
+        if let Some(id) = self.jobs.find_unique(&sub.function, &sub.unique, &sub.data) {
             self.coalesce(conn, id, sub.background);
             return;
         }
@@ -45,21 +41,18 @@ impl Server {
         }
         let background = sub.background;
         let persist = self.config.persist_background && background;
-        let id = self.jobs.create(&self.config, sub, key, None);
+        let key = KeyKind::of(&sub.unique, &sub.data);
+        let id = self.jobs.create(sub, key, None, now);
         if !background {
             self.attach(conn, id);
         }
         if persist {
             self.move_job(id, Target::Persisting, now);
-            if let Some(durable_id) = self.jobs.job(id).and_then(|j| j.durable_id) {
+            if let Some(durable_id) = self.jobs.job(id).and_then(|j| j.durable_id()) {
                 self.await_write(conn, durable_id);
             }
         } else {
-            let handle = self
-                .jobs
-                .job(id)
-                .map(|j| j.handle.clone())
-                .unwrap_or_default();
+            let handle = self.jobs.handle(id);
             self.send(conn, Response::JobCreated { handle });
             self.move_job(id, Target::Runnable, now);
         }
@@ -68,19 +61,19 @@ impl Server {
     fn coalesce(&mut self, conn: ConnId, id: JobId, background: bool) {
         // A background submission is acknowledged only once the job is stored, so one
         // onto a job nothing stores (a foreground job) stores it now, where it is.
-        let unstored = self.jobs.job(id).is_some_and(|j| j.durable_id.is_none());
+        let unstored = self.jobs.job(id).is_some_and(|j| j.durable_id().is_none());
         if background && self.config.persist_background && unstored {
             self.jobs.start_write(id);
         }
+        let handle = self.jobs.handle(id);
         let Some(job) = self.jobs.job_mut(id) else {
             return;
         };
         job.background |= background;
-        let handle = job.handle.clone();
         // Held while a write is pending: any submission of a job waiting for its first
         // write, and a background one of a job being stored late.
         let held = job
-            .durable_id
+            .durable_id()
             .filter(|_| background || job.phase() == Phase::Persisting);
         if !background {
             self.attach(conn, id);
@@ -115,13 +108,14 @@ impl Server {
     pub(super) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
         let job = self
             .jobs
-            .by_handle(&handle)
+            .find_handle(&handle)
             .and_then(|id| self.jobs.job(id));
+        let (numerator, denominator) = job.map_or((0, 0), Job::progress);
         let reply = StatusRes {
             known: job.is_some(),
             running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
+            numerator,
+            denominator,
             handle,
         };
         self.send(conn, Response::StatusRes(reply));
@@ -130,18 +124,18 @@ impl Server {
     /// Not scoped by function, as in gearmand: the first function (by name) with a job of
     /// that unique id answers.
     pub(super) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
-        let key = UniqueKey::Unique(unique.clone());
         let job = self
             .jobs
             .functions
-            .keys()
-            .find_map(|f| self.jobs.by_unique(f, &key))
+            .sorted()
+            .find_map(|(f, _)| self.jobs.by_unique(f, KeyKind::Unique, &unique))
             .and_then(|id| self.jobs.job(id));
+        let (numerator, denominator) = job.map_or((0, 0), Job::progress);
         let reply = StatusResUnique {
             known: job.is_some(),
             running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
+            numerator,
+            denominator,
             client_count: job.map_or(0, |j| j.listeners.len() as u32),
             unique,
         };

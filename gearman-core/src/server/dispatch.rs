@@ -40,16 +40,7 @@ impl Server {
                 self.can_do(conn, function, timeout)
             }
             Request::CantDo { function } => self.cant_do(conn, &function, now),
-            Request::ResetAbilities => {
-                let names: Vec<Bytes> = self
-                    .conns
-                    .get(conn)
-                    .map(|c| c.worker.abilities.iter().map(|(f, _)| f.clone()).collect())
-                    .unwrap_or_default();
-                for name in names {
-                    self.cant_do(conn, &name, now);
-                }
-            }
+            Request::ResetAbilities => self.reset_abilities(conn, now),
             Request::PreSleep => self.pre_sleep(conn),
             Request::GrabJob(mode) => self.grab(conn, mode, now),
             Request::Submit(s) => {
@@ -169,7 +160,7 @@ impl Server {
                             c.client.unwatch(job);
                         }
                     }
-                    Effect::Runnable { function } => self.wake_for(&function),
+                    Effect::Runnable { function } => self.wake_for(function),
                 }
             }
             if self.jobs.effects.is_empty() {
@@ -188,9 +179,9 @@ impl Server {
         };
         job.retries = job.retries.saturating_add(1);
         let target = if limit.is_some_and(|n| job.retries > n) {
-            let (handle, listeners) = (job.handle.clone(), job.listeners.clone());
-            let function = job.function.clone();
-            self.jobs.stats.function(&function).failed += 1;
+            let (listeners, function) = (job.listeners.to_vec(), job.function);
+            let (handle, name) = (self.jobs.handle(id), self.jobs.functions.name(function));
+            self.jobs.stats.function(&name).failed += 1;
             for l in listeners {
                 let handle = handle.clone();
                 self.send(l, Response::WorkFail { handle });
@@ -206,14 +197,13 @@ impl Server {
 
     /// Runs one due job timer. The job must still hold it (a cancelled timer never fires,
     /// but checking keeps a stale entry harmless).
-    pub(super) fn fire(&mut self, timer: TimerId, kind: TimerKind, now: Instant) {
-        let id = kind.job();
+    pub(super) fn fire(&mut self, timer: TimerId, id: JobId, kind: TimerKind, now: Instant) {
         let Some(job) = self.jobs.job(id).filter(|j| j.timer() == Some(timer)) else {
             return;
         };
         match (kind, job.phase()) {
-            (TimerKind::Due { .. }, Phase::Scheduled(_)) => self.move_job(id, Target::Queued, now),
-            (TimerKind::RunTimeout { .. }, Phase::Running { .. }) => self.lose(id, now),
+            (TimerKind::Due, Phase::Scheduled) => self.move_job(id, Target::Queued, now),
+            (TimerKind::RunTimeout, Phase::Running { .. }) => self.lose(id, now),
             _ => {}
         }
     }
@@ -238,10 +228,8 @@ impl Server {
         c.worker.sleeping = false;
         let held = c.worker.take_running();
         let watched = std::mem::take(&mut c.client.watching);
-        let abilities = std::mem::take(&mut c.worker.abilities);
-        let registrations = std::mem::take(&mut c.worker.registrations);
-        for ((name, _), count) in abilities.iter().zip(registrations) {
-            self.jobs.unregister(name, conn, count);
+        for a in c.worker.take_abilities() {
+            self.jobs.unregister(a.function, a.registrations);
         }
         // Listeners first, so a held job only this connection waited for ends instead of
         // being requeued for nobody.
@@ -251,7 +239,7 @@ impl Server {
             };
             job.listeners.retain(|&l| l != conn);
             let abandoned = job.listeners.is_empty() && !job.background;
-            if abandoned && matches!(job.phase(), Phase::Queued | Phase::Scheduled(_)) {
+            if abandoned && matches!(job.phase(), Phase::Queued | Phase::Scheduled) {
                 self.move_job(id, Target::Ended, now);
             }
         }

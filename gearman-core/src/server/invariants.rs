@@ -1,10 +1,9 @@
 //! The property-test hook: every structural invariant of the server, one function each,
 //! checked from scratch.
 
-use super::jobs::{JobId, Phase, TimerKind};
+use super::jobs::{FunctionId, JobId, Phase, TimerKind};
 use super::{ConnId, Server};
 use crate::proto::Priority;
-use bytes::Bytes;
 use std::collections::HashMap;
 
 type Check = fn(&Server) -> Result<(), String>;
@@ -16,10 +15,10 @@ const INVARIANTS: &[Check] = &[
     queue_counts_match,
     running_and_waiting_counts_match,
     registrations_match,
-    capable_workers_can_do,
+    sleepers_are_listed,
     no_worker_sleeps_on_work,
     running_jobs_are_held_by_their_worker,
-    handles_are_indexed,
+    jobs_are_indexed,
     uniques_are_indexed,
     foreground_jobs_have_clients,
     listeners_match_watchers,
@@ -38,8 +37,8 @@ pub(super) fn check(s: &Server) -> Result<(), String> {
 
 /// No job is left in the phase it was created in.
 fn jobs_are_placed(s: &Server) -> Result<(), String> {
-    match s.jobs.jobs.iter().find(|(_, j)| j.phase() == Phase::New) {
-        Some((id, _)) => Err(format!("job {id:?} left unplaced")),
+    match s.jobs.jobs.iter().find(|j| j.phase() == Phase::New) {
+        Some(j) => Err(format!("job {:?} left unplaced", j.id)),
         None => Ok(()),
     }
 }
@@ -47,12 +46,12 @@ fn jobs_are_placed(s: &Server) -> Result<(), String> {
 /// Each queued job is in exactly one queue, its function's at its priority.
 fn queued_jobs_are_in_one_queue(s: &Server) -> Result<(), String> {
     let mut seen: HashMap<JobId, usize> = HashMap::new();
-    for f in s.jobs.functions.values() {
+    for (fid, f) in s.jobs.functions.iter() {
         for (p, id) in f.queue_ids() {
             let Some(j) = s.jobs.job(id).filter(|j| j.phase() == Phase::Queued) else {
                 continue;
             };
-            if j.priority != p || j.function != f.name {
+            if j.priority != p || j.function != fid {
                 return Err(format!(
                     "job {id:?} queued under the wrong function or priority"
                 ));
@@ -60,20 +59,22 @@ fn queued_jobs_are_in_one_queue(s: &Server) -> Result<(), String> {
             *seen.entry(id).or_default() += 1;
         }
     }
-    for (id, j) in &s.jobs.jobs {
-        if j.phase() == Phase::Queued && seen.get(id) != Some(&1) {
+    for j in s.jobs.jobs.iter() {
+        if j.phase() == Phase::Queued && seen.get(&j.id) != Some(&1) {
             return Err(format!(
-                "queued job {id:?} is in {} queues",
-                seen.get(id).unwrap_or(&0)
+                "queued job {:?} is in {} queues",
+                j.id,
+                seen.get(&j.id).unwrap_or(&0)
             ));
         }
     }
     Ok(())
 }
 
-/// Each function's queued counts are its live queue entries.
+/// Each function's queued counts are its live queue entries; the function indexes agree.
 fn queue_counts_match(s: &Server) -> Result<(), String> {
-    for f in s.jobs.functions.values() {
+    s.jobs.functions.check()?;
+    for (_, f) in s.jobs.functions.iter() {
         for p in Priority::ALL {
             let live = f
                 .queue_ids()
@@ -95,17 +96,17 @@ fn queue_counts_match(s: &Server) -> Result<(), String> {
 
 /// Each function's running and waiting counts are its jobs in those phases.
 fn running_and_waiting_counts_match(s: &Server) -> Result<(), String> {
-    let mut counted: HashMap<&Bytes, (usize, usize)> = HashMap::new();
-    for j in s.jobs.jobs.values() {
-        let c = counted.entry(&j.function).or_default();
+    let mut counted: HashMap<FunctionId, (usize, usize)> = HashMap::new();
+    for j in s.jobs.jobs.iter() {
+        let c = counted.entry(j.function).or_default();
         match j.phase() {
             Phase::Running { .. } => c.0 += 1,
-            Phase::Scheduled(_) | Phase::Persisting => c.1 += 1,
+            Phase::Scheduled | Phase::Persisting => c.1 += 1,
             Phase::New | Phase::Queued => {}
         }
     }
-    for f in s.jobs.functions.values() {
-        let (running, waiting) = counted.get(&f.name).copied().unwrap_or_default();
+    for (fid, f) in s.jobs.functions.iter() {
+        let (running, waiting) = counted.get(&fid).copied().unwrap_or_default();
         if running != f.running {
             return Err(format!(
                 "function {:?}: running {} but {running} jobs run",
@@ -119,19 +120,30 @@ fn running_and_waiting_counts_match(s: &Server) -> Result<(), String> {
             ));
         }
     }
+    if let Some(j) = s
+        .jobs
+        .jobs
+        .iter()
+        .find(|j| s.jobs.function(j.function).is_none())
+    {
+        return Err(format!("job {:?} of a function that is gone", j.id));
+    }
     Ok(())
 }
 
 /// Each function's registrations are the CAN_DOs its workers hold.
 fn registrations_match(s: &Server) -> Result<(), String> {
-    let mut held: HashMap<&Bytes, usize> = HashMap::new();
+    let mut held: HashMap<FunctionId, usize> = HashMap::new();
     for (_, c) in s.conns.iter() {
-        for ((name, _), n) in c.worker.abilities.iter().zip(&c.worker.registrations) {
-            *held.entry(name).or_default() += n;
+        for a in c.worker.abilities() {
+            *held.entry(a.function).or_default() += a.registrations;
+            if s.jobs.function(a.function).is_none() {
+                return Err(format!("a worker can do a function that is gone: {a:?}"));
+            }
         }
     }
-    for f in s.jobs.functions.values() {
-        let registrations = held.get(&f.name).copied().unwrap_or(0);
+    for (fid, f) in s.jobs.functions.iter() {
+        let registrations = held.get(&fid).copied().unwrap_or(0);
         if registrations != f.registrations {
             return Err(format!(
                 "function {:?}: {} registrations counted, {registrations} held",
@@ -142,17 +154,21 @@ fn registrations_match(s: &Server) -> Result<(), String> {
     Ok(())
 }
 
-/// Each worker listed as capable of a function can do it.
-fn capable_workers_can_do(s: &Server) -> Result<(), String> {
-    for f in s.jobs.functions.values() {
-        for &w in &f.capable {
-            if s.conns
-                .get(w)
-                .is_none_or(|c| c.worker.ability(&f.name).is_none())
-            {
+/// Each unwoken sleeper is on the wake-up list of every function it can do.
+fn sleepers_are_listed(s: &Server) -> Result<(), String> {
+    for (cid, c) in s.conns.iter() {
+        if !c.worker.is_unwoken() {
+            continue;
+        }
+        for a in c.worker.abilities() {
+            let listed = s
+                .sleepers
+                .of(a.function)
+                .any(|&(conn, sleep)| conn == cid && sleep == c.worker.sleeps);
+            if !listed {
                 return Err(format!(
-                    "function {:?}: capable worker {w:?} cannot do it",
-                    f.name
+                    "sleeping worker {cid:?} missing from the wake-up list of {:?}",
+                    s.jobs.functions.name(a.function)
                 ));
             }
         }
@@ -163,19 +179,24 @@ fn capable_workers_can_do(s: &Server) -> Result<(), String> {
 /// Work never waits on workers that are all asleep and unwoken. (With `worker_wakeup` N,
 /// sleepers beyond the N woken may stay asleep; with 0, none may.)
 fn no_worker_sleeps_on_work(s: &Server) -> Result<(), String> {
-    let unwoken = |w: &&ConnId| s.conns.get(**w).is_some_and(|c| c.worker.is_unwoken());
-    for f in s.jobs.functions.values() {
-        if f.queued_total() == 0 || f.capable.is_empty() {
+    for (fid, f) in s.jobs.functions.iter() {
+        if f.queued_total() == 0 {
             continue;
         }
+        let capable: Vec<(ConnId, bool)> = s
+            .conns
+            .iter()
+            .filter(|(_, c)| c.worker.can(fid))
+            .map(|(id, c)| (id, c.worker.is_unwoken()))
+            .collect();
         let stuck = if s.config.worker_wakeup == 0 {
-            f.capable.iter().find(unwoken).copied()
-        } else if f.capable.iter().all(|w| unwoken(&w)) {
-            f.capable.first().copied()
+            capable.iter().find(|(_, unwoken)| *unwoken)
+        } else if capable.iter().all(|(_, unwoken)| *unwoken) {
+            capable.first()
         } else {
             None
         };
-        if let Some(w) = stuck {
+        if let Some((w, _)) = stuck {
             return Err(format!(
                 "worker {w:?} sleeps while {:?} has queued work",
                 f.name
@@ -187,15 +208,15 @@ fn no_worker_sleeps_on_work(s: &Server) -> Result<(), String> {
 
 /// A running job is held once by its worker, and a worker holds only jobs running on it.
 fn running_jobs_are_held_by_their_worker(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
+    for j in s.jobs.jobs.iter() {
         if let Phase::Running { worker } = j.phase() {
-            let held = s
-                .conns
-                .get(worker)
-                .map_or(0, |c| c.worker.running.iter().filter(|&r| r == id).count());
+            let held = s.conns.get(worker).map_or(0, |c| {
+                c.worker.running.iter().filter(|&&r| r == j.id).count()
+            });
             if held != 1 {
                 return Err(format!(
-                    "running job {id:?} held {held} times by its worker"
+                    "running job {:?} held {held} times by its worker",
+                    j.id
                 ));
             }
         }
@@ -216,46 +237,50 @@ fn running_jobs_are_held_by_their_worker(s: &Server) -> Result<(), String> {
     Ok(())
 }
 
-/// The handle map holds exactly the live jobs.
-fn handles_are_indexed(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
-        if s.jobs.by_handle.get(&j.handle) != Some(id) {
-            return Err(format!("job {id:?} missing from the handle map"));
-        }
-    }
-    for (h, id) in &s.jobs.by_handle {
-        if s.jobs.job(*id).is_none_or(|j| j.handle != *h) {
-            return Err(format!("handle {h:?} points at no live job"));
+/// The job table's index finds every job, and each job's handle names it.
+fn jobs_are_indexed(s: &Server) -> Result<(), String> {
+    s.jobs.jobs.check()?;
+    for j in s.jobs.jobs.iter() {
+        if s.jobs.find_handle(&s.jobs.handle(j.id)) != Some(j.id) {
+            return Err(format!("job {:?} not found by its handle", j.id));
         }
     }
     Ok(())
 }
 
-/// The unique map holds each job that coalesces, under its function.
+/// The unique index holds exactly the jobs that coalesce, each found by its key.
 fn uniques_are_indexed(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
-        if let Some(k) = &j.unique_key {
-            if s.jobs.by_unique(&j.function, k) != Some(*id) {
-                return Err(format!("job {id:?} missing from the unique map"));
+    let mut keyed = 0;
+    for j in s.jobs.jobs.iter() {
+        if let Some((kind, key)) = j.key_bytes() {
+            keyed += 1;
+            if s.jobs.by_unique(j.function, kind, key) != Some(j.id) {
+                return Err(format!("job {:?} not found by its unique", j.id));
             }
         }
     }
-    for ((f, _), id) in &s.jobs.by_unique {
-        if s.jobs.job(*id).is_none_or(|j| j.function != *f) {
-            return Err(format!("unique entry of {f:?} points at no live job"));
+    for id in s.jobs.unique_ids() {
+        if s.jobs.job(id).is_none_or(|j| j.key_bytes().is_none()) {
+            return Err(format!("unique entry {id:?} points at no coalescing job"));
         }
+    }
+    let indexed = s.jobs.unique_ids().count();
+    if indexed != keyed {
+        return Err(format!(
+            "{indexed} unique entries for {keyed} coalescing jobs"
+        ));
     }
     Ok(())
 }
 
 /// A foreground job nobody waits for is not kept waiting to run.
 fn foreground_jobs_have_clients(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
+    for j in s.jobs.jobs.iter() {
         if !j.background
             && j.listeners.is_empty()
-            && matches!(j.phase(), Phase::Queued | Phase::Scheduled(_))
+            && matches!(j.phase(), Phase::Queued | Phase::Scheduled)
         {
-            return Err(format!("foreground job {id:?} queued with no client"));
+            return Err(format!("foreground job {:?} queued with no client", j.id));
         }
     }
     Ok(())
@@ -263,16 +288,17 @@ fn foreground_jobs_have_clients(s: &Server) -> Result<(), String> {
 
 /// A job's listeners and its clients' watch counts agree, both ways.
 fn listeners_match_watchers(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
-        for l in &j.listeners {
+    for j in s.jobs.jobs.iter() {
+        for l in j.listeners.iter() {
             let n_l = j.listeners.iter().filter(|x| *x == l).count();
             let n_w = s
                 .conns
                 .get(*l)
-                .map_or(0, |c| c.client.watching.get(id).copied().unwrap_or(0));
+                .map_or(0, |c| c.client.watching.get(&j.id).copied().unwrap_or(0));
             if n_l != n_w {
                 return Err(format!(
-                    "job {id:?}: listener {l:?} attached {n_l} times but watches {n_w}"
+                    "job {:?}: listener {l:?} attached {n_l} times but watches {n_w}",
+                    j.id
                 ));
             }
         }
@@ -291,14 +317,17 @@ fn listeners_match_watchers(s: &Server) -> Result<(), String> {
 
 /// A cancelled job is a running job nobody hears of: no clients, unique or store row.
 fn cancelled_jobs_are_silent(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
+    for j in s.jobs.jobs.iter() {
         if j.cancelled
             && !(j.is_running()
                 && j.listeners.is_empty()
-                && j.unique_key.is_none()
-                && j.durable_id.is_none())
+                && j.key_bytes().is_none()
+                && j.durable_id().is_none())
         {
-            return Err(format!("cancelled job {id:?} is not a silent running job"));
+            return Err(format!(
+                "cancelled job {:?} is not a silent running job",
+                j.id
+            ));
         }
     }
     Ok(())
@@ -307,15 +336,18 @@ fn cancelled_jobs_are_silent(s: &Server) -> Result<(), String> {
 /// A job waiting for its first write has it pending; and with persistence on, every
 /// background job is stored or being stored (a job accepted is never lost).
 fn background_jobs_are_stored(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
+    for j in s.jobs.jobs.iter() {
         let write_pending = j
-            .durable_id
-            .is_some_and(|d| s.jobs.persisting.get(&d).is_some_and(|w| w.job == *id));
+            .durable_id()
+            .is_some_and(|d| s.jobs.persisting.get(&d).is_some_and(|w| w.job == j.id));
         if j.phase() == Phase::Persisting && !write_pending {
-            return Err(format!("job {id:?} waits for a store write nobody awaits"));
+            return Err(format!(
+                "job {:?} waits for a store write nobody awaits",
+                j.id
+            ));
         }
-        if s.config.persist_background && j.background && !j.cancelled && j.durable_id.is_none() {
-            return Err(format!("background job {id:?} is not stored"));
+        if s.config.persist_background && j.background && !j.cancelled && j.durable_id().is_none() {
+            return Err(format!("background job {:?} is not stored", j.id));
         }
     }
     Ok(())
@@ -323,33 +355,34 @@ fn background_jobs_are_stored(s: &Server) -> Result<(), String> {
 
 /// Exactly the live timers are armed, each owned by the job in the phase it was armed for.
 fn timers_match_phases(s: &Server) -> Result<(), String> {
-    for (id, j) in &s.jobs.jobs {
+    for j in s.jobs.jobs.iter() {
         let expected = match j.phase() {
-            Phase::Scheduled(_) => Some(true),
+            Phase::Scheduled => Some(true),
             Phase::Running { .. } => None,
             _ => Some(false),
         };
         if expected.is_some_and(|want| want != j.timer().is_some()) {
             return Err(format!(
-                "job {id:?} in phase {:?} has timer {:?}",
+                "job {:?} in phase {:?} has timer {:?}",
+                j.id,
                 j.phase(),
                 j.timer()
             ));
         }
     }
-    for (timer, kind) in s.jobs.timers.iter() {
-        let ok = s.jobs.job(kind.job()).is_some_and(|j| {
-            j.timer() == Some(*timer)
+    for (timer, id, kind) in s.jobs.timers.iter() {
+        let ok = s.jobs.job(id).is_some_and(|j| {
+            j.timer() == Some(timer)
                 && match kind {
-                    TimerKind::Due { .. } => matches!(j.phase(), Phase::Scheduled(_)),
-                    TimerKind::RunTimeout { .. } => j.is_running(),
+                    TimerKind::Due => j.phase() == Phase::Scheduled,
+                    TimerKind::RunTimeout => j.is_running(),
                 }
         });
         if !ok {
-            return Err(format!("timer {kind:?} outlived its purpose"));
+            return Err(format!("timer {kind:?} of job {id:?} outlived its purpose"));
         }
     }
-    let owned = s.jobs.jobs.values().filter(|j| j.timer().is_some()).count();
+    let owned = s.jobs.jobs.iter().filter(|j| j.timer().is_some()).count();
     if owned != s.jobs.timers.len() {
         return Err(format!(
             "{owned} jobs hold timers but {} are armed",
@@ -363,7 +396,7 @@ fn timers_match_phases(s: &Server) -> Result<(), String> {
 /// `maxqueue` limit (jobs already there when the limit was lowered may drain).
 fn max_queue_is_respected(s: &Server) -> Result<(), String> {
     for (name, limits) in &s.jobs.max_queue {
-        let Some(f) = s.jobs.function(name) else {
+        let Some(f) = s.jobs.functions.id(name).and_then(|id| s.jobs.function(id)) else {
             continue;
         };
         if limits.iter().all(|&l| l > 0) {
@@ -387,7 +420,7 @@ fn store_writes_are_live(s: &Server) -> Result<(), String> {
             return Err(format!("store write {d} was never started"));
         }
         if let Some(j) = s.jobs.job(w.job) {
-            if j.handle != w.handle || j.durable_id.is_some_and(|x| x != *d) {
+            if j.durable_id().is_some_and(|x| x != *d) {
                 return Err(format!("store write {d} is not for job {:?}", w.job));
             }
         }

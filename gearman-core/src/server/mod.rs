@@ -31,6 +31,7 @@ mod record;
 mod roles;
 mod session;
 pub mod stats;
+mod wakeups;
 mod worker;
 
 pub use self::config::ServerConfig;
@@ -49,6 +50,7 @@ use self::conn::{Conn, Conns};
 use self::jobs::JobState;
 use self::roles::{ClientRole, WorkerRole};
 use self::session::Session;
+use self::wakeups::Sleepers;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -64,6 +66,8 @@ pub struct Server {
     jobs: JobState,
     /// Sessions and roles of the open connections.
     conns: Conns,
+    /// Per function, the workers to wake when it gets work.
+    sleepers: Sleepers,
     /// Connection events (closes, shutdown, refusals); store events are the job state's.
     events: VecDeque<ServerEvent>,
     /// Connections to close once the current call's work is done (never closed re-entrantly).
@@ -74,11 +78,12 @@ pub struct Server {
 
 impl Server {
     /// A server with no connections and no jobs.
-    pub fn new(config: ServerConfig, _now: Instant) -> Server {
+    pub fn new(config: ServerConfig, now: Instant) -> Server {
         Server {
-            jobs: JobState::new(config.first_handle),
+            jobs: JobState::new(&config, now),
             config,
             conns: Conns::default(),
+            sleepers: Sleepers::default(),
             events: VecDeque::new(),
             to_close: Vec::new(),
             acl: None,
@@ -168,8 +173,8 @@ impl Server {
     /// Runs every timer due at `now`: scheduled jobs becoming runnable, run-time limits
     /// expiring, schedules firing, kept results expiring.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((timer, kind)) = self.jobs.pop_due_timer(now) {
-            self.fire(timer, kind, now);
+        while let Some((timer, job, kind)) = self.jobs.pop_due_timer(now) {
+            self.fire(timer, job, kind, now);
         }
         self.jobs.run_due(&self.config, now);
         self.apply_effects();

@@ -1,14 +1,15 @@
 //! Admin listings, read from the job state (or the connection table) and never changing it.
 
 use super::conn::Conns;
-use super::jobs::{kept, schedule, JobId, JobState};
+use super::jobs::{kept, schedule, JobState};
 use super::{DeadLetter, Failure, KeptResult, ServerConfig};
 use crate::proto::admin::render;
 use crate::proto::Priority;
+use bytes::Bytes;
 
 /// `status`: per function, jobs held (queued, running, waiting), running, registrations.
 pub(crate) fn status(jobs: &JobState, out: &mut Vec<u8>) {
-    for f in jobs.functions.values() {
+    for (_, f) in jobs.functions.sorted() {
         render::status_line(
             out,
             &f.name,
@@ -22,7 +23,7 @@ pub(crate) fn status(jobs: &JobState, out: &mut Vec<u8>) {
 
 /// `prioritystatus`: per function, jobs queued at each priority and registrations.
 pub(crate) fn priority_status(jobs: &JobState, out: &mut Vec<u8>) {
-    for f in jobs.functions.values() {
+    for (_, f) in jobs.functions.sorted() {
         let queued = Priority::ALL.map(|p| f.queued(p) as u64);
         render::priority_status_line(out, &f.name, queued, f.registrations as u64);
     }
@@ -30,46 +31,43 @@ pub(crate) fn priority_status(jobs: &JobState, out: &mut Vec<u8>) {
 }
 
 /// `workers`: every connection, with the functions it registered (duplicates repeated).
-pub(crate) fn workers(conns: &Conns, out: &mut Vec<u8>) {
+pub(crate) fn workers(conns: &Conns, jobs: &JobState, out: &mut Vec<u8>) {
     for id in conns.sorted_ids() {
         let Some(c) = conns.get(id) else {
             continue;
         };
-        let w = &c.worker;
-        let functions = w
-            .abilities
+        let names: Vec<(Bytes, usize)> = c
+            .worker
+            .abilities()
             .iter()
-            .zip(&w.registrations)
-            .flat_map(|((f, _), &n)| std::iter::repeat_n(&f[..], n));
+            .map(|a| (jobs.functions.name(a.function), a.registrations))
+            .collect();
+        let functions = names
+            .iter()
+            .flat_map(|(f, n)| std::iter::repeat_n(&f[..], *n));
         let s = &c.session;
         render::workers_line(out, s.peer.fd, &s.peer.ip, &s.client_id, functions);
     }
     render::end_list(out);
 }
 
-/// Every job, oldest first.
-fn jobs_in_order(jobs: &JobState) -> Vec<(JobId, &super::jobs::Job)> {
-    let mut all: Vec<_> = jobs.jobs.iter().map(|(id, j)| (*id, j)).collect();
-    all.sort_unstable_by_key(|(id, _)| *id);
-    all
-}
-
-/// `show jobs`: handle, retries, IGNORE, QUEUED per job.
+/// `show jobs`: handle, retries, IGNORE, QUEUED per job, oldest first.
 pub(crate) fn show_jobs(jobs: &JobState, config: &ServerConfig, out: &mut Vec<u8>) {
-    for (_, j) in jobs_in_order(jobs) {
+    for j in jobs.jobs.iter_in_order() {
         // gearmand's QUEUED: the queue module holds the job. Its builtin module takes
         // every background job; a store, those it stored.
-        let queued =
-            j.durable_id.is_some() || (!config.persist_background && j.background && !j.cancelled);
-        render::show_jobs_line(out, &j.handle, j.retries.into(), j.is_ignored(), queued);
+        let queued = j.durable_id().is_some()
+            || (!config.persist_background && j.background && !j.cancelled);
+        let handle = jobs.handle(j.id);
+        render::show_jobs_line(out, &handle, j.retries.into(), j.is_ignored(), queued);
     }
     render::end_list(out);
 }
 
 /// `show unique jobs`: the unique id of every job.
 pub(crate) fn show_unique_jobs(jobs: &JobState, out: &mut Vec<u8>) {
-    for (_, j) in jobs_in_order(jobs) {
-        render::show_unique_line(out, &j.unique);
+    for j in jobs.jobs.iter_in_order() {
+        render::show_unique_line(out, j.unique());
     }
     render::end_list(out);
 }

@@ -2,8 +2,7 @@
 //! submitted in the foreground, a worker registers functions, sleeps and holds jobs. One
 //! connection may take both.
 
-use super::jobs::JobId;
-use bytes::Bytes;
+use super::jobs::{FunctionId, JobId};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,31 +40,91 @@ impl ClientRole {
     }
 }
 
+/// One function a worker can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ability {
+    pub(crate) function: FunctionId,
+    /// The run-time limit of its latest registration (CAN_DO_TIMEOUT).
+    pub(crate) timeout: Option<Duration>,
+    /// CAN_DO registrations of it (duplicates count, as in gearmand).
+    pub(crate) registrations: usize,
+}
+
 /// A connection as a worker.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerRole {
-    /// Functions it can do, each once, with the timeout of its latest registration.
-    pub(crate) abilities: Vec<(Bytes, Option<Duration>)>,
-    /// CAN_DO registrations per entry of `abilities` (duplicates count, as in gearmand).
-    pub(crate) registrations: Vec<usize>,
+    /// Functions it can do, each once, in registration order.
+    abilities: Vec<Ability>,
+    /// Where each function is in `abilities`, so a worker with thousands of functions
+    /// finds one in O(1).
+    index: HashMap<FunctionId, usize>,
     /// Round-robin start among `abilities` for the next grab.
     pub(crate) rr_cursor: usize,
     pub(crate) sleeping: bool,
     pub(crate) noop_sent: bool,
+    /// Counts its PRE_SLEEPs, so wake-up entries left from an earlier sleep are stale.
+    pub(crate) sleeps: u64,
     /// Jobs it holds.
     pub(crate) running: Vec<JobId>,
 }
 
 impl WorkerRole {
-    pub(crate) fn ability(&self, function: &[u8]) -> Option<usize> {
-        self.abilities.iter().position(|(f, _)| f == function)
+    pub(crate) fn abilities(&self) -> &[Ability] {
+        &self.abilities
+    }
+
+    /// Where `function` is among its abilities.
+    pub(crate) fn position(&self, function: FunctionId) -> Option<usize> {
+        self.index.get(&function).copied()
+    }
+
+    pub(crate) fn can(&self, function: FunctionId) -> bool {
+        self.index.contains_key(&function)
     }
 
     /// The run-time limit of `function` (CAN_DO_TIMEOUT), if any.
-    pub(crate) fn timeout(&self, function: &[u8]) -> Option<Duration> {
-        self.ability(function)
+    pub(crate) fn timeout(&self, function: FunctionId) -> Option<Duration> {
+        self.position(function)
             .and_then(|i| self.abilities.get(i))
-            .and_then(|a| a.1)
+            .and_then(|a| a.timeout)
+    }
+
+    /// One more CAN_DO; true if it is the first of `function`.
+    pub(crate) fn add(&mut self, function: FunctionId, timeout: Option<Duration>) -> bool {
+        if let Some(a) = self
+            .position(function)
+            .and_then(|i| self.abilities.get_mut(i))
+        {
+            a.timeout = timeout;
+            a.registrations += 1;
+            return false;
+        }
+        self.index.insert(function, self.abilities.len());
+        self.abilities.push(Ability {
+            function,
+            timeout,
+            registrations: 1,
+        });
+        true
+    }
+
+    /// CANT_DO: forgets `function` (keeping the others in order).
+    pub(crate) fn remove(&mut self, function: FunctionId) -> Option<Ability> {
+        let i = self.index.remove(&function)?;
+        if i >= self.abilities.len() {
+            return None;
+        }
+        let ability = self.abilities.remove(i);
+        for (pos, a) in self.abilities.iter().enumerate().skip(i) {
+            self.index.insert(a.function, pos);
+        }
+        Some(ability)
+    }
+
+    /// Forgets every ability (RESET_ABILITIES, or the connection closing).
+    pub(crate) fn take_abilities(&mut self) -> Vec<Ability> {
+        self.index.clear();
+        std::mem::take(&mut self.abilities)
     }
 
     /// Asleep and not yet sent a NOOP.

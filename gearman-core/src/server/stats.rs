@@ -172,8 +172,8 @@ impl Server {
         let functions = self
             .jobs
             .functions
-            .values()
-            .map(|f| FunctionGauges {
+            .sorted()
+            .map(|(_, f)| FunctionGauges {
                 name: f.name.clone(),
                 total: f.total() as u64,
                 running: f.running as u64,
@@ -186,12 +186,17 @@ impl Server {
             .sorted_ids()
             .into_iter()
             .filter_map(|id| self.conns.get(id))
-            .filter(|c| !c.worker.abilities.is_empty())
+            .filter(|c| !c.worker.abilities().is_empty())
             .map(|c| WorkerInfo {
                 fd: c.session.peer.fd,
                 ip: c.session.peer.ip.clone(),
                 client_id: c.session.client_id.clone(),
-                functions: c.worker.abilities.iter().map(|(f, _)| f.clone()).collect(),
+                functions: c
+                    .worker
+                    .abilities()
+                    .iter()
+                    .map(|a| self.jobs.functions.name(a.function))
+                    .collect(),
                 running: c.worker.running.len() as u64,
             })
             .collect();

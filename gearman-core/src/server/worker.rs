@@ -1,11 +1,14 @@
 //! Worker requests: abilities, sleeping and waking, grabbing jobs, and their results.
 
-use super::jobs::{JobId, JobState, Phase, Target};
+use super::conn::Conns;
+use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
+use super::wakeups::Sleeper;
 use super::{ConnId, Failure, KeptResult, Outcome, Server};
 use crate::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Response, WorkPayload, WorkStatus,
 };
 use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// gearmand raises CAN_DO_TIMEOUT values below one second to one second.
@@ -44,25 +47,19 @@ impl Server {
             );
             return;
         }
+        if self.conns.get(conn).is_none() {
+            return;
+        }
+        let fid = self.jobs.intern(&function);
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let w = &mut c.worker;
-        let first = match w.ability(&function) {
-            Some(i) => {
-                if let (Some(a), Some(r)) = (w.abilities.get_mut(i), w.registrations.get_mut(i)) {
-                    a.1 = timeout;
-                    *r += 1;
-                }
-                false
-            }
-            None => {
-                w.abilities.push((function.clone(), timeout));
-                w.registrations.push(1);
-                true
-            }
-        };
-        let has_work = self.jobs.register(&function, conn, first);
+        let first = c.worker.add(fid, timeout);
+        let asleep = c.worker.is_unwoken().then_some(c.worker.sleeps);
+        let has_work = self.jobs.register(fid);
+        if let (true, Some(sleep)) = (first, asleep) {
+            self.note_sleeper(fid, (conn, sleep));
+        }
         // A sleeping worker that learns a function with work waiting must not stay asleep.
         if has_work {
             self.wake(conn);
@@ -70,22 +67,49 @@ impl Server {
     }
 
     pub(super) fn cant_do(&mut self, conn: ConnId, function: &Bytes, now: Instant) {
+        let Some(fid) = self.jobs.functions.id(function) else {
+            return;
+        };
+        let Some(ability) = self.conns.get_mut(conn).and_then(|c| c.worker.remove(fid)) else {
+            return;
+        };
+        self.jobs.unregister(fid, ability.registrations);
+        self.lose_held(conn, fid, now);
+    }
+
+    /// RESET_ABILITIES: a CANT_DO of every function, in registration order.
+    pub(super) fn reset_abilities(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let w = &mut c.worker;
-        let Some(i) = w.ability(function) else { return };
-        w.abilities.remove(i);
-        let count = if i < w.registrations.len() {
-            w.registrations.remove(i)
-        } else {
-            0
-        };
-        let mut held = w.running.clone();
-        held.sort_unstable(); // requeue in arrival order, as on disconnect
-        self.jobs.unregister(function, conn, count);
+        let abilities = c.worker.take_abilities();
+        let mut held: HashMap<FunctionId, Vec<JobId>> = HashMap::new();
+        for &job in &c.worker.running {
+            if let Some(j) = self.jobs.job(job) {
+                held.entry(j.function).or_default().push(job);
+            }
+        }
+        for a in abilities {
+            self.jobs.unregister(a.function, a.registrations);
+            let mut jobs = held.remove(&a.function).unwrap_or_default();
+            jobs.sort_unstable(); // requeue in arrival order, as on disconnect
+            for job in jobs {
+                self.lose(job, now);
+            }
+        }
+    }
+
+    /// The jobs `conn` holds of `function` go back (or fail), in arrival order, as on
+    /// disconnect.
+    fn lose_held(&mut self, conn: ConnId, function: FunctionId, now: Instant) {
+        let mut held = self
+            .conns
+            .get(conn)
+            .map(|c| c.worker.running.clone())
+            .unwrap_or_default();
+        held.sort_unstable();
         for job in held {
-            if self.jobs.job(job).is_some_and(|j| j.function == *function) {
+            if self.jobs.job(job).is_some_and(|j| j.function == function) {
                 self.lose(job, now);
             }
         }
@@ -96,19 +120,52 @@ impl Server {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.worker.sleeping = true;
-        c.worker.noop_sent = false;
+        let w = &mut c.worker;
+        w.sleeping = true;
+        w.noop_sent = false;
+        w.sleeps += 1;
         if runnable {
             self.wake(conn);
+            return;
+        }
+        let sleep = w.sleeps;
+        let functions: Vec<FunctionId> = w.abilities().iter().map(|a| a.function).collect();
+        for f in functions {
+            self.note_sleeper(f, (conn, sleep));
         }
     }
 
+    /// Adds a sleeper to `function`'s wake-up list, sweeping out stale entries once they
+    /// could outnumber the live ones.
+    fn note_sleeper(&mut self, function: FunctionId, sleeper: Sleeper) {
+        let len = self.sleepers.push(function, sleeper);
+        let registrations = self.jobs.function(function).map_or(0, |f| f.registrations);
+        if len > 2 * registrations + 64 {
+            let conns = &self.conns;
+            let mut seen = HashSet::new();
+            self.sleepers.retain(function, |&(conn, sleep)| {
+                is_sleeper(conns, conn, sleep, function) && seen.insert(conn)
+            });
+        }
+    }
+
+    /// Whether any function `conn` can do has a job queued. Looks at whichever is fewer:
+    /// the worker's functions or the functions with work.
     fn has_runnable(&self, conn: ConnId) -> bool {
-        self.conns.get(conn).is_some_and(|c| {
-            c.worker
-                .abilities
-                .iter()
-                .any(|(f, _)| self.jobs.function(f).is_some_and(|f| f.queued_total() > 0))
+        let Some(w) = self.conns.get(conn).map(|c| &c.worker) else {
+            return false;
+        };
+        Priority::ALL.into_iter().any(|p| {
+            let ready = self.jobs.functions.ready(p);
+            if ready.len() <= w.abilities().len() {
+                ready.iter().any(|&f| w.can(f))
+            } else {
+                w.abilities().iter().any(|a| {
+                    self.jobs
+                        .function(a.function)
+                        .is_some_and(|f| f.queued(p) > 0)
+                })
+            }
         })
     }
 
@@ -124,43 +181,21 @@ impl Server {
     }
 
     /// Wakes sleeping workers for a newly runnable job of `function` (`worker_wakeup` of
-    /// them, 0 = all, starting where the last round stopped).
-    pub(super) fn wake_for(&mut self, function: &Bytes) {
+    /// them, 0 = all), longest asleep first.
+    pub(super) fn wake_for(&mut self, function: FunctionId) {
         let limit = match self.config.worker_wakeup {
             0 => usize::MAX,
             n => n as usize,
         };
-        let Some(f) = self.jobs.function(function) else {
-            return;
-        };
-        let n = f.capable.len();
-        let start = f.wake_cursor;
         let mut woken = 0;
-        let mut next_cursor = start;
-        for k in 0..n {
-            let idx = (start + k) % n;
-            let Some(&worker) = self
-                .jobs
-                .function(function)
-                .and_then(|f| f.capable.get(idx))
-            else {
+        while woken < limit {
+            let Some((conn, sleep)) = self.sleepers.pop(function) else {
                 break;
             };
-            let asleep = self
-                .conns
-                .get(worker)
-                .is_some_and(|c| c.worker.is_unwoken());
-            if asleep {
-                self.wake(worker);
+            if is_sleeper(&self.conns, conn, sleep, function) {
+                self.wake(conn);
                 woken += 1;
-                next_cursor = idx + 1;
-                if woken >= limit {
-                    break;
-                }
             }
-        }
-        if let Some(f) = self.jobs.functions.get_mut(function) {
-            f.wake_cursor = if n == 0 { 0 } else { next_cursor % n };
         }
     }
 
@@ -177,22 +212,41 @@ impl Server {
     }
 
     /// Priority is global across the worker's functions; within a priority, functions take
-    /// turns starting after the one served last.
+    /// turns starting after the one served last. Looks at whichever is fewer: the worker's
+    /// functions or the functions with work at that priority.
     fn pick_job(&mut self, conn: ConnId) -> Option<JobId> {
-        let c = self.conns.get(conn)?;
-        let (n, start) = (c.worker.abilities.len(), c.worker.rr_cursor);
+        let w = &self.conns.get(conn)?.worker;
+        let n = w.abilities().len();
+        if n == 0 {
+            return None;
+        }
+        let start = w.rr_cursor % n;
+        let turn = |i: usize| (i + n - start) % n;
         for priority in Priority::ALL {
-            for k in 0..n {
-                let idx = (start + k) % n;
-                let Some((name, _)) = c.worker.abilities.get(idx) else {
-                    continue;
-                };
-                if let Some(job) = self.jobs.peek_queued(name, priority) {
-                    if let Some(c) = self.conns.get_mut(conn) {
-                        c.worker.rr_cursor = idx + 1;
-                    }
-                    return Some(job);
+            let ready = self.jobs.functions.ready(priority);
+            let next = if ready.len() <= n {
+                ready
+                    .iter()
+                    .filter_map(|&f| w.position(f))
+                    .min_by_key(|&i| turn(i))
+            } else {
+                (0..n).map(|k| (start + k) % n).find(|&i| {
+                    w.abilities()
+                        .get(i)
+                        .and_then(|a| self.jobs.function(a.function))
+                        .is_some_and(|f| f.queued(priority) > 0)
+                })
+            };
+            let Some((idx, function)) =
+                next.and_then(|i| w.abilities().get(i).map(|a| (i, a.function)))
+            else {
+                continue;
+            };
+            if let Some(job) = self.jobs.peek_queued(function, priority) {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.worker.rr_cursor = idx + 1;
                 }
+                return Some(job);
             }
         }
         None
@@ -205,7 +259,7 @@ impl Server {
         let timeout = self
             .conns
             .get(conn)
-            .and_then(|c| c.worker.timeout(&job.function));
+            .and_then(|c| c.worker.timeout(job.function));
         self.move_job(
             id,
             Target::Running {
@@ -217,19 +271,19 @@ impl Server {
         let Some(job) = self.jobs.job(id) else {
             return;
         };
-        let extras = match (mode, &job.reducer) {
+        let extras = match (mode, job.reducer()) {
             (GrabMode::Plain, _) => AssignExtras::Plain,
             (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
-                unique: job.unique.clone(),
+                unique: job.unique_bytes(),
                 reducer: reducer.clone(),
             },
-            _ => AssignExtras::Unique(job.unique.clone()),
+            _ => AssignExtras::Unique(job.unique_bytes()),
         };
         let packet = Response::JobAssign(JobAssign {
-            handle: job.handle.clone(),
-            function: job.function.clone(),
+            handle: self.jobs.handle(id),
+            function: self.jobs.functions.name(job.function),
             extras,
-            data: job.data.clone(),
+            data: job.data_bytes(),
         });
         self.send(conn, packet);
     }
@@ -243,7 +297,7 @@ impl Server {
         data: Bytes,
         now: Instant,
     ) {
-        let held = self.jobs.by_handle(&handle).filter(|&id| {
+        let held = self.jobs.find_handle(&handle).filter(|&id| {
             self.jobs
                 .job(id)
                 .is_some_and(|j| j.phase() == Phase::Running { worker: conn })
@@ -258,10 +312,9 @@ impl Server {
         let listeners = match self.jobs.job_mut(id) {
             Some(job) => {
                 if let Some(s) = &status {
-                    job.numerator = s.numerator;
-                    job.denominator = s.denominator;
+                    job.set_progress(s.numerator, s.denominator);
                 }
-                job.listeners.clone()
+                job.listeners.to_vec()
             }
             None => return,
         };
@@ -328,8 +381,8 @@ impl Server {
             .filter(|j| j.background && !j.cancelled)
             .map(|j| KeptResult {
                 handle,
-                function: j.function.clone(),
-                unique: j.unique.clone(),
+                function: self.jobs.functions.name(j.function),
+                unique: j.unique_bytes(),
                 outcome,
                 data: data.clone(),
                 finished_unix: JobState::unix_at(&self.config, now),
@@ -361,4 +414,12 @@ impl Server {
         }
         self.apply_effects();
     }
+}
+
+/// Whether `conn` is still in the sleep `sleep` it was noted in, unwoken and able to do
+/// `function`.
+fn is_sleeper(conns: &Conns, conn: ConnId, sleep: u64, function: FunctionId) -> bool {
+    conns.get(conn).is_some_and(|c| {
+        c.worker.sleeps == sleep && c.worker.is_unwoken() && c.worker.can(function)
+    })
 }

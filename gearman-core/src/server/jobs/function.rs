@@ -1,10 +1,16 @@
-//! Per-function state: the three priority queues, the workers that can run it, and counts.
+//! Functions: each one's three priority queues and counts, interned so a job names its
+//! function by index; and, per priority, the functions that have queued jobs, so a grab
+//! looks only where there is work.
 
 use super::job::JobId;
 use crate::proto::Priority;
-use crate::server::ConnId;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A function's index; stable while the function exists (a dropped function's index is
+/// reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct FunctionId(pub(crate) u32);
 
 /// One function's queues. Queues hold job ids; a job that leaves from the middle (it ended:
 /// cancelled, abandoned) leaves its id behind, skipped when it reaches the front, so
@@ -22,14 +28,13 @@ pub(crate) struct Function {
     pub(crate) waiting: usize,
     /// CAN_DO registrations, duplicates counted (as gearmand's `status` WORKERS column).
     pub(crate) registrations: usize,
-    /// Connections able to run it, each once, in registration order (for wake-ups).
-    pub(crate) capable: Vec<ConnId>,
-    /// Where the next wake-up round starts, so `--worker-wakeup N` rotates.
-    pub(crate) wake_cursor: usize,
     /// Jobs that were already there when `maxqueue` last changed, as that number shrinks:
     /// a lowered limit refuses new jobs but never evicts old ones, so only the total above
     /// this may be held to the limit (the invariant check uses it).
     pub(crate) over_limit_grace: usize,
+    /// Its place in [`Functions`]' ready list of each priority, while it has jobs queued
+    /// at that priority.
+    ready_pos: [Option<u32>; 3],
 }
 
 impl Function {
@@ -41,9 +46,8 @@ impl Function {
             running: 0,
             waiting: 0,
             registrations: 0,
-            capable: Vec::new(),
-            wake_cursor: 0,
             over_limit_grace: 0,
+            ready_pos: [None; 3],
         }
     }
 
@@ -113,6 +117,181 @@ impl Function {
             .into_iter()
             .zip(self.queues.iter())
             .flat_map(|(p, q)| q.iter().map(move |&id| (p, id)))
+    }
+}
+
+/// Every function, by index and by name, and which have work queued.
+#[derive(Debug, Default)]
+pub(crate) struct Functions {
+    all: Vec<Option<Function>>,
+    by_name: HashMap<Bytes, FunctionId>,
+    /// By name, for listings in gearmand's order.
+    sorted: BTreeMap<Bytes, FunctionId>,
+    /// Indexes of dropped functions, for reuse.
+    free: Vec<FunctionId>,
+    /// Per priority, the functions with jobs queued at it.
+    ready: [Vec<FunctionId>; 3],
+}
+
+impl Functions {
+    pub(crate) fn get(&self, id: FunctionId) -> Option<&Function> {
+        self.all.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: FunctionId) -> Option<&mut Function> {
+        self.all.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn id(&self, name: &[u8]) -> Option<FunctionId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The function's name (empty for an index not in use).
+    pub(crate) fn name(&self, id: FunctionId) -> Bytes {
+        self.get(id).map(|f| f.name.clone()).unwrap_or_default()
+    }
+
+    /// The function `name`, created if new (with a copy of `name`, so no read buffer is
+    /// kept alive by it).
+    pub(crate) fn intern(&mut self, name: &[u8]) -> FunctionId {
+        if let Some(id) = self.id(name) {
+            return id;
+        }
+        let name = Bytes::copy_from_slice(name);
+        let f = Some(Function::new(name.clone()));
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.all.get_mut(id.0 as usize) {
+                    *slot = f;
+                }
+                id
+            }
+            None => {
+                self.all.push(f);
+                FunctionId(u32::try_from(self.all.len() - 1).unwrap_or(u32::MAX))
+            }
+        };
+        self.by_name.insert(name.clone(), id);
+        self.sorted.insert(name, id);
+        id
+    }
+
+    /// Forgets a function nothing depends on any more.
+    pub(crate) fn remove(&mut self, id: FunctionId) {
+        if let Some(f) = self.all.get_mut(id.0 as usize).and_then(Option::take) {
+            self.by_name.remove(&f.name);
+            self.sorted.remove(&f.name);
+            self.free.push(id);
+        }
+    }
+
+    /// Every function, by name.
+    pub(crate) fn sorted(&self) -> impl Iterator<Item = (FunctionId, &Function)> {
+        self.sorted
+            .values()
+            .filter_map(|&id| self.get(id).map(|f| (id, f)))
+    }
+
+    /// The functions with jobs queued at `priority`, in no particular order.
+    pub(crate) fn ready(&self, priority: Priority) -> &[FunctionId] {
+        self.ready.get(priority.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// Appends a job to its function's queue.
+    pub(crate) fn push(&mut self, id: FunctionId, priority: Priority, job: JobId) {
+        let Some(f) = self.get_mut(id) else {
+            return;
+        };
+        f.push(priority, job);
+        if f.queued(priority) == 1 {
+            self.set_ready(id, priority, true);
+        }
+    }
+
+    /// A job left its function's queue (see [`Function::remove`]).
+    pub(crate) fn remove_queued(
+        &mut self,
+        id: FunctionId,
+        priority: Priority,
+        job: JobId,
+        is_live: impl Fn(JobId) -> bool,
+    ) {
+        let Some(f) = self.get_mut(id) else {
+            return;
+        };
+        f.remove(priority, job, is_live);
+        if f.queued(priority) == 0 {
+            self.set_ready(id, priority, false);
+        }
+    }
+
+    fn set_ready(&mut self, id: FunctionId, priority: Priority, ready: bool) {
+        let p = priority.index();
+        let pos = self
+            .get(id)
+            .and_then(|f| f.ready_pos.get(p).copied().flatten());
+        let Some(list) = self.ready.get_mut(p) else {
+            return;
+        };
+        match (ready, pos) {
+            (true, None) => {
+                let at = u32::try_from(list.len()).unwrap_or(u32::MAX);
+                list.push(id);
+                if let Some(slot) = self.get_mut(id).and_then(|f| f.ready_pos.get_mut(p)) {
+                    *slot = Some(at);
+                }
+            }
+            (false, Some(at)) => {
+                list.swap_remove(at as usize);
+                let moved = list.get(at as usize).copied();
+                if let Some(slot) = self.get_mut(id).and_then(|f| f.ready_pos.get_mut(p)) {
+                    *slot = None;
+                }
+                if let Some(slot) = moved
+                    .and_then(|m| self.get_mut(m))
+                    .and_then(|f| f.ready_pos.get_mut(p))
+                {
+                    *slot = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every function in use, with its index.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (FunctionId, &Function)> {
+        self.all.iter().enumerate().filter_map(|(i, f)| {
+            f.as_ref()
+                .map(|f| (FunctionId(u32::try_from(i).unwrap_or(u32::MAX)), f))
+        })
+    }
+
+    /// Checks the name indexes and ready lists (for invariant checks).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for (id, f) in self.iter() {
+            if self.by_name.get(&f.name) != Some(&id) || self.sorted.get(&f.name) != Some(&id) {
+                return Err(format!("function {:?} not indexed by name", f.name));
+            }
+            for p in Priority::ALL {
+                let listed = self.ready(p).iter().filter(|&&r| r == id).count();
+                if listed != usize::from(f.queued(p) > 0) {
+                    return Err(format!(
+                        "function {:?} listed {listed} times as ready at {p:?} with {} queued",
+                        f.name,
+                        f.queued(p)
+                    ));
+                }
+                if let Some(at) = f.ready_pos.get(p.index()).copied().flatten() {
+                    if self.ready(p).get(at as usize) != Some(&id) {
+                        return Err(format!("function {:?} misplaced in the ready list", f.name));
+                    }
+                }
+            }
+        }
+        if self.by_name.len() != self.iter().count() {
+            return Err("a function name indexes no function".into());
+        }
+        Ok(())
     }
 }
 

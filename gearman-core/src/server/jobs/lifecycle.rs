@@ -13,10 +13,8 @@
 //! membership, the worker's hold), so no other code touches those.
 
 use super::retry::attempts_record;
-use super::{Effect, Function, JobId, JobState, Phase, TimerKind};
+use super::{Effect, JobId, JobState, Phase, TimerKind};
 use crate::server::{ConnId, ExtraKind, ServerConfig, ServerEvent};
-use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Where a transition takes a job.
@@ -54,13 +52,13 @@ impl JobState {
         target: Target,
         now: Instant,
     ) {
-        let Some(job) = self.jobs.get(&id) else {
+        let Some(job) = self.jobs.get(id) else {
             return;
         };
         let from = job.phase;
         let target = match target {
             Target::Runnable => match job
-                .epoch
+                .epoch()
                 .and_then(|t| JobState::epoch_instant(config, t, now))
             {
                 Some(at) => Target::Scheduled(at),
@@ -82,58 +80,71 @@ impl JobState {
 
     /// Undoes what entering `from` did.
     fn leave(&mut self, id: JobId, from: Phase) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
-        if let Some(timer) = job.timer.take() {
+        if let Some(timer) = job.timer() {
+            job.set_timer(None);
             self.timers.cancel(timer);
         }
         if let Phase::Running { .. } = from {
             // Progress resets as in gearmand.
-            job.numerator = 0;
-            job.denominator = 0;
+            job.set_progress(0, 0);
         }
-        let (name, priority) = (job.function.clone(), job.priority);
-        let jobs = &self.jobs;
-        let Some(f) = self.functions.get_mut(&name) else {
-            return;
-        };
+        let (function, priority) = (job.function, job.priority);
         match from {
             Phase::New => {}
-            Phase::Persisting | Phase::Scheduled(_) => f.waiting = f.waiting.saturating_sub(1),
-            Phase::Queued => f.remove(priority, id, |other| {
-                other != id && jobs.get(&other).is_some_and(|j| j.phase == Phase::Queued)
-            }),
+            Phase::Persisting | Phase::Scheduled => {
+                if let Some(f) = self.functions.get_mut(function) {
+                    f.waiting = f.waiting.saturating_sub(1);
+                }
+            }
+            Phase::Queued => {
+                let jobs = &self.jobs;
+                self.functions
+                    .remove_queued(function, priority, id, |other| {
+                        other != id && jobs.get(other).is_some_and(|j| j.phase == Phase::Queued)
+                    });
+            }
             Phase::Running { worker } => {
-                f.running = f.running.saturating_sub(1);
+                if let Some(f) = self.functions.get_mut(function) {
+                    f.running = f.running.saturating_sub(1);
+                }
                 self.effects.push(Effect::Released { worker, job: id });
             }
         }
     }
 
     fn enter_persisting(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
         job.phase = Phase::Persisting;
-        function_entry(&mut self.functions, &job.function).waiting += 1;
+        let function = job.function;
+        if let Some(f) = self.functions.get_mut(function) {
+            f.waiting += 1;
+        }
         self.start_write(id);
     }
 
     fn enter_scheduled(&mut self, config: &ServerConfig, id: JobId, from: Phase, at: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
-        job.phase = Phase::Scheduled(at);
-        job.timer = Some(self.timers.arm(at, TimerKind::Due { job: id }));
-        function_entry(&mut self.functions, &job.function).waiting += 1;
+        job.phase = Phase::Scheduled;
+        job.set_timer(Some(self.timers.arm(at, id, TimerKind::Due)));
+        let (function, durable_id, failures) = (job.function, job.durable_id(), job.failures());
+        if let Some(f) = self.functions.get_mut(function) {
+            f.waiting += 1;
+        }
         if let Phase::Running { .. } = from {
             // A failed job backing off before its retry (see `retry`).
-            self.stats.function(&job.function).backoff_retries += 1;
-            if let (Some(d), true) = (job.durable_id, config.durable_extras) {
+            let name = self.functions.name(function);
+            self.stats.function(&name).backoff_retries += 1;
+            if let (Some(d), true) = (durable_id, config.durable_extras) {
                 let due = JobState::unix_at_ceil(config, at);
                 self.events.push_back(ServerEvent::PutExtra {
-                    record: attempts_record(d, job.failures, due),
+                    record: attempts_record(d, failures, due),
                     acknowledge: false,
                 });
             }
@@ -141,18 +152,19 @@ impl JobState {
     }
 
     fn enter_queued(&mut self, id: JobId, from: Phase, now: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let since = self.stamp(now);
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
         job.phase = Phase::Queued;
-        job.since = Some(now);
-        function_entry(&mut self.functions, &job.function).push(job.priority, id);
+        job.since = since;
+        let (function, priority) = (job.function, job.priority);
+        self.functions.push(function, priority, id);
         if let Phase::Running { .. } = from {
-            self.stats.function(&job.function).retried += 1;
+            let name = self.functions.name(function);
+            self.stats.function(&name).retried += 1;
         }
-        self.effects.push(Effect::Runnable {
-            function: job.function.clone(),
-        });
+        self.effects.push(Effect::Runnable { function });
     }
 
     fn enter_running(
@@ -162,43 +174,39 @@ impl JobState {
         timeout: Option<Duration>,
         now: Instant,
     ) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let stamp = self.stamp(now);
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
         job.phase = Phase::Running { worker };
-        if let Some(queued) = job.since.replace(now) {
-            let waited = now.saturating_duration_since(queued);
-            self.stats
-                .function(&job.function)
-                .queue_wait
-                .observe(waited);
-        }
-        function_entry(&mut self.functions, &job.function).running += 1;
+        let waited = std::mem::replace(&mut job.since, stamp);
         if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
-            job.timer = Some(self.timers.arm(at, TimerKind::RunTimeout { job: id }));
+            job.set_timer(Some(self.timers.arm(at, id, TimerKind::RunTimeout)));
         }
+        let function = job.function;
+        if let Some(f) = self.functions.get_mut(function) {
+            f.running += 1;
+        }
+        let name = self.functions.name(function);
+        let wait = Duration::from_nanos(stamp.saturating_sub(waited));
+        self.stats.function(&name).queue_wait.observe(wait);
         self.effects.push(Effect::Held { worker, job: id });
     }
 
     /// Removes the job from every structure; deletes its store row and retry state.
     fn end(&mut self, config: &ServerConfig, id: JobId) {
-        let Some(job) = self.jobs.remove(&id) else {
+        self.unindex_unique(id);
+        let Some(job) = self.jobs.remove(id) else {
             return;
         };
-        self.by_handle.remove(&job.handle);
-        if let Some(key) = job.unique_key {
-            let k = (job.function.clone(), key);
-            if self.by_unique.get(&k) == Some(&id) {
-                self.by_unique.remove(&k);
-            }
-        }
-        if let Some(f) = self.functions.get_mut(&job.function) {
+        if let Some(f) = self.functions.get_mut(job.function) {
             f.over_limit_grace = f.over_limit_grace.min(f.total());
         }
-        for conn in job.listeners {
+        let (durable_id, failures) = (job.durable_id(), job.failures());
+        for conn in job.listeners.into_vec() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
-        if let (Some(d), true) = (job.durable_id, job.failures > 0) {
+        if let (Some(d), true) = (durable_id, failures > 0) {
             if config.durable_extras {
                 self.events.push_back(ServerEvent::DeleteExtra {
                     kind: ExtraKind::Attempts,
@@ -206,7 +214,7 @@ impl JobState {
                 });
             }
         }
-        if let Some(d) = job.durable_id {
+        if let Some(d) = durable_id {
             // A store write still pending keeps its entry: the store applies this remove
             // after the insert, and its answer resolves the JOB_CREATED replies held for it.
             self.events
@@ -217,31 +225,21 @@ impl JobState {
     /// A running job cancelled: it stays with its worker, silent, forgotten by its
     /// clients, its unique id and the store.
     fn cancel_running(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id).filter(|j| j.is_running()) else {
+        if !self.jobs.get(id).is_some_and(|j| j.is_running()) {
+            return;
+        }
+        self.unindex_unique(id);
+        let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
         job.cancelled = true;
-        for conn in std::mem::take(&mut job.listeners) {
+        let durable_id = job.durable_id();
+        job.set_durable_id(None);
+        for conn in std::mem::take(&mut job.listeners).into_vec() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
-        if let Some(key) = job.unique_key.take() {
-            let k = (job.function.clone(), key);
-            if self.by_unique.get(&k) == Some(&id) {
-                self.by_unique.remove(&k);
-            }
-        }
-        if let Some(durable_id) = job.durable_id.take() {
+        if let Some(durable_id) = durable_id {
             self.events.push_back(ServerEvent::Unpersist { durable_id });
         }
     }
-}
-
-/// The function `name`, created if a drop removed it meanwhile.
-fn function_entry<'a>(
-    functions: &'a mut BTreeMap<Bytes, Function>,
-    name: &Bytes,
-) -> &'a mut Function {
-    functions
-        .entry(name.clone())
-        .or_insert_with(|| Function::new(name.clone()))
 }

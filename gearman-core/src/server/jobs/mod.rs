@@ -1,4 +1,4 @@
-//! The job state: every job, function queue, unique map, timer, store write, retry, dead
+//! The job state: every job, function queue, unique index, timer, store write, retry, dead
 //! letter, schedule and kept result, with no connection in sight.
 //!
 //! Every job changes phase through one function, [`JobState::transition`], which keeps the
@@ -7,6 +7,10 @@
 //! longer watches one, a function has work to wake workers for) is noted as an [`Effect`]
 //! that the server applies to its sessions after each call; store writes are
 //! [`ServerEvent`]s the adapter polls.
+//!
+//! Sized for millions of queued jobs: jobs live in a dense table found by number
+//! ([`table`]), a handle is `PREFIX:N` parsed back to the number rather than a map key,
+//! functions are interned, and the unique index holds bare job ids.
 
 mod function;
 mod job;
@@ -16,10 +20,11 @@ mod persist;
 mod restore;
 pub mod retry;
 pub mod schedule;
+mod table;
 mod timers;
 
-pub(crate) use function::Function;
-pub(crate) use job::{Job, JobId, Phase, UniqueKey};
+pub(crate) use function::{Function, FunctionId, Functions};
+pub(crate) use job::{Job, JobId, KeyKind, Phase};
 pub(crate) use lifecycle::Target;
 pub(crate) use persist::PendingWrite;
 pub(crate) use timers::{TimerId, TimerKind};
@@ -28,7 +33,10 @@ use super::stats::Stats;
 use super::{ConnId, DeadLetter, Outcome, Schedule, ServerConfig, ServerEvent};
 use crate::proto::Priority;
 use bytes::Bytes;
+use hashbrown::HashTable;
+use job::NewJob;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// Where an epoch too far ahead for `Instant` is placed instead.
@@ -72,20 +80,24 @@ pub(crate) enum Effect {
     /// `function` has a newly queued job: wake sleeping workers that can do it.
     Runnable {
         /// The function.
-        function: Bytes,
+        function: FunctionId,
     },
 }
 
 /// Every job and what hangs off jobs; single-owner, no locks, no I/O, no clock.
 #[derive(Debug)]
 pub(crate) struct JobState {
-    pub(crate) jobs: HashMap<JobId, Job>,
-    next_job: u64,
-    pub(crate) by_handle: HashMap<Bytes, JobId>,
-    pub(crate) by_unique: HashMap<(Bytes, UniqueKey), JobId>,
-    handle_counter: u64,
-    /// Sorted so admin listings are stable.
-    pub(crate) functions: BTreeMap<Bytes, Function>,
+    pub(crate) jobs: table::JobTable,
+    /// The jobs that coalesce, found by function and key bytes (hashed where they lie, in
+    /// the job).
+    uniques: HashTable<JobId>,
+    hasher: RandomState,
+    /// Handles are `prefix:N`, N = `first_handle` + the job number.
+    prefix: Bytes,
+    first_handle: u64,
+    /// The instant job timestamps count from.
+    start: Instant,
+    pub(crate) functions: Functions,
     /// `maxqueue` limits, also for functions not seen yet.
     pub(crate) max_queue: HashMap<Bytes, [u32; 3]>,
     pub(crate) timers: timers::Timers,
@@ -115,15 +127,16 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    /// No jobs; handles count up from `first_handle`.
-    pub(crate) fn new(first_handle: u64) -> JobState {
+    /// No jobs; handles as `config` says, timestamps from `now`.
+    pub(crate) fn new(config: &ServerConfig, now: Instant) -> JobState {
         JobState {
-            jobs: HashMap::new(),
-            next_job: 0,
-            by_handle: HashMap::new(),
-            by_unique: HashMap::new(),
-            handle_counter: first_handle,
-            functions: BTreeMap::new(),
+            jobs: table::JobTable::new(),
+            uniques: HashTable::new(),
+            hasher: RandomState::new(),
+            prefix: Bytes::copy_from_slice(config.handle_prefix.as_bytes()),
+            first_handle: config.first_handle,
+            start: now,
+            functions: Functions::default(),
             max_queue: HashMap::new(),
             timers: timers::Timers::default(),
             next_durable: 1,
@@ -141,69 +154,172 @@ impl JobState {
     }
 
     pub(crate) fn job(&self, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id)
+        self.jobs.get(id)
     }
 
     /// For fields outside the lifecycle (progress, listeners, background); the phase is
     /// private to [`JobState::transition`].
     pub(crate) fn job_mut(&mut self, id: JobId) -> Option<&mut Job> {
-        self.jobs.get_mut(&id)
+        self.jobs.get_mut(id)
     }
 
-    pub(crate) fn by_handle(&self, handle: &[u8]) -> Option<JobId> {
-        self.by_handle.get(handle).copied()
+    /// The job's handle, `PREFIX:N`.
+    pub(crate) fn handle(&self, id: JobId) -> Bytes {
+        let n = self.first_handle.wrapping_add(id.0);
+        let mut h = Vec::with_capacity(self.prefix.len() + 21);
+        h.extend_from_slice(&self.prefix);
+        h.push(b':');
+        h.extend_from_slice(n.to_string().as_bytes());
+        Bytes::from(h)
     }
 
-    pub(crate) fn by_unique(&self, function: &Bytes, key: &UniqueKey) -> Option<JobId> {
-        self.by_unique
-            .get(&(function.clone(), key.clone()))
+    /// The live job `handle` names: `PREFIX:N` exactly as [`JobState::handle`] writes it
+    /// (no sign, no leading zero); anything else names no job.
+    pub(crate) fn find_handle(&self, handle: &[u8]) -> Option<JobId> {
+        let digits = handle.strip_prefix(&self.prefix[..])?.strip_prefix(b":")?;
+        let canonical = match digits {
+            [] => false,
+            [b'0', _, ..] => false,
+            _ => digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit),
+        };
+        if !canonical {
+            return None;
+        }
+        let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        let id = JobId(n.wrapping_sub(self.first_handle));
+        self.jobs.contains(id).then_some(id)
+    }
+
+    fn key_hash(&self, function: FunctionId, kind: KeyKind, key: &[u8]) -> u64 {
+        self.hasher.hash_one((function, kind, key))
+    }
+
+    /// The job of `function` that coalesces on `key`.
+    pub(crate) fn by_unique(
+        &self,
+        function: FunctionId,
+        kind: KeyKind,
+        key: &[u8],
+    ) -> Option<JobId> {
+        let hash = self.key_hash(function, kind, key);
+        let jobs = &self.jobs;
+        self.uniques
+            .find(hash, |&id| {
+                jobs.get(id)
+                    .is_some_and(|j| j.function == function && j.key_bytes() == Some((kind, key)))
+            })
             .copied()
     }
 
-    pub(crate) fn function(&self, name: &[u8]) -> Option<&Function> {
-        self.functions.get(name)
+    /// [`JobState::by_unique`] by the function's name and a submission's unique and data.
+    pub(crate) fn find_unique(&self, function: &[u8], unique: &[u8], data: &[u8]) -> Option<JobId> {
+        let kind = KeyKind::of(unique, data)?;
+        let function = self.functions.id(function)?;
+        self.by_unique(function, kind, kind.bytes(unique, data))
     }
 
-    /// The function, created if new.
-    pub(crate) fn function_mut(&mut self, name: &Bytes) -> &mut Function {
-        self.functions
-            .entry(name.clone())
-            .or_insert_with(|| Function::new(name.clone()))
+    /// Adds job `id` (with its key set) to the unique index.
+    fn index_unique(&mut self, id: JobId) {
+        let Some((function, (kind, key))) = self
+            .jobs
+            .get(id)
+            .and_then(|j| j.key_bytes().map(|k| (j.function, k)))
+        else {
+            return;
+        };
+        let hash = self.key_hash(function, kind, key);
+        let (jobs, hasher) = (&self.jobs, &self.hasher);
+        self.uniques.insert_unique(hash, id, |&other| {
+            jobs.get(other)
+                .and_then(|j| {
+                    j.key_bytes()
+                        .map(|(k, b)| hasher.hash_one((j.function, k, b)))
+                })
+                .unwrap_or(0)
+        });
+    }
+
+    /// Takes job `id` out of the unique index (it keeps its bytes, and stops coalescing).
+    fn unindex_unique(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(id) else {
+            return;
+        };
+        let Some((kind, key)) = job.key_bytes() else {
+            return;
+        };
+        let hash = self.key_hash(job.function, kind, key);
+        if let Ok(entry) = self.uniques.find_entry(hash, |&other| other == id) {
+            entry.remove();
+        }
+        if let Some(job) = self.jobs.get_mut(id) {
+            job.key = None;
+        }
+    }
+
+    /// Jobs in the unique index (for invariant checks).
+    pub(crate) fn unique_ids(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.uniques.iter().copied()
+    }
+
+    pub(crate) fn function(&self, id: FunctionId) -> Option<&Function> {
+        self.functions.get(id)
+    }
+
+    /// The function `name`, created if new.
+    pub(crate) fn intern(&mut self, name: &[u8]) -> FunctionId {
+        self.functions.intern(name)
     }
 
     /// Jobs currently held by workers.
     pub(crate) fn running_jobs(&self) -> usize {
-        self.functions.values().map(|f| f.running).sum()
+        self.functions.iter().map(|(_, f)| f.running).sum()
     }
 
     /// Jobs waiting in queues (including epoch jobs not yet due and jobs being stored).
     pub(crate) fn queued_jobs(&self) -> usize {
         self.functions
-            .values()
-            .map(|f| f.queued_total() + f.waiting)
+            .iter()
+            .map(|(_, f)| f.queued_total() + f.waiting)
             .sum()
     }
 
-    /// A new job in phase [`Phase::New`]; the caller places it with a transition before
-    /// its call returns.
+    /// Nanoseconds from the start to `now`: how jobs note when they entered a phase.
+    pub(crate) fn stamp(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The time from stamp `since` to `now`.
+    pub(crate) fn elapsed(&self, since: u64, now: Instant) -> Duration {
+        Duration::from_nanos(self.stamp(now).saturating_sub(since))
+    }
+
+    /// A new job in phase [`Phase::New`] (indexed by its unique, if it coalesces); the
+    /// caller places it with a transition before its call returns.
     pub(crate) fn create(
         &mut self,
-        config: &ServerConfig,
         sub: Submission,
-        key: Option<UniqueKey>,
+        key: Option<KeyKind>,
         durable_id: Option<u64>,
+        now: Instant,
     ) -> JobId {
-        self.handle_counter += 1;
-        self.next_job += 1;
-        let id = JobId(self.next_job);
-        let handle = Bytes::from(format!("{}:{}", config.handle_prefix, self.handle_counter));
-        if let Some(k) = &key {
-            self.by_unique.insert((sub.function.clone(), k.clone()), id);
-        }
-        self.by_handle.insert(handle.clone(), id);
-        self.function_mut(&sub.function);
-        self.stats.function(&sub.function).submitted += 1;
-        self.jobs.insert(id, Job::new(handle, sub, key, durable_id));
+        let function = self.intern(&sub.function);
+        let id = self.jobs.next_id();
+        self.jobs.insert(Job::new(NewJob {
+            id,
+            function,
+            unique: &sub.unique,
+            data: &sub.data,
+            priority: sub.priority,
+            background: sub.background,
+            epoch: sub.epoch,
+            reducer: sub.reducer.as_deref(),
+            key,
+            durable_id,
+            since: self.stamp(now),
+        }));
+        self.index_unique(id);
+        let name = self.functions.name(function);
+        self.stats.function(&name).submitted += 1;
         id
     }
 
@@ -263,7 +379,7 @@ impl JobState {
     }
 
     /// The next job timer due at `now`.
-    pub(crate) fn pop_due_timer(&mut self, now: Instant) -> Option<(TimerId, TimerKind)> {
+    pub(crate) fn pop_due_timer(&mut self, now: Instant) -> Option<(TimerId, JobId, TimerKind)> {
         self.timers.pop_due(now)
     }
 
@@ -274,57 +390,60 @@ impl JobState {
         self.expire_kept(config, now);
     }
 
-    /// One more CAN_DO of `function` by `conn` (`first`: its first of that function);
-    /// returns whether the function has queued work.
-    pub(crate) fn register(&mut self, function: &Bytes, conn: ConnId, first: bool) -> bool {
-        let f = self.function_mut(function);
-        f.registrations += 1;
-        if first {
-            f.capable.push(conn);
-        }
-        f.queued_total() > 0
+    /// One more CAN_DO of `function`; returns whether it has queued work.
+    pub(crate) fn register(&mut self, function: FunctionId) -> bool {
+        self.functions.get_mut(function).is_some_and(|f| {
+            f.registrations += 1;
+            f.queued_total() > 0
+        })
     }
 
-    /// `conn` can no longer do `function`: its `count` registrations go.
-    pub(crate) fn unregister(&mut self, function: &[u8], conn: ConnId, count: usize) {
+    /// `count` CAN_DOs of `function` withdrawn.
+    pub(crate) fn unregister(&mut self, function: FunctionId, count: usize) {
         if let Some(f) = self.functions.get_mut(function) {
             f.registrations = f.registrations.saturating_sub(count);
-            f.capable.retain(|&w| w != conn);
         }
     }
 
     /// The oldest queued job of `function` at `priority`, left in place.
-    pub(crate) fn peek_queued(&mut self, function: &[u8], priority: Priority) -> Option<JobId> {
+    pub(crate) fn peek_queued(
+        &mut self,
+        function: FunctionId,
+        priority: Priority,
+    ) -> Option<JobId> {
         let jobs = &self.jobs;
         let f = self.functions.get_mut(function)?;
         if f.queued(priority) == 0 {
             return None;
         }
         f.peek(priority, |id| {
-            jobs.get(&id).is_some_and(|j| j.phase == Phase::Queued)
+            jobs.get(id).is_some_and(|j| j.phase == Phase::Queued)
         })
     }
 
     /// Counts a worker's final report on job `id`, and how long it ran.
     pub(crate) fn count_outcome(&mut self, id: JobId, outcome: Outcome, now: Instant) {
-        let Some(job) = self.jobs.get(&id) else {
+        let Some(job) = self.jobs.get(id) else {
             return;
         };
-        let ran = job.since.map(|at| now.saturating_duration_since(at));
-        let s = self.stats.function(&job.function);
+        let ran = self.elapsed(job.since, now);
+        let name = self.functions.name(job.function);
+        let s = self.stats.function(&name);
         match outcome {
             Outcome::Complete => s.completed += 1,
             Outcome::Exception => s.exceptions += 1,
             Outcome::Fail => s.failed += 1,
         }
-        if let Some(ran) = ran {
-            s.run_time.observe(ran);
-        }
+        s.run_time.observe(ran);
     }
 
     /// `maxqueue`: sets (or, with all zero, clears) the limits of `function`.
     pub(crate) fn set_max_queue(&mut self, function: Bytes, limits: [u32; 3]) {
-        if let Some(f) = self.functions.get_mut(&function) {
+        if let Some(f) = self
+            .functions
+            .id(&function)
+            .and_then(|id| self.functions.get_mut(id))
+        {
             f.over_limit_grace = f.total();
         }
         if limits == [0; 3] {
@@ -335,50 +454,28 @@ impl JobState {
     }
 
     /// Whether `maxqueue` refuses one more job of `function` at `priority`.
-    pub(crate) fn queue_full(&self, function: &Bytes, priority: Priority) -> bool {
+    pub(crate) fn queue_full(&self, function: &[u8], priority: Priority) -> bool {
         let Some(limit) = self.max_queue.get(function) else {
             return false;
         };
         let max = limit.get(priority.index()).copied().unwrap_or(0) as usize;
-        let total = self.functions.get(function).map_or(0, Function::total);
+        let total = self
+            .functions
+            .id(function)
+            .and_then(|id| self.functions.get(id))
+            .map_or(0, Function::total);
         max > 0 && total >= max
     }
 
     /// `drop function`: false while anything still depends on it (workers, any job).
-    pub(crate) fn drop_function(&mut self, name: &Bytes) -> bool {
+    pub(crate) fn drop_function(&mut self, function: FunctionId) -> bool {
         let busy = self
             .functions
-            .get(name)
+            .get(function)
             .is_some_and(|f| f.registrations > 0 || f.total() > 0);
         if !busy {
-            self.functions.remove(name);
+            self.functions.remove(function);
         }
         !busy
-    }
-}
-
-impl Job {
-    fn new(handle: Bytes, sub: Submission, key: Option<UniqueKey>, durable_id: Option<u64>) -> Job {
-        Job {
-            handle,
-            function: sub.function,
-            unique: sub.unique,
-            unique_key: key,
-            reducer: sub.reducer,
-            data: sub.data,
-            priority: sub.priority,
-            background: sub.background,
-            epoch: sub.epoch,
-            phase: Phase::New,
-            listeners: Vec::new(),
-            retries: 0,
-            timer: None,
-            cancelled: false,
-            numerator: 0,
-            denominator: 0,
-            durable_id,
-            failures: 0,
-            since: None,
-        }
     }
 }

@@ -8,19 +8,16 @@
 //! resolves it, even if the job has ended by then (the store applies the insert before the
 //! remove that ending emits), so no placeholder is left unresolved.
 
-use super::{Job, JobId, JobState, Phase, Target};
+use super::{JobId, JobState, Phase, Target};
 use crate::proto::Response;
 use crate::server::{ConnId, JobRecord, ServerConfig, ServerEvent};
-use bytes::Bytes;
 use std::time::Instant;
 
 /// A store write not answered yet.
 #[derive(Debug)]
 pub(crate) struct PendingWrite {
-    /// The job written; it may have ended since.
+    /// The job written (its number gives the JOB_CREATED handle); it may have ended since.
     pub(crate) job: JobId,
-    /// Its handle, for the JOB_CREATED replies.
-    pub(crate) handle: Bytes,
     /// One entry per placeholder queued for this write.
     pub(crate) waiting: Vec<ConnId>,
 }
@@ -39,18 +36,31 @@ impl JobState {
     /// yet; a new job reaches here through [`Target::Persisting`]).
     pub(crate) fn start_write(&mut self, id: JobId) -> Option<u64> {
         let durable_id = self.next_durable;
-        let job = self.jobs.get_mut(&id)?;
+        let job = self.jobs.get_mut(id)?;
         self.next_durable += 1;
-        job.durable_id = Some(durable_id);
-        self.events
-            .push_back(ServerEvent::Persist(record_of(durable_id, job)));
+        job.set_durable_id(Some(durable_id));
+        let record = self.record_of(durable_id, id)?;
+        self.events.push_back(ServerEvent::Persist(record));
         let write = PendingWrite {
             job: id,
-            handle: job.handle.clone(),
             waiting: Vec::new(),
         };
         self.persisting.insert(durable_id, write);
         Some(durable_id)
+    }
+
+    /// What the store keeps of job `id`.
+    fn record_of(&self, durable_id: u64, id: JobId) -> Option<JobRecord> {
+        let job = self.jobs.get(id)?;
+        Some(JobRecord {
+            durable_id,
+            function: self.functions.name(job.function),
+            unique: job.unique_bytes(),
+            priority: job.priority,
+            data: job.data_bytes(),
+            when: job.epoch(),
+            reducer: job.reducer().cloned(),
+        })
     }
 
     /// Holds one more reply of `conn` for write `durable_id`; false if no such write is
@@ -81,7 +91,7 @@ impl JobState {
         self.dead_retry_persisted(config, durable_id, result.is_ok());
         let reply = match &result {
             Ok(()) => Response::JobCreated {
-                handle: write.handle,
+                handle: self.handle(write.job),
             },
             Err(_) => Response::error("QUEUE_ERROR", "QUEUE_ERROR"),
         };
@@ -93,15 +103,15 @@ impl JobState {
         let id = write.job;
         let Some(job) = self
             .jobs
-            .get_mut(&id)
-            .filter(|j| j.durable_id == Some(durable_id))
+            .get_mut(id)
+            .filter(|j| j.durable_id() == Some(durable_id))
         else {
             return Some(answer);
         };
         if job.phase == Phase::Persisting {
             if result.is_err() {
                 // Nobody was told the job exists; its foreground coalescers got the error.
-                job.durable_id = None;
+                job.set_durable_id(None);
                 self.transition(config, id, Target::Ended, now);
             } else {
                 self.transition(config, id, Target::Runnable, now);
@@ -110,25 +120,12 @@ impl JobState {
             // A late write failed: nothing is stored and every background submission that
             // waited for it was refused, so the job is again the foreground job it was, for
             // the clients still attached (or for nobody).
-            job.durable_id = None;
+            job.set_durable_id(None);
             job.background = false;
             if job.listeners.is_empty() && !job.is_running() {
                 self.transition(config, id, Target::Ended, now);
             }
         }
         Some(answer)
-    }
-}
-
-/// What the store keeps of a background job.
-pub(crate) fn record_of(durable_id: u64, job: &Job) -> JobRecord {
-    JobRecord {
-        durable_id,
-        function: job.function.clone(),
-        unique: job.unique.clone(),
-        priority: job.priority,
-        data: job.data.clone(),
-        when: job.epoch,
-        reducer: job.reducer.clone(),
     }
 }

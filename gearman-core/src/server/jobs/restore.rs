@@ -2,7 +2,7 @@
 //! state, dead letters, schedules, kept results) become job state again.
 
 use super::retry::decode_attempts;
-use super::{JobId, JobState, Submission, Target, UniqueKey};
+use super::{JobId, JobState, KeyKind, Submission, Target};
 use crate::server::{DeadLetter, ExtraKind, ExtraRecord, JobRecord, ServerConfig, ServerEvent};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -54,8 +54,8 @@ impl JobState {
             }
             let durable_id = record.durable_id;
             if let Some(id) = self.restore_one(config, record, now) {
-                if let (Some(job), Some((failures, _))) = (self.jobs.get_mut(&id), tried) {
-                    job.failures = failures;
+                if let (Some(job), Some((failures, _))) = (self.jobs.get_mut(id), tried) {
+                    job.set_failures(failures);
                 }
             } else if tried.is_some() {
                 self.events.push_back(ServerEvent::DeleteExtra {
@@ -74,11 +74,7 @@ impl JobState {
     }
 
     fn restore_one(&mut self, config: &ServerConfig, r: JobRecord, now: Instant) -> Option<JobId> {
-        let key = UniqueKey::of(&r.unique, &r.data);
-        if key
-            .as_ref()
-            .is_some_and(|k| self.by_unique(&r.function, k).is_some())
-        {
+        if self.find_unique(&r.function, &r.unique, &r.data).is_some() {
             // The same job stored twice: keep the first, drop the duplicate record.
             self.events.push_back(ServerEvent::Unpersist {
                 durable_id: r.durable_id,
@@ -94,7 +90,8 @@ impl JobState {
             epoch: r.when,
             reducer: r.reducer,
         };
-        let id = self.create(config, sub, key, Some(r.durable_id));
+        let key = KeyKind::of(&sub.unique, &sub.data);
+        let id = self.create(sub, key, Some(r.durable_id), now);
         self.transition(config, id, Target::Runnable, now);
         Some(id)
     }

@@ -11,7 +11,7 @@
 //! With a store that keeps extra records, the failure count and retry time of a stored job
 //! (an [`ExtraKind::Attempts`] record) and the dead letters survive a restart.
 
-use super::{Effect, JobId, JobState, Submission, Target, UniqueKey};
+use super::{Effect, JobId, JobState, KeyKind, Submission, Target};
 use crate::proto::Priority;
 use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
 use crate::server::{ServerConfig, ServerEvent};
@@ -141,19 +141,24 @@ impl JobState {
         error: Bytes,
         now: Instant,
     ) -> bool {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get(id) else {
             return false;
         };
-        let Some(policy) = config.retry.get(&job.function).copied() else {
+        let name = self.functions.name(job.function);
+        let Some(policy) = config.retry.get(&name).copied() else {
             return false;
         };
         if !job.background || job.cancelled {
             return false;
         }
-        job.failures = job.failures.saturating_add(1);
-        let failures = job.failures;
+        let handle = self.handle(id);
+        let Some(job) = self.jobs.get_mut(id) else {
+            return false;
+        };
+        let failures = job.failures().saturating_add(1);
+        job.set_failures(failures);
         // Foreground clients that coalesced onto it had their final packet.
-        for conn in std::mem::take(&mut job.listeners) {
+        for conn in std::mem::take(&mut job.listeners).into_vec() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if failures <= policy.count {
@@ -162,18 +167,18 @@ impl JobState {
             return true;
         }
         let dead = DeadLetter {
-            handle: job.handle.clone(),
-            function: job.function.clone(),
-            unique: job.unique.clone(),
-            data: job.data.clone(),
+            handle,
+            function: name,
+            unique: job.unique_bytes(),
+            data: job.data_bytes(),
             priority: job.priority,
-            reducer: job.reducer.clone(),
+            reducer: job.reducer().cloned(),
             failures,
             failure,
             last_error: error,
             died_unix: JobState::unix_at(config, now),
         };
-        let key = match job.durable_id {
+        let key = match job.durable_id() {
             Some(d) => d,
             None => self.next_key(),
         };
@@ -218,10 +223,9 @@ impl JobState {
             let Some(dead) = self.dead.remove(key) else {
                 continue;
             };
-            let uk = UniqueKey::of(&dead.unique, &dead.data);
-            if uk
-                .as_ref()
-                .is_some_and(|k| self.by_unique(&dead.function, k).is_some())
+            if self
+                .find_unique(&dead.function, &dead.unique, &dead.data)
+                .is_some()
             {
                 // The same job is queued or running already: that one covers it.
                 self.delete_dead_record(config, *key);
@@ -236,10 +240,11 @@ impl JobState {
                 epoch: None,
                 reducer: dead.reducer.clone(),
             };
-            let id = self.create(config, sub, uk, None);
+            let coalesce = KeyKind::of(&sub.unique, &sub.data);
+            let id = self.create(sub, coalesce, None, now);
             if config.persist_background {
                 self.transition(config, id, Target::Persisting, now);
-                if let Some(d) = self.job(id).and_then(|j| j.durable_id) {
+                if let Some(d) = self.job(id).and_then(|j| j.durable_id()) {
                     self.dead_retrying.insert(d, (*key, dead));
                 }
             } else {

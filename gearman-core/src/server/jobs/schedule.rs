@@ -249,7 +249,7 @@ impl JobState {
         let Some(s) = self.schedules.get(&key) else {
             return;
         };
-        if s.last_job.is_some_and(|id| self.jobs.contains_key(&id)) {
+        if s.last_job.is_some_and(|id| self.jobs.contains(id)) {
             let function = s.function.clone();
             self.stats.function(&function).schedule_skipped += 1;
             if let Some(s) = self.schedules.get_mut(&key) {
@@ -268,7 +268,7 @@ impl JobState {
             reducer: None,
         };
         self.stats.function(&sub.function).schedule_fired += 1;
-        let id = self.create(config, sub, None, None);
+        let id = self.create(sub, None, None, now);
         let target = if config.persist_background {
             Target::Persisting
         } else {
