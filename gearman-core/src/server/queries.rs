@@ -5,7 +5,6 @@ use super::jobs::{kept, schedule, JobState};
 use super::{DeadLetter, Failure, KeptResult, ServerConfig};
 use crate::proto::admin::render;
 use crate::proto::Priority;
-use bytes::Bytes;
 
 /// `status`: per function, jobs held (queued, running, waiting), running, registrations.
 pub(crate) fn status(jobs: &JobState, out: &mut Vec<u8>) {
@@ -36,15 +35,10 @@ pub(crate) fn workers(conns: &Conns, jobs: &JobState, out: &mut Vec<u8>) {
         let Some(c) = conns.get(id) else {
             continue;
         };
-        let names: Vec<(Bytes, usize)> = c
-            .worker
-            .abilities()
-            .iter()
-            .map(|a| (jobs.functions.name(a.function), a.registrations))
-            .collect();
-        let functions = names
-            .iter()
-            .flat_map(|(f, n)| std::iter::repeat_n(&f[..], *n));
+        let functions = c.worker.abilities().iter().flat_map(|a| {
+            let name = jobs.function(a.function).map_or(&[][..], |f| &f.name[..]);
+            std::iter::repeat_n(name, a.registrations)
+        });
         let s = &c.session;
         render::workers_line(out, s.peer.fd, &s.peer.ip, &s.client_id, functions);
     }
