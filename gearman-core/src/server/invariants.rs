@@ -154,21 +154,22 @@ fn registrations_match(s: &Server) -> Result<(), String> {
     Ok(())
 }
 
-/// Each unwoken sleeper is on the wake-up list of every function it can do.
+/// Each listed ability has its one entry on its function's wake-up list, and an unwoken
+/// sleeper has all its abilities listed.
 fn sleepers_are_listed(s: &Server) -> Result<(), String> {
     for (cid, c) in s.conns.iter() {
-        if !c.worker.is_unwoken() {
-            continue;
-        }
         for a in c.worker.abilities() {
-            let listed = s
+            if c.worker.is_unwoken() && !a.listed {
+                return Err(format!("sleeping worker {cid:?} not listed for {a:?}"));
+            }
+            let entries = s
                 .sleepers
                 .of(a.function)
-                .any(|&(conn, sleep)| conn == cid && sleep == c.worker.sleeps);
-            if !listed {
+                .filter(|&&(conn, tag)| conn == cid && tag == a.tag)
+                .count();
+            if entries != usize::from(a.listed) {
                 return Err(format!(
-                    "sleeping worker {cid:?} missing from the wake-up list of {:?}",
-                    s.jobs.functions.name(a.function)
+                    "worker {cid:?}: {entries} wake-up entries for {a:?}"
                 ));
             }
         }

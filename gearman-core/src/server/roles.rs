@@ -48,6 +48,11 @@ pub(crate) struct Ability {
     pub(crate) timeout: Option<Duration>,
     /// CAN_DO registrations of it (duplicates count, as in gearmand).
     pub(crate) registrations: usize,
+    /// Names this ability (a CANT_DO and a new CAN_DO make another) on the function's
+    /// wake-up list, so an entry left from an earlier one is told apart.
+    pub(crate) tag: u64,
+    /// Whether the function's wake-up list holds this ability's entry.
+    pub(crate) listed: bool,
 }
 
 /// A connection as a worker.
@@ -62,8 +67,8 @@ pub(crate) struct WorkerRole {
     pub(crate) rr_cursor: usize,
     pub(crate) sleeping: bool,
     pub(crate) noop_sent: bool,
-    /// Counts its PRE_SLEEPs, so wake-up entries left from an earlier sleep are stale.
-    pub(crate) sleeps: u64,
+    /// The tag the next new ability gets.
+    next_tag: u64,
     /// Jobs it holds.
     pub(crate) running: Vec<JobId>,
 }
@@ -71,6 +76,15 @@ pub(crate) struct WorkerRole {
 impl WorkerRole {
     pub(crate) fn abilities(&self) -> &[Ability] {
         &self.abilities
+    }
+
+    pub(crate) fn abilities_mut(&mut self) -> &mut [Ability] {
+        &mut self.abilities
+    }
+
+    pub(crate) fn ability_mut(&mut self, function: FunctionId) -> Option<&mut Ability> {
+        self.position(function)
+            .and_then(|i| self.abilities.get_mut(i))
     }
 
     /// Where `function` is among its abilities.
@@ -100,10 +114,13 @@ impl WorkerRole {
             return false;
         }
         self.index.insert(function, self.abilities.len());
+        self.next_tag += 1;
         self.abilities.push(Ability {
             function,
             timeout,
             registrations: 1,
+            tag: self.next_tag,
+            listed: false,
         });
         true
     }

@@ -1,17 +1,20 @@
-//! Who to wake when a function gets work: per function, the workers that went to sleep
-//! able to do it, in the order they slept.
+//! Who to wake when a function gets work: per function, a list of the workers able to do
+//! it, in the order they joined.
 //!
-//! A queued job wakes sleepers from the front of its function's list, so its cost is the
-//! workers it wakes, not the workers (or functions) there are. A worker going to sleep
-//! joins the list of each function it can do; entries of workers that woke, grabbed, went
-//! away or can no longer do the function are stale, skipped when met and swept out once a
-//! list is more than twice as long as its function's registrations.
+//! A queued job takes entries from the front of its function's list and wakes those of
+//! sleeping workers, so its cost is the workers it wakes (and the awake ones it passes),
+//! not the workers or functions there are. An entry taken off makes its worker rejoin that
+//! list at its next PRE_SLEEP; a worker that stays listed costs nothing to put to sleep
+//! again, so a worker with thousands of functions, woken for one, rejoins one list. An
+//! entry of a worker that went away or dropped the function is stale (its ability's tag
+//! no longer matches): skipped when met, and swept out once a list is more than twice as
+//! long as its function's registrations.
 
 use super::jobs::FunctionId;
 use super::ConnId;
 use std::collections::VecDeque;
 
-/// A worker that slept able to do a function: its connection and which sleep it was.
+/// A worker able to do a function: its connection and the tag of its ability.
 pub(crate) type Sleeper = (ConnId, u64);
 
 #[derive(Debug, Default)]

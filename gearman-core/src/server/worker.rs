@@ -2,13 +2,13 @@
 
 use super::conn::Conns;
 use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
-use super::wakeups::Sleeper;
+use super::roles::Ability;
 use super::{ConnId, Failure, KeptResult, Outcome, Server};
 use crate::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Response, WorkPayload, WorkStatus,
 };
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// gearmand raises CAN_DO_TIMEOUT values below one second to one second.
@@ -51,14 +51,13 @@ impl Server {
             return;
         }
         let fid = self.jobs.intern(&function);
+        let has_work = self.jobs.register(fid);
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let first = c.worker.add(fid, timeout);
-        let asleep = c.worker.is_unwoken().then_some(c.worker.sleeps);
-        let has_work = self.jobs.register(fid);
-        if let (true, Some(sleep)) = (first, asleep) {
-            self.note_sleeper(fid, (conn, sleep));
+        c.worker.add(fid, timeout);
+        if c.worker.is_unwoken() {
+            self.list_sleeper(conn);
         }
         // A sleeping worker that learns a function with work waiting must not stay asleep.
         if has_work {
@@ -120,31 +119,36 @@ impl Server {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let w = &mut c.worker;
-        w.sleeping = true;
-        w.noop_sent = false;
-        w.sleeps += 1;
+        c.worker.sleeping = true;
+        c.worker.noop_sent = false;
         if runnable {
             self.wake(conn);
-            return;
-        }
-        let sleep = w.sleeps;
-        let functions: Vec<FunctionId> = w.abilities().iter().map(|a| a.function).collect();
-        for f in functions {
-            self.note_sleeper(f, (conn, sleep));
+        } else {
+            self.list_sleeper(conn);
         }
     }
 
-    /// Adds a sleeper to `function`'s wake-up list, sweeping out stale entries once they
-    /// could outnumber the live ones.
-    fn note_sleeper(&mut self, function: FunctionId, sleeper: Sleeper) {
-        let len = self.sleepers.push(function, sleeper);
-        let registrations = self.jobs.function(function).map_or(0, |f| f.registrations);
-        if len > 2 * registrations + 64 {
+    /// Puts `conn` on the wake-up list of each of its functions it is not on yet.
+    fn list_sleeper(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let mut crowded = Vec::new();
+        for a in c.worker.abilities_mut().iter_mut().filter(|a| !a.listed) {
+            a.listed = true;
+            let len = self.sleepers.push(a.function, (conn, a.tag));
+            let registrations = self
+                .jobs
+                .function(a.function)
+                .map_or(0, |f| f.registrations);
+            if len > 2 * registrations + 64 {
+                crowded.push(a.function);
+            }
+        }
+        for function in crowded {
             let conns = &self.conns;
-            let mut seen = HashSet::new();
-            self.sleepers.retain(function, |&(conn, sleep)| {
-                is_sleeper(conns, conn, sleep, function) && seen.insert(conn)
+            self.sleepers.retain(function, |&(conn, tag)| {
+                listed_ability(conns, conn, function, tag).is_some()
             });
         }
     }
@@ -181,7 +185,7 @@ impl Server {
     }
 
     /// Wakes sleeping workers for a newly runnable job of `function` (`worker_wakeup` of
-    /// them, 0 = all), longest asleep first.
+    /// them, 0 = all), in the order they joined its list.
     pub(super) fn wake_for(&mut self, function: FunctionId) {
         let limit = match self.config.worker_wakeup {
             0 => usize::MAX,
@@ -189,10 +193,17 @@ impl Server {
         };
         let mut woken = 0;
         while woken < limit {
-            let Some((conn, sleep)) = self.sleepers.pop(function) else {
+            let Some((conn, tag)) = self.sleepers.pop(function) else {
                 break;
             };
-            if is_sleeper(&self.conns, conn, sleep, function) {
+            let Some(c) = self.conns.get_mut(conn) else {
+                continue;
+            };
+            let Some(a) = c.worker.ability_mut(function).filter(|a| a.tag == tag) else {
+                continue;
+            };
+            a.listed = false;
+            if c.worker.is_unwoken() {
                 self.wake(conn);
                 woken += 1;
             }
@@ -416,10 +427,53 @@ impl Server {
     }
 }
 
-/// Whether `conn` is still in the sleep `sleep` it was noted in, unwoken and able to do
-/// `function`.
-fn is_sleeper(conns: &Conns, conn: ConnId, sleep: u64, function: FunctionId) -> bool {
-    conns.get(conn).is_some_and(|c| {
-        c.worker.sleeps == sleep && c.worker.is_unwoken() && c.worker.can(function)
-    })
+/// The ability whose wake-up entry `(conn, tag)` is, if that entry is still live.
+fn listed_ability(conns: &Conns, conn: ConnId, function: FunctionId, tag: u64) -> Option<&Ability> {
+    let c = conns.get(conn)?;
+    let a = c.worker.abilities().get(c.worker.position(function)?)?;
+    (a.tag == tag && a.listed).then_some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::Request;
+    use crate::server::{PeerInfo, Server, ServerConfig};
+    use bytes::Bytes;
+    use std::time::Instant;
+
+    #[test]
+    fn stale_wake_up_entries_are_swept() {
+        let now = Instant::now();
+        let mut s = Server::new(ServerConfig::new(now, 0), now);
+        let peer = PeerInfo {
+            fd: 1,
+            ip: "127.0.0.1".into(),
+        };
+        let w = s.accept(peer, now);
+        let f = Bytes::from_static(b"f");
+        s.handle_input(w, &Request::PreSleep.to_bytes(), now);
+        // Each CAN_DO while asleep lists the worker; each CANT_DO leaves that entry stale.
+        for _ in 0..1000 {
+            s.handle_input(
+                w,
+                &Request::CanDo {
+                    function: f.clone(),
+                }
+                .to_bytes(),
+                now,
+            );
+            s.handle_input(
+                w,
+                &Request::CantDo {
+                    function: f.clone(),
+                }
+                .to_bytes(),
+                now,
+            );
+            s.check_invariants().unwrap();
+        }
+        let id = s.jobs.functions.id(b"f").unwrap();
+        let entries = s.sleepers.of(id).count();
+        assert!(entries <= 2 + 64, "{entries} wake-up entries kept");
+    }
 }
