@@ -2,10 +2,10 @@
 
 use super::args::{parse_u32, strip_trailing_nul, Args, Part};
 use super::error::{PacketError, ProtocolError};
-use super::packet::{sealed::Parts, Packet};
+use super::packet::sealed::Parts;
 use super::types::*;
 use super::{Frame, Magic, PacketType};
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 /// A packet sent by the server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -158,18 +158,6 @@ impl Response {
             T::OptionRes => Response::OptionRes { name: a.get(0) },
             _ => return Err(ProtocolError::Unexpected { ty }.into()),
         })
-    }
-
-    /// [`Packet::encoded_len`], callable without the trait in scope.
-    // Transitional: the server machine (server/conn.rs) calls it so; drop once it imports
-    // `Packet`.
-    pub fn encoded_len(&self) -> usize {
-        Packet::encoded_len(self)
-    }
-
-    /// [`Packet::encode`], callable without the trait in scope (transitional, as above).
-    pub fn encode<B: BufMut>(&self, out: &mut B) {
-        Packet::encode(self, out)
     }
 
     /// An ERROR packet.

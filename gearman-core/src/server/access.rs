@@ -3,8 +3,8 @@
 //! allowed. A refusal is answered (ERROR packet or `ERR` admin line naming the
 //! permission), reported as [`ServerEvent::Refused`], and the connection carries on.
 
-use super::conn::Outbound;
-use super::session::Inbound;
+use super::framing::Inbound;
+use super::output::Outbound;
 use super::{ConnId, PeerInfo, Server, ServerEvent};
 use crate::acl::{Acl, Grants, Identity, Permission};
 use crate::proto::{Request, Response};
@@ -71,8 +71,8 @@ impl Server {
     pub fn accept_as(&mut self, peer: PeerInfo, identity: Identity, now: Instant) -> ConnId {
         let id = self.accept(peer, now);
         let access = Access::new(identity, self.acl.as_ref());
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.access = access;
+        if let Some(c) = self.conns.get_mut(id) {
+            c.session.access = access;
         }
         id
     }
@@ -81,14 +81,15 @@ impl Server {
     /// connections alike.
     pub fn set_acl(&mut self, acl: Option<Acl>) {
         for c in self.conns.values_mut() {
-            c.access = Access::new(c.access.identity.clone(), acl.as_ref());
+            let s = &mut c.session;
+            s.access = Access::new(s.access.identity.clone(), acl.as_ref());
         }
         self.acl = acl;
     }
 
     /// The identity `conn` was accepted as.
     pub fn identity(&self, conn: ConnId) -> Option<&Identity> {
-        self.conns.get(&conn).map(|c| &c.access.identity)
+        self.conns.get(conn).map(|c| &c.session.access.identity)
     }
 
     /// Whether `conn` may have `inbound` acted on; a refusal is answered and reported here.
@@ -96,21 +97,21 @@ impl Server {
         let Some((permission, functions)) = needed(inbound) else {
             return true;
         };
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(access) = self.conns.get(conn).map(|c| &c.session.access) else {
             return false;
         };
         let refused_function = match functions {
-            [None, None] => (!c.access.allows(permission, b"")).then(Bytes::new),
+            [None, None] => (!access.allows(permission, b"")).then(Bytes::new),
             names => names
                 .into_iter()
                 .flatten()
-                .find(|f| !c.access.allows(permission, f))
+                .find(|f| !access.allows(permission, f))
                 .cloned(),
         };
         let Some(function) = refused_function else {
             return true;
         };
-        let identity = c.access.identity.to_string();
+        let identity = access.identity.to_string();
         if matches!(inbound, Inbound::Admin(_)) {
             let line = format!(
                 "ERR PERMISSION_DENIED {}+not+permitted+for+{}\r\n",

@@ -1,21 +1,13 @@
-//! Client requests: submissions (coalescing, maxqueue, JOB_CREATED), status queries, options.
+//! Client requests: submissions (coalescing, maxqueue, JOB_CREATED), schedules, status
+//! queries, options.
 
-use super::job::{Job, JobState, UniqueKey};
-use super::{ConnId, Function, Server};
-use crate::proto::{Priority, Response, StatusRes, StatusResUnique};
+use super::jobs::schedule::ScheduleReply;
+use super::jobs::{Job, JobId, KeyKind, Phase, Submission, Target};
+use super::output::Outbound;
+use super::{ConnId, Server};
+use crate::proto::{Response, StatusRes, StatusResUnique, SubmitJobSched};
 use bytes::Bytes;
 use std::time::Instant;
-
-/// A submission, whatever packet it came in.
-pub(super) struct Submission {
-    pub(super) function: Bytes,
-    pub(super) unique: Bytes,
-    pub(super) data: Bytes,
-    pub(super) priority: Priority,
-    pub(super) background: bool,
-    pub(super) epoch: Option<i64>,
-    pub(super) reducer: Option<Bytes>,
-}
 
 impl Server {
     pub(super) fn submit(&mut self, conn: ConnId, sub: Submission, now: Instant) {
@@ -39,83 +31,91 @@ impl Server {
             );
             return;
         }
-        let key = UniqueKey::of(&sub.unique, &sub.data);
-        if let Some(key) = &key {
-            if let Some(&id) = self.by_unique.get(&(sub.function.clone(), key.clone())) {
-                self.coalesce(conn, id, sub.background);
-                return;
-            }
-        }
-        if let Some(limit) = self.max_queue.get(&sub.function) {
-            let max = limit.get(sub.priority.index()).copied().unwrap_or(0) as usize;
-            let total = self.functions.get(&sub.function).map_or(0, Function::total);
-            if max > 0 && total >= max {
-                self.send(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
-                return;
-            }
-        }
-        let persist = self.config.persist_background && sub.background;
-        let id = self.create_job(sub, key, None, persist);
-        if !self.jobs.get(&id).is_some_and(|j| j.background) {
-            self.attach(conn, id);
-        }
-        if persist {
-            if let Some(durable_id) = self.start_persist(id) {
-                self.await_persist(conn, durable_id);
-            }
-        } else {
-            let handle = self
-                .jobs
-                .get(&id)
-                .map(|j| j.handle.clone())
-                .unwrap_or_default();
-            self.send(conn, Response::JobCreated { handle });
-            self.make_runnable(id, now);
-        }
-    }
-
-    pub(super) fn coalesce(&mut self, conn: ConnId, id: u64, background: bool) {
-        // A background submission is acknowledged only once the job is stored, so one
-        // onto a job nothing stores (a foreground job) stores it now, where it is.
-        let unstored = self.jobs.get(&id).is_some_and(|j| j.durable_id.is_none());
-        if background && self.config.persist_background && unstored {
-            self.start_persist(id);
-        }
-        let Some(job) = self.jobs.get_mut(&id) else {
+        if let Some(id) = self.jobs.find_unique(&sub.function, &sub.unique, &sub.data) {
+            self.coalesce(conn, id, sub.background);
             return;
-        };
-        job.background |= background;
-        let handle = job.handle.clone();
-        // Held while a write is pending: any submission of a job waiting for its first
-        // write, and a background one of a job being stored late.
-        let held = job.durable_id.filter(|d| {
-            self.persisting.contains_key(d) && (background || job.state == JobState::Persisting)
-        });
+        }
+        if self.jobs.queue_full(&sub.function, sub.priority) {
+            self.send(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
+            return;
+        }
+        let background = sub.background;
+        let persist = self.config.persist_background && background;
+        let key = KeyKind::of(&sub.unique, &sub.data);
+        let id = self.jobs.create(sub, key, None, now);
         if !background {
             self.attach(conn, id);
         }
-        match held {
-            Some(d) => self.await_persist(conn, d),
+        if persist {
+            self.move_job(id, Target::Persisting, now);
+            if let Some(durable_id) = self.jobs.job(id).and_then(|j| j.durable_id()) {
+                self.await_write(conn, durable_id);
+            }
+        } else {
+            let handle = self.jobs.handle(id);
+            self.send(conn, Response::JobCreated { handle });
+            self.move_job(id, Target::Runnable, now);
+        }
+    }
+
+    fn coalesce(&mut self, conn: ConnId, id: JobId, background: bool) {
+        // A background submission is acknowledged only once the job is stored, so one
+        // onto a job nothing stores (a foreground job) stores it now, where it is.
+        let unstored = self.jobs.job(id).is_some_and(|j| j.durable_id().is_none());
+        if background && self.config.persist_background && unstored {
+            self.jobs.start_write(id);
+        }
+        let handle = self.jobs.handle(id);
+        let Some(job) = self.jobs.job_mut(id) else {
+            return;
+        };
+        job.background |= background;
+        // Held while a write is pending: any submission of a job waiting for its first
+        // write, and a background one of a job being stored late.
+        let held = job
+            .durable_id()
+            .filter(|_| background || job.phase() == Phase::Persisting);
+        if !background {
+            self.attach(conn, id);
+        }
+        match held.filter(|d| self.jobs.persisting.contains_key(d)) {
+            Some(d) => self.await_write(conn, d),
             None => self.send(conn, Response::JobCreated { handle }),
         }
     }
 
-    pub(super) fn attach(&mut self, conn: ConnId, id: u64) {
-        if let Some(job) = self.jobs.get_mut(&id) {
+    /// One more foreground submission of `conn` waits for `id`'s result.
+    fn attach(&mut self, conn: ConnId, id: JobId) {
+        if let Some(job) = self.jobs.job_mut(id) {
             job.listeners.push(conn);
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.watch(id);
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.client.watch(id);
+        }
+    }
+
+    pub(super) fn submit_sched(&mut self, conn: ConnId, s: SubmitJobSched, now: Instant) {
+        match self.jobs.add_schedule(&self.config, conn, s, now) {
+            ScheduleReply::Created(handle) => self.send(conn, Response::JobCreated { handle }),
+            ScheduleReply::AwaitStore(key) => self.queue_out(conn, Outbound::AwaitPersist(key)),
+            ScheduleReply::Refused(code, text) => {
+                let code = Bytes::from_static(code.as_bytes());
+                self.send(conn, Response::Error { code, text })
+            }
         }
     }
 
     pub(super) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
-        let job = self.by_handle.get(&handle).and_then(|id| self.jobs.get(id));
+        let job = self
+            .jobs
+            .find_handle(&handle)
+            .and_then(|id| self.jobs.job(id));
+        let (numerator, denominator) = job.map_or((0, 0), Job::progress);
         let reply = StatusRes {
             known: job.is_some(),
             running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
+            numerator,
+            denominator,
             handle,
         };
         self.send(conn, Response::StatusRes(reply));
@@ -124,17 +124,18 @@ impl Server {
     /// Not scoped by function, as in gearmand: the first function (by name) with a job of
     /// that unique id answers.
     pub(super) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
-        let key = UniqueKey::Unique(unique.clone());
         let job = self
+            .jobs
             .functions
-            .keys()
-            .find_map(|f| self.by_unique.get(&(f.clone(), key.clone())))
-            .and_then(|id| self.jobs.get(id));
+            .sorted()
+            .find_map(|(f, _)| self.jobs.by_unique(f, KeyKind::Unique, &unique))
+            .and_then(|id| self.jobs.job(id));
+        let (numerator, denominator) = job.map_or((0, 0), Job::progress);
         let reply = StatusResUnique {
             known: job.is_some(),
             running: job.is_some_and(Job::is_running),
-            numerator: job.map_or(0, |j| j.numerator),
-            denominator: job.map_or(0, |j| j.denominator),
+            numerator,
+            denominator,
             client_count: job.map_or(0, |j| j.listeners.len() as u32),
             unique,
         };
@@ -144,8 +145,8 @@ impl Server {
     pub(super) fn option(&mut self, conn: ConnId, name: Bytes) {
         let word = name.split(|&b| b == 0).next().unwrap_or_default();
         if word.eq_ignore_ascii_case(b"exceptions") {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.exceptions = true;
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.client.exceptions = true;
             }
             self.send(conn, Response::OptionRes { name });
         } else {

@@ -1,81 +1,46 @@
-//! One connection's framing: binary packets and admin text lines on the same stream, told
-//! apart at each packet boundary by the first byte (`\0` = binary), as gearmand does.
+//! A session: one connection's framing and output, who the peer is, and whether the server
+//! is closing it. The roles the peer takes are in [`super::roles`].
 
-use crate::error::{DecodeError, PacketError};
+use super::access::Access;
+use super::framing::Framing;
+use super::output::Output;
 use crate::limits::Limits;
-use crate::proto::admin::AdminCommand;
-use crate::proto::{FrameDecoder, Request};
-use bytes::BytesMut;
+use bytes::Bytes;
 
-/// One unit of input from a connection. Short-lived (built and consumed in one call), so
-/// boxing the large `Request` variant would cost an allocation for nothing.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Inbound {
-    /// A binary request.
-    Request(Request),
-    /// An admin text command.
-    Admin(AdminCommand),
-    /// A delimited packet that could not be used; answer with an ERROR and carry on.
-    Bad(PacketError),
+/// Who is on the other end, for the admin `workers` listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The number shown first on a `workers` line (gearmand shows the socket fd).
+    pub fd: u64,
+    /// Textual peer address, without port.
+    pub ip: String,
 }
 
-/// Framing state for one connection.
 #[derive(Debug)]
 pub(crate) struct Session {
-    buf: BytesMut,
-    decoder: FrameDecoder,
+    pub(crate) peer: PeerInfo,
+    /// Who the peer is and what it may do.
+    pub(crate) access: Access,
+    /// SET_CLIENT_ID, `-` until set.
+    pub(crate) client_id: Bytes,
+    pub(crate) framing: Framing,
+    pub(crate) output: Output,
+    /// Listed among the connections with output ready.
+    pub(crate) in_writable: bool,
+    /// Set once the server decided to close it; input is ignored from then on.
+    pub(crate) closing: bool,
 }
 
 impl Session {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(peer: PeerInfo, access: Access, limits: Limits) -> Self {
         Session {
-            buf: BytesMut::new(),
-            decoder: FrameDecoder::new(limits),
+            peer,
+            access,
+            client_id: Bytes::from_static(b"-"),
+            framing: Framing::new(limits),
+            output: Output::default(),
+            in_writable: false,
+            closing: false,
         }
     }
-
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next complete unit; `Ok(None)` when more bytes are needed. `Err` is fatal.
-    pub(crate) fn next(&mut self) -> Result<Option<Inbound>, DecodeError> {
-        match self.buf.first() {
-            None => {
-                // Everything is consumed: let go of the buffer (an empty `BytesMut` split
-                // from a large read would keep that whole allocation), so an idle
-                // connection holds none.
-                self.buf = BytesMut::new();
-                Ok(None)
-            }
-            Some(0) => {
-                Ok(self
-                    .decoder
-                    .decode(&mut self.buf)?
-                    .map(|frame| match Request::parse(&frame) {
-                        Ok(request) => Inbound::Request(request),
-                        Err(e) => Inbound::Bad(e),
-                    }))
-            }
-            Some(_) => self.next_line(),
-        }
-    }
-
-    fn next_line(&mut self) -> Result<Option<Inbound>, DecodeError> {
-        let max = self.decoder.limits().max_admin_line;
-        let window = self.buf.get(..max.min(self.buf.len())).unwrap_or_default();
-        match memchr_newline(window) {
-            Some(end) => {
-                let line = self.buf.split_to(end + 1);
-                AdminCommand::parse(&line).map(|c| Some(Inbound::Admin(c)))
-            }
-            None if self.buf.len() >= max => Err(DecodeError::AdminLineTooLong { max }),
-            None => Ok(None),
-        }
-    }
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }

@@ -164,15 +164,16 @@ pub struct Snapshot {
 impl Server {
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.jobs.stats
     }
 
     /// The gauges `status`, `prioritystatus` and `workers` show, as data.
     pub fn snapshot(&self) -> Snapshot {
         let functions = self
+            .jobs
             .functions
-            .values()
-            .map(|f| FunctionGauges {
+            .sorted()
+            .map(|(_, f)| FunctionGauges {
                 name: f.name.clone(),
                 total: f.total() as u64,
                 running: f.running as u64,
@@ -180,25 +181,30 @@ impl Server {
                 workers: f.registrations as u64,
             })
             .collect();
-        let mut ids: Vec<_> = self.conns.keys().copied().collect();
-        ids.sort();
-        let workers = ids
-            .iter()
+        let workers = self
+            .conns
+            .sorted_ids()
+            .into_iter()
             .filter_map(|id| self.conns.get(id))
-            .filter(|c| !c.abilities.is_empty())
+            .filter(|c| !c.worker.abilities().is_empty())
             .map(|c| WorkerInfo {
-                fd: c.peer.fd,
-                ip: c.peer.ip.clone(),
-                client_id: c.client_id.clone(),
-                functions: c.abilities.iter().map(|(f, _)| f.clone()).collect(),
-                running: c.running.len() as u64,
+                fd: c.session.peer.fd,
+                ip: c.session.peer.ip.clone(),
+                client_id: c.session.client_id.clone(),
+                functions: c
+                    .worker
+                    .abilities()
+                    .iter()
+                    .map(|a| self.jobs.functions.name(a.function))
+                    .collect(),
+                running: c.worker.running.len() as u64,
             })
             .collect();
         Snapshot {
             functions,
             connections: self.conns.len() as u64,
             workers,
-            jobs: self.jobs.len() as u64,
+            jobs: self.jobs.jobs.len() as u64,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Worker requests: abilities, sleeping and waking, grabbing jobs, and their results.
 
-use super::job::JobState;
-use super::timers::TimerKind;
-use super::{ConnId, Server};
+use super::conn::Conns;
+use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
+use super::roles::Ability;
+use super::{ConnId, Failure, KeptResult, Outcome, Server};
 use crate::proto::{
     AssignExtras, GrabMode, JobAssign, Priority, Response, WorkPayload, WorkStatus,
 };
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// gearmand raises CAN_DO_TIMEOUT values below one second to one second.
@@ -34,10 +36,6 @@ impl Report {
             Report::Exception => "An exception was received for a job that does not exist",
         }
     }
-
-    pub(super) fn is_final(self) -> bool {
-        matches!(self, Report::Complete | Report::Fail | Report::Exception)
-    }
 }
 
 impl Server {
@@ -49,137 +47,175 @@ impl Server {
             );
             return;
         }
-        let Some(c) = self.conns.get_mut(&conn) else {
+        if self.conns.get(conn).is_none() {
+            return;
+        }
+        let fid = self.jobs.intern(&function);
+        let has_work = self.jobs.register(fid);
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let first = match c.ability(&function) {
-            Some(i) => {
-                if let (Some(a), Some(r)) = (c.abilities.get_mut(i), c.registrations.get_mut(i)) {
-                    a.1 = timeout;
-                    *r += 1;
-                }
-                false
-            }
-            None => {
-                c.abilities.push((function.clone(), timeout));
-                c.registrations.push(1);
-                true
-            }
-        };
-        let f = self.function_mut(&function);
-        f.registrations += 1;
-        if first {
-            f.capable.push(conn);
+        c.worker.add(fid, timeout);
+        if c.worker.is_unwoken() {
+            self.list_sleeper(conn);
         }
         // A sleeping worker that learns a function with work waiting must not stay asleep.
-        if f.queued_total() > 0 {
+        if has_work {
             self.wake(conn);
         }
     }
 
     pub(super) fn cant_do(&mut self, conn: ConnId, function: &Bytes, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(fid) = self.jobs.functions.id(function) else {
             return;
         };
-        let Some(i) = c.ability(function) else { return };
-        c.abilities.remove(i);
-        let count = if i < c.registrations.len() {
-            c.registrations.remove(i)
-        } else {
-            0
+        let Some(ability) = self.conns.get_mut(conn).and_then(|c| c.worker.remove(fid)) else {
+            return;
         };
-        let mut held: Vec<u64> = c.running.clone();
-        held.sort_unstable(); // requeue in arrival order, as on disconnect
-        if let Some(f) = self.functions.get_mut(function) {
-            f.registrations = f.registrations.saturating_sub(count);
-            f.capable.retain(|&w| w != conn);
+        self.jobs.unregister(fid, ability.registrations);
+        self.lose_held(conn, fid, now);
+    }
+
+    /// RESET_ABILITIES: a CANT_DO of every function, in registration order.
+    pub(super) fn reset_abilities(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let abilities = c.worker.take_abilities();
+        let mut held: HashMap<FunctionId, Vec<JobId>> = HashMap::new();
+        for &job in &c.worker.running {
+            if let Some(j) = self.jobs.job(job) {
+                held.entry(j.function).or_default().push(job);
+            }
         }
+        for a in abilities {
+            self.jobs.unregister(a.function, a.registrations);
+            let mut jobs = held.remove(&a.function).unwrap_or_default();
+            jobs.sort_unstable(); // requeue in arrival order, as on disconnect
+            for job in jobs {
+                self.lose(job, now);
+            }
+        }
+    }
+
+    /// The jobs `conn` holds of `function` go back (or fail), in arrival order, as on
+    /// disconnect.
+    fn lose_held(&mut self, conn: ConnId, function: FunctionId, now: Instant) {
+        let mut held = self
+            .conns
+            .get(conn)
+            .map(|c| c.worker.running.clone())
+            .unwrap_or_default();
+        held.sort_unstable();
         for job in held {
-            if self.jobs.get(&job).is_some_and(|j| j.function == *function) {
-                self.take_from_worker(conn, job);
-                self.retry_or_fail(job, now);
+            if self.jobs.job(job).is_some_and(|j| j.function == function) {
+                self.lose(job, now);
             }
         }
     }
 
     pub(super) fn pre_sleep(&mut self, conn: ConnId) {
         let runnable = self.has_runnable(conn);
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.sleeping = true;
-        c.noop_sent = false;
+        c.worker.sleeping = true;
+        c.worker.noop_sent = false;
         if runnable {
             self.wake(conn);
+        } else {
+            self.list_sleeper(conn);
         }
     }
 
-    pub(super) fn has_runnable(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| {
-            c.abilities
-                .iter()
-                .any(|(f, _)| self.functions.get(f).is_some_and(|f| f.queued_total() > 0))
+    /// Puts `conn` on the wake-up list of each of its functions it is not on yet.
+    fn list_sleeper(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let mut crowded = Vec::new();
+        for a in c.worker.abilities_mut().iter_mut().filter(|a| !a.listed) {
+            a.listed = true;
+            let len = self.sleepers.push(a.function, (conn, a.tag));
+            let registrations = self
+                .jobs
+                .function(a.function)
+                .map_or(0, |f| f.registrations);
+            if len > 2 * registrations + 64 {
+                crowded.push(a.function);
+            }
+        }
+        for function in crowded {
+            let conns = &self.conns;
+            self.sleepers.retain(function, |&(conn, tag)| {
+                listed_ability(conns, conn, function, tag).is_some()
+            });
+        }
+    }
+
+    /// Whether any function `conn` can do has a job queued. Looks at whichever is fewer:
+    /// the worker's functions or the functions with work.
+    fn has_runnable(&self, conn: ConnId) -> bool {
+        let Some(w) = self.conns.get(conn).map(|c| &c.worker) else {
+            return false;
+        };
+        Priority::ALL.into_iter().any(|p| {
+            let ready = self.jobs.functions.ready(p);
+            if ready.len() <= w.abilities().len() {
+                ready.iter().any(|&f| w.can(f))
+            } else {
+                w.abilities().iter().any(|a| {
+                    self.jobs
+                        .function(a.function)
+                        .is_some_and(|f| f.queued(p) > 0)
+                })
+            }
         })
     }
 
     /// Sends NOOP to a sleeping worker that has not had one since it last grabbed.
     pub(super) fn wake(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if c.sleeping && !c.noop_sent {
-            c.noop_sent = true;
+        if c.worker.is_unwoken() {
+            c.worker.noop_sent = true;
             self.send(conn, Response::Noop);
         }
     }
 
     /// Wakes sleeping workers for a newly runnable job of `function` (`worker_wakeup` of
-    /// them, 0 = all, starting where the last round stopped).
-    pub(super) fn wake_for(&mut self, function: &Bytes) {
+    /// them, 0 = all), in the order they joined its list.
+    pub(super) fn wake_for(&mut self, function: FunctionId) {
         let limit = match self.config.worker_wakeup {
             0 => usize::MAX,
             n => n as usize,
         };
-        let Some(f) = self.functions.get(function) else {
-            return;
-        };
-        let n = f.capable.len();
-        let start = f.wake_cursor;
         let mut woken = 0;
-        let mut next_cursor = start;
-        for k in 0..n {
-            let idx = (start + k) % n;
-            let Some(&worker) = self
-                .functions
-                .get(function)
-                .and_then(|f| f.capable.get(idx))
-            else {
+        while woken < limit {
+            let Some((conn, tag)) = self.sleepers.pop(function) else {
                 break;
             };
-            let asleep = self
-                .conns
-                .get(&worker)
-                .is_some_and(|c| c.sleeping && !c.noop_sent);
-            if asleep {
-                self.wake(worker);
+            let Some(c) = self.conns.get_mut(conn) else {
+                continue;
+            };
+            let Some(a) = c.worker.ability_mut(function).filter(|a| a.tag == tag) else {
+                continue;
+            };
+            a.listed = false;
+            if c.worker.is_unwoken() {
+                self.wake(conn);
                 woken += 1;
-                next_cursor = idx + 1;
-                if woken >= limit {
-                    break;
-                }
             }
-        }
-        if let Some(f) = self.functions.get_mut(function) {
-            f.wake_cursor = if n == 0 { 0 } else { next_cursor % n };
         }
     }
 
     pub(super) fn grab(&mut self, conn: ConnId, mode: GrabMode, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.sleeping = false;
-        c.noop_sent = false;
+        c.worker.sleeping = false;
+        c.worker.noop_sent = false;
         match self.pick_job(conn) {
             Some(job) => self.assign(conn, job, mode, now),
             None => self.send(conn, Response::NoJob),
@@ -187,79 +223,79 @@ impl Server {
     }
 
     /// Priority is global across the worker's functions; within a priority, functions take
-    /// turns starting after the one served last.
-    pub(super) fn pick_job(&mut self, conn: ConnId) -> Option<u64> {
-        let c = self.conns.get(&conn)?;
-        let (n, start) = (c.abilities.len(), c.rr_cursor);
+    /// turns starting after the one served last. Looks at whichever is fewer: the worker's
+    /// functions or the functions with work at that priority.
+    fn pick_job(&mut self, conn: ConnId) -> Option<JobId> {
+        let w = &self.conns.get(conn)?.worker;
+        let n = w.abilities().len();
+        if n == 0 {
+            return None;
+        }
+        let start = w.rr_cursor % n;
+        let turn = |i: usize| (i + n - start) % n;
         for priority in Priority::ALL {
-            for k in 0..n {
-                let idx = (start + k) % n;
-                let name = match self.conns.get(&conn).and_then(|c| c.abilities.get(idx)) {
-                    Some((name, _)) => name.clone(),
-                    None => continue,
-                };
-                let jobs = &self.jobs;
-                let Some(f) = self.functions.get_mut(&name) else {
-                    continue;
-                };
-                if f.queued(priority) == 0 {
-                    continue;
+            let ready = self.jobs.functions.ready(priority);
+            let next = if ready.len() <= n {
+                ready
+                    .iter()
+                    .filter_map(|&f| w.position(f))
+                    .min_by_key(|&i| turn(i))
+            } else {
+                (0..n).map(|k| (start + k) % n).find(|&i| {
+                    w.abilities()
+                        .get(i)
+                        .and_then(|a| self.jobs.function(a.function))
+                        .is_some_and(|f| f.queued(priority) > 0)
+                })
+            };
+            let Some((idx, function)) =
+                next.and_then(|i| w.abilities().get(i).map(|a| (i, a.function)))
+            else {
+                continue;
+            };
+            if let Some(job) = self.jobs.peek_queued(function, priority) {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.worker.rr_cursor = idx + 1;
                 }
-                let is_live = |id: u64| jobs.get(&id).is_some_and(|j| j.state == JobState::Queued);
-                if let Some(job) = f.pop(priority, is_live) {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.rr_cursor = idx + 1;
-                    }
-                    return Some(job);
-                }
+                return Some(job);
             }
         }
         None
     }
 
-    pub(super) fn assign(&mut self, conn: ConnId, id: u64, mode: GrabMode, now: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    fn assign(&mut self, conn: ConnId, id: JobId, mode: GrabMode, now: Instant) {
+        let Some(job) = self.jobs.job(id) else {
             return;
         };
-        job.state = JobState::Running { worker: conn };
-        job.assigned_at = Some(now);
-        if let Some(at) = job.queued_at.take() {
-            let waited = now.saturating_duration_since(at);
-            self.stats
-                .function(&job.function)
-                .queue_wait
-                .observe(waited);
-        }
-        let extras = match (mode, &job.reducer) {
+        let timeout = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.worker.timeout(job.function));
+        self.move_job(
+            id,
+            Target::Running {
+                worker: conn,
+                timeout,
+            },
+            now,
+        );
+        let Some(job) = self.jobs.job(id) else {
+            return;
+        };
+        let extras = match (mode, job.reducer()) {
             (GrabMode::Plain, _) => AssignExtras::Plain,
             (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
-                unique: job.unique.clone(),
+                unique: job.unique_bytes(),
                 reducer: reducer.clone(),
             },
-            _ => AssignExtras::Unique(job.unique.clone()),
+            _ => AssignExtras::Unique(job.unique_bytes()),
         };
         let packet = Response::JobAssign(JobAssign {
-            handle: job.handle.clone(),
-            function: job.function.clone(),
+            handle: self.jobs.handle(id),
+            function: self.jobs.functions.name(job.function),
             extras,
-            data: job.data.clone(),
+            data: job.data_bytes(),
         });
-        let function = job.function.clone();
-        if let Some(f) = self.functions.get_mut(&function) {
-            f.running += 1;
-        }
-        let timeout = self.conns.get_mut(&conn).and_then(|c| {
-            c.running.push(id);
-            c.ability(&function)
-                .and_then(|i| c.abilities.get(i))
-                .and_then(|a| a.1)
-        });
-        if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
-            let timer = self.timers.arm(at, TimerKind::RunTimeout { job: id });
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.timer = Some(timer);
-            }
-        }
         self.send(conn, packet);
     }
 
@@ -272,10 +308,10 @@ impl Server {
         data: Bytes,
         now: Instant,
     ) {
-        let held = self.by_handle.get(&handle).copied().filter(|id| {
+        let held = self.jobs.find_handle(&handle).filter(|&id| {
             self.jobs
-                .get(id)
-                .is_some_and(|j| j.state == JobState::Running { worker: conn })
+                .job(id)
+                .is_some_and(|j| j.phase() == Phase::Running { worker: conn })
         });
         let Some(id) = held else {
             self.send(
@@ -284,13 +320,12 @@ impl Server {
             );
             return;
         };
-        let listeners = match self.jobs.get_mut(&id) {
+        let listeners = match self.jobs.job_mut(id) {
             Some(job) => {
                 if let Some(s) = &status {
-                    job.numerator = s.numerator;
-                    job.denominator = s.denominator;
+                    job.set_progress(s.numerator, s.denominator);
                 }
-                job.listeners.clone()
+                job.listeners.to_vec()
             }
             None => return,
         };
@@ -311,7 +346,11 @@ impl Server {
                     handle: handle.clone(),
                 },
                 Report::Exception => {
-                    if self.conns.get(&listener).is_some_and(|c| c.exceptions) {
+                    if self
+                        .conns
+                        .get(listener)
+                        .is_some_and(|c| c.client.exceptions)
+                    {
                         Response::WorkException(payload())
                     } else {
                         Response::WorkFail {
@@ -322,58 +361,119 @@ impl Server {
             };
             self.send(listener, packet);
         }
-        if kind.is_final() {
-            if let Some(job) = self.jobs.get(&id) {
-                let ran = job.assigned_at.map(|at| now.saturating_duration_since(at));
-                let s = self.stats.function(&job.function);
-                match kind {
-                    Report::Complete => s.completed += 1,
-                    Report::Exception => s.exceptions += 1,
-                    _ => s.failed += 1,
-                }
-                if let Some(ran) = ran {
-                    s.run_time.observe(ran);
+        let outcome = match kind {
+            Report::Complete => Outcome::Complete,
+            Report::Fail => Outcome::Fail,
+            Report::Exception => Outcome::Exception,
+            Report::Status | Report::Data | Report::Warning => return,
+        };
+        self.finish_reported(id, handle, outcome, data, now);
+    }
+
+    /// The worker's final report on job `id`: count it, keep its result if it is kept,
+    /// then retry it under a `--retry` policy or end it.
+    fn finish_reported(
+        &mut self,
+        id: JobId,
+        handle: Bytes,
+        outcome: Outcome,
+        data: Bytes,
+        now: Instant,
+    ) {
+        self.jobs.count_outcome(id, outcome, now);
+        let failure = match outcome {
+            Outcome::Complete => None,
+            Outcome::Fail => Some(Failure::Fail),
+            Outcome::Exception => Some(Failure::Exception),
+        };
+        let kept = self
+            .jobs
+            .job(id)
+            .filter(|j| j.background && !j.cancelled)
+            .map(|j| KeptResult {
+                handle,
+                function: self.jobs.functions.name(j.function),
+                unique: j.unique_bytes(),
+                outcome,
+                data: data.clone(),
+                finished_unix: JobState::unix_at(&self.config, now),
+            });
+        let policy = kept
+            .as_ref()
+            .is_some_and(|k| failure.is_some() && self.config.retry.contains_key(&k.function));
+        let config = &self.config;
+        match (failure, kept) {
+            (Some(f), Some(kept)) if policy => {
+                self.jobs.fail_with_policy(config, id, f, data, now);
+                // A failure retried later is not the job's end; one that dead-letters is.
+                if self.jobs.job(id).is_none() {
+                    self.jobs.keep_result(config, kept, now);
                 }
             }
-            self.take_from_worker(conn, id);
-            let failure = match kind {
-                Report::Fail => Some(super::Failure::Fail),
-                Report::Exception => Some(super::Failure::Exception),
-                _ => None,
-            };
-            let outcome = match kind {
-                Report::Complete => super::Outcome::Complete,
-                Report::Fail => super::Outcome::Fail,
-                _ => super::Outcome::Exception,
-            };
-            let kept = self
-                .jobs
-                .get(&id)
-                .filter(|j| j.background && !j.cancelled)
-                .map(|j| (j.function.clone(), j.unique.clone()));
-            let policy = kept
-                .as_ref()
-                .is_some_and(|(f, _)| failure.is_some() && self.config.retry.contains_key(f));
-            match (failure, kept) {
-                (Some(f), Some((function, unique))) if policy => {
-                    self.fail_with_policy(id, f, data.clone(), now);
-                    // A failure retried later is not the job's end; one that dead-letters is.
-                    if !self.jobs.contains_key(&id) {
-                        self.keep_result(handle, function, unique, outcome, data, now);
-                    }
+            (failure, kept) => {
+                // Kept before the job's row goes, so a crash between the two store
+                // writes runs the job again rather than losing its result.
+                if let Some(kept) = kept {
+                    self.jobs.keep_result(config, kept, now);
                 }
-                (failure, kept) => {
-                    // Kept before the job's row goes, so a crash between the two store
-                    // writes runs the job again rather than losing its result.
-                    if let Some((function, unique)) = kept {
-                        self.keep_result(handle, function, unique, outcome, data.clone(), now);
-                    }
-                    let retried = failure.is_some_and(|f| self.fail_with_policy(id, f, data, now));
-                    if !retried {
-                        self.finish(id, now);
-                    }
+                let retried =
+                    failure.is_some_and(|f| self.jobs.fail_with_policy(config, id, f, data, now));
+                if !retried {
+                    self.jobs.transition(config, id, Target::Ended, now);
                 }
             }
         }
+        self.apply_effects();
+    }
+}
+
+/// The ability whose wake-up entry `(conn, tag)` is, if that entry is still live.
+fn listed_ability(conns: &Conns, conn: ConnId, function: FunctionId, tag: u64) -> Option<&Ability> {
+    let c = conns.get(conn)?;
+    let a = c.worker.abilities().get(c.worker.position(function)?)?;
+    (a.tag == tag && a.listed).then_some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{Packet, Request};
+    use crate::server::{PeerInfo, Server, ServerConfig};
+    use bytes::Bytes;
+    use std::time::Instant;
+
+    #[test]
+    fn stale_wake_up_entries_are_swept() {
+        let now = Instant::now();
+        let mut s = Server::new(ServerConfig::new(now, 0), now);
+        let peer = PeerInfo {
+            fd: 1,
+            ip: "127.0.0.1".into(),
+        };
+        let w = s.accept(peer, now);
+        let f = Bytes::from_static(b"f");
+        s.handle_input(w, &Request::PreSleep.to_bytes(), now);
+        // Each CAN_DO while asleep lists the worker; each CANT_DO leaves that entry stale.
+        for _ in 0..1000 {
+            s.handle_input(
+                w,
+                &Request::CanDo {
+                    function: f.clone(),
+                }
+                .to_bytes(),
+                now,
+            );
+            s.handle_input(
+                w,
+                &Request::CantDo {
+                    function: f.clone(),
+                }
+                .to_bytes(),
+                now,
+            );
+            s.check_invariants().unwrap();
+        }
+        let id = s.jobs.functions.id(b"f").unwrap();
+        let entries = s.sleepers.of(id).count();
+        assert!(entries <= 2 + 64, "{entries} wake-up entries kept");
     }
 }

@@ -11,12 +11,10 @@
 //! With a store that keeps extra records, the failure count and retry time of a stored job
 //! (an [`ExtraKind::Attempts`] record) and the dead letters survive a restart.
 
-use super::client::Submission;
-use super::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
-use super::job::{JobState, UniqueKey};
-use super::timers::TimerKind;
-use super::{Server, ServerEvent};
+use super::{Effect, JobId, JobState, KeyKind, Submission, Target};
 use crate::proto::Priority;
+use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
+use crate::server::{ServerConfig, ServerEvent};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -97,7 +95,7 @@ impl DeadLetter {
             .finish()
     }
 
-    pub(super) fn decode(value: &Bytes) -> Option<DeadLetter> {
+    pub(crate) fn decode(value: &Bytes) -> Option<DeadLetter> {
         let mut d = Decoder::new(value)?;
         Some(DeadLetter {
             handle: d.bytes()?,
@@ -119,7 +117,7 @@ impl DeadLetter {
 }
 
 /// Failures so far and the retry time of a stored job, keyed by its durable id.
-pub(super) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> ExtraRecord {
+pub(crate) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> ExtraRecord {
     ExtraRecord {
         kind: ExtraKind::Attempts,
         key: durable_id,
@@ -127,103 +125,65 @@ pub(super) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> 
     }
 }
 
-pub(super) fn decode_attempts(value: &Bytes) -> Option<(u32, i64)> {
+pub(crate) fn decode_attempts(value: &Bytes) -> Option<(u32, i64)> {
     let mut d = Decoder::new(value)?;
     Some((u32::try_from(d.int()?).ok()?, d.int()?))
 }
 
-impl Server {
-    /// Unix seconds at `now`, from the wall-clock anchor.
-    pub(super) fn unix_at(&self, now: Instant) -> i64 {
-        let (anchor, anchor_unix) = self.config.wall_anchor;
-        let since = now.saturating_duration_since(anchor).as_secs();
-        anchor_unix.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
-    }
-
-    /// The Unix second at `at`, rounded up: a stored due time is never before the
-    /// instant it stands for.
-    fn unix_at_ceil(&self, at: Instant) -> i64 {
-        let (anchor, anchor_unix) = self.config.wall_anchor;
-        let since = at.saturating_duration_since(anchor);
-        let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
-        anchor_unix.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
-    }
-
+impl JobState {
     /// A worker failed background job `id` (its clients were told): retry it later or
-    /// dead-letter it. Returns false when no policy applies (the caller finishes it).
-    pub(super) fn fail_with_policy(
+    /// dead-letter it. Returns false when no policy applies (the caller ends it).
+    pub(crate) fn fail_with_policy(
         &mut self,
-        id: u64,
+        config: &ServerConfig,
+        id: JobId,
         failure: Failure,
         error: Bytes,
         now: Instant,
     ) -> bool {
-        let Some(job) = self.jobs.get(&id) else {
+        let Some(job) = self.jobs.get(id) else {
             return false;
         };
-        let Some(policy) = self.config.retry.get(&job.function).copied() else {
+        let name = self.functions.name(job.function);
+        let Some(policy) = config.retry.get(&name).copied() else {
             return false;
         };
         if !job.background || job.cancelled {
             return false;
         }
-        let unix_now = self.unix_at(now);
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let handle = self.handle(id);
+        let Some(job) = self.jobs.get_mut(id) else {
             return false;
         };
-        job.failures = job.failures.saturating_add(1);
-        let failures = job.failures;
+        let failures = job.failures().saturating_add(1);
+        job.set_failures(failures);
         // Foreground clients that coalesced onto it had their final packet.
-        let listeners = std::mem::take(&mut job.listeners);
-        for l in listeners {
-            if let Some(c) = self.conns.get_mut(&l) {
-                c.unwatch(id);
-            }
+        for conn in std::mem::take(&mut job.listeners).into_vec() {
+            self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if failures <= policy.count {
-            let delay = policy.delay(failures);
-            let Some(job) = self.jobs.get_mut(&id) else {
-                return true;
-            };
-            let at = now.checked_add(delay).unwrap_or(now);
-            job.state = JobState::Scheduled(at);
-            job.timer = Some(self.timers.arm(at, TimerKind::EpochDue { job: id }));
-            let (function, durable) = (job.function.clone(), job.durable_id);
-            if let Some(f) = self.functions.get_mut(&function) {
-                f.waiting += 1;
-            }
-            self.stats.function(&function).backoff_retries += 1;
-            if let (Some(d), true) = (durable, self.config.durable_extras) {
-                let due = self.unix_at_ceil(at);
-                self.events.push_back(ServerEvent::PutExtra {
-                    record: attempts_record(d, failures, due),
-                    acknowledge: false,
-                });
-            }
+            let at = now.checked_add(policy.delay(failures)).unwrap_or(now);
+            self.transition(config, id, Target::Scheduled(at), now);
             return true;
         }
         let dead = DeadLetter {
-            handle: job.handle.clone(),
-            function: job.function.clone(),
-            unique: job.unique.clone(),
-            data: job.data.clone(),
+            handle,
+            function: name,
+            unique: job.unique_bytes(),
+            data: job.data_bytes(),
             priority: job.priority,
-            reducer: job.reducer.clone(),
+            reducer: job.reducer().cloned(),
             failures,
             failure,
             last_error: error,
-            died_unix: unix_now,
+            died_unix: JobState::unix_at(config, now),
         };
-        let key = match job.durable_id {
+        let key = match job.durable_id() {
             Some(d) => d,
-            None => {
-                let d = self.next_durable;
-                self.next_durable += 1;
-                d
-            }
+            None => self.next_key(),
         };
         self.stats.function(&dead.function).dead_lettered += 1;
-        if self.config.durable_extras && self.config.persist_background {
+        if config.durable_extras && config.persist_background {
             // Written before the job's row goes, so a crash in between keeps both and the
             // restore prefers the dead letter.
             self.events.push_back(ServerEvent::PutExtra {
@@ -236,7 +196,7 @@ impl Server {
             });
         }
         self.dead.insert(key, dead);
-        self.finish(id, now);
+        self.transition(config, id, Target::Ended, now);
         true
     }
 
@@ -252,20 +212,23 @@ impl Server {
     /// `retry dead HANDLE|FUNCTION`: each match runs again as a new background job with
     /// its failures reset; returns how many. With a store, the dead letter is deleted once
     /// the new job is stored (and comes back if that write fails).
-    pub(super) fn retry_dead(&mut self, which: &[u8], now: Instant) -> usize {
+    pub(crate) fn retry_dead(
+        &mut self,
+        config: &ServerConfig,
+        which: &[u8],
+        now: Instant,
+    ) -> usize {
         let keys = self.dead_matching(which);
         for key in &keys {
             let Some(dead) = self.dead.remove(key) else {
                 continue;
             };
-            let uk = UniqueKey::of(&dead.unique, &dead.data);
-            let live = uk.as_ref().is_some_and(|k| {
-                self.by_unique
-                    .contains_key(&(dead.function.clone(), k.clone()))
-            });
-            if live {
+            if self
+                .find_unique(&dead.function, &dead.unique, &dead.data)
+                .is_some()
+            {
                 // The same job is queued or running already: that one covers it.
-                self.delete_dead_record(*key);
+                self.delete_dead_record(config, *key);
                 continue;
             }
             let sub = Submission {
@@ -277,24 +240,30 @@ impl Server {
                 epoch: None,
                 reducer: dead.reducer.clone(),
             };
-            let persist = self.config.persist_background;
-            let id = self.create_job(sub, uk, None, persist);
-            if persist {
-                if let Some(d) = self.start_persist(id) {
+            let coalesce = KeyKind::of(&sub.unique, &sub.data);
+            let id = self.create(sub, coalesce, None, now);
+            if config.persist_background {
+                self.transition(config, id, Target::Persisting, now);
+                if let Some(d) = self.job(id).and_then(|j| j.durable_id()) {
                     self.dead_retrying.insert(d, (*key, dead));
                 }
             } else {
-                self.make_runnable(id, now);
+                self.transition(config, id, Target::Runnable, now);
             }
         }
         keys.len()
     }
 
     /// The store answered the write of a job re-queued from the dead letters.
-    pub(super) fn dead_retry_persisted(&mut self, durable_id: u64, ok: bool) {
+    pub(crate) fn dead_retry_persisted(
+        &mut self,
+        config: &ServerConfig,
+        durable_id: u64,
+        ok: bool,
+    ) {
         if let Some((key, dead)) = self.dead_retrying.remove(&durable_id) {
             if ok {
-                self.delete_dead_record(key);
+                self.delete_dead_record(config, key);
             } else {
                 self.dead.insert(key, dead);
             }
@@ -302,27 +271,22 @@ impl Server {
     }
 
     /// `drop dead HANDLE|FUNCTION`: forgets each match; returns how many.
-    pub(super) fn drop_dead(&mut self, which: &[u8]) -> usize {
+    pub(crate) fn drop_dead(&mut self, config: &ServerConfig, which: &[u8]) -> usize {
         let keys = self.dead_matching(which);
         for key in &keys {
             self.dead.remove(key);
-            self.delete_dead_record(*key);
+            self.delete_dead_record(config, *key);
         }
         keys.len()
     }
 
-    fn delete_dead_record(&mut self, key: u64) {
-        if self.config.durable_extras && self.config.persist_background {
+    fn delete_dead_record(&mut self, config: &ServerConfig, key: u64) {
+        if config.durable_extras && config.persist_background {
             self.events.push_back(ServerEvent::DeleteExtra {
                 kind: ExtraKind::DeadLetter,
                 key,
             });
         }
-    }
-
-    /// The dead letters in the order they died (by key).
-    pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {
-        self.dead.values()
     }
 }
 

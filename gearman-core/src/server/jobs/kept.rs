@@ -1,8 +1,8 @@
 //! Results kept for background jobs (`--keep-results`): when a background job ends with
 //! WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION (a failure retried under a `--retry` policy
 //! is not an end; the one that dead-letters it is), its last data is kept for
-//! [`ServerConfig::keep_results`](super::ServerConfig::keep_results), within
-//! [`ServerConfig::keep_results_bytes`](super::ServerConfig::keep_results_bytes) in
+//! [`ServerConfig::keep_results`](crate::server::ServerConfig::keep_results), within
+//! [`ServerConfig::keep_results_bytes`](crate::server::ServerConfig::keep_results_bytes) in
 //! all (the oldest go first), and read back over admin by handle or by function and
 //! unique (`show result`). Nothing changes on the binary protocol: GET_STATUS of an ended
 //! job is still unknown.
@@ -11,8 +11,9 @@
 //! [`ExtraKind::KeptResult`] record, so it survives a restart and still expires at its
 //! time: the record holds when the job ended, in Unix seconds.
 
-use super::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
-use super::{Server, ServerEvent};
+use super::JobState;
+use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
+use crate::server::{ServerConfig, ServerEvent};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -116,7 +117,7 @@ impl KeptResult {
 
 /// The kept results, their indexes, expiry times and size.
 #[derive(Debug, Default)]
-pub(super) struct Kept {
+pub(crate) struct Kept {
     /// By key, which grows with the time a result was kept: the first is the oldest.
     results: std::collections::BTreeMap<u64, (KeptResult, Instant)>,
     by_handle: std::collections::HashMap<Bytes, u64>,
@@ -159,12 +160,12 @@ impl Kept {
     }
 
     /// The total size of the kept results (see [`KeptResult::size`]).
-    pub(super) fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Checks that the indexes, expiry times and size agree with the results.
-    pub(super) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         let size: usize = self.iter().map(KeptResult::size).sum();
         if size != self.bytes {
             return Err(format!(
@@ -182,38 +183,23 @@ impl Kept {
         Ok(())
     }
 
-    pub(super) fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.due.first().map(|(at, _)| *at)
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &KeptResult> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &KeptResult> {
         self.results.values().map(|(r, _)| r)
     }
 }
 
-impl Server {
-    /// Background job `handle` ended: keep its result, if results are kept.
-    pub(super) fn keep_result(
-        &mut self,
-        handle: Bytes,
-        function: Bytes,
-        unique: Bytes,
-        outcome: Outcome,
-        data: Bytes,
-        now: Instant,
-    ) {
-        let Some(keep) = self.config.keep_results else {
+impl JobState {
+    /// A background job ended at `now` (`result.finished_unix`): keep its result, if
+    /// results are kept.
+    pub(crate) fn keep_result(&mut self, config: &ServerConfig, result: KeptResult, now: Instant) {
+        let Some(keep) = config.keep_results else {
             return;
         };
-        let result = KeptResult {
-            handle,
-            function,
-            unique,
-            outcome,
-            data,
-            finished_unix: self.unix_at(now),
-        };
-        let bound = self.config.keep_results_bytes;
+        let bound = config.keep_results_bytes;
         if result.size() > bound {
             // Larger than the bound alone: evicting everything would not make room.
             return;
@@ -221,12 +207,11 @@ impl Server {
         // A handle ends once, but a restored result may share it with a new job from a
         // server without a store's handle offset: the newer one wins.
         if let Some(&old) = self.kept.by_handle.get(&result.handle) {
-            self.drop_kept(old);
+            self.drop_kept(config, old);
         }
-        self.trim_kept(bound - result.size());
-        let key = self.next_durable;
-        self.next_durable += 1;
-        if self.keeps_durably() {
+        self.trim_kept(config, bound - result.size());
+        let key = self.next_key();
+        if keeps_durably(config) {
             self.events.push_back(ServerEvent::PutExtra {
                 record: ExtraRecord {
                     kind: ExtraKind::KeptResult,
@@ -240,12 +225,8 @@ impl Server {
         self.kept.insert(key, result, expires);
     }
 
-    fn keeps_durably(&self) -> bool {
-        self.config.durable_extras && self.config.persist_background
-    }
-
-    fn drop_kept(&mut self, key: u64) {
-        if self.kept.remove(key) && self.keeps_durably() {
+    fn drop_kept(&mut self, config: &ServerConfig, key: u64) {
+        if self.kept.remove(key) && keeps_durably(config) {
             self.events.push_back(ServerEvent::DeleteExtra {
                 kind: ExtraKind::KeptResult,
                 key,
@@ -254,38 +235,43 @@ impl Server {
     }
 
     /// Forgets the oldest kept results until they hold at most `bound` bytes.
-    pub(super) fn trim_kept(&mut self, bound: usize) {
+    pub(crate) fn trim_kept(&mut self, config: &ServerConfig, bound: usize) {
         while self.kept.bytes() > bound {
             let Some(&oldest) = self.kept.results.keys().next() else {
                 break;
             };
-            self.drop_kept(oldest);
+            self.drop_kept(config, oldest);
         }
     }
 
     /// Forgets every kept result whose time is up at `now`.
-    pub(super) fn expire_kept(&mut self, now: Instant) {
+    pub(crate) fn expire_kept(&mut self, config: &ServerConfig, now: Instant) {
         while let Some(&(at, key)) = self.kept.due.first() {
             if at > now {
                 return;
             }
-            self.drop_kept(key);
+            self.drop_kept(config, key);
         }
     }
 
     /// A stored kept result on start: kept again until its time (from when the job ended,
     /// in Unix seconds), or refused (and so deleted) when that is past or results are no
     /// longer kept. The caller trims to the bound once all are back.
-    pub(super) fn restore_kept(&mut self, key: u64, value: &Bytes, now: Instant) -> bool {
-        let (Some(keep), Some(result)) = (self.config.keep_results, KeptResult::decode(value))
-        else {
+    pub(crate) fn restore_kept(
+        &mut self,
+        config: &ServerConfig,
+        key: u64,
+        value: &Bytes,
+        now: Instant,
+    ) -> bool {
+        let (Some(keep), Some(result)) = (config.keep_results, KeptResult::decode(value)) else {
             return false;
         };
         let keep_secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
         let left = result
             .finished_unix
             .saturating_add(keep_secs)
-            .saturating_sub(self.unix_at(now));
+            .saturating_sub(JobState::unix_at(config, now));
         if left <= 0 {
             return false;
         }
@@ -296,13 +282,17 @@ impl Server {
     }
 
     /// The kept result of the job that had `handle`.
-    pub fn kept_result(&self, handle: &[u8]) -> Option<&KeptResult> {
+    pub(crate) fn kept_result(&self, handle: &[u8]) -> Option<&KeptResult> {
         let key = self.kept.by_handle.get(handle)?;
         self.kept.results.get(key).map(|(r, _)| r)
     }
 
     /// The latest kept result of a job of `function` submitted with `unique`.
-    pub fn kept_result_by_unique(&self, function: &[u8], unique: &[u8]) -> Option<&KeptResult> {
+    pub(crate) fn kept_result_by_unique(
+        &self,
+        function: &[u8],
+        unique: &[u8],
+    ) -> Option<&KeptResult> {
         let k = (
             Bytes::copy_from_slice(function),
             Bytes::copy_from_slice(unique),
@@ -310,16 +300,16 @@ impl Server {
         let key = self.kept.by_unique.get(&k)?;
         self.kept.results.get(key).map(|(r, _)| r)
     }
+}
 
-    /// Every kept result, oldest first.
-    pub fn kept_results(&self) -> impl Iterator<Item = &KeptResult> {
-        self.kept.iter()
-    }
+/// Kept results are stored only with a store that keeps extra records.
+fn keeps_durably(config: &ServerConfig) -> bool {
+    config.durable_extras && config.persist_background
 }
 
 /// The `show result` reply: `OK OUTCOME FINISHED_UNIX HANDLE DATA\n`, space-separated, the
 /// data in standard base64 with padding, `-` when empty.
-pub(super) fn render_result(out: &mut Vec<u8>, r: &KeptResult) {
+pub(crate) fn render_result(out: &mut Vec<u8>, r: &KeptResult) {
     use base64::Engine as _;
     out.extend_from_slice(format!("OK {} {} ", r.outcome.name(), r.finished_unix).as_bytes());
     out.extend_from_slice(&r.handle);

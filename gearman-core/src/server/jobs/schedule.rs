@@ -1,7 +1,7 @@
 //! SUBMIT_JOB_SCHED: recurring background jobs on cron schedules ([`crate::cron`]).
 //!
 //! A schedule fires at every matching minute, its fields read in UTC or in the fixed zone
-//! of [`ServerConfig::schedule_offset_secs`](super::ServerConfig::schedule_offset_secs).
+//! of [`ServerConfig::schedule_offset_secs`](crate::server::ServerConfig::schedule_offset_secs).
 //! Each firing runs one background job with the schedule's function and data (at normal
 //! priority, its unique empty so it coalesces with nothing). A firing while the job of the
 //! previous one still exists (queued or running) is skipped and counted, not stacked.
@@ -13,12 +13,12 @@
 //! stored, and a restart re-arms it from the next matching minute: firings missed while the
 //! server was down do not run.
 
-use super::client::Submission;
-use super::conn::Outbound;
-use super::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
-use super::{ConnId, Server, ServerEvent};
+use super::persist::WriteAnswer;
+use super::{JobId, JobState, Submission, Target};
 use crate::cron::CronSpec;
 use crate::proto::{Priority, Response, SubmitJobSched};
+use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
+use crate::server::{ConnId, ServerConfig, ServerEvent};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -42,7 +42,7 @@ pub struct Schedule {
     /// Firings skipped because the previous job still existed.
     pub skipped: u64,
     /// The job of the last firing (gone once it ended).
-    last_job: Option<u64>,
+    last_job: Option<JobId>,
     /// The instant of the next firing, as armed.
     due: Option<Instant>,
 }
@@ -84,39 +84,46 @@ impl Schedule {
 
 /// A schedule waiting for the store before its JOB_CREATED.
 #[derive(Debug)]
-pub(super) struct PendingSchedule {
+pub(crate) struct PendingSchedule {
     handle: Bytes,
     waiting: Vec<ConnId>,
 }
 
 impl PendingSchedule {
     /// Replies held for `conn` (for invariant checks).
-    pub(super) fn waiting_on(&self, conn: ConnId) -> usize {
+    pub(crate) fn waiting_on(&self, conn: ConnId) -> usize {
         self.waiting.iter().filter(|&&c| c == conn).count()
     }
 }
 
-impl Server {
+/// How a SUBMIT_JOB_SCHED is answered.
+#[derive(Debug)]
+pub(crate) enum ScheduleReply {
+    /// An ERROR with this code and text.
+    Refused(&'static str, Bytes),
+    /// JOB_CREATED with this handle, now.
+    Created(Bytes),
+    /// JOB_CREATED once the store holds schedule `key` (a placeholder is owed).
+    AwaitStore(u64),
+}
+
+impl JobState {
     /// SUBMIT_JOB_SCHED from `conn`.
-    pub(super) fn submit_sched(&mut self, conn: ConnId, s: SubmitJobSched, now: Instant) {
-        let limits = self.config.limits;
+    pub(crate) fn add_schedule(
+        &mut self,
+        config: &ServerConfig,
+        conn: ConnId,
+        s: SubmitJobSched,
+        now: Instant,
+    ) -> ScheduleReply {
+        let limits = config.limits;
         if s.unique.len() > limits.max_unique || s.function.len() > limits.max_argument {
-            self.send(
-                conn,
-                Response::error("ARGUMENT_TOO_LARGE", "Function name or unique too large"),
-            );
-            return;
+            let text = Bytes::from_static(b"Function name or unique too large");
+            return ScheduleReply::Refused("ARGUMENT_TOO_LARGE", text);
         }
         let spec = match CronSpec::parse(s.schedule) {
             Ok(spec) => spec,
-            Err(e) => {
-                let error = Response::Error {
-                    code: Bytes::from_static(b"INVALID_SCHEDULE"),
-                    text: Bytes::from(e.0),
-                };
-                self.send(conn, error);
-                return;
-            }
+            Err(e) => return ScheduleReply::Refused("INVALID_SCHEDULE", Bytes::from(e.0)),
         };
         if !s.unique.is_empty() {
             let same = self
@@ -125,19 +132,17 @@ impl Server {
                 .find(|(_, x)| x.function == s.function && x.unique == s.unique)
                 .map(|(k, x)| (*k, x.handle.clone()));
             if let Some((key, handle)) = same {
-                match self.schedules_persisting.get_mut(&key) {
+                return match self.schedules_persisting.get_mut(&key) {
                     Some(p) => {
                         p.waiting.push(conn);
-                        self.queue_out(conn, Outbound::AwaitPersist(key));
+                        ScheduleReply::AwaitStore(key)
                     }
-                    None => self.send(conn, Response::JobCreated { handle }),
-                }
-                return;
+                    None => ScheduleReply::Created(handle),
+                };
             }
         }
-        let key = self.next_durable;
-        self.next_durable += 1;
-        let handle = Bytes::from(format!("{}:s{key}", self.config.handle_prefix));
+        let key = self.next_key();
+        let handle = Bytes::from(format!("{}:s{key}", config.handle_prefix));
         let schedule = Schedule {
             handle: handle.clone(),
             function: s.function,
@@ -150,10 +155,9 @@ impl Server {
             last_job: None,
             due: None,
         };
-        let durable = self.config.durable_extras && self.config.persist_background;
-        if durable {
+        let reply = if durable(config) {
             self.events.push_back(ServerEvent::PutExtra {
-                record: self.schedule_record(key, &schedule),
+                record: schedule_record(key, &schedule),
                 acknowledge: true,
             });
             self.schedules_persisting.insert(
@@ -163,27 +167,22 @@ impl Server {
                     waiting: vec![conn],
                 },
             );
-            self.queue_out(conn, Outbound::AwaitPersist(key));
+            ScheduleReply::AwaitStore(key)
         } else {
-            self.send(conn, Response::JobCreated { handle });
-        }
-        self.schedules.insert(key, schedule);
-        self.arm_schedule(key, now);
-    }
-
-    fn schedule_record(&self, key: u64, schedule: &Schedule) -> ExtraRecord {
-        ExtraRecord {
-            kind: ExtraKind::Schedule,
-            key,
-            value: schedule.encode(),
-        }
-    }
-
-    /// The store answered a schedule's write; false if `key` is no schedule waiting.
-    pub(super) fn schedule_persisted(&mut self, key: u64, result: &Result<(), String>) -> bool {
-        let Some(pending) = self.schedules_persisting.remove(&key) else {
-            return false;
+            ScheduleReply::Created(handle)
         };
+        self.schedules.insert(key, schedule);
+        self.arm_schedule(config, key, now);
+        reply
+    }
+
+    /// The store answered a schedule's write; `None` if `key` is no schedule waiting.
+    pub(crate) fn schedule_persisted(
+        &mut self,
+        key: u64,
+        result: &Result<(), String>,
+    ) -> Option<WriteAnswer> {
+        let pending = self.schedules_persisting.remove(&key)?;
         let reply = match result {
             Ok(()) => Response::JobCreated {
                 handle: pending.handle,
@@ -195,32 +194,27 @@ impl Server {
                 Response::error("QUEUE_ERROR", "QUEUE_ERROR")
             }
         };
-        for c in pending.waiting {
-            if let Some(conn) = self.conns.get_mut(&c) {
-                conn.resolve(key, reply.clone());
-            }
-            self.mark_writable(c);
-        }
-        true
+        Some(WriteAnswer {
+            reply,
+            waiting: pending.waiting,
+        })
     }
 
     /// Arms the schedule `key` for its next matching minute after `now`.
-    fn arm_schedule(&mut self, key: u64, now: Instant) {
+    fn arm_schedule(&mut self, config: &ServerConfig, key: u64, now: Instant) {
         self.unarm_schedule(key);
-        let unix_now = self.unix_at(now);
-        let offset = self.config.schedule_offset_secs;
+        let unix_now = JobState::unix_at(config, now);
         let Some(schedule) = self.schedules.get_mut(&key) else {
             return;
         };
-        schedule.next_unix = schedule.spec.next_after(unix_now, offset);
+        schedule.next_unix = schedule
+            .spec
+            .next_after(unix_now, config.schedule_offset_secs);
         let Some(next) = schedule.next_unix else {
             return;
         };
         // Placed as epoch jobs are: never before the wall clock shows that minute.
-        let at = self.epoch_instant(next, now).unwrap_or(now);
-        let Some(schedule) = self.schedules.get_mut(&key) else {
-            return;
-        };
+        let at = JobState::epoch_instant(config, next, now).unwrap_or(now);
         schedule.due = Some(at);
         self.schedule_due.insert((at, key));
     }
@@ -232,12 +226,12 @@ impl Server {
     }
 
     /// The next schedule firing.
-    pub(super) fn next_schedule_due(&self) -> Option<Instant> {
+    pub(crate) fn next_schedule_due(&self) -> Option<Instant> {
         self.schedule_due.first().map(|(at, _)| *at)
     }
 
     /// Fires every schedule due at `now`.
-    pub(super) fn fire_schedules(&mut self, now: Instant) {
+    pub(crate) fn fire_schedules(&mut self, config: &ServerConfig, now: Instant) {
         while let Some(&(at, key)) = self.schedule_due.first() {
             if at > now {
                 return;
@@ -246,22 +240,22 @@ impl Server {
             if let Some(s) = self.schedules.get_mut(&key) {
                 s.due = None;
             }
-            self.fire_schedule(key, now);
-            self.arm_schedule(key, now);
+            self.fire_schedule(config, key, now);
+            self.arm_schedule(config, key, now);
         }
     }
 
-    fn fire_schedule(&mut self, key: u64, now: Instant) {
+    fn fire_schedule(&mut self, config: &ServerConfig, key: u64, now: Instant) {
         let Some(s) = self.schedules.get(&key) else {
             return;
         };
-        if s.last_job.is_some_and(|id| self.jobs.contains_key(&id)) {
+        if s.last_job.is_some_and(|id| self.jobs.contains(id)) {
             let function = s.function.clone();
             self.stats.function(&function).schedule_skipped += 1;
             if let Some(s) = self.schedules.get_mut(&key) {
                 s.skipped += 1;
             }
-            self.save_schedule(key);
+            self.save_schedule(config, key);
             return;
         }
         let sub = Submission {
@@ -274,27 +268,27 @@ impl Server {
             reducer: None,
         };
         self.stats.function(&sub.function).schedule_fired += 1;
-        let persist = self.config.persist_background;
-        let id = self.create_job(sub, None, None, persist);
-        if persist {
-            self.start_persist(id);
+        let id = self.create(sub, None, None, now);
+        let target = if config.persist_background {
+            Target::Persisting
         } else {
-            self.make_runnable(id, now);
-        }
+            Target::Runnable
+        };
+        self.transition(config, id, target, now);
         if let Some(s) = self.schedules.get_mut(&key) {
             s.fired += 1;
             s.last_job = Some(id);
         }
-        self.save_schedule(key);
+        self.save_schedule(config, key);
     }
 
     /// Writes a schedule's counters again (best effort: a lost count is harmless).
-    fn save_schedule(&mut self, key: u64) {
-        if !(self.config.durable_extras && self.config.persist_background) {
+    fn save_schedule(&mut self, config: &ServerConfig, key: u64) {
+        if !durable(config) {
             return;
         }
         if let Some(s) = self.schedules.get(&key) {
-            let record = self.schedule_record(key, s);
+            let record = schedule_record(key, s);
             self.events.push_back(ServerEvent::PutExtra {
                 record,
                 acknowledge: false,
@@ -303,7 +297,7 @@ impl Server {
     }
 
     /// `cancel job HANDLE` for a schedule: true if `handle` named one.
-    pub(super) fn cancel_schedule(&mut self, handle: &[u8]) -> bool {
+    pub(crate) fn cancel_schedule(&mut self, config: &ServerConfig, handle: &[u8]) -> bool {
         let Some(key) = self
             .schedules
             .iter()
@@ -314,7 +308,7 @@ impl Server {
         };
         self.unarm_schedule(key);
         self.schedules.remove(&key);
-        if self.config.durable_extras && self.config.persist_background {
+        if durable(config) {
             self.events.push_back(ServerEvent::DeleteExtra {
                 kind: ExtraKind::Schedule,
                 key,
@@ -324,24 +318,38 @@ impl Server {
     }
 
     /// A stored schedule, on start; false if it does not decode.
-    pub(super) fn restore_schedule(&mut self, key: u64, value: &Bytes, now: Instant) -> bool {
+    pub(crate) fn restore_schedule(
+        &mut self,
+        config: &ServerConfig,
+        key: u64,
+        value: &Bytes,
+        now: Instant,
+    ) -> bool {
         let Some(s) = Schedule::decode(value) else {
             return false;
         };
         self.schedules.insert(key, s);
-        self.arm_schedule(key, now);
+        self.arm_schedule(config, key, now);
         true
     }
+}
 
-    /// The schedules, by key.
-    pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
-        self.schedules.values()
+/// Schedules are stored only with a store that keeps extra records.
+fn durable(config: &ServerConfig) -> bool {
+    config.durable_extras && config.persist_background
+}
+
+fn schedule_record(key: u64, schedule: &Schedule) -> ExtraRecord {
+    ExtraRecord {
+        kind: ExtraKind::Schedule,
+        key,
+        value: schedule.encode(),
     }
 }
 
 /// One `show schedules` line: handle, function, unique, the five fields (space-separated),
 /// next firing (Unix seconds, `-` for never), firings run, firings skipped; tab-separated.
-pub(super) fn render_schedule(out: &mut Vec<u8>, s: &Schedule) {
+pub(crate) fn render_schedule(out: &mut Vec<u8>, s: &Schedule) {
     out.extend_from_slice(&s.handle);
     out.push(b'\t');
     out.extend_from_slice(&s.function);

@@ -1,0 +1,98 @@
+//! Restore on start: stored background jobs and the records beyond the queue (retry
+//! state, dead letters, schedules, kept results) become job state again.
+
+use super::retry::decode_attempts;
+use super::{JobId, JobState, KeyKind, Submission, Target};
+use crate::server::{DeadLetter, ExtraKind, ExtraRecord, JobRecord, ServerConfig, ServerEvent};
+use std::collections::HashMap;
+use std::time::Instant;
+
+impl JobState {
+    /// Re-creates stored jobs, in priority then arrival order, and the extra records. A job
+    /// that is also a dead letter (a crash between the two writes) stays dead; records that
+    /// do not decode are deleted.
+    pub(crate) fn restore(
+        &mut self,
+        config: &ServerConfig,
+        mut jobs: Vec<JobRecord>,
+        extras: Vec<ExtraRecord>,
+        now: Instant,
+    ) {
+        let mut attempts = HashMap::new();
+        for e in extras {
+            self.next_durable = self.next_durable.max(e.key.saturating_add(1));
+            let kept = match e.kind {
+                ExtraKind::DeadLetter => DeadLetter::decode(&e.value)
+                    .map(|d| self.dead.insert(e.key, d))
+                    .is_some(),
+                ExtraKind::Attempts => decode_attempts(&e.value)
+                    .map(|a| attempts.insert(e.key, a))
+                    .is_some(),
+                ExtraKind::Schedule => self.restore_schedule(config, e.key, &e.value, now),
+                ExtraKind::KeptResult => self.restore_kept(config, e.key, &e.value, now),
+            };
+            if !kept {
+                self.events.push_back(ServerEvent::DeleteExtra {
+                    kind: e.kind,
+                    key: e.key,
+                });
+            }
+        }
+        self.trim_kept(config, config.keep_results_bytes);
+        jobs.sort_by_key(|r| (r.priority, r.durable_id));
+        for mut record in jobs {
+            self.next_durable = self.next_durable.max(record.durable_id + 1);
+            if self.dead.contains_key(&record.durable_id) {
+                self.events.push_back(ServerEvent::Unpersist {
+                    durable_id: record.durable_id,
+                });
+                continue;
+            }
+            let tried = attempts.remove(&record.durable_id);
+            if let Some((_, due)) = tried {
+                record.when = Some(due);
+            }
+            let durable_id = record.durable_id;
+            if let Some(id) = self.restore_one(config, record, now) {
+                if let (Some(job), Some((failures, _))) = (self.jobs.get_mut(id), tried) {
+                    job.set_failures(failures);
+                }
+            } else if tried.is_some() {
+                self.events.push_back(ServerEvent::DeleteExtra {
+                    kind: ExtraKind::Attempts,
+                    key: durable_id,
+                });
+            }
+        }
+        // Retry state of jobs no longer stored.
+        for key in attempts.into_keys() {
+            self.events.push_back(ServerEvent::DeleteExtra {
+                kind: ExtraKind::Attempts,
+                key,
+            });
+        }
+    }
+
+    fn restore_one(&mut self, config: &ServerConfig, r: JobRecord, now: Instant) -> Option<JobId> {
+        if self.find_unique(&r.function, &r.unique, &r.data).is_some() {
+            // The same job stored twice: keep the first, drop the duplicate record.
+            self.events.push_back(ServerEvent::Unpersist {
+                durable_id: r.durable_id,
+            });
+            return None;
+        }
+        let sub = Submission {
+            function: r.function,
+            unique: r.unique,
+            data: r.data,
+            priority: r.priority,
+            background: true,
+            epoch: r.when,
+            reducer: r.reducer,
+        };
+        let key = KeyKind::of(&sub.unique, &sub.data);
+        let id = self.create(sub, key, Some(r.durable_id), now);
+        self.transition(config, id, Target::Runnable, now);
+        Some(id)
+    }
+}
