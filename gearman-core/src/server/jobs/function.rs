@@ -2,15 +2,10 @@
 //! function by index; and, per priority, the functions that have queued jobs, so a grab
 //! looks only where there is work.
 
-use super::job::JobId;
+use super::ids::{FunctionId, JobId};
 use crate::proto::Priority;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-
-/// A function's index; stable while the function exists (a dropped function's index is
-/// reused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct FunctionId(pub(crate) u32);
 
 /// One function's queues. Queues hold job ids; a job that leaves from the middle (it ended:
 /// cancelled, abandoned) leaves its id behind, skipped when it reaches the front, so

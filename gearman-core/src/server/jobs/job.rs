@@ -6,17 +6,12 @@
 //! handle is derived from its number, and what few jobs have (a reducer, an epoch, a timer,
 //! progress, retry failures) sits behind one optional box.
 
+use super::ids::{FunctionId, JobId};
 use super::timers::TimerId;
-use super::FunctionId;
 use crate::proto::Priority;
 use crate::server::ConnId;
 use bytes::Bytes;
 use std::num::NonZeroU64;
-
-/// Names a job while the server holds it: its number, which grows by one per job (so
-/// sorting ids sorts by age), is never reused, and gives its handle (`PREFIX:N`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct JobId(pub(crate) u64);
 
 /// What a submission coalesces on within its function, when it coalesces at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -13,6 +13,7 @@
 //! functions are interned, and the unique index holds bare job ids.
 
 mod function;
+mod ids;
 mod job;
 pub mod kept;
 mod lifecycle;
@@ -23,8 +24,9 @@ pub mod schedule;
 mod table;
 mod timers;
 
-pub(crate) use function::{Function, FunctionId, Functions};
-pub(crate) use job::{Job, JobId, KeyKind, Phase};
+pub(crate) use function::{Function, Functions};
+pub(crate) use ids::{FunctionId, JobId};
+pub(crate) use job::{Job, KeyKind, Phase};
 pub(crate) use lifecycle::Target;
 pub(crate) use persist::PendingWrite;
 pub(crate) use timers::{TimerId, TimerKind};

@@ -8,7 +8,7 @@
 //! cancellation the map holds exactly the live timers, and `poll_timeout` never reports a
 //! deadline nobody needs.
 
-use super::job::JobId;
+use super::ids::JobId;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
