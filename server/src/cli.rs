@@ -472,7 +472,7 @@ impl Args {
         let level = LEVELS[(base + usize::from(self.more_verbose)).min(LEVELS.len() - 1)];
         let handle_prefix = match self.job_handle_prefix {
             Some(p) => p,
-            None => format!("H:{}", hostname()),
+            None => format!("H:{}", crate::host::hostname()),
         };
         if handle_prefix.len() + 11 > 63 {
             return Err(StartError(format!(
@@ -544,16 +544,6 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
-}
-
-/// This machine's host name (`localhost` if unknown).
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

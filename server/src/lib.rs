@@ -28,6 +28,7 @@ mod connection;
 mod daemon;
 mod embedded;
 mod event_loop;
+mod host;
 mod http;
 mod job_flags;
 mod log_limit;

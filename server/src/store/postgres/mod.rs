@@ -153,7 +153,7 @@ impl PostgresFlags {
                 return Err("--libpq-owner must be 1..200 bytes".into())
             }
             Some(o) => o.clone(),
-            None => format!("{}:{port}", crate::cli::hostname()),
+            None => format!("{}:{port}", crate::host::hostname()),
         };
         Ok(PostgresConfig {
             conninfo: self.libpq_conninfo.clone(),
