@@ -4,7 +4,7 @@
 
 use crate::cli::Settings;
 use crate::connection::set::Connections;
-use crate::connection::ToCore;
+use crate::core_channel::{CoreReport, ExtrasList, StoreInfo, ToCore};
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
 use crate::transport::{accept, Accepted, Bound};
@@ -57,7 +57,7 @@ struct CoreTask {
     /// The store's commit counters, for `/metrics`.
     commit_stats: Option<std::sync::Arc<crate::store::CommitStats>>,
     /// Which backend, and the jobs taken over from other servers, for `/metrics`.
-    store_info: Option<crate::http::StoreInfo>,
+    store_info: Option<StoreInfo>,
     /// Past every durable id the core has handed out or restored: jobs taken over from
     /// another server are numbered from here, so they never share an id with this
     /// server's own.
@@ -191,14 +191,10 @@ pub(crate) async fn serve(
         store_info: None,
         next_durable,
     };
-    core.store_info = core
-        .settings
-        .store
-        .as_ref()
-        .map(|backend| crate::http::StoreInfo {
-            backend: backend.queue_type(),
-            jobs_taken_over: takeovers.is_some().then_some(0),
-        });
+    core.store_info = core.settings.store.as_ref().map(|backend| StoreInfo {
+        backend: backend.queue_type(),
+        jobs_taken_over: takeovers.is_some().then_some(0),
+    });
     core.commit_stats = core.store.as_ref().map(|s| s.commit_stats());
     let (mut shutdown, mut hangups): (crate::transport::BoxFuture<'static, bool>, Hangups) =
         match stop_on {
@@ -386,7 +382,7 @@ impl CoreTask {
                 self.conns.add(conn, stream);
             }
             ToCore::Report(reply) => {
-                let _ = reply.send(crate::http::CoreReport {
+                let _ = reply.send(CoreReport {
                     snapshot: self.server.snapshot(),
                     stats: self.server.stats().clone(),
                     accepting: self.accepting,
@@ -396,7 +392,7 @@ impl CoreTask {
                 });
             }
             ToCore::Extras(reply) => {
-                let _ = reply.send(crate::http::ExtrasList::of(&self.server));
+                let _ = reply.send(ExtrasList::of(&self.server));
             }
         }
     }

@@ -25,6 +25,7 @@ mod acl;
 pub mod cli;
 pub mod config_file;
 mod connection;
+mod core_channel;
 mod daemon;
 mod embedded;
 mod event_loop;

@@ -10,7 +10,7 @@
 mod ready;
 pub(crate) mod set;
 
-use crate::transport::{Accepted, Stream};
+use crate::transport::Stream;
 use gearman_core::server::ConnId;
 use ready::{ConnWaker, ReadyList};
 use std::io;
@@ -18,16 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// What other tasks tell the core task.
-pub(crate) enum ToCore {
-    /// A listener has a new connection (after its TLS handshake, on a TLS listener).
-    Accepted(Accepted),
-    /// The HTTP listener asks for gauges and counters.
-    Report(tokio::sync::oneshot::Sender<crate::http::CoreReport>),
-    /// The HTTP listener asks for the schedules and dead letters.
-    Extras(tokio::sync::oneshot::Sender<crate::http::ExtrasList>),
-}
 
 /// Unwritten bytes of a connection past which the core keeps further output in the job
 /// server (which closes the connection past its own bound) and stops reading from it: a

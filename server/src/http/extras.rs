@@ -4,31 +4,12 @@
 //! ([`ToCore::Extras`]), not with every report: they can be long.
 
 use super::{text, HttpState};
-use crate::connection::ToCore;
+use crate::core_channel::{ExtrasList, ToCore};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gearman_core::server::{DeadLetter, Failure, Schedule};
+use gearman_core::server::Failure;
 use tokio::sync::oneshot;
-
-/// The core task's answer to [`ToCore::Extras`].
-#[derive(Debug, Default)]
-pub(crate) struct ExtrasList {
-    /// Every schedule.
-    pub schedules: Vec<Schedule>,
-    /// Every dead letter.
-    pub dead: Vec<DeadLetter>,
-}
-
-impl ExtrasList {
-    /// The lists of `server` now.
-    pub(crate) fn of(server: &gearman_core::server::Server) -> Self {
-        ExtrasList {
-            schedules: server.schedules().cloned().collect(),
-            dead: server.dead_letters().cloned().collect(),
-        }
-    }
-}
 
 async fn extras(state: &HttpState) -> Option<ExtrasList> {
     let (tx, rx) = oneshot::channel();

@@ -23,7 +23,7 @@
 //! that hangs up drops it, as a Gearman client leaving would.
 
 use super::HttpState;
-use crate::connection::ToCore;
+use crate::core_channel::ToCore;
 use crate::transport::{Accepted, Peer, Stream};
 use axum::body::Body;
 use axum::extract::ConnectInfo;

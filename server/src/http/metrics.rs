@@ -4,7 +4,8 @@
 //! Label cardinality is bounded: the [`MAX_LABELED_FUNCTIONS`] busiest functions get a
 //! `function` label of their own, the rest are summed under `function="_other"`.
 
-use super::{CoreReport, HttpState};
+use super::HttpState;
+use crate::core_channel::CoreReport;
 use crate::store::BATCH_BUCKETS;
 use axum::extract::State;
 use axum::http::{header, StatusCode};

@@ -12,39 +12,17 @@ mod jobs;
 mod metrics;
 mod store_status;
 
-pub(crate) use store_status::StoreInfo;
-
-use crate::connection::ToCore;
-use crate::store::CommitReport;
+use crate::core_channel::{CoreReport, ToCore};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-pub(crate) use extras::ExtrasList;
-use gearman_core::server::{ExtrasGauges, Snapshot, Stats};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
-
-/// What the core task answers a [`ToCore::Report`] with.
-#[derive(Debug, Clone)]
-pub(crate) struct CoreReport {
-    /// Gauges now.
-    pub snapshot: Snapshot,
-    /// Counters since start.
-    pub stats: Stats,
-    /// Still accepting connections (not shutting down).
-    pub accepting: bool,
-    /// The durable queue's commit counters, if there is a store.
-    pub store: Option<CommitReport>,
-    /// Dead letters and schedules per function.
-    pub extras: ExtrasGauges,
-    /// Which durable queue backend, if there is a store.
-    pub store_info: Option<StoreInfo>,
-}
 
 /// Totals at one moment, for the dashboard's charts.
 #[derive(Debug, Clone, Copy, serde::Serialize)]

@@ -3,19 +3,9 @@
 //! over from other servers sharing its database. Commit counters and latency are encoded
 //! beside the rest of the metrics; `/api/status` repeats them here.
 
-use super::CoreReport;
+use crate::core_channel::{CoreReport, StoreInfo};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-
-/// What the core task knows of its store besides the commit counters.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreInfo {
-    /// The `-q` name: `libsqlite3`, `postgres`, `redis`.
-    pub backend: &'static str,
-    /// Jobs restored into this server from other servers' expired leases; `None` for a
-    /// backend nobody else shares.
-    pub jobs_taken_over: Option<u64>,
-}
 
 /// Backends that reconnect by themselves while their database is away.
 const RECONNECTING: [&str; 2] = [

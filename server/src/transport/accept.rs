@@ -3,7 +3,7 @@
 //! slow or stalled peer holds up nobody else.
 
 use super::Listener;
-use crate::connection::ToCore;
+use crate::core_channel::ToCore;
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::tls::TlsListener;
 use std::sync::Arc;
