@@ -1,6 +1,7 @@
 //! Command-line flags, spelled as gearmand spells them where they apply.
 
 use crate::store::{Backend, QueueFlags};
+pub use crate::transport::tcp::Keepalive;
 use crate::StartError;
 use clap::Parser;
 use std::path::PathBuf;
@@ -396,17 +397,6 @@ pub const JOB_RETRIES_ZERO_WARNING: &str = "--job-retries 0 means no retries: a 
     worker dies or times out fails at once (gearmand 2.0's meaning). gearmand 1.1.20 read 0 as \
     unlimited and kept such a job queued; for that, give -j -1 (the default), or -j N for up \
     to N retries";
-
-/// TCP keepalive settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Keepalive {
-    /// Idle time before probes.
-    pub idle: Option<Duration>,
-    /// Interval between probes.
-    pub interval: Option<Duration>,
-    /// Probe count.
-    pub count: Option<u32>,
-}
 
 fn positive_secs(v: i64) -> Option<Duration> {
     u64::try_from(v)

@@ -5,7 +5,7 @@
 
 use crate::cli::Args;
 use crate::event_loop::{self, StopOn};
-use crate::{tls, transport, StartError};
+use crate::{listeners, tls, transport, StartError};
 use clap::Parser;
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -93,7 +93,7 @@ impl ServerBuilder {
             ));
         }
         let (tls, acl) = tls::prepare(&settings.security)?;
-        let listeners = transport::bind_all(&settings, tls)?;
+        let listeners = listeners::bind_all(&settings, tls)?;
         let addrs = listeners.iter().filter_map(|b| b.tcp_addr()).collect();
         let http_listeners = match &settings.http {
             Some(h) => transport::tcp::bind_hosts(&h.listen, h.port, settings.backlog)?,

@@ -5,9 +5,10 @@
 use crate::cli::Settings;
 use crate::connection::set::Connections;
 use crate::core_channel::{CoreReport, ExtrasList, StoreInfo, ToCore};
+use crate::listeners::{accept, Bound};
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
-use crate::transport::{accept, Accepted, Bound};
+use crate::transport::Accepted;
 use crate::{acl, privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;

@@ -32,6 +32,7 @@ mod event_loop;
 mod host;
 mod http;
 mod job_flags;
+mod listeners;
 mod log_limit;
 mod logging;
 mod privileges;
@@ -73,7 +74,7 @@ pub fn run(args: Args) -> Result<(), StartError> {
     // Certificates and the ACL are read before anything listens (and before -d detaches):
     // a bad file is a one-line start error, never a failure at the first connection.
     let (tls, acl) = tls::prepare(&settings.security)?;
-    let listeners = transport::bind_all(&settings, tls)?;
+    let listeners = listeners::bind_all(&settings, tls)?;
     let http_listeners = match &settings.http {
         Some(h) => transport::tcp::bind_hosts(&h.listen, h.port, settings.backlog)?,
         None => Vec::new(),
@@ -96,7 +97,7 @@ pub fn run(args: Args) -> Result<(), StartError> {
 
 fn start(
     settings: cli::Settings,
-    listeners: Vec<transport::Bound>,
+    listeners: Vec<listeners::Bound>,
     acl: Option<gearman_core::acl::Acl>,
     http_listeners: Vec<std::net::TcpListener>,
     readiness: &mut Option<daemon::Readiness>,

@@ -12,22 +12,21 @@
 //! pub(crate) enum Stream { Tcp(TcpStream), Unix(UnixStream), Other(Box<dyn ByteStream>) }
 //! ```
 //!
-//! TCP ([`tcp`]) and Unix domain sockets ([`unix`]) are the listeners; TLS
-//! ([`crate::tls`]) wraps the stream of either in the connection's own task
-//! ([`accept`]) and hands it on as [`Stream::Other`]. Sockets are bound before any runtime
-//! exists ([`Bound`]), so `-d` forks after binding and start errors reach the terminal.
+//! TCP ([`tcp`]) and Unix domain sockets ([`unix`]) are the listeners; [`refuse`] turns a
+//! connection away with a Gearman error. This module knows sockets and streams only: it
+//! reads no settings, and knows neither TLS nor the core task. [`crate::listeners`] binds
+//! what the settings name and runs the accept loops, and [`crate::tls`] wraps the stream of
+//! either listener, handing it on as [`Stream::Other`].
 //!
 //! Plain TCP and Unix streams keep their own variants so that the core task can write
 //! replies straight to the socket without dynamic dispatch; any other stream is driven
 //! through its `AsyncRead`/`AsyncWrite` the same way, by the core task.
 
-pub(crate) mod accept;
 pub(crate) mod refuse;
 pub(crate) mod tcp;
 #[cfg(unix)]
 pub(crate) mod unix;
 
-use crate::tls::TlsListener;
 use gearman_core::acl::Identity;
 use std::fmt;
 use std::future::Future;
@@ -35,7 +34,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A boxed, sendable future (what [`Listener::accept`] returns).
@@ -175,81 +173,4 @@ pub(crate) trait Listener: Send + 'static {
 
     /// Where it listens.
     fn local_addr(&self) -> ListenAddr;
-}
-
-/// A socket bound before the runtime starts.
-pub(crate) enum BoundSocket {
-    /// A TCP listening socket (non-blocking).
-    Tcp(std::net::TcpListener),
-    /// A Unix socket file and its listening socket.
-    #[cfg(unix)]
-    Unix(unix::BoundUnix),
-}
-
-/// A listener registered with the runtime and, for a TLS one, its acceptor.
-pub(crate) type Registered = (Box<dyn Listener>, Option<Arc<TlsListener>>);
-
-/// A bound socket and, for a TLS one, its acceptor.
-pub(crate) struct Bound {
-    /// The socket.
-    pub(crate) socket: BoundSocket,
-    /// TLS on every connection it accepts, if set.
-    pub(crate) tls: Option<Arc<TlsListener>>,
-}
-
-impl Bound {
-    /// The address of a TCP listener (TLS or not); `None` for a Unix socket.
-    pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
-        match &self.socket {
-            BoundSocket::Tcp(l) => l.local_addr().ok(),
-            #[cfg(unix)]
-            BoundSocket::Unix(_) => None,
-        }
-    }
-
-    /// Registers the socket with the runtime (call inside it).
-    pub(crate) fn into_listener(
-        self,
-        keepalive: Option<crate::cli::Keepalive>,
-    ) -> io::Result<Registered> {
-        let listener: Box<dyn Listener> = match self.socket {
-            BoundSocket::Tcp(l) => Box::new(tcp::TcpListener::new(l, keepalive)?),
-            #[cfg(unix)]
-            BoundSocket::Unix(u) => Box::new(u.into_listener()?),
-        };
-        Ok((listener, self.tls))
-    }
-}
-
-/// Binds every listener the settings name: `-L`/`-p` (TCP hosts and `unix:` paths, TLS
-/// under `--ssl`), then the plaintext `--plaintext-listen` and `--unix-socket` ones.
-pub(crate) fn bind_all(
-    settings: &crate::cli::Settings,
-    tls: Option<Arc<TlsListener>>,
-) -> Result<Vec<Bound>, crate::StartError> {
-    let with = |tls: &Option<Arc<TlsListener>>| {
-        let tls = tls.clone();
-        move |socket| Bound {
-            socket,
-            tls: tls.clone(),
-        }
-    };
-    let mut all: Vec<Bound> = Vec::new();
-    if !settings.listen.is_empty() || settings.unix_listen.is_empty() {
-        let tcp = tcp::bind_hosts(&settings.listen, settings.port, settings.backlog)?;
-        all.extend(tcp.into_iter().map(BoundSocket::Tcp).map(with(&tls)));
-    }
-    #[cfg(unix)]
-    for path in &settings.unix_listen {
-        let socket = unix::BoundUnix::bind(path, settings.backlog, settings.unix_socket_mode)?;
-        all.push(with(&tls)(BoundSocket::Unix(socket)));
-    }
-    let extra = tcp::bind_extra(&settings.security.plaintext_listen, settings.backlog)?;
-    all.extend(extra.into_iter().map(BoundSocket::Tcp).map(with(&None)));
-    #[cfg(unix)]
-    for path in &settings.unix_sockets {
-        let socket = unix::BoundUnix::bind(path, settings.backlog, settings.unix_socket_mode)?;
-        all.push(with(&None)(BoundSocket::Unix(socket)));
-    }
-    Ok(all)
 }

@@ -3,11 +3,22 @@
 //! keepalive.
 
 use super::{Accepted, BoxFuture, ListenAddr, Listener, Peer, Stream};
-use crate::cli::Keepalive;
 use crate::StartError;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// TCP keepalive settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// Idle time before probes.
+    pub idle: Option<Duration>,
+    /// Interval between probes.
+    pub interval: Option<Duration>,
+    /// Probe count.
+    pub count: Option<u32>,
+}
 
 fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

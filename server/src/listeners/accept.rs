@@ -2,10 +2,10 @@
 //! handshake first on a TLS listener. The handshake runs in the connection's own task, so a
 //! slow or stalled peer holds up nobody else.
 
-use super::Listener;
 use crate::core_channel::ToCore;
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::tls::TlsListener;
+use crate::transport::Listener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
