@@ -5,11 +5,10 @@
 
 use super::framing::Inbound;
 use super::output::Outbound;
-use super::{ConnId, PeerInfo, Server, ServerEvent};
+use super::{ConnId, Server, ServerEvent};
 use crate::acl::{Acl, Grants, Identity, Permission};
 use crate::proto::{Request, Response};
 use bytes::Bytes;
-use std::time::Instant;
 
 /// Who a connection is and, under an ACL, what it may do.
 #[derive(Clone, Debug)]
@@ -67,16 +66,6 @@ fn admin_word(text: &str) -> String {
 }
 
 impl Server {
-    /// Registers a new connection whose peer is `identity` (see [`crate::acl`]).
-    pub fn accept_as(&mut self, peer: PeerInfo, identity: Identity, now: Instant) -> ConnId {
-        let id = self.accept(peer, now);
-        let access = Access::new(identity, self.acl.as_ref());
-        if let Some(c) = self.conns.get_mut(id) {
-            c.session.access = access;
-        }
-        id
-    }
-
     /// Puts an ACL in force (or, with `None`, allows everything again), for new and open
     /// connections alike.
     pub fn set_acl(&mut self, acl: Option<Acl>) {

@@ -51,6 +51,7 @@ use self::jobs::JobState;
 use self::roles::{ClientRole, WorkerRole};
 use self::session::Session;
 use self::wakeups::Sleepers;
+use crate::acl::Identity;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -97,12 +98,22 @@ impl Server {
 
     /// Registers a new connection from an anonymous peer (see [`Server::accept_as`]).
     pub fn accept(&mut self, peer: PeerInfo, _now: Instant) -> ConnId {
-        let access = Access::new(crate::acl::Identity::Anonymous, self.acl.as_ref());
+        let access = Access::new(Identity::Anonymous, self.acl.as_ref());
         self.conns.insert(Conn {
             session: Session::new(peer, access, self.config.limits),
             client: ClientRole::new(self.config.exceptions_by_default),
             worker: WorkerRole::default(),
         })
+    }
+
+    /// Registers a new connection whose peer is `identity` (see [`crate::acl`]).
+    pub fn accept_as(&mut self, peer: PeerInfo, identity: Identity, now: Instant) -> ConnId {
+        let id = self.accept(peer, now);
+        let access = Access::new(identity, self.acl.as_ref());
+        if let Some(c) = self.conns.get_mut(id) {
+            c.session.access = access;
+        }
+        id
     }
 
     /// Feeds bytes read from `conn`. Unknown or closing connections are ignored.
