@@ -12,7 +12,7 @@
 //! Leaving a phase undoes what entering it did (function counts, the phase's timer, queue
 //! membership, the worker's hold), so no other code touches those.
 
-use super::retry::attempts_record;
+use super::attempts::attempts_record;
 use super::{Effect, JobId, JobState, Phase, TimerKind};
 use crate::server::{ConnId, ExtraKind, ServerConfig, ServerEvent};
 use std::time::{Duration, Instant};

@@ -12,6 +12,7 @@
 //! ([`table`]), a handle is `PREFIX:N` parsed back to the number rather than a map key,
 //! functions are interned, and the unique index holds bare job ids.
 
+mod attempts;
 mod function;
 mod ids;
 mod job;

@@ -1,7 +1,7 @@
 //! Restore on start: stored background jobs and the records beyond the queue (retry
 //! state, dead letters, schedules, kept results) become job state again.
 
-use super::retry::decode_attempts;
+use super::attempts::decode_attempts;
 use super::{JobId, JobState, KeyKind, Submission, Target};
 use crate::server::{DeadLetter, ExtraKind, ExtraRecord, JobRecord, ServerConfig, ServerEvent};
 use std::collections::HashMap;

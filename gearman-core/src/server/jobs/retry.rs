@@ -116,20 +116,6 @@ impl DeadLetter {
     }
 }
 
-/// Failures so far and the retry time of a stored job, keyed by its durable id.
-pub(crate) fn attempts_record(durable_id: u64, failures: u32, due_unix: i64) -> ExtraRecord {
-    ExtraRecord {
-        kind: ExtraKind::Attempts,
-        key: durable_id,
-        value: Encoder::new().int(failures.into()).int(due_unix).finish(),
-    }
-}
-
-pub(crate) fn decode_attempts(value: &Bytes) -> Option<(u32, i64)> {
-    let mut d = Decoder::new(value)?;
-    Some((u32::try_from(d.int()?).ok()?, d.int()?))
-}
-
 impl JobState {
     /// A worker failed background job `id` (its clients were told): retry it later or
     /// dead-letter it. Returns false when no policy applies (the caller ends it).
@@ -326,9 +312,5 @@ mod tests {
             died_unix: 1_700_000_000,
         };
         assert_eq!(DeadLetter::decode(&d.encode()), Some(d));
-        assert_eq!(
-            decode_attempts(&attempts_record(3, 2, 99).value),
-            Some((2, 99))
-        );
     }
 }
