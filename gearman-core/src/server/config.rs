@@ -1,10 +1,40 @@
-//! The server's settings.
+//! The server's settings, with the retry policy and the defaults they name. The job
+//! state reads them; they depend on nothing of it.
 
-use super::{kept, RetryPolicy};
 use crate::limits::Limits;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The default bound on the bytes kept results hold in all (64 MiB).
+pub const DEFAULT_KEEP_RESULTS_BYTES: usize = 64 * 1024 * 1024;
+
+/// The longest wait between two attempts, whatever the backoff and the failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+
+/// How a function's failed background jobs are retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first failure; the failure after the last retry dead-letters.
+    pub count: u32,
+    /// The wait after the first failure; it doubles with each further failure.
+    pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The default wait after the first failure.
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+    /// The wait after the `failures`-th failure (1-based).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(40);
+        self.backoff
+            .checked_mul(1u32 << doublings.min(31))
+            .and_then(|d| d.checked_mul(1u32 << doublings.saturating_sub(31)))
+            .unwrap_or(MAX_BACKOFF)
+            .min(MAX_BACKOFF)
+    }
+}
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -45,9 +75,9 @@ pub struct ServerConfig {
     pub durable_extras: bool,
     /// SUBMIT_JOB_SCHED fields are read in this zone, seconds east of UTC (0 = UTC).
     pub schedule_offset_secs: i32,
-    /// Keep the last result of each background job this long (see [`kept`]); `None`
+    /// Keep the last result of each background job this long (see [`kept`](super::kept)); `None`
     /// (the default) keeps none.
-    pub keep_results: Option<std::time::Duration>,
+    pub keep_results: Option<Duration>,
     /// The kept results hold at most this many bytes in all ([`KeptResult::size`](super::KeptResult::size)); the
     /// oldest are forgotten first.
     pub keep_results_bytes: usize,
@@ -73,7 +103,29 @@ impl ServerConfig {
             schedule_offset_secs: 0,
             first_handle: 0,
             keep_results: None,
-            keep_results_bytes: kept::DEFAULT_KEEP_RESULTS_BYTES,
+            keep_results_bytes: DEFAULT_KEEP_RESULTS_BYTES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            count: 5,
+            backoff: Duration::from_secs(2),
+        };
+        assert_eq!(p.delay(1), Duration::from_secs(2));
+        assert_eq!(p.delay(2), Duration::from_secs(4));
+        assert_eq!(p.delay(4), Duration::from_secs(16));
+        assert_eq!(p.delay(1000), MAX_BACKOFF);
+        let zero = RetryPolicy {
+            count: 1,
+            backoff: Duration::ZERO,
+        };
+        assert_eq!(zero.delay(3), Duration::ZERO);
     }
 }

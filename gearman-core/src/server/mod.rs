@@ -34,13 +34,13 @@ pub mod stats;
 mod wakeups;
 mod worker;
 
-pub use self::config::ServerConfig;
+pub use self::config::{RetryPolicy, ServerConfig};
 pub use self::event::ServerEvent;
 pub use self::jobs::{kept, retry, schedule};
 pub use extra::{ExtraKind, ExtraRecord};
 pub use kept::{KeptResult, Outcome};
 pub use record::JobRecord;
-pub use retry::{DeadLetter, Failure, RetryPolicy};
+pub use retry::{DeadLetter, Failure};
 pub use schedule::Schedule;
 pub use session::PeerInfo;
 pub use stats::{ExtrasGauges, FunctionGauges, FunctionStats, Snapshot, Stats, WorkerInfo};

@@ -17,8 +17,7 @@ use crate::server::{ServerConfig, ServerEvent};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-/// The default bound on the bytes kept results hold in all (64 MiB).
-pub const DEFAULT_KEEP_RESULTS_BYTES: usize = 64 * 1024 * 1024;
+pub use crate::server::config::DEFAULT_KEEP_RESULTS_BYTES;
 
 /// How a kept job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,34 +16,9 @@ use crate::proto::Priority;
 use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
 use crate::server::{ServerConfig, ServerEvent};
 use bytes::Bytes;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// The longest wait between two attempts, whatever the backoff and the failures.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
-
-/// How a function's failed background jobs are retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first failure; the failure after the last retry dead-letters.
-    pub count: u32,
-    /// The wait after the first failure; it doubles with each further failure.
-    pub backoff: Duration,
-}
-
-impl RetryPolicy {
-    /// The default wait after the first failure.
-    pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
-
-    /// The wait after the `failures`-th failure (1-based).
-    pub fn delay(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(40);
-        self.backoff
-            .checked_mul(1u32 << doublings.min(31))
-            .and_then(|d| d.checked_mul(1u32 << doublings.saturating_sub(31)))
-            .unwrap_or(MAX_BACKOFF)
-            .min(MAX_BACKOFF)
-    }
-}
+pub use crate::server::config::{RetryPolicy, MAX_BACKOFF};
 
 /// How a dead job's last attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,23 +254,6 @@ impl JobState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy {
-            count: 5,
-            backoff: Duration::from_secs(2),
-        };
-        assert_eq!(p.delay(1), Duration::from_secs(2));
-        assert_eq!(p.delay(2), Duration::from_secs(4));
-        assert_eq!(p.delay(4), Duration::from_secs(16));
-        assert_eq!(p.delay(1000), MAX_BACKOFF);
-        let zero = RetryPolicy {
-            count: 1,
-            backoff: Duration::ZERO,
-        };
-        assert_eq!(zero.delay(3), Duration::ZERO);
-    }
 
     #[test]
     fn dead_letters_round_trip() {
