@@ -17,18 +17,25 @@
 //!     fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> { Ok(vec![]) }
 //!     fn commit_with_extras(&mut self, changes: &[Change], extras: &[ExtraChange])
 //!         -> Result<(), BackendError> { /* commit(changes); extras refused */ }
+//!     // Several commits in flight: more connections, or a separate durability step.
+//!     fn lanes(&self) -> usize { 1 }
+//!     fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> { Err(..) }
+//!     fn syncer(&mut self) -> Option<Box<dyn Syncer>> { None }
 //! }
+//! pub trait Syncer: Send + Sync + 'static { fn sync(&self) -> Result<(), BackendError>; }
 //! pub enum Change { Insert(JobRecord), Remove(u64) }
 //! pub enum ExtraChange { Put(ExtraRecord), Delete(ExtraKind, u64) }
 //! pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 //! ```
 //!
-//! [`StoreHandle`] runs a store on a thread of its own (the group-commit runner): changes
-//! queue up while a commit runs and the next commit takes all of them at once, so many
-//! concurrent submitters share one fsync. An insert's acknowledgement runs only after the
-//! commit holding it returned `Ok`: the server sends JOB_CREATED from that
-//! acknowledgement, so an acknowledged job survives `kill -9` (and, with a store that syncs,
-//! a power loss).
+//! [`StoreHandle`] runs a store on threads of its own (the group-commit runner): changes
+//! queue up while commits run and the next commit takes all of them at once, so many
+//! concurrent submitters share one fsync. A store may have several commits in flight
+//! ([`QueueStore::lanes`], [`QueueStore::syncer`]), so a group's commit overlaps the next
+//! group's gathering and its submitters' round trips. An insert's acknowledgement runs
+//! only once the commit holding it is durable: the server sends JOB_CREATED from that
+//! acknowledgement, so an acknowledged job survives `kill -9` (and, with a store that
+//! syncs, a power loss).
 //!
 //! Backends: [`sqlite`] (gearmand's `-q libsqlite3`, which also imports gearmand's queue
 //! files), [`postgres`] (`-q postgres`, shareable by several servers through leases),
@@ -46,7 +53,7 @@ pub mod registry;
 mod runner;
 pub mod sqlite;
 
-pub use metrics::{CommitHistograms, CommitReport, CommitStats, BATCH_BUCKETS};
+pub use metrics::{CommitHistograms, CommitReport, CommitStats, RunnerProfile, BATCH_BUCKETS};
 pub use registry::{Backend, QueueFlags};
 pub use runner::StoreHandle;
 
@@ -159,6 +166,38 @@ pub trait QueueStore: Send + 'static {
     fn takeovers(&mut self) -> Option<Takeovers> {
         None
     }
+
+    /// How many commits of this store may be in flight at once, each on a connection of its
+    /// own (the others from [`fork`](QueueStore::fork)). 1, the default, for a store with a
+    /// single writer.
+    fn lanes(&self) -> usize {
+        1
+    }
+
+    /// Another handle on the same store, with a connection of its own, for one more lane
+    /// (called `lanes() - 1` times before the runner starts). It only ever commits; it must
+    /// not connect before its first commit (it is made on the caller's thread, which may be
+    /// a thread of the server's runtime) and is dropped on a runner thread.
+    fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> {
+        Err(format!("{} has a single writer", self.describe()).into())
+    }
+
+    /// For a store whose [`commit`](QueueStore::commit) returns once the group is written
+    /// and ordered but before it is durable (SQLite's write-ahead log before its fsync): the
+    /// step that makes durable every commit returned so far. The runner calls it without
+    /// holding the store, so the next group is written while this one is flushed, and
+    /// acknowledges a group only after a sync that began after its commit returned. `None`
+    /// (the default): a commit is durable when it returns.
+    fn syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        None
+    }
+}
+
+/// Makes a store's written commits durable (see [`QueueStore::syncer`]); may be called from
+/// several runner threads at once.
+pub trait Syncer: Send + Sync + 'static {
+    /// Returns once every commit that returned before this call is durable.
+    fn sync(&self) -> Result<(), BackendError>;
 }
 
 impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
@@ -195,6 +234,15 @@ impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
     }
     fn takeovers(&mut self) -> Option<Takeovers> {
         (**self).takeovers()
+    }
+    fn lanes(&self) -> usize {
+        (**self).lanes()
+    }
+    fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> {
+        (**self).fork()
+    }
+    fn syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        (**self).syncer()
     }
 }
 
