@@ -1,14 +1,18 @@
 //! `-q postgres` (alias `libpq`): durable background jobs in PostgreSQL, shareable by
 //! several gearmand-rs.
 //!
-//! Each group commit is one SQL statement (one round trip, one transaction): it renews this
-//! server's lease, deletes finished rows this server owns and inserts new ones with
-//! `UNNEST` over arrays, all parameterised. JOB_CREATED follows only once that statement has
-//! committed.
+//! Each group commit is one prepared SQL statement (one round trip, one transaction): it
+//! checks this server's lease, deletes finished rows this server owns and inserts new ones
+//! with `UNNEST` over arrays, all parameterised. JOB_CREATED follows only once that
+//! statement has committed. Up to [`LANES`] commits run at once, each on a connection of
+//! its own: PostgreSQL flushes its log for concurrent commits together, so more submitters
+//! share each flush, and one group's commit overlaps the next group's round trips.
 //!
 //! Sharing one database. Every row names its owner (`--libpq-owner`, default
 //! `HOSTNAME:PORT`), and every owner holds a lease in `gearmand_rs_owners` that it renews
-//! (every quarter of `--libpq-lease`, and with every commit). A server whose lease runs out
+//! (every quarter of `--libpq-lease`). A commit holds a key-share lock on its owner's row
+//! while it writes, so a takeover (which locks that row for update) never interleaves with
+//! it, and commits on several connections do not wait for each other. A server whose lease runs out
 //! loses its rows: the next server to notice takes them over in one transaction (moves the
 //! rows to itself, deletes the dead owner) and runs them; see the `lease` module. A server that
 //! cannot renew in time exits rather than keep running jobs that another server may be
@@ -23,7 +27,7 @@ mod schema;
 
 use super::reconnect::Backoff;
 use super::{Adopted, BackendError, Change, ExtraChange, QueueStore, Takeovers};
-use ::postgres::{Client, NoTls};
+use ::postgres::{Client, NoTls, Statement};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::collections::HashMap;
 use std::fmt;
@@ -41,6 +45,8 @@ pub const DEFAULT_TABLE: &str = "queue";
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `--libpq-lease`, in seconds.
 pub const DEFAULT_LEASE_SECS: u64 = 30;
+/// Commits in flight at once, each on a connection of its own.
+pub const LANES: usize = 4;
 
 /// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -200,17 +206,20 @@ fn describe(config: &::postgres::Config) -> String {
 /// shared, so a row taken over gets a new durable id here.
 pub(super) type RowIds = Arc<Mutex<HashMap<u64, i64>>>;
 
-/// The `-q postgres` store.
+/// The `-q postgres` store. The runner's other lanes are forks of it: the same database,
+/// owner, row map and lease, each with a connection of its own.
 pub struct PostgresStore {
     cfg: PostgresConfig,
     pg: ::postgres::Config,
     name: String,
     client: Option<Client>,
+    /// [`COMMIT`], prepared on `client`.
+    commit: Option<Statement>,
     backoff: Backoff,
     rows: RowIds,
     loaded: Vec<JobRecord>,
     loaded_extras: Vec<ExtraRecord>,
-    lease: Arc<lease::LeaseClock>,
+    /// Only the store that was opened has these (not its forks).
     keeper: Option<lease::Keeper>,
     takeovers: Option<Takeovers>,
 }
@@ -255,7 +264,7 @@ impl PostgresStore {
             name: name.clone(),
             owner: cfg.owner.clone(),
             period: cfg.lease,
-            clock: lease.clone(),
+            clock: lease,
             rows: rows.clone(),
             adopted: tx,
         })?;
@@ -269,20 +278,54 @@ impl PostgresStore {
             pg,
             name,
             client: None,
+            commit: None,
             backoff: Backoff::default(),
             rows,
             loaded,
             loaded_extras: stored.extras,
-            lease,
             keeper: Some(keeper),
             takeovers: Some(takeovers),
         })
+    }
+
+    /// The connection and the commit statement prepared on it, reconnecting when the
+    /// backoff allows.
+    fn commit_statement(&mut self) -> Result<(&mut Client, Statement), BackendError> {
+        self.connected()?;
+        if self.commit.is_none() {
+            let prepared = self
+                .client
+                .as_mut()
+                .expect("connected above")
+                .prepare(COMMIT);
+            match prepared {
+                Ok(statement) => self.commit = Some(statement),
+                Err(e) => {
+                    self.failed(&e);
+                    return Err(e.into());
+                }
+            }
+        }
+        let statement = self.commit.clone().expect("prepared above");
+        Ok((self.client.as_mut().expect("connected above"), statement))
+    }
+
+    /// After an error on the connection: drop it if it is gone, so the next commit
+    /// reconnects (after the backoff).
+    fn failed(&mut self, e: &::postgres::Error) {
+        let closed = self.client.as_ref().is_none_or(Client::is_closed);
+        if closed || e.as_db_error().is_none() {
+            self.client = None;
+            self.commit = None;
+            self.backoff.failed();
+        }
     }
 
     /// The connection, reconnecting when the backoff allows.
     fn connected(&mut self) -> Result<&mut Client, BackendError> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
             self.client = None;
+            self.commit = None;
         }
         if self.client.is_none() {
             if let Err(left) = self.backoff.ready() {
@@ -361,33 +404,34 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The group commit: renew the lease, delete, insert, and put or delete extra records;
-/// nothing happens unless the lease is still ours. Returns the lease count and the rows
-/// inserted. The extra records' puts and deletes name disjoint keys ([`ExtraPlan`]), so
-/// their order within the statement does not matter.
+/// The group commit: delete, insert, and put or delete extra records, while holding a
+/// key-share lock on this server's owner row; nothing happens unless the lease is still
+/// ours. The lock keeps a takeover (`FOR UPDATE` on that row) from interleaving with the
+/// commit, without making concurrent commits or the lease renewal (a non-key update) wait.
+/// Returns the lease count and the rows inserted. The extra records' puts and deletes name
+/// disjoint keys ([`ExtraPlan`]), so their order within the statement does not matter.
 const COMMIT: &str = "
 WITH lease AS (
-  UPDATE gearmand_rs_owners SET lease_until = now() + $2::int8 * interval '1 millisecond'
-  WHERE owner = $1 AND lease_until > now()
-  RETURNING 1),
+  SELECT 1 FROM gearmand_rs_owners WHERE owner = $1 AND lease_until > now()
+  FOR KEY SHARE),
 gone AS (
   DELETE FROM gearmand_rs_jobs
-  WHERE id = ANY($3::int8[]) AND owner = $1 AND EXISTS (SELECT 1 FROM lease)),
+  WHERE id = ANY($2::int8[]) AND owner = $1 AND EXISTS (SELECT 1 FROM lease)),
 added AS (
   INSERT INTO gearmand_rs_jobs
     (owner, server_job, function, unique_key, priority, data, when_to_run, reducer)
-  SELECT $1, j.* FROM UNNEST($4::int8[], $5::bytea[], $6::bytea[], $7::int2[], $8::bytea[],
-                             $9::int8[], $10::bytea[]) AS j
+  SELECT $1, j.* FROM UNNEST($3::int8[], $4::bytea[], $5::bytea[], $6::int2[], $7::bytea[],
+                             $8::int8[], $9::bytea[]) AS j
   WHERE EXISTS (SELECT 1 FROM lease)
   RETURNING id, server_job),
 extras_gone AS (
   DELETE FROM gearmand_rs_extras x
-  USING UNNEST($11::int2[], $12::int8[]) AS d(kind, key)
+  USING UNNEST($10::int2[], $11::int8[]) AS d(kind, key)
   WHERE x.owner = $1 AND x.kind = d.kind AND x.key = d.key
     AND EXISTS (SELECT 1 FROM lease)),
 extras_put AS (
   INSERT INTO gearmand_rs_extras (owner, kind, key, value)
-  SELECT $1, p.* FROM UNNEST($13::int2[], $14::int8[], $15::bytea[]) AS p
+  SELECT $1, p.* FROM UNNEST($12::int2[], $13::int8[], $14::bytea[]) AS p
   WHERE EXISTS (SELECT 1 FROM lease)
   ON CONFLICT (owner, kind, key) DO UPDATE SET value = EXCLUDED.value)
 SELECT (SELECT count(*) FROM lease),
@@ -465,9 +509,10 @@ impl QueueStore for PostgresStore {
         changes: &[Change],
         extras: &[ExtraChange],
     ) -> Result<(), BackendError> {
-        let snapshot = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let plan = Plan::of(changes, &snapshot);
-        drop(snapshot);
+        let plan = {
+            let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+            Plan::of(changes, &rows)
+        };
         let extra = ExtraPlan::of(extras)?;
         if plan.inserts.is_empty() && plan.deletes.is_empty() && extra.is_empty() {
             return Ok(());
@@ -484,15 +529,12 @@ impl QueueStore for PostgresStore {
         let whens: Vec<Option<i64>> = plan.inserts.iter().map(|r| r.when).collect();
         let reducers: Vec<Option<&[u8]>> =
             plan.inserts.iter().map(|r| r.reducer.as_deref()).collect();
-        let lease_ms = self.cfg.lease.as_millis() as i64;
         let owner = self.cfg.owner.clone();
-        let sent = Instant::now();
-        let client = self.connected()?;
+        let (client, statement) = self.commit_statement()?;
         let result = client.query_one(
-            COMMIT,
+            &statement,
             &[
                 &owner,
-                &lease_ms,
                 &plan.deletes,
                 &ids,
                 &functions,
@@ -511,10 +553,7 @@ impl QueueStore for PostgresStore {
         let row = match result {
             Ok(row) => row,
             Err(e) => {
-                if client.is_closed() || e.as_db_error().is_none() {
-                    self.client = None;
-                    self.backoff.failed();
-                }
+                self.failed(&e);
                 return Err(e.into());
             }
         };
@@ -522,7 +561,6 @@ impl QueueStore for PostgresStore {
         if leased == 0 {
             lease::lost(&self.name, &self.cfg.owner);
         }
-        self.lease.renewed(sent);
         let jobs: Vec<i64> = row.try_get(1)?;
         let new_rows: Vec<i64> = row.try_get(2)?;
         let mut map = self.rows.lock().unwrap_or_else(|p| p.into_inner());
@@ -571,6 +609,7 @@ impl QueueStore for PostgresStore {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.client = None;
+                self.commit = None;
                 self.backoff.failed();
                 Err(e.into())
             }
@@ -579,6 +618,26 @@ impl QueueStore for PostgresStore {
 
     fn takeovers(&mut self) -> Option<Takeovers> {
         self.takeovers.take()
+    }
+
+    fn lanes(&self) -> usize {
+        LANES
+    }
+
+    fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> {
+        Ok(Box::new(PostgresStore {
+            cfg: self.cfg.clone(),
+            pg: self.pg.clone(),
+            name: self.name.clone(),
+            client: None,
+            commit: None,
+            backoff: Backoff::default(),
+            rows: self.rows.clone(),
+            loaded: Vec::new(),
+            loaded_extras: Vec::new(),
+            keeper: None,
+            takeovers: None,
+        }))
     }
 }
 

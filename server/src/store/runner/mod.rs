@@ -49,7 +49,7 @@ impl StoreHandle {
         Ok((handle, jobs))
     }
 
-    /// Starts the runner threads for `store` without loading anything: one per lane, and two
+    /// Starts the runner threads for `store` without loading anything: one per lane, and
     /// more for a store with a separate durability step (they sync while another writes).
     pub fn spawn<S: QueueStore>(mut store: S) -> std::io::Result<StoreHandle> {
         let syncer = store.syncer();
@@ -64,7 +64,12 @@ impl StoreHandle {
             }
         }
         lanes.insert(0, Box::new(store));
-        let threads = lanes.len() + if syncer.is_some() { 2 } else { 0 };
+        let threads = lanes.len()
+            + if syncer.is_some() {
+                sync_gate::MAX_SYNCS
+            } else {
+                0
+            };
         let shared = Arc::new(Shared::new(lanes, syncer));
         let mut handle = StoreHandle {
             shared: shared.clone(),
@@ -90,7 +95,7 @@ impl StoreHandle {
     /// Queues a durable insert; `ack` runs on a runner thread after the commit holding it
     /// is durable (`Ok`) or failed (`Err`, with the reason).
     pub fn insert(&self, record: JobRecord, ack: Ack) {
-        if let Err(Op::Insert(_, ack, _)) =
+        if let Some(Op::Insert(_, ack, _)) =
             self.shared.push(Op::Insert(record, ack, Instant::now()))
         {
             refuse(ack);
@@ -106,7 +111,7 @@ impl StoreHandle {
     /// Queues the write of a record beyond the job queue (for a backend that
     /// [keeps extras](QueueStore::keeps_extras)); `ack`, if given, runs as an insert's.
     pub fn put_extra(&self, record: ExtraRecord, ack: Option<Ack>) {
-        if let Err(Op::PutExtra(_, Some(ack))) = self.shared.push(Op::PutExtra(record, ack)) {
+        if let Some(Op::PutExtra(_, Some(ack))) = self.shared.push(Op::PutExtra(record, ack)) {
             refuse(ack);
         }
     }

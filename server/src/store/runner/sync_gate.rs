@@ -1,12 +1,17 @@
 //! Group commit of the durability step, for a store with a [`Syncer`]: commits are numbered
 //! as they are written, and one sync covers every commit written before it began. A runner
-//! thread whose commit is not covered yet waits for the sync in progress if that one covers
-//! it, else starts the next one (after the one in progress, so that it covers as much as
-//! possible).
+//! thread whose commit is not covered yet waits for a sync in progress that covers it, else
+//! starts one of its own at once, beside those in progress (up to [`MAX_SYNCS`]): waiting
+//! for the one in progress to end first would add half a sync to every commit.
 
 use crate::store::Syncer;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
+
+/// Syncs in progress at once, at most (a disk with a queue flushes several about as fast as
+/// one: measured on this project's 2-core VM, 1, 2 and 3 threads each writing 4 KiB and
+/// calling fdatasync ran 3,780, 10,765 and about 10,000 syncs/s).
+pub(super) const MAX_SYNCS: usize = 3;
 
 /// Numbers written commits and runs the syncs that cover them.
 pub(super) struct SyncGate {
@@ -25,8 +30,9 @@ struct State {
     failed_through: u64,
     /// The failure, for those commits.
     failure: String,
-    /// A sync runs, covering commits up to this number.
-    syncing: Option<u64>,
+    /// Syncs in progress: how many, and the most recent commit the newest one covers.
+    syncing: usize,
+    syncing_through: u64,
 }
 
 impl SyncGate {
@@ -62,15 +68,17 @@ impl SyncGate {
             if seq <= s.synced {
                 return (Ok(()), spent);
             }
-            if s.syncing.is_none() {
+            let covered = s.syncing > 0 && seq <= s.syncing_through;
+            if !covered && s.syncing < MAX_SYNCS {
                 let through = s.written;
-                s.syncing = Some(through);
+                s.syncing += 1;
+                s.syncing_through = through;
                 drop(s);
                 let started = std::time::Instant::now();
                 let result = self.syncer.sync();
                 spent += started.elapsed();
                 s = self.lock();
-                s.syncing = None;
+                s.syncing -= 1;
                 match result {
                     Ok(()) => s.synced = s.synced.max(through),
                     Err(e) => {

@@ -80,10 +80,10 @@ impl Shared {
     }
 
     /// Queues a change and wakes a thread for it; gives it back when no thread runs.
-    pub(super) fn push(&self, op: Op) -> Result<(), Op> {
+    pub(super) fn push(&self, op: Op) -> Option<Op> {
         let mut st = self.lock();
         if st.workers == 0 {
-            return Err(op);
+            return Some(op);
         }
         st.queue.push(op);
         if st.gathering {
@@ -91,7 +91,7 @@ impl Shared {
         } else if st.idle > 0 {
             self.work.notify_one();
         }
-        Ok(())
+        None
     }
 
     /// Commit what is queued, then stop.
