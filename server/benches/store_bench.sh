@@ -16,6 +16,16 @@
 #   ours      ours, -q postgres (group commit: one statement per group)
 #   gearmand  /usr/sbin/gearmand -q redis (one HMSET per job)
 #   ours      ours, -q redis (group commit: one MULTI/EXEC per group)
+#   db-1      the database alone, one client committing one row at a time (pgbench -c 1 with
+#             a one-row INSERT; redis-benchmark -c 1 HSET): about what gearmand can reach,
+#             since it commits one job at a time
+#   db-C      the same with C clients at once (the database's own group commit)
+#   C*db-1    C times db-1: about the most C submitters that each wait for their commit can
+#             reach on this database (one commit per submitter per round), whatever groups
+#             them; its submit_x is the ratio over gearmand that is physically possible
+# After each of our rows, "profile" shows where the time went until the last submission
+# (from /api/status): commits and inserts per commit, the time an insert waited queued, and
+# per commit its duration, the time until durable, the runner's gathering and sync time.
 # PostgreSQL (initdb from /usr/lib/postgresql/*/bin, fsync and synchronous_commit on, as
 # installed) and Redis (appendonly yes, appendfsync always: every reply after an fsync) run
 # from throwaway data directories for the script, both servers of a row on the same one.
@@ -83,12 +93,40 @@ run() { # $1 name, $2 clients, rest: server command with PORT, DB, CONNINFO, RED
   if [ -n "$redis_port" ]; then redis-cli -p "$redis_port" flushall >/dev/null; fi
   local cmd=("${@//PORT/$port}"); cmd=("${cmd[@]//DB/$db}"); cmd=("${cmd[@]//CONNINFO/$conninfo}")
   cmd=("${cmd[@]//REDISP/$redis_port}")
+  local n=$jobs http=
+  if [ "${cmd[0]}" = "$ours" ]; then http=$(free_port); cmd+=(--http-port "$http"); else n=${GEARMAND_JOBS:-$jobs}; fi
   start "$port" "${cmd[@]}"
-  local n=$jobs; [ "${cmd[0]}" = "$ours" ] || n=${GEARMAND_JOBS:-$jobs}
-  local out; out=$(timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 | grep RESULT || true)
+  timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 > "$work/out" &
+  local g=$!
+  rm -f "$work/status"
+  if [ -n "$http" ]; then # the runner's profile at the end of the submissions
+    while kill -0 "$g" 2>/dev/null; do
+      curl -s "http://127.0.0.1:$http/api/status" > "$work/poll" || true
+      if python3 "$work/inserts.py" "$((c * n))" < "$work/poll"; then mv "$work/poll" "$work/status"; break; fi
+      sleep 0.1
+    done
+  fi
+  wait "$g" || true
+  local out; out=$(grep RESULT "$work/out" || true)
   stop
   echo "$(echo "$out" | figure submit_rate) $(echo "$out" | figure drain_rate) $(echo "$out" | figure failures)"
 }
+cat > "$work/inserts.py" <<'PY'
+import json, sys
+try:
+    sys.exit(0 if json.load(sys.stdin)["store"]["runner"]["inserts"] >= int(sys.argv[1]) else 1)
+except Exception:
+    sys.exit(1)
+PY
+cat > "$work/profile.py" <<'PY'
+import json, sys
+s = json.load(sys.stdin)["store"]; r = s["runner"]; c = s["commit_seconds"]
+g, i = max(r["groups"], 1), max(r["inserts"], 1)
+print("  profile: %d commits, %.1f inserts each; an insert waited %.0f us queued; a commit took %.0f us, "
+      "%.0f us until durable, after %.0f us gathering; %.0f us syncing per commit"
+      % (r["groups"], r["inserts"] / g, r["queued_seconds"] / i * 1e6, c["sum"] / max(c["count"], 1) * 1e6,
+         r["durable_seconds"] / g * 1e6, r["gather_seconds"] / g * 1e6, r["sync_seconds"] / g * 1e6))
+PY
 ratio() { awk -v x="${1:-0}" -v y="${2:-0}" 'BEGIN { if (x > 0) printf "%.1f", y / x; else print "-" }'; }
 
 row() { printf '%-9s %-8s %-8s %10s %10s %8s %10s %8s\n' "$@"; }
@@ -101,6 +139,28 @@ ours_row() { # $1 backend, $2 label, $3 clients, rest: our command
   local b=$1 label=$2 c=$3; shift 3
   read -r s d f < <(run "$label-$b" "$c" "$ours" "$@")
   row "$b" "$c" "$label" "$s" "$d" "$f" "$(ratio "$gs" "$s")" "$(ratio "$gd" "$d")"
+  if [ -s "$work/status" ]; then python3 "$work/profile.py" < "$work/status" || true; fi
+}
+floor_rows() { # $1 backend, $2 clients: the database's own commit rates (see the header)
+  local b=$1 c=$2 one many
+  case $b in
+    postgres)
+      local conninfo; conninfo=$(fresh_database "floor_$(date +%s%N)")
+      "$pgbin/psql" -X -q -d "$conninfo" -c "CREATE TABLE t (id bigserial PRIMARY KEY, data bytea)" >/dev/null
+      echo "INSERT INTO t (data) VALUES (decode(repeat('ab', 64), 'hex'));" > "$work/insert.sql"
+      local pgb=("$pgbin/pgbench" -h 127.0.0.1 -p "$pgport" -U gearman -n -f "$work/insert.sql" -T 5)
+      one=$("${pgb[@]}" -c 1 "${conninfo##*dbname=}" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+      many=$("${pgb[@]}" -c "$c" -j 2 "${conninfo##*dbname=}" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p') ;;
+    redis)
+      local rb=(redis-benchmark -p "$redis_port" --csv -t hset -d 64)
+      one=$("${rb[@]}" -c 1 -n 1500 | awk -F'"' '/HSET/ { print $4 }')
+      many=$("${rb[@]}" -c "$c" -n $((c * 1500)) | awk -F'"' '/HSET/ { print $4 }') ;;
+    *) return 0 ;;
+  esac
+  one=${one%.*}; many=${many%.*}
+  row "$b" "$c" db-1 "$one" - - "$(ratio "$gs" "$one")" -
+  row "$b" "$c" "db-$c" "$many" - - "$(ratio "$gs" "$many")" -
+  row "$b" "$c" "$c*db-1" "$((c * ${one:-0}))" - - "$(ratio "$gs" "$((c * ${one:-0}))")" -
 }
 common=(-L 127.0.0.1 -p PORT --log-file none)
 for b in $backends; do
@@ -122,10 +182,13 @@ for b in $backends; do
         done ;;
       postgres)
         baseline postgres "$c" /usr/sbin/gearmand "${common[@]}" -q postgres --libpq-conninfo CONNINFO
-        ours_row postgres ours "$c" "${common[@]}" -q postgres --libpq-conninfo CONNINFO ;;
+        ours_row postgres ours "$c" "${common[@]}" -q postgres --libpq-conninfo CONNINFO
+        floor_rows postgres "$c" ;;
       redis)
         baseline redis "$c" /usr/sbin/gearmand "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP
-        ours_row redis ours "$c" "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP ;;
+        ours_row redis ours "$c" "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP
+        redis-cli -p "$redis_port" flushall >/dev/null
+        floor_rows redis "$c" ;;
     esac
   done
 done

@@ -45,8 +45,11 @@ pub const DEFAULT_TABLE: &str = "queue";
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `--libpq-lease`, in seconds.
 pub const DEFAULT_LEASE_SECS: u64 = 30;
-/// Commits in flight at once, each on a connection of its own.
-pub const LANES: usize = 4;
+/// Commits in flight at once, each on a connection of its own. PostgreSQL flushes its log
+/// once for every commit waiting on it (measured here: pgbench with 4 clients committing
+/// one-row INSERTs ran 848 commits/s against 176 with one client), so a group committed
+/// while another is in flight shares a flush instead of queueing behind it.
+pub const LANES: usize = 2;
 
 /// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, Default, PartialEq, Eq)]
