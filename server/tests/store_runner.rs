@@ -240,9 +240,11 @@ fn a_remove_waits_for_its_insert_on_another_lane() {
         [2],
         "job 1's remove ran after its insert"
     );
+    // The two inserts end in either order; the remove went in a commit of its own, after.
     let groups = control.groups();
     assert_eq!(groups.len(), 3, "{groups:?}");
-    assert_eq!((groups[2].inserts, groups[2].removes), (0, 1));
+    let remove = groups.iter().position(|g| (g.inserts, g.removes) == (0, 1));
+    assert!(remove.is_some_and(|at| at > 0), "{groups:?}");
 }
 
 #[test]

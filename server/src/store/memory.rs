@@ -7,7 +7,7 @@
 //! [`MemoryStore::with_options`] also gives it several lanes (commits in flight at once)
 //! or a separate sync step that the control can hold.
 
-use super::{BackendError, Change, QueueStore, Syncer};
+use super::seam::{BackendError, Change, QueueStore, Syncer};
 use gearman_core::server::JobRecord;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -39,7 +39,7 @@ pub struct RunnerProfile {
     /// Seconds the runner waited for the rest of a group, summed over groups.
     pub gather_secs: f64,
     /// Seconds runner threads spent in the store's sync step (a store with a
-    /// [`Syncer`](super::Syncer)), summed over the threads that ran one.
+    /// [`Syncer`](crate::store::Syncer)), summed over the threads that ran one.
     pub sync_secs: f64,
     /// Seconds from a commit's start until its group was durable, summed over groups.
     pub durable_secs: f64,
@@ -66,7 +66,7 @@ pub struct CommitReport {
     /// The last transaction failed: the store is not writable now.
     pub last_failed: bool,
     /// The store answered its last commit or health check
-    /// ([`QueueStore::check`](super::QueueStore::check)); false while it fails (a
+    /// ([`QueueStore::check`](crate::store::QueueStore::check)); false while it fails (a
     /// networked store reconnects with backoff meanwhile).
     pub up: bool,
     /// Latency and batch size.

@@ -21,8 +21,9 @@
 //! ([`EXIT_LEASE_LOST`]) once nine tenths of the period have passed without a renewal, so
 //! the server has stopped handing out jobs before any other server may take them.
 
-use super::{adopted, schema, RowIds};
-use crate::store::Adopted;
+use super::rows::{adopted, RowIds};
+use super::schema;
+use crate::store::seam::Adopted;
 use ::postgres::{Client, NoTls};
 use gearman_core::server::JobRecord;
 use std::sync::mpsc;

@@ -22,192 +22,35 @@
 //! A table written by gearmand's own `-q postgres` (`--libpq-table`, default `queue`) is
 //! imported on start and renamed aside (see the `schema` module).
 
+mod config;
 mod lease;
+mod rows;
 mod schema;
 
-use super::reconnect::Backoff;
-use super::{Adopted, BackendError, Change, ExtraChange, QueueStore, Takeovers};
+pub use config::{PostgresConfig, PostgresFlags, DEFAULT_LEASE_SECS, DEFAULT_TABLE};
+pub use lease::EXIT_LEASE_LOST;
+
+use crate::store::reconnect::Backoff;
+use crate::store::seam::{BackendError, Change, ExtraChange, QueueStore, Takeovers};
 use ::postgres::{Client, NoTls, Statement};
+use config::{describe, parse_conninfo};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
+use rows::RowIds;
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `-q` name, as gearmand 1.1.20 spells it.
 pub const QUEUE_TYPE: &str = "postgres";
 /// `-q` name gearmand's documentation uses (1.1.20 itself refuses it).
 pub const ALIAS: &str = "libpq";
-/// gearmand's default `--libpq-table`.
-pub const DEFAULT_TABLE: &str = "queue";
 /// Longest wait for the idle health check's answer.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default `--libpq-lease`, in seconds.
-pub const DEFAULT_LEASE_SECS: u64 = 30;
 /// Commits in flight at once, each on a connection of its own. PostgreSQL flushes its log
 /// once for every commit waiting on it (measured here: pgbench with 4 clients committing
 /// one-row INSERTs ran 848 commits/s against 176 with one client), so a group committed
 /// while another is in flight shares a flush instead of queueing behind it.
 pub const LANES: usize = 2;
-
-/// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// `-q postgres` flags, gearmand's plus the lease settings.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PostgresFlags {
-    /// PostgreSQL connection string for `-q postgres`, libpq `key=value` or a
-    /// `postgresql://` URL (never logged: it may hold a password).
-    #[arg(
-        long = "libpq-conninfo",
-        value_name = "CONNINFO",
-        default_value = "",
-        hide_default_value = true,
-        help_heading = "Durable queue"
-    )]
-    pub libpq_conninfo: Secret,
-
-    /// gearmand's `-q postgres` table, imported on start and then renamed aside.
-    #[arg(
-        long = "libpq-table",
-        default_value = DEFAULT_TABLE,
-        value_name = "NAME",
-        help_heading = "Durable queue"
-    )]
-    pub libpq_table: String,
-
-    /// Seconds a server's hold on its stored jobs lasts without renewal: after that, another
-    /// gearmand-rs on the same database takes them over, and a server that could not renew
-    /// exits.
-    #[arg(
-        long = "libpq-lease",
-        default_value_t = DEFAULT_LEASE_SECS,
-        value_name = "SECS",
-        help_heading = "Durable queue"
-    )]
-    pub libpq_lease: u64,
-
-    /// This server's name as owner of its rows (default HOSTNAME:PORT); every server sharing
-    /// the database needs its own, kept across restarts.
-    #[arg(
-        long = "libpq-owner",
-        value_name = "NAME",
-        help_heading = "Durable queue"
-    )]
-    pub libpq_owner: Option<String>,
-}
-
-/// A validated `-q postgres` configuration.
-#[derive(Debug, Clone)]
-pub struct PostgresConfig {
-    /// The connection string.
-    pub conninfo: Secret,
-    /// gearmand's table to import (validated, folded to lower case as PostgreSQL folds
-    /// gearmand's unquoted name).
-    pub gearmand_table: String,
-    /// Lease period.
-    pub lease: Duration,
-    /// Owner name of this server's rows.
-    pub owner: String,
-}
-
-impl PostgresFlags {
-    /// Checks the flags; `port` names the default owner.
-    pub fn config(&self, port: u16) -> Result<PostgresConfig, String> {
-        if self.libpq_conninfo.expose().trim().is_empty() {
-            return Err(
-                "-q postgres needs --libpq-conninfo (e.g. \"host=db user=gearman \
-                        dbname=gearman\")"
-                    .into(),
-            );
-        }
-        parse_conninfo(&self.libpq_conninfo)?;
-        let gearmand_table = schema::valid_table_name(&self.libpq_table)?;
-        if !(1..=86_400).contains(&self.libpq_lease) {
-            return Err(format!(
-                "--libpq-lease must be 1..86400 seconds, got {}",
-                self.libpq_lease
-            ));
-        }
-        let owner = match &self.libpq_owner {
-            Some(o) if o.is_empty() || o.len() > 200 => {
-                return Err("--libpq-owner must be 1..200 bytes".into())
-            }
-            Some(o) => o.clone(),
-            None => format!("{}:{port}", crate::cli::hostname()),
-        };
-        Ok(PostgresConfig {
-            conninfo: self.libpq_conninfo.clone(),
-            gearmand_table,
-            lease: Duration::from_secs(self.libpq_lease),
-            owner,
-        })
-    }
-}
-
-/// Parses the connection string; the error never repeats it.
-fn parse_conninfo(conninfo: &Secret) -> Result<::postgres::Config, String> {
-    let mut config = ::postgres::Config::from_str(conninfo.expose())
-        .map_err(|e| format!("--libpq-conninfo is not a valid connection string: {e}"))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    // A database that stops answering (a partition, not a refused connection) fails the
-    // commit waiting on it instead of stalling every submitter behind it.
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(Duration::from_secs(10));
-    }
-    config.application_name("gearmand-rs");
-    Ok(config)
-}
-
-/// Where the database is, for log lines: host, port and database, never the password.
-fn describe(config: &::postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(::postgres::config::Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(::postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("PostgreSQL {host}:{port}/{db}")
-}
-
-/// Which row holds each job of this server: the server's durable ids are its own, rows are
-/// shared, so a row taken over gets a new durable id here.
-pub(super) type RowIds = Arc<Mutex<HashMap<u64, i64>>>;
 
 /// The `-q postgres` store. The runner's other lanes are forks of it: the same database,
 /// owner, row map and lease, each with a connection of its own.
@@ -652,23 +495,10 @@ impl Drop for PostgresStore {
     }
 }
 
-/// Jobs adopted from rows: each gets the next durable id of this server and its row is
-/// remembered under it.
-pub(super) fn adopted(jobs: Vec<(i64, JobRecord)>, rows: RowIds) -> Adopted {
-    Adopted::new(
-        jobs.iter().map(|(_, r)| r.clone()).collect(),
-        Box::new(move |ids: &[u64]| {
-            let mut map = rows.lock().unwrap_or_else(|p| p.into_inner());
-            for ((row, _), id) in jobs.iter().zip(ids) {
-                map.insert(*id, *row);
-            }
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::secret::Secret;
     use bytes::Bytes;
     use gearman_core::proto::Priority;
 

@@ -30,9 +30,9 @@
 //! loss only with `appendfsync always`. A Redis without `appendonly` loses everything
 //! since its last snapshot when it restarts: we warn at start.
 
-use super::postgres::Secret;
-use super::reconnect::Backoff;
-use super::{BackendError, Change, ExtraChange, QueueStore};
+use crate::store::reconnect::Backoff;
+use crate::store::seam::{BackendError, Change, ExtraChange, QueueStore};
+use crate::store::secret::Secret;
 use ::redis::{
     Commands, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, RedisConnectionInfo,
 };

@@ -24,7 +24,8 @@ mod queue;
 mod sync_gate;
 mod worker;
 
-use super::{Ack, CommitStats, QueueStore};
+use crate::store::metrics::CommitStats;
+use crate::store::seam::{Ack, BackendError, QueueStore};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use queue::Op;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ impl StoreHandle {
     /// runner threads.
     pub fn start<S: QueueStore>(
         mut store: S,
-    ) -> Result<(StoreHandle, Vec<JobRecord>), super::BackendError> {
+    ) -> Result<(StoreHandle, Vec<JobRecord>), BackendError> {
         let jobs = store.load()?;
         let handle = StoreHandle::spawn(store)?;
         Ok((handle, jobs))

@@ -10,7 +10,7 @@
 //!   first into the next group, which is cut only when new changes arrive (as before
 //!   several commits could be in flight), or at close.
 
-use crate::store::{Ack, Change, ExtraChange};
+use crate::store::seam::{Ack, Change, ExtraChange};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;

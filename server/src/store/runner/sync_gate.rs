@@ -4,7 +4,7 @@
 //! starts one of its own at once, beside those in progress (up to [`MAX_SYNCS`]): waiting
 //! for the one in progress to end first would add half a sync to every commit.
 
-use crate::store::Syncer;
+use crate::store::seam::Syncer;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -97,7 +97,7 @@ impl SyncGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::BackendError;
+    use crate::store::seam::BackendError;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

@@ -4,7 +4,8 @@
 use super::failure_log::FailureLog;
 use super::queue::{Group, Op, Queue};
 use super::sync_gate::SyncGate;
-use crate::store::{CommitStats, QueueStore, Syncer, CHECK_EVERY};
+use crate::store::metrics::CommitStats;
+use crate::store::seam::{QueueStore, Syncer, CHECK_EVERY};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 

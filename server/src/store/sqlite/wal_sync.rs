@@ -14,7 +14,7 @@
 //! later one on recovery. So every later sync fails too (nothing more is acknowledged) until
 //! the server restarts and SQLite recovers the log from what the disk really holds.
 
-use crate::store::{BackendError, Syncer};
+use crate::store::seam::{BackendError, Syncer};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
