@@ -48,7 +48,7 @@ pgbin=; pgdata=$work/pg; pgport=; pgas=(); redis_pid=; redis_port=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
-  [ -n "$pgport" ] && "${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1
+  [ -n "$pgport" ] && "${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdata/data" -m immediate stop >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
