@@ -288,3 +288,34 @@ fn eventually(check: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+#[test]
+fn submitters_split_over_two_lanes_merge_into_one_group_again() {
+    let (store, _, control) = start_with(Vec::new(), lanes(2));
+    control.set_delay(Duration::from_millis(20));
+    let store = std::sync::Arc::new(store);
+    // Four submitters that each wait for their commit: the first insert starts a lane
+    // alone, the other three take the second lane beside it.
+    let submitters: Vec<_> = (0..4u64)
+        .map(|c| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..15u64 {
+                    assert_eq!(ack(&insert(&store, c * 100 + n)), Ok(()));
+                }
+            })
+        })
+        .collect();
+    for s in submitters {
+        s.join().expect("a submitter");
+    }
+    let groups = control.groups();
+    assert_eq!(groups.iter().map(|g| g.inserts).sum::<usize>(), 60);
+    // Kept apart, the two halves would take 30 commits; merged again, about 16.
+    assert!(
+        groups.len() <= 22,
+        "{} commits for 60 inserts from 4 submitters: {:?}",
+        groups.len(),
+        groups.iter().map(|g| g.inserts).collect::<Vec<_>>()
+    );
+}

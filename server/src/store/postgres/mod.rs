@@ -61,6 +61,8 @@ pub struct PostgresStore {
     client: Option<Client>,
     /// [`COMMIT`], prepared on `client`.
     commit: Option<Statement>,
+    /// This handle has had a connection before (a new one is then a reconnection).
+    was_connected: bool,
     backoff: Backoff,
     rows: RowIds,
     loaded: Vec<JobRecord>,
@@ -125,6 +127,7 @@ impl PostgresStore {
             name,
             client: None,
             commit: None,
+            was_connected: false,
             backoff: Backoff::default(),
             rows,
             loaded,
@@ -183,7 +186,11 @@ impl PostgresStore {
             }
             match self.pg.connect(NoTls) {
                 Ok(client) => {
-                    tracing::warn!("{}: reconnected", self.name);
+                    if std::mem::replace(&mut self.was_connected, true) {
+                        tracing::warn!("{}: reconnected", self.name);
+                    } else {
+                        tracing::debug!("{}: connected", self.name);
+                    }
                     self.backoff.succeeded();
                     self.client = Some(client);
                 }
@@ -477,6 +484,7 @@ impl QueueStore for PostgresStore {
             name: self.name.clone(),
             client: None,
             commit: None,
+            was_connected: false,
             backoff: Backoff::default(),
             rows: self.rows.clone(),
             loaded: Vec::new(),

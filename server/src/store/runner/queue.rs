@@ -111,6 +111,7 @@ impl Group {
 /// What the queue remembers of a group in flight.
 pub(super) struct InFlight {
     jobs: Vec<u64>,
+    inserts: usize,
     alone: bool,
 }
 
@@ -125,8 +126,9 @@ pub(super) struct Queue {
     carried: VecDeque<Op>,
     /// Jobs with a change in a commit in flight.
     busy: HashSet<u64>,
-    /// Commits in flight.
+    /// Commits in flight, and the inserts they hold.
     in_flight: usize,
+    inserts_in_flight: usize,
     /// A group with extra records is in flight: nothing else may start.
     alone_in_flight: bool,
 }
@@ -152,6 +154,11 @@ impl Queue {
     /// Commits in flight.
     pub(super) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Inserts in the commits in flight.
+    pub(super) fn inserts_in_flight(&self) -> usize {
+        self.inserts_in_flight
     }
 
     /// Nothing queued, carried or in flight.
@@ -232,7 +239,16 @@ impl Queue {
         let alone = !group.extras.is_empty();
         self.alone_in_flight = alone;
         self.in_flight += 1;
-        Some((group, InFlight { jobs, alone }))
+        let inserts = group.inserts();
+        self.inserts_in_flight += inserts;
+        Some((
+            group,
+            InFlight {
+                jobs,
+                inserts,
+                alone,
+            },
+        ))
     }
 
     /// A group's commit ended; `carried` are its changes to retry (after a failure).
@@ -244,6 +260,7 @@ impl Queue {
             self.alone_in_flight = false;
         }
         self.in_flight -= 1;
+        self.inserts_in_flight -= done.inserts;
         self.carried.extend(carried);
     }
 }

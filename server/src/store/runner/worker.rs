@@ -6,6 +6,7 @@ use super::queue::{Group, Op, Queue};
 use super::sync_gate::SyncGate;
 use crate::store::metrics::CommitStats;
 use crate::store::seam::{QueueStore, Syncer, CHECK_EVERY};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,9 @@ pub(super) struct State {
     gathering: bool,
     /// Runner threads alive.
     pub(super) workers: usize,
-    /// Inserts in the previous group: how many submitters are likely to come back.
-    last_inserts: usize,
+    /// Groups that ended lately, with their inserts: their submitters are likely to come
+    /// back (see [`State::expected`]).
+    recent: VecDeque<(Instant, usize)>,
     /// How long a group takes to become durable (moving average): the longest worth
     /// waiting for a group.
     commit_time: Duration,
@@ -61,7 +63,7 @@ impl Shared {
                 idle: 0,
                 gathering: false,
                 workers: 0,
-                last_inserts: 0,
+                recent: VecDeque::new(),
                 commit_time: Duration::ZERO,
                 last_activity: Instant::now(),
                 failures: FailureLog::default(),
@@ -103,14 +105,53 @@ impl Shared {
     }
 
     /// Whether a thread may take a group now.
+    ///
+    /// Beside a commit in flight on another lane, only a full group starts (as many inserts
+    /// as are [expected](State::expected) back): submitters that each wait for their commit
+    /// otherwise split into two groups that take turns at the database's flush and never
+    /// merge again (measured with PostgreSQL at 16 submitters: 7.9 to 9.9 inserts per
+    /// commit on two connections against 13.5 to 14.5 on one). A store with a sync step is
+    /// exempt: its writes are cheap and its syncs run side by side.
     fn takeable(&self, st: &State) -> bool {
-        !st.gathering && !st.free.is_empty() && st.queue.ready(st.closing)
+        let beside = st.queue.in_flight() > 0 && self.gate.is_none() && !st.closing;
+        let full = !beside || st.queue.pending_inserts() >= st.expected().max(1);
+        !st.gathering && !st.free.is_empty() && st.queue.ready(st.closing) && full
     }
 
     /// Gives a lane back after its commit and wakes a thread if there is work for it.
     fn give_back(&self, st: &mut State, lane: usize, store: Box<dyn QueueStore>) {
         st.lanes[lane] = Some(store);
         st.free.push(lane);
+    }
+}
+
+impl State {
+    /// A group with `inserts` inserts ended now.
+    fn ended(&mut self, inserts: usize) {
+        let now = Instant::now();
+        self.recent.push_back((now, inserts));
+        while self.recent.len() > 64
+            || self
+                .recent
+                .front()
+                .is_some_and(|(at, _)| now - *at > self.commit_time)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// How many submitters are likely to come back soon: those of the groups that ended
+    /// within the last commit's duration and of the groups in flight (one round of
+    /// submitters that each wait for their commit, however many groups it took).
+    fn expected(&self) -> usize {
+        let now = Instant::now();
+        let ended: usize = self
+            .recent
+            .iter()
+            .filter(|(at, _)| now - *at <= self.commit_time)
+            .map(|(_, n)| n)
+            .sum();
+        ended + self.queue.inserts_in_flight()
     }
 }
 
@@ -164,7 +205,7 @@ pub(super) fn run(shared: Arc<Shared>) {
             shared.give_back(&mut st, lane, store);
         }
         st.commit_time = (st.commit_time * 3 + profile.durable) / 4;
-        st.last_inserts = profile.inserts;
+        st.ended(profile.inserts);
         st.last_activity = Instant::now();
         let carried = match result {
             Ok(()) => {
@@ -269,7 +310,7 @@ fn gather<'a>(
     shared: &'a Shared,
     mut st: MutexGuard<'a, State>,
 ) -> (MutexGuard<'a, State>, Duration) {
-    let want = st.last_inserts;
+    let want = st.expected();
     let short = |st: &State| {
         !st.closing
             && st.queue.pending_inserts() < want
