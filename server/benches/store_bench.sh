@@ -77,25 +77,37 @@ start_redis() {
   echo "store_bench.sh: redis-server did not start" >&2; exit 1
 }
 
-start() { # $1 port, rest: command
+start() { # $1 port, rest: command; fails (status 1) if the server exits or does not listen
   local port=$1; shift
   "$@" >/dev/null 2>&1 & pid=$!
-  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 200); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; pid=; return 1; }
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+      # Something else may hold a random port: ours then exits at once.
+      sleep 0.2; kill -0 "$pid" 2>/dev/null && return 0
+      wait "$pid" 2>/dev/null; pid=; return 1
+    fi
+    sleep 0.05
+  done
   echo "store_bench.sh: server did not listen on $port: $*" >&2; exit 1
 }
 stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }
 figure() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 run() { # $1 name, $2 clients, rest: server command with PORT, DB, CONNINFO, REDISP placeholders
   local name=$1 c=$2; shift 2
-  local port; port=$(free_port); local db=$work/$name-$c.db conninfo=
+  local db=$work/$name-$c.db conninfo= port cmd n http attempt
   # (run is called in a subshell: the name must not come from a counter of the caller)
   if [ -n "$pgport" ] && [[ "$*" == *CONNINFO* ]]; then conninfo=$(fresh_database "bench_$(date +%s%N)"); fi
   if [ -n "$redis_port" ]; then redis-cli -p "$redis_port" flushall >/dev/null; fi
-  local cmd=("${@//PORT/$port}"); cmd=("${cmd[@]//DB/$db}"); cmd=("${cmd[@]//CONNINFO/$conninfo}")
-  cmd=("${cmd[@]//REDISP/$redis_port}")
-  local n=$jobs http=
-  if [ "${cmd[0]}" = "$ours" ]; then http=$(free_port); cmd+=(--http-port "$http"); else n=${GEARMAND_JOBS:-$jobs}; fi
-  start "$port" "${cmd[@]}"
+  for attempt in 1 2 3 4 5; do # a random port may be taken: try another
+    port=$(free_port); rm -f "$db"
+    cmd=("${@//PORT/$port}"); cmd=("${cmd[@]//DB/$db}"); cmd=("${cmd[@]//CONNINFO/$conninfo}")
+    cmd=("${cmd[@]//REDISP/$redis_port}")
+    n=$jobs http=
+    if [ "${cmd[0]}" = "$ours" ]; then http=$(free_port); cmd+=(--http-port "$http"); else n=${GEARMAND_JOBS:-$jobs}; fi
+    start "$port" "${cmd[@]}" && break
+    [ "$attempt" = 5 ] && { echo "store_bench.sh: cannot start ${cmd[*]}" >&2; exit 1; }
+  done
   timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 > "$work/out" &
   local g=$!
   rm -f "$work/status"

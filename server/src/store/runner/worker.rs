@@ -91,7 +91,8 @@ impl Shared {
         st.queue.push(op);
         if st.gathering {
             self.more.notify_one();
-        } else if st.idle > 0 {
+        } else if st.idle > 0 && self.takeable(&st) {
+            // (A thread woken for a group it may not take yet only costs a context switch.)
             self.work.notify_one();
         }
         None
@@ -118,7 +119,7 @@ impl Shared {
         !st.gathering && !st.free.is_empty() && st.queue.ready(st.closing) && full
     }
 
-    /// Gives a lane back after its commit and wakes a thread if there is work for it.
+    /// Gives a lane back after its commit (or once its group is written, with a sync step).
     fn give_back(&self, st: &mut State, lane: usize, store: Box<dyn QueueStore>) {
         st.lanes[lane] = Some(store);
         st.free.push(lane);
