@@ -33,9 +33,10 @@ pub(super) struct WalSync {
     state: Mutex<State>,
 }
 
-/// Descriptors of the log: one per sync in progress. Each is opened before any commit, so
-/// that a write-back error reaches every one of them (Linux reports it once per open file).
-const FILES: usize = 4;
+/// Descriptors of the log: one per sync in progress (the runner runs at most
+/// this many at once). Each is opened before any commit, so that a write-back error reaches
+/// every one of them (Linux reports it once per open file).
+const FILES: usize = 2;
 
 struct State {
     /// Descriptors not in use by a sync.
