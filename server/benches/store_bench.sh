@@ -6,6 +6,9 @@
 #
 # GEARMAND_JOBS: jobs per client for gearmand's runs (default JOBS_PER_CLIENT): gearmand
 # commits one job at a time, so fewer jobs give its rate in a fraction of the time.
+# REPEAT=N: each row N times, gearmand and ours alternating (a shared disk's fsync latency
+# can change several-fold within minutes: a ratio is only fair between adjacent runs); a
+# summary at the end gives the median of the N paired ratios.
 # OUR_BINARY defaults to $CARGO_TARGET_DIR/release/gearmand-rs (or target/release/gearmand-rs).
 # For each client count, runs `gbench -m bg -c C -w 4 -n JOBS -s 64` (libgearman clients, each
 # waiting for JOB_CREATED before the next submit; then 4 workers drain) against:
@@ -151,6 +154,7 @@ ours_row() { # $1 backend, $2 label, $3 clients, rest: our command
   local b=$1 label=$2 c=$3; shift 3
   read -r s d f < <(run "$label-$b" "$c" "$ours" "$@")
   row "$b" "$c" "$label" "$s" "$d" "$f" "$(ratio "$gs" "$s")" "$(ratio "$gd" "$d")"
+  echo "$b $c $label $(ratio "$gs" "$s")" >> "$work/ratios"
   if [ -s "$work/status" ]; then python3 "$work/profile.py" < "$work/status" || true; fi
 }
 floor_rows() { # $1 backend, $2 clients: the database's own commit rates (see the header)
@@ -184,8 +188,11 @@ for b in $backends; do
   esac
 done
 row backend clients server submit/s drain/s failures submit_x drain_x
+: > "$work/ratios"
 for b in $backends; do
   for c in "${counts[@]}"; do
+   for rep in $(seq "${REPEAT:-1}"); do
+    last=; [ "$rep" = "${REPEAT:-1}" ] && last=1
     case $b in
       sqlite)
         baseline sqlite "$c" /usr/sbin/gearmand "${common[@]}" -q libsqlite3 --libsqlite3-db DB
@@ -195,12 +202,22 @@ for b in $backends; do
       postgres)
         baseline postgres "$c" /usr/sbin/gearmand "${common[@]}" -q postgres --libpq-conninfo CONNINFO
         ours_row postgres ours "$c" "${common[@]}" -q postgres --libpq-conninfo CONNINFO
-        floor_rows postgres "$c" ;;
+        [ -z "$last" ] || floor_rows postgres "$c" ;;
       redis)
         baseline redis "$c" /usr/sbin/gearmand "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP
         ours_row redis ours "$c" "${common[@]}" -q redis --redis-server 127.0.0.1 --redis-port REDISP
         redis-cli -p "$redis_port" flushall >/dev/null
-        floor_rows redis "$c" ;;
+        [ -z "$last" ] || floor_rows redis "$c" ;;
     esac
+   done
   done
 done
+if [ "${REPEAT:-1}" -gt 1 ]; then
+  echo "median of the paired submit ratios (ours / gearmand in adjacent runs):"
+  sort -k1,1 -k2,2n -k3,3 -k4,4g "$work/ratios" | awk '
+    function flush() { if (n) { m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2;
+      printf "  %-9s %-8s %-8s %6.1f  (%s)\n", pb, pc, pl, m, all } n = 0; all = "" }
+    { if ($1 != pb || $2 != pc || $3 != pl) { flush(); pb = $1; pc = $2; pl = $3 }
+      v[++n] = $4; all = all (all ? " " : "") $4 }
+    END { flush() }'
+fi
