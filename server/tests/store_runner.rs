@@ -1,12 +1,13 @@
 //! The group-commit runner against the in-memory store with injected failures (no SQLite):
 //! acknowledgements follow the commit, a failed commit refuses its inserts and loses
 //! nothing acknowledged, deletes survive a failed commit, and concurrent inserts share
-//! commits.
+//! commits. With several lanes, commits overlap but a job's changes stay in order; with a
+//! sync step, acknowledgements wait for it and the next group is written meanwhile.
 
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
-use gearman_server::store::memory::{MemoryControl, MemoryStore};
+use gearman_server::store::memory::{MemoryControl, MemoryOptions, MemoryStore};
 use gearman_server::store::StoreHandle;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -26,9 +27,23 @@ fn record(id: u64, priority: Priority) -> JobRecord {
 }
 
 fn start(jobs: Vec<JobRecord>) -> (StoreHandle, Vec<JobRecord>, MemoryControl) {
-    let (store, control) = MemoryStore::with_jobs(jobs);
+    start_with(jobs, MemoryOptions::default())
+}
+
+fn start_with(
+    jobs: Vec<JobRecord>,
+    options: MemoryOptions,
+) -> (StoreHandle, Vec<JobRecord>, MemoryControl) {
+    let (store, control) = MemoryStore::with_options(jobs, options);
     let (handle, loaded) = StoreHandle::start(store).expect("the runner starts");
     (handle, loaded, control)
+}
+
+fn lanes(lanes: usize) -> MemoryOptions {
+    MemoryOptions {
+        lanes,
+        ..MemoryOptions::default()
+    }
 }
 
 /// Queues an insert; its outcome arrives on the returned channel.
@@ -179,4 +194,128 @@ fn close_commits_and_acknowledges_everything_queued() {
         );
     }
     assert_eq!(stored_ids(&control), (1..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_second_lane_commits_while_the_first_is_held() {
+    let (store, _, control) = start_with(Vec::new(), lanes(2));
+    control.hold();
+    let first = insert(&store, 1);
+    assert!(control.wait_started(1, ACK_WAIT));
+    let second = insert(&store, 2);
+    assert!(
+        control.wait_started(2, ACK_WAIT),
+        "the second insert waited for the first commit instead of taking the free lane"
+    );
+    control.release();
+    assert_eq!(ack(&first), Ok(()));
+    assert_eq!(ack(&second), Ok(()));
+    assert_eq!(control.most_at_once(), 2);
+    assert_eq!(stored_ids(&control), [1, 2]);
+}
+
+#[test]
+fn a_remove_waits_for_its_insert_on_another_lane() {
+    let (store, _, control) = start_with(Vec::new(), lanes(2));
+    control.hold();
+    // A late write: the job ends while its insert is still being committed.
+    let inserted = insert(&store, 1);
+    assert!(control.wait_started(1, ACK_WAIT));
+    store.remove(1);
+    let other = insert(&store, 2);
+    assert!(
+        control.wait_started(2, ACK_WAIT),
+        "job 2 takes the free lane"
+    );
+    assert!(
+        !control.wait_started(3, Duration::from_millis(200)),
+        "the remove of job 1 started while its insert was in flight"
+    );
+    control.release();
+    assert_eq!(ack(&inserted), Ok(()));
+    assert_eq!(ack(&other), Ok(()));
+    store.close();
+    assert_eq!(
+        stored_ids(&control),
+        [2],
+        "job 1's remove ran after its insert"
+    );
+    // The two inserts end in either order; the remove went in a commit of its own, after.
+    let groups = control.groups();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let remove = groups.iter().position(|g| (g.inserts, g.removes) == (0, 1));
+    assert!(remove.is_some_and(|at| at > 0), "{groups:?}");
+}
+
+#[test]
+fn acknowledgement_waits_for_the_sync_and_the_next_group_is_written_meanwhile() {
+    let options = MemoryOptions {
+        syncer: true,
+        ..MemoryOptions::default()
+    };
+    let (store, _, control) = start_with(Vec::new(), options);
+    control.hold_syncs();
+    let first = insert(&store, 1);
+    assert!(
+        eventually(|| control.syncs() >= 1),
+        "the first group's sync started"
+    );
+    assert!(
+        first.recv_timeout(Duration::from_millis(200)).is_err(),
+        "acknowledged before its sync finished"
+    );
+    // The store is free again: the next group is written while the first is synced.
+    let second = insert(&store, 2);
+    assert!(
+        control.wait_started(2, ACK_WAIT),
+        "the second group was not written"
+    );
+    assert!(second.recv_timeout(Duration::from_millis(100)).is_err());
+    control.release_syncs();
+    assert_eq!(ack(&first), Ok(()));
+    assert_eq!(ack(&second), Ok(()));
+    assert!(control.syncs() <= 2);
+}
+
+/// Whether `check` holds within the acknowledgement wait.
+fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + ACK_WAIT;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn submitters_split_over_two_lanes_merge_into_one_group_again() {
+    let (store, _, control) = start_with(Vec::new(), lanes(2));
+    control.set_delay(Duration::from_millis(20));
+    let store = std::sync::Arc::new(store);
+    // Four submitters that each wait for their commit: the first insert starts a lane
+    // alone, the other three take the second lane beside it.
+    let submitters: Vec<_> = (0..4u64)
+        .map(|c| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..15u64 {
+                    assert_eq!(ack(&insert(&store, c * 100 + n)), Ok(()));
+                }
+            })
+        })
+        .collect();
+    for s in submitters {
+        s.join().expect("a submitter");
+    }
+    let groups = control.groups();
+    assert_eq!(groups.iter().map(|g| g.inserts).sum::<usize>(), 60);
+    // Kept apart, the two halves would take 30 commits; merged again, about 16.
+    assert!(
+        groups.len() <= 22,
+        "{} commits for 60 inserts from 4 submitters: {:?}",
+        groups.len(),
+        groups.iter().map(|g| g.inserts).collect::<Vec<_>>()
+    );
 }

@@ -76,5 +76,18 @@ pub(super) fn json(report: &CoreReport) -> serde_json::Value {
             "mean": if count == 0 { 0.0 } else { latency.sum_secs / count as f64 },
         },
         "jobs_taken_over": info.jobs_taken_over,
+        "runner": runner_profile(&commits.profile),
+    })
+}
+
+/// Where durable inserts spend their time in the group-commit runner (sums since start).
+fn runner_profile(p: &crate::store::RunnerProfile) -> serde_json::Value {
+    serde_json::json!({
+        "inserts": p.inserts,
+        "queued_seconds": p.queued_secs,
+        "groups": p.groups,
+        "gather_seconds": p.gather_secs,
+        "sync_seconds": p.sync_secs,
+        "durable_seconds": p.durable_secs,
     })
 }

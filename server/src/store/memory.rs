@@ -4,8 +4,10 @@
 //! [`MemoryStore::new`] gives the store (moved into the runner) and a [`MemoryControl`]
 //! kept by the test: it fails the next commits, slows commits down, holds them until
 //! released, and shows what is stored and how the changes were grouped.
+//! [`MemoryStore::with_options`] also gives it several lanes (commits in flight at once)
+//! or a separate sync step that the control can hold.
 
-use super::{BackendError, Change, QueueStore};
+use super::seam::{BackendError, Change, QueueStore, Syncer};
 use gearman_core::server::JobRecord;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -14,6 +16,26 @@ use std::time::Duration;
 /// The in-memory store; see the module docs.
 pub struct MemoryStore {
     shared: Arc<Shared>,
+    options: MemoryOptions,
+}
+
+/// How a [`MemoryStore`] offers to run commits.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryOptions {
+    /// Commits in flight at once ([`QueueStore::lanes`]).
+    pub lanes: usize,
+    /// Whether commits need a separate sync step ([`QueueStore::syncer`]) before they count
+    /// as durable; [`MemoryControl::hold_syncs`] holds it.
+    pub syncer: bool,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            lanes: 1,
+            syncer: false,
+        }
+    }
 }
 
 /// The test's side of a [`MemoryStore`]. Dropping it (or any clone) releases held
@@ -36,7 +58,12 @@ struct State {
     delay: Duration,
     held: bool,
     started: usize,
+    /// Commits running now, and the most at once so far.
+    running: usize,
+    most_running: usize,
     groups: Vec<Group>,
+    syncs_held: bool,
+    syncs: usize,
 }
 
 /// One commit the runner asked for, as the store saw it.
@@ -70,11 +97,20 @@ impl MemoryStore {
 
     /// A store already holding `jobs` (returned by [`QueueStore::load`]).
     pub fn with_jobs(jobs: Vec<JobRecord>) -> (MemoryStore, MemoryControl) {
+        MemoryStore::with_options(jobs, MemoryOptions::default())
+    }
+
+    /// A store holding `jobs` that runs commits as `options` say.
+    pub fn with_options(
+        jobs: Vec<JobRecord>,
+        options: MemoryOptions,
+    ) -> (MemoryStore, MemoryControl) {
         let shared = Arc::new(Shared::default());
         lock(&shared).jobs = jobs.into_iter().map(|r| (r.durable_id, r)).collect();
         (
             MemoryStore {
                 shared: shared.clone(),
+                options,
             },
             MemoryControl { shared },
         )
@@ -119,6 +155,27 @@ impl MemoryControl {
         state.started >= n
     }
 
+    /// Syncs that start from now on wait until [`release_syncs`](Self::release_syncs).
+    pub fn hold_syncs(&self) {
+        lock(&self.shared).syncs_held = true;
+    }
+
+    /// Lets held syncs proceed.
+    pub fn release_syncs(&self) {
+        lock(&self.shared).syncs_held = false;
+        self.shared.changed.notify_all();
+    }
+
+    /// Syncs started so far.
+    pub fn syncs(&self) -> usize {
+        lock(&self.shared).syncs
+    }
+
+    /// The most commits that ran at the same time so far.
+    pub fn most_at_once(&self) -> usize {
+        lock(&self.shared).most_running
+    }
+
     /// The stored jobs, by durable id.
     pub fn jobs(&self) -> Vec<JobRecord> {
         lock(&self.shared).jobs.values().cloned().collect()
@@ -135,6 +192,26 @@ impl MemoryControl {
 impl Drop for MemoryControl {
     fn drop(&mut self) {
         self.release();
+        self.release_syncs();
+    }
+}
+
+/// The sync step of a [`MemoryStore`] made with [`MemoryOptions::syncer`].
+struct MemorySyncer {
+    shared: Arc<Shared>,
+}
+
+impl Syncer for MemorySyncer {
+    fn sync(&self) -> Result<(), BackendError> {
+        let mut state = lock(&self.shared);
+        state.syncs += 1;
+        self.shared.changed.notify_all();
+        let _state = self
+            .shared
+            .changed
+            .wait_while(state, |s| s.syncs_held)
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(())
     }
 }
 
@@ -148,6 +225,8 @@ impl QueueStore for MemoryStore {
     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
         let mut state = lock(&self.shared);
         state.started += 1;
+        state.running += 1;
+        state.most_running = state.most_running.max(state.running);
         self.shared.changed.notify_all();
         let delay = state.delay;
         if !delay.is_zero() {
@@ -165,6 +244,7 @@ impl QueueStore for MemoryStore {
             .filter(|c| matches!(c, Change::Insert(_)))
             .count();
         let removes = changes.len() - inserts;
+        state.running -= 1;
         let fail = state.fail_next > 0;
         state.groups.push(Group {
             inserts,
@@ -190,5 +270,24 @@ impl QueueStore for MemoryStore {
 
     fn describe(&self) -> String {
         "memory store".into()
+    }
+
+    fn lanes(&self) -> usize {
+        self.options.lanes
+    }
+
+    fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> {
+        Ok(Box::new(MemoryStore {
+            shared: self.shared.clone(),
+            options: self.options,
+        }))
+    }
+
+    fn syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        self.options.syncer.then(|| {
+            Box::new(MemorySyncer {
+                shared: self.shared.clone(),
+            }) as Box<dyn Syncer>
+        })
     }
 }

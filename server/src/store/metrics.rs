@@ -21,6 +21,28 @@ pub struct CommitStats {
     /// The last commit or health check failed (set, not cleared, by either).
     unreachable: AtomicBool,
     histograms: Mutex<CommitHistograms>,
+    profile: Mutex<RunnerProfile>,
+}
+
+/// Where a durable insert's time goes inside the runner, summed since the start: how long
+/// inserts waited queued (for a free lane, for a commit in flight, while the group was
+/// gathered), how long the runner held groups back gathering their submitters, how long it
+/// spent syncing, and how long groups took from the start of their commit until durable.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunnerProfile {
+    /// Inserts committed or refused.
+    pub inserts: u64,
+    /// Seconds inserts waited queued before their group's commit began, summed over inserts.
+    pub queued_secs: f64,
+    /// Groups committed or refused.
+    pub groups: u64,
+    /// Seconds the runner waited for the rest of a group, summed over groups.
+    pub gather_secs: f64,
+    /// Seconds runner threads spent in the store's sync step (a store with a
+    /// [`Syncer`](crate::store::Syncer)), summed over the threads that ran one.
+    pub sync_secs: f64,
+    /// Seconds from a commit's start until its group was durable, summed over groups.
+    pub durable_secs: f64,
 }
 
 /// Commit latency and batch size, as histograms.
@@ -44,11 +66,13 @@ pub struct CommitReport {
     /// The last transaction failed: the store is not writable now.
     pub last_failed: bool,
     /// The store answered its last commit or health check
-    /// ([`QueueStore::check`](super::QueueStore::check)); false while it fails (a
+    /// ([`QueueStore::check`](crate::store::QueueStore::check)); false while it fails (a
     /// networked store reconnects with backoff meanwhile).
     pub up: bool,
     /// Latency and batch size.
     pub histograms: CommitHistograms,
+    /// Where the runner's time goes.
+    pub profile: RunnerProfile,
 }
 
 impl CommitStats {
@@ -73,6 +97,25 @@ impl CommitStats {
         h.batch_sum += batch as u64;
     }
 
+    /// One group's share of the profile: its inserts, their summed queueing time, the
+    /// gathering before it, the sync this thread ran for it, its time until durable.
+    pub(super) fn profiled(
+        &self,
+        inserts: usize,
+        queued: Duration,
+        gathered: Duration,
+        synced: Duration,
+        durable: Duration,
+    ) {
+        let mut p = self.profile.lock().unwrap_or_else(|p| p.into_inner());
+        p.inserts += inserts as u64;
+        p.queued_secs += queued.as_secs_f64();
+        p.groups += 1;
+        p.gather_secs += gathered.as_secs_f64();
+        p.sync_secs += synced.as_secs_f64();
+        p.durable_secs += durable.as_secs_f64();
+    }
+
     /// The outcome of an idle health check.
     pub(super) fn checked(&self, ok: bool) {
         self.unreachable.store(!ok, Ordering::Release);
@@ -91,6 +134,11 @@ impl CommitStats {
             up: !self.unreachable.load(Ordering::Acquire),
             histograms: self
                 .histograms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            profile: self
+                .profile
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),

@@ -17,18 +17,25 @@
 //!     fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> { Ok(vec![]) }
 //!     fn commit_with_extras(&mut self, changes: &[Change], extras: &[ExtraChange])
 //!         -> Result<(), BackendError> { /* commit(changes); extras refused */ }
+//!     // Several commits in flight: more connections, or a separate durability step.
+//!     fn lanes(&self) -> usize { 1 }
+//!     fn fork(&mut self) -> Result<Box<dyn QueueStore>, BackendError> { Err(..) }
+//!     fn syncer(&mut self) -> Option<Box<dyn Syncer>> { None }
 //! }
+//! pub trait Syncer: Send + Sync + 'static { fn sync(&self) -> Result<(), BackendError>; }
 //! pub enum Change { Insert(JobRecord), Remove(u64) }
 //! pub enum ExtraChange { Put(ExtraRecord), Delete(ExtraKind, u64) }
 //! pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 //! ```
 //!
-//! [`StoreHandle`] runs a store on a thread of its own (the group-commit runner): changes
-//! queue up while a commit runs and the next commit takes all of them at once, so many
-//! concurrent submitters share one fsync. An insert's acknowledgement runs only after the
-//! commit holding it returned `Ok`: the server sends JOB_CREATED from that
-//! acknowledgement, so an acknowledged job survives `kill -9` (and, with a store that syncs,
-//! a power loss).
+//! [`StoreHandle`] runs a store on threads of its own (the group-commit runner): changes
+//! queue up while commits run and the next commit takes all of them at once, so many
+//! concurrent submitters share one fsync. A store may have several commits in flight
+//! ([`QueueStore::lanes`], [`QueueStore::syncer`]), so a group's commit overlaps the next
+//! group's gathering and its submitters' round trips. An insert's acknowledgement runs
+//! only once the commit holding it is durable: the server sends JOB_CREATED from that
+//! acknowledgement, so an acknowledged job survives `kill -9` (and, with a store that
+//! syncs, a power loss).
 //!
 //! Backends: [`sqlite`] (gearmand's `-q libsqlite3`, which also imports gearmand's queue
 //! files), [`postgres`] (`-q postgres`, shareable by several servers through leases),
@@ -44,208 +51,15 @@ mod reconnect;
 pub mod redis;
 pub mod registry;
 mod runner;
+mod seam;
+mod secret;
 pub mod sqlite;
 
-pub use metrics::{CommitHistograms, CommitReport, CommitStats, BATCH_BUCKETS};
+pub use metrics::{CommitHistograms, CommitReport, CommitStats, RunnerProfile, BATCH_BUCKETS};
 pub use registry::{Backend, QueueFlags};
 pub use runner::StoreHandle;
-
-use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
-
-/// A backend's failure, as the backend's own error type; its `Display` should be one line
-/// that names the store (file, host, key) and what went wrong.
-pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Most changes one commit takes unless the backend says otherwise
-/// ([`QueueStore::max_batch`]), so that a flood cannot hold acknowledgements back
-/// indefinitely.
-pub const DEFAULT_MAX_BATCH: usize = 50_000;
-
-/// How long the runner waits without a commit before it runs [`QueueStore::check`].
-pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// One change in a group commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Store a background job (replacing a record with the same `durable_id`).
-    Insert(JobRecord),
-    /// Delete a finished (completed, failed, cancelled) job by its `durable_id`; deleting
-    /// an id that is not stored is not an error.
-    Remove(u64),
-}
-
-/// One change to the records beyond the job queue (retry state, dead letters, schedules),
-/// committed in the same group and transaction as the job changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExtraChange {
-    /// Store a record, replacing the one with the same kind and key.
-    Put(ExtraRecord),
-    /// Delete a record; deleting one that is not stored is not an error.
-    Delete(ExtraKind, u64),
-}
-
-/// A durable queue backend, run by the group-commit runner ([`StoreHandle`]) on a thread of
-/// its own: every method may block.
-///
-/// The contract the runner relies on:
-/// - [`commit`](QueueStore::commit) applies its changes in order, **all or none**, and
-///   returns `Ok` only once they are durable as this backend promises (for SQLite with
-///   `synchronous=FULL`: fsynced). After an `Err`, none of the group's changes may appear
-///   on a later [`load`](QueueStore::load) as if committed by this call, and everything
-///   committed earlier must still be there.
-/// - [`load`](QueueStore::load) returns every stored job, in priority then arrival
-///   (`durable_id`) order; it is called once, before the server accepts connections.
-pub trait QueueStore: Send + 'static {
-    /// Every stored job, in priority then `durable_id` order.
-    fn load(&mut self) -> Result<Vec<JobRecord>, BackendError>;
-
-    /// Applies `changes` in order, atomically and durably (see the trait's contract).
-    fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError>;
-
-    /// Most changes one [`commit`](QueueStore::commit) may take (a backend with a
-    /// statement or pipeline limit lowers it).
-    fn max_batch(&self) -> usize {
-        DEFAULT_MAX_BATCH
-    }
-
-    /// Runs once after the last commit, when the server stops (SQLite folds its
-    /// write-ahead log back into the file here). Errors are the backend's to log.
-    fn close(&mut self) {}
-
-    /// Names the store for log lines, e.g. `queue file /var/lib/gearmand/q.db`.
-    fn describe(&self) -> String;
-
-    /// A health check the runner makes when no commit ran for [`CHECK_EVERY`]: `Some(Ok)`
-    /// when the store answers (a networked store reconnects here when its backoff allows),
-    /// `Some(Err)` when not; `None` (the default) for a store without one, whose health is
-    /// that of its last commit. Shown as `gearman_store_up` and in `/api/status`.
-    fn check(&mut self) -> Option<Result<(), BackendError>> {
-        None
-    }
-
-    /// Whether this backend keeps [`ExtraRecord`]s (retry state, dead letters, schedules)
-    /// through [`commit_with_extras`](QueueStore::commit_with_extras): the server sends them
-    /// only then. Off by default, so a backend without them still works, without those
-    /// records surviving a restart.
-    fn keeps_extras(&self) -> bool {
-        false
-    }
-
-    /// Every stored extra record, in kind then key order; called once, before the server
-    /// accepts connections. Records of a kind this version does not know stay stored and
-    /// are left out.
-    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
-        Ok(Vec::new())
-    }
-
-    /// Applies `changes` and `extras`, each in order, in one atomic and durable commit
-    /// (the contract of [`commit`](QueueStore::commit) covers both). The default, for a
-    /// backend that keeps no extras, commits the jobs alone and refuses extras.
-    fn commit_with_extras(
-        &mut self,
-        changes: &[Change],
-        extras: &[ExtraChange],
-    ) -> Result<(), BackendError> {
-        if extras.is_empty() {
-            self.commit(changes)
-        } else {
-            Err(format!("{} keeps no records beyond the job queue", self.describe()).into())
-        }
-    }
-
-    /// Jobs this backend takes over while the server runs, from other servers sharing its
-    /// database; `None` (the default) for a backend nobody else shares. Taken once, before
-    /// the store is handed to its runner.
-    fn takeovers(&mut self) -> Option<Takeovers> {
-        None
-    }
-}
-
-impl<S: QueueStore + ?Sized> QueueStore for Box<S> {
-    fn load(&mut self) -> Result<Vec<JobRecord>, BackendError> {
-        (**self).load()
-    }
-    fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
-        (**self).commit(changes)
-    }
-    fn max_batch(&self) -> usize {
-        (**self).max_batch()
-    }
-    fn close(&mut self) {
-        (**self).close()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn check(&mut self) -> Option<Result<(), BackendError>> {
-        (**self).check()
-    }
-    fn keeps_extras(&self) -> bool {
-        (**self).keeps_extras()
-    }
-    fn load_extras(&mut self) -> Result<Vec<ExtraRecord>, BackendError> {
-        (**self).load_extras()
-    }
-    fn commit_with_extras(
-        &mut self,
-        changes: &[Change],
-        extras: &[ExtraChange],
-    ) -> Result<(), BackendError> {
-        (**self).commit_with_extras(changes, extras)
-    }
-    fn takeovers(&mut self) -> Option<Takeovers> {
-        (**self).takeovers()
-    }
-}
-
-/// Jobs a shared-database backend took over from a server whose lease ran out: already
-/// this server's in the database, to be restored into the core while it runs.
-pub struct Adopted {
-    jobs: Vec<JobRecord>,
-    bind: BindIds,
-}
-
-/// Tells a backend the durable ids its adopted jobs got.
-pub(crate) type BindIds = Box<dyn FnOnce(&[u64]) + Send>;
-
-impl Adopted {
-    /// `jobs` (durable ids not yet assigned); `bind` learns the ids they get, before any
-    /// change about them can reach the backend.
-    pub(crate) fn new(jobs: Vec<JobRecord>, bind: BindIds) -> Adopted {
-        Adopted { jobs, bind }
-    }
-
-    /// How many jobs.
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
-    /// Numbers the jobs from `first` on (past every durable id the core has handed out),
-    /// tells the backend, and returns them for
-    /// [`Server::restore`](gearman_core::server::Server::restore).
-    pub fn into_records(self, first: u64) -> Vec<JobRecord> {
-        let ids: Vec<u64> = (first..).take(self.jobs.len()).collect();
-        (self.bind)(&ids);
-        self.jobs
-            .into_iter()
-            .zip(ids)
-            .map(|(mut job, id)| {
-                job.durable_id = id;
-                job
-            })
-            .collect()
-    }
-}
-
-/// Where a shared-database backend sends the jobs it takes over.
-pub type Takeovers = tokio::sync::mpsc::UnboundedReceiver<Adopted>;
-
-/// Called with the outcome of a durable insert: `Ok` once the commit holding it is durable,
-/// `Err` with the reason when that commit failed. It never runs on the caller of
-/// [`StoreHandle::insert`], so it may block (e.g. on a bounded channel to that caller).
-pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub use seam::{
+    Ack, Adopted, BackendError, Change, ExtraChange, QueueStore, Syncer, Takeovers, CHECK_EVERY,
+    DEFAULT_MAX_BATCH,
+};
+pub use secret::Secret;

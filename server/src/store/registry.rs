@@ -4,8 +4,8 @@
 
 use super::postgres::{self, PostgresConfig, PostgresStore};
 use super::redis::{self, RedisConfig, RedisStore};
+use super::seam::{BackendError, QueueStore};
 use super::sqlite::{self, SqliteConfig, SqliteStore};
-use super::{BackendError, QueueStore};
 
 /// `-q` for no durable queue (jobs in memory only, as gearmand's builtin queue).
 pub const BUILTIN: &str = "builtin";

@@ -2,9 +2,10 @@
 //! of the sharing.
 //!
 //! Each server's row in `gearmand_rs_owners` says until when (database clock) its rows are
-//! its own. The keeper thread renews it every quarter of the lease period, and every group
-//! commit renews it too; an expired lease is never renewed (the statements require
-//! `lease_until > now()`), so once a lease has run out it stays out.
+//! its own. The keeper thread renews it every quarter of the lease period; an expired lease
+//! is never renewed (the statement requires `lease_until > now()`), so once a lease has run
+//! out it stays out. A group commit writes only while the lease holds, under a key-share
+//! lock on the owner row, so a takeover waits for (or skips) an owner whose commit runs.
 //!
 //! Takeover: each round the keeper also looks for owners whose lease ran out, locks their
 //! rows in `gearmand_rs_owners` (`FOR UPDATE SKIP LOCKED`, so two live servers never take
@@ -20,8 +21,9 @@
 //! ([`EXIT_LEASE_LOST`]) once nine tenths of the period have passed without a renewal, so
 //! the server has stopped handing out jobs before any other server may take them.
 
-use super::{adopted, schema, RowIds};
-use crate::store::Adopted;
+use super::rows::{adopted, RowIds};
+use super::schema;
+use crate::store::seam::Adopted;
 use ::postgres::{Client, NoTls};
 use gearman_core::server::JobRecord;
 use std::sync::mpsc;

@@ -6,7 +6,7 @@
 //! accept only a plain identifier for it, fold it to lower case as PostgreSQL folded
 //! gearmand's name, and still quote it.
 
-use super::PostgresConfig;
+use super::config::PostgresConfig;
 use ::postgres::{Client, Row, Transaction};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
@@ -60,30 +60,6 @@ pub(super) const JOB_COLUMNS: &str =
 
 /// Serialises schema changes and imports between servers starting at once.
 const SCHEMA_LOCK: i64 = 0x6765_6172_6d61_6e64; // "gearmand"
-
-/// `--libpq-table`: a plain identifier, folded to lower case.
-pub(super) fn valid_table_name(name: &str) -> Result<String, String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !ok {
-        return Err(format!(
-            "--libpq-table {name:?} is not a plain table name (letters, digits and _, \
-             at most 63, not starting with a digit)"
-        ));
-    }
-    let folded = name.to_ascii_lowercase();
-    if folded.starts_with("gearmand_rs_") {
-        return Err(format!(
-            "--libpq-table {name:?} names gearmand-rs's own tables, not gearmand's"
-        ));
-    }
-    Ok(folded)
-}
 
 /// Quotes an identifier (already validated; quoting keeps it from ever being SQL).
 fn quoted(name: &str) -> String {
@@ -340,26 +316,4 @@ pub(super) fn job_of(row: &Row) -> Result<(i64, JobRecord), ::postgres::Error> {
             reducer: row.try_get::<_, Option<Vec<u8>>>(6)?.map(Bytes::from),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names_are_plain_identifiers() {
-        assert_eq!(valid_table_name("queue").unwrap(), "queue");
-        assert_eq!(valid_table_name("My_Queue2").unwrap(), "my_queue2");
-        for bad in [
-            "",
-            "1queue",
-            "queue; DROP TABLE x",
-            "q\"x",
-            "a.b",
-            "gearmand_rs_jobs",
-            &"x".repeat(64),
-        ] {
-            assert!(valid_table_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -6,9 +6,9 @@
 //! `when_to_run`) and is replayed by gearmand in table order; we keep that order within each
 //! priority by numbering the rows by rowid.
 
+use super::config::SqliteConfig;
 use super::error::SqliteError;
 use super::tables::{columns, JOBS, META};
-use super::SqliteConfig;
 use rusqlite::Connection;
 
 /// Quotes an SQL identifier.

@@ -2,9 +2,11 @@
 //! may also hold a gearmand libsqlite3 queue to take over.
 //!
 //! Durability choice. The database runs in WAL mode. With [`SyncMode::Full`] (the default)
-//! every commit fsyncs the write-ahead log before the acknowledgements run, so an
-//! acknowledged job survives a crash of the process *and* a power loss or kernel crash
-//! (given a disk that honours fsync); group commit is what makes this affordable.
+//! the write-ahead log is fsynced after every commit and before its acknowledgements run,
+//! so an acknowledged job survives a crash of the process *and* a power loss or kernel
+//! crash (given a disk that honours fsync); group commit is what makes this affordable.
+//! The fsync runs beside the writer rather than inside the commit (see `wal_sync`), so the
+//! next group is written while the previous one is flushed.
 //! [`SyncMode::Normal`] (`--libsqlite3-sync normal`) writes each commit to the log with
 //! `write(2)` but fsyncs only at checkpoints: the committed frames are in the kernel's page
 //! cache, so they survive `kill -9` of the server (the kernel writes them out and SQLite
@@ -16,14 +18,18 @@
 //! write (checked by a real write transaction), or tables with an unexpected layout. A
 //! gearmand libsqlite3 queue table in the file is imported (see `import`).
 
+mod config;
 mod error;
 mod import;
 mod schema;
 mod tables;
+mod wal_sync;
 
+pub use config::{Flags, SqliteConfig, SyncMode};
 pub use error::SqliteError;
 
-use super::{BackendError, Change, ExtraChange, QueueStore, StoreHandle};
+use crate::store::runner::StoreHandle;
+use crate::store::seam::{BackendError, Change, ExtraChange, QueueStore, Syncer};
 use gearman_core::server::{ExtraRecord, JobRecord};
 use rusqlite::{params, Connection};
 use std::path::PathBuf;
@@ -31,119 +37,44 @@ use std::path::PathBuf;
 /// The `-q` name of this backend (gearmand's).
 pub const QUEUE_TYPE: &str = "libsqlite3";
 
-/// Where the queue lives and how hard it is pushed to disk.
-#[derive(Debug, Clone)]
-pub struct SqliteConfig {
-    /// SQLite file (created if missing; its directory must exist and be writable).
-    pub path: PathBuf,
-    /// Name of a gearmand libsqlite3 queue table to import on start (gearmand's
-    /// `--libsqlite3-table`, default [`SqliteConfig::GEARMAND_TABLE`]).
-    pub gearmand_table: String,
-    /// How hard each commit is pushed to disk.
-    pub sync: SyncMode,
-}
-
-impl SqliteConfig {
-    /// gearmand's default queue table name.
-    pub const GEARMAND_TABLE: &'static str = "gearman_queue";
-
-    /// A store at `path` with the defaults: gearmand's table name, [`SyncMode::Full`].
-    pub fn new(path: impl Into<PathBuf>) -> SqliteConfig {
-        SqliteConfig {
-            path: path.into(),
-            gearmand_table: Self::GEARMAND_TABLE.into(),
-            sync: SyncMode::Full,
-        }
-    }
-}
-
-/// SQLite `synchronous` setting for the write-ahead log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyncMode {
-    /// Every commit is fsynced before its acknowledgements: acknowledged jobs survive a
-    /// crash of the process and a power loss (the default).
-    #[default]
-    Full,
-    /// Commits reach the kernel but are fsynced only at checkpoints: acknowledged jobs
-    /// survive `kill -9` of the server, not a power loss or kernel crash.
-    Normal,
-}
-
-/// This backend's command-line flags (gearmand's names).
-#[derive(Debug, Clone, clap::Args)]
-pub struct Flags {
-    /// SQLite file for `-q libsqlite3`: background jobs are committed there before
-    /// JOB_CREATED. An existing gearmand libsqlite3 queue file is imported.
-    #[arg(
-        long = "libsqlite3-db",
-        value_name = "FILE",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_db: Option<PathBuf>,
-
-    /// gearmand's queue table name in that file, imported on start.
-    #[arg(
-        long = "libsqlite3-table",
-        default_value = "gearman_queue",
-        value_name = "NAME",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_table: String,
-
-    /// Durable queue sync: `full` fsyncs every commit (survives power loss); `normal`
-    /// survives a crash of the server process but not of the machine, and is faster.
-    #[arg(
-        long = "libsqlite3-sync",
-        default_value = "full",
-        value_name = "MODE",
-        help_heading = "Durable queue"
-    )]
-    pub libsqlite3_sync: String,
-}
-
-impl Flags {
-    /// Checks the flags and gives the store's configuration (`-q libsqlite3` was chosen).
-    pub fn config(&self) -> Result<SqliteConfig, String> {
-        let sync = self.sync_mode()?;
-        let path = self
-            .libsqlite3_db
-            .clone()
-            .ok_or("-q libsqlite3 needs --libsqlite3-db FILE (the queue file)")?;
-        // Absolute, so that --daemon's change of directory does not move the file.
-        let path = std::path::absolute(&path).unwrap_or(path);
-        Ok(SqliteConfig {
-            path,
-            gearmand_table: self.libsqlite3_table.clone(),
-            sync,
-        })
-    }
-
-    /// `--libsqlite3-sync`, checked even when another queue type is chosen (a typo there
-    /// is still a typo).
-    pub fn sync_mode(&self) -> Result<SyncMode, String> {
-        match self.libsqlite3_sync.to_ascii_lowercase().as_str() {
-            "full" => Ok(SyncMode::Full),
-            "normal" => Ok(SyncMode::Normal),
-            other => Err(format!(
-                "--libsqlite3-sync must be full or normal, got {other:?}"
-            )),
-        }
-    }
-}
-
 /// An open, validated SQLite queue file: the [`QueueStore`] for `-q libsqlite3`.
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Under [`SyncMode::Full`]: the fsync of the log, run by the runner after each commit.
+    wal_sync: Option<wal_sync::WalSync>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) and validates the file and imports a gearmand
     /// libsqlite3 queue table if one is there.
     pub fn open(cfg: &SqliteConfig) -> Result<SqliteStore, SqliteError> {
+        let conn = schema::open(cfg)?;
+        let wal_sync = match cfg.sync {
+            SyncMode::Normal => None,
+            SyncMode::Full => match wal_sync::WalSync::open(&cfg.path) {
+                // The runner syncs the log after each commit: SQLite need not.
+                Ok(sync) => match conn.execute_batch("PRAGMA synchronous=NORMAL") {
+                    Ok(()) => Some(sync),
+                    Err(e) => {
+                        return Err(SqliteError::from_sqlite(&cfg.path, "cannot configure", e))
+                    }
+                },
+                Err(e) => {
+                    // SQLite keeps synchronous=FULL and syncs inside each commit.
+                    tracing::warn!(
+                        "queue file {}: cannot open its write-ahead log ({e}); each commit \
+                         syncs it itself",
+                        cfg.path.display()
+                    );
+                    None
+                }
+            },
+        };
         Ok(SqliteStore {
-            conn: schema::open(cfg)?,
+            conn,
             path: cfg.path.clone(),
+            wal_sync,
         })
     }
 
@@ -177,7 +108,7 @@ impl QueueStore for SqliteStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), BackendError> {
-        Ok(write(&mut self.conn, changes, &[])?)
+        self.commit_with_extras(changes, &[])
     }
 
     fn keeps_extras(&self) -> bool {
@@ -193,7 +124,12 @@ impl QueueStore for SqliteStore {
         changes: &[Change],
         extras: &[ExtraChange],
     ) -> Result<(), BackendError> {
-        Ok(write(&mut self.conn, changes, extras)?)
+        write(&mut self.conn, changes, extras)?;
+        // Until a runner took the sync step, the commit syncs itself.
+        match &self.wal_sync {
+            Some(sync) => sync.sync(),
+            None => Ok(()),
+        }
     }
 
     fn close(&mut self) {
@@ -205,6 +141,12 @@ impl QueueStore for SqliteStore {
 
     fn describe(&self) -> String {
         format!("queue file {}", self.path.display())
+    }
+
+    fn syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        self.wal_sync
+            .take()
+            .map(|sync| Box::new(sync) as Box<dyn Syncer>)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Opening the SQLite file: proving it is healthy and writable, creating or checking our
 //! tables, and reading the stored jobs back.
 
+use super::config::{SqliteConfig, SyncMode};
 use super::error::SqliteError;
+use super::import;
 use super::tables::{columns, EXTRAS, EXTRAS_COLUMNS, JOBS, JOBS_COLUMNS, META, SCHEMA_VERSION};
-use super::{import, SqliteConfig, SyncMode};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};

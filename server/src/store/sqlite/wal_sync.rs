@@ -1,0 +1,110 @@
+//! `synchronous=FULL` with the fsync taken out of the commit, so that the next group is
+//! written while this one is flushed.
+//!
+//! In WAL mode SQLite's `FULL` is `NORMAL` plus an fsync of the write-ahead log at every
+//! commit (checkpoints, and the log header after a restart of the log, are synced in both
+//! modes; with powersafe overwrite, the default, nothing is padded). So the store runs
+//! `NORMAL` and the runner calls [`WalSync::sync`] after a group's commit returned and
+//! before its acknowledgements: one `fdatasync` of the log covers every commit written
+//! before it began, exactly what `FULL` would have synced, and an acknowledged job survives
+//! a power loss as before. The fsync only leaves the writer's path.
+//!
+//! A failed fsync is not retried: the kernel may have dropped the pages it could not write
+//! and report the next fsync clean, and a log that lost a commit in its middle loses every
+//! later one on recovery. So every later sync fails too (nothing more is acknowledged) until
+//! the server restarts and SQLite recovers the log from what the disk really holds.
+
+use crate::store::seam::{BackendError, Syncer};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The log file of the database at `db`, as SQLite names it.
+pub(super) fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Syncs one database's write-ahead log, on up to [`FILES`] descriptors at once.
+pub(super) struct WalSync {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+/// Descriptors of the log: one per sync in progress (the runner runs at most
+/// this many at once). Each is opened before any commit, so that a write-back error reaches
+/// every one of them (Linux reports it once per open file).
+const FILES: usize = 2;
+
+struct State {
+    /// Descriptors not in use by a sync.
+    files: Vec<File>,
+    /// The first failure; every later sync repeats it.
+    failed: Option<String>,
+}
+
+impl WalSync {
+    /// Opens the log of the database at `db` (SQLite created it when the database went
+    /// into WAL mode and wrote its first transaction).
+    pub(super) fn open(db: &Path) -> std::io::Result<WalSync> {
+        let path = wal_path(db);
+        let files = (0..FILES)
+            .map(|_| File::open(&path))
+            .collect::<std::io::Result<_>>()?;
+        Ok(WalSync {
+            path,
+            state: Mutex::new(State {
+                files,
+                failed: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One fsync on `file`; a new descriptor if SQLite ever made a new log.
+    fn sync_on(&self, file: &mut File) -> std::io::Result<()> {
+        let now = std::fs::metadata(&self.path)?;
+        let ours = file.metadata()?;
+        if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) {
+            *file = File::open(&self.path)?;
+        }
+        file.sync_data()
+    }
+}
+
+impl Syncer for WalSync {
+    fn sync(&self) -> Result<(), BackendError> {
+        let taken = {
+            let mut state = self.lock();
+            if let Some(e) = &state.failed {
+                return Err(e.clone().into());
+            }
+            state.files.pop()
+        };
+        let mut file = match taken {
+            Some(file) => file,
+            // More syncs at once than descriptors: cannot happen with the runner's bound.
+            None => File::open(&self.path)?,
+        };
+        let result = self.sync_on(&mut file);
+        let mut state = self.lock();
+        state.files.push(file);
+        result.map_err(|e| {
+            let e = format!(
+                "fsync of {} failed ({e}); nothing more is acknowledged until gearmand-rs \
+                 restarts",
+                self.path.display()
+            );
+            if state.failed.is_none() {
+                tracing::error!("{e}");
+                state.failed = Some(e.clone());
+            }
+            e.into()
+        })
+    }
+}
