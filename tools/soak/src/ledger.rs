@@ -23,6 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How long after a job's completion its delete may still be uncommitted at a server kill.
 pub const DELETE_GRACE_US: u64 = 10_000_000;
 
+/// How far around a job's runs [`Ledger::describe`] lists server kills and full disks.
+const NEAR_US: u64 = 60_000_000;
+
 /// Microseconds since the Unix epoch (workers stamp their reports with the same clock).
 pub fn now_us() -> u64 {
     SystemTime::now()
@@ -38,7 +41,8 @@ struct Acked {
 }
 
 struct Run {
-    pid: u32,
+    /// The worker's number in the pool (not its pid, which the kernel reuses).
+    worker: u64,
     seq: u64,
     start_us: u64,
     done_us: Option<u64>,
@@ -55,7 +59,7 @@ struct Inner {
     acked: HashMap<u64, Acked>,
     submitted: HashSet<u64>,
     runs: HashMap<u64, Vec<Run>>,
-    workers: HashMap<u32, WorkerLog>,
+    workers: HashMap<u64, WorkerLog>,
     server_kills: Vec<u64>,
     disk_full: Vec<(u64, Option<u64>)>,
 }
@@ -108,23 +112,23 @@ impl Ledger {
         entry.epoch = epoch;
     }
 
-    /// Worker `pid` reported a start (`done` false) or an end of a run of `id` at `at_us`.
-    pub fn worker_report(&self, pid: u32, id: u64, done: bool, at_us: u64) {
+    /// Worker number `worker` reported a start (`done` false) or an end of a run of `id` at `at_us`.
+    pub fn worker_report(&self, worker: u64, id: u64, done: bool, at_us: u64) {
         let mut inner = self.inner.lock().unwrap();
         let inner = &mut *inner;
-        let log = inner.workers.entry(pid).or_default();
+        let log = inner.workers.entry(worker).or_default();
         let runs = inner.runs.entry(id).or_default();
         if done {
             if let Some(run) = runs
                 .iter_mut()
                 .rev()
-                .find(|r| r.pid == pid && r.done_us.is_none())
+                .find(|r| r.worker == worker && r.done_us.is_none())
             {
                 run.done_us = Some(at_us);
             }
         } else {
             runs.push(Run {
-                pid,
+                worker,
                 seq: log.starts,
                 start_us: at_us,
                 done_us: None,
@@ -133,23 +137,23 @@ impl Ledger {
         }
     }
 
-    /// Whether worker `pid` is in the middle of a run.
-    pub fn is_busy(&self, pid: u32) -> bool {
+    /// Whether worker number `worker` is in the middle of a run.
+    pub fn is_busy(&self, worker: u64) -> bool {
         let inner = self.inner.lock().unwrap();
         inner
             .runs
             .values()
             .flatten()
-            .any(|r| r.pid == pid && r.done_us.is_none())
+            .any(|r| r.worker == worker && r.done_us.is_none())
     }
 
-    /// Worker `pid` was SIGKILLed.
-    pub fn worker_killed(&self, pid: u32) {
+    /// Worker number `worker` was SIGKILLed.
+    pub fn worker_killed(&self, worker: u64) {
         self.inner
             .lock()
             .unwrap()
             .workers
-            .entry(pid)
+            .entry(worker)
             .or_default()
             .killed = true;
     }
@@ -191,11 +195,44 @@ impl Ledger {
             .iter()
             .map(|h| String::from_utf8_lossy(h).into_owned())
             .collect();
-        let runs = inner.runs.get(&id).map_or(0, Vec::len);
-        format!(
-            "{id}: {} handles {handles:?} epoch {:?} runs {runs}",
-            a.kind, a.epoch
-        )
+        let runs = inner.runs.get(&id).map_or(&[][..], Vec::as_slice);
+        let mut line = format!(
+            "{id}: {} handles {handles:?} epoch {:?} runs {}",
+            a.kind,
+            a.epoch,
+            runs.len()
+        );
+        // Each run and the faults near it, so an unexplained duplicate can be traced.
+        let at = |us: u64| format!("{:.3}", us as f64 / 1e6);
+        for run in runs {
+            let worker = inner.workers.get(&run.worker);
+            line.push_str(&format!(
+                "\n      run: worker {} start #{} of {}{} at {} done {}",
+                run.worker,
+                run.seq + 1,
+                worker.map_or(0, |w| w.starts),
+                if worker.is_some_and(|w| w.killed) {
+                    " (killed)"
+                } else {
+                    ""
+                },
+                at(run.start_us),
+                run.done_us.map_or_else(|| "never".to_string(), at),
+            ));
+        }
+        let (first, last) = (
+            runs.iter().map(|r| r.start_us).min().unwrap_or(0),
+            runs.iter().map(|r| r.start_us).max().unwrap_or(0),
+        );
+        let near = |t: u64| t + NEAR_US >= first && t <= last + NEAR_US;
+        for &kill in inner.server_kills.iter().filter(|&&k| near(k)) {
+            line.push_str(&format!("\n      server killed at {}", at(kill)));
+        }
+        for &(from, to) in inner.disk_full.iter().filter(|(f, _)| near(*f)) {
+            let to = to.map_or_else(|| "never".to_string(), at);
+            line.push_str(&format!("\n      disk full from {} to {to}", at(from)));
+        }
+        line
     }
 
     /// Judges every job (see the module documentation for what a fault allows).
@@ -261,7 +298,7 @@ impl Ledger {
 impl Inner {
     fn killed_before_confirming(&self, run: &Run) -> bool {
         self.workers
-            .get(&run.pid)
+            .get(&run.worker)
             .is_some_and(|w| w.killed && run.seq + 1 == w.starts)
     }
 
@@ -279,5 +316,43 @@ impl Inner {
             done + 1_000_000 >= from && to.is_none_or(|t| done <= t + 1_000_000)
         });
         during_full && self.server_kills.iter().any(|&kill| kill >= done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acked_once(ledger: &Ledger, id: u64) {
+        ledger.submitting(id);
+        ledger.acked(id, "bg", Bytes::from(format!("H:t:{id}")), None);
+    }
+
+    #[test]
+    fn a_rerun_is_allowed_only_for_the_last_job_a_killed_worker_started() {
+        let ledger = Ledger::default();
+        acked_once(&ledger, 1);
+        acked_once(&ledger, 2);
+        // Worker 7 finishes job 1, starts job 2 and is killed; worker 8 runs job 2 again.
+        ledger.worker_report(7, 1, false, 10);
+        ledger.worker_report(7, 1, true, 11);
+        ledger.worker_report(7, 2, false, 12);
+        ledger.worker_killed(7);
+        ledger.worker_report(8, 2, false, 20);
+        ledger.worker_report(8, 2, true, 21);
+        let v = ledger.verdict();
+        assert_eq!((v.dup_worker_kill, v.exactly_once), (1, 1));
+        assert!(v.unexplained_dups.is_empty() && v.lost.is_empty());
+
+        // Job 1 running again is not explained: worker 7 went on to job 2 after it.
+        ledger.worker_report(8, 1, false, 30);
+        ledger.worker_report(8, 1, true, 31);
+        assert_eq!(ledger.verdict().unexplained_dups, vec![1]);
+        let described = ledger.describe(1);
+        assert!(described.contains("runs 2"), "{described}");
+        assert!(
+            described.contains("worker 7 start #1 of 2 (killed)"),
+            "{described}"
+        );
     }
 }

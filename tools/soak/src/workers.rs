@@ -8,18 +8,29 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a worker kill waits for some worker to be in the middle of a job.
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 
+/// One worker process as the pool holds it.
+struct Live {
+    child: Child,
+    adapter: Adapter,
+    /// The ledger's name for it: unique for the whole soak, unlike the pid, which the
+    /// kernel hands out again (pid_max is often 32768, and a soak starts many processes).
+    worker: u64,
+}
+
 /// The pool.
 pub struct Workers {
     exe: PathBuf,
     ctx: Arc<Ctx>,
-    live: Mutex<Vec<(Child, Adapter)>>,
+    live: Mutex<Vec<Live>>,
     probe: Mutex<Option<Child>>,
+    next_worker: AtomicU64,
 }
 
 impl Workers {
@@ -30,18 +41,19 @@ impl Workers {
             ctx,
             live: Mutex::new(Vec::new()),
             probe: Mutex::new(None),
+            next_worker: AtomicU64::new(1),
         };
         for adapter in Adapter::ALL {
             for _ in 0..per_adapter {
-                let child = workers.spawn(adapter, false)?;
-                workers.live.lock().unwrap().push((child, adapter));
+                let live = workers.spawn(adapter, false)?;
+                workers.live.lock().unwrap().push(live);
             }
         }
-        *workers.probe.lock().unwrap() = Some(workers.spawn(Adapter::Blocking, true)?);
+        *workers.probe.lock().unwrap() = Some(workers.spawn(Adapter::Blocking, true)?.child);
         Ok(workers)
     }
 
-    fn spawn(&self, adapter: Adapter, probe: bool) -> std::io::Result<Child> {
+    fn spawn(&self, adapter: Adapter, probe: bool) -> std::io::Result<Live> {
         let mut cmd = Command::new(&self.exe);
         cmd.args([
             "worker",
@@ -58,7 +70,7 @@ impl Workers {
             cmd.pre_exec(crate::sys::die_with_parent);
         }
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
-        let pid = child.id();
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed);
         if let Some(out) = child.stdout.take() {
             let ctx = self.ctx.clone();
             std::thread::spawn(move || {
@@ -71,12 +83,16 @@ impl Workers {
                         continue;
                     };
                     if let (Ok(id), Ok(at)) = (id.parse(), at.parse()) {
-                        ctx.ledger.worker_report(pid, id, kind == "D", at);
+                        ctx.ledger.worker_report(worker, id, kind == "D", at);
                     }
                 }
             });
         }
-        Ok(child)
+        Ok(Live {
+            child,
+            adapter,
+            worker,
+        })
     }
 
     /// Worker processes serving soak_fg and soak_bg.
@@ -97,7 +113,7 @@ impl Workers {
         let deadline = Instant::now() + BUSY_WAIT;
         let busy = loop {
             let busy: Vec<usize> = (0..live.len())
-                .filter(|&i| self.ctx.ledger.is_busy(live[i].0.id()))
+                .filter(|&i| self.ctx.ledger.is_busy(live[i].worker))
                 .collect();
             if !busy.is_empty() || Instant::now() >= deadline {
                 break busy;
@@ -109,13 +125,12 @@ impl Workers {
         } else {
             busy[rng.usize(..busy.len())]
         };
-        let (mut child, adapter) = live.swap_remove(victim);
-        let pid = child.id();
-        let mid_job = self.ctx.ledger.is_busy(pid);
-        sys::kill9(pid);
-        let _ = child.wait();
-        self.ctx.ledger.worker_killed(pid);
-        live.push((self.spawn(adapter, false)?, adapter));
+        let mut victim = live.swap_remove(victim);
+        let mid_job = self.ctx.ledger.is_busy(victim.worker);
+        sys::kill9(victim.child.id());
+        let _ = victim.child.wait();
+        self.ctx.ledger.worker_killed(victim.worker);
+        live.push(self.spawn(victim.adapter, false)?);
         Ok(mid_job)
     }
 
@@ -124,15 +139,16 @@ impl Workers {
         let mut live = self.live.lock().unwrap();
         let mut died = 0;
         for slot in live.iter_mut() {
-            if let Ok(Some(status)) = slot.0.try_wait() {
+            if let Ok(Some(status)) = slot.child.try_wait() {
                 eprintln!(
-                    "FAIL: {} worker {} exited by itself: {status}",
-                    slot.1.name(),
-                    slot.0.id()
+                    "FAIL: {} worker {} (pid {}) exited by itself: {status}",
+                    slot.adapter.name(),
+                    slot.worker,
+                    slot.child.id()
                 );
                 died += 1;
-                if let Ok(child) = self.spawn(slot.1, false) {
-                    slot.0 = child;
+                if let Ok(live) = self.spawn(slot.adapter, false) {
+                    *slot = live;
                 }
             }
         }
@@ -141,9 +157,9 @@ impl Workers {
 
     /// Kills every worker.
     pub fn stop(&self) {
-        for (mut child, _) in self.live.lock().unwrap().drain(..) {
-            let _ = child.kill();
-            let _ = child.wait();
+        for mut live in self.live.lock().unwrap().drain(..) {
+            let _ = live.child.kill();
+            let _ = live.child.wait();
         }
         if let Some(mut child) = self.probe.lock().unwrap().take() {
             let _ = child.kill();
