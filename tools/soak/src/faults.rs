@@ -209,6 +209,7 @@ impl Target<'_> {
         self.server.kill9();
         let started = Instant::now();
         let result = self.server.start(sys::UNLIMITED);
+        self.ctx.ledger.server_restarted();
         self.ctx.stats.max(
             "info.server_restart_ms_max",
             started.elapsed().as_millis() as u64,

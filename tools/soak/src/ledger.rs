@@ -9,9 +9,11 @@
 //!   GRAB_JOB follows the WORK_COMPLETE on that connection, so a run followed by another
 //!   start on the same worker was certainly completed at the server; only the last one
 //!   of a killed worker may not have been.
-//! - **server killed**: an earlier run started before a `kill -9` of the server and
-//!   finished less than [`DELETE_GRACE_US`] before it (or never): the delete of a finished
-//!   job is committed asynchronously, so a kill right after completion restores it.
+//! - **server killed**: an earlier run started before the restarted server was ready (a
+//!   JOB_ASSIGN the killed server sent just before it died still reaches the worker, whose
+//!   WORK_COMPLETE then goes nowhere) and finished less than [`DELETE_GRACE_US`] before the
+//!   `kill -9` (or never): the delete of a finished job is committed asynchronously, so a
+//!   kill right after completion restores it.
 //! - **delete refused on a full disk**: an earlier run finished while the disk was full
 //!   (the delete's commit failed, the stored row stays) and the server was killed later.
 
@@ -60,7 +62,8 @@ struct Inner {
     submitted: HashSet<u64>,
     runs: HashMap<u64, Vec<Run>>,
     workers: HashMap<u64, WorkerLog>,
-    server_kills: Vec<u64>,
+    /// Each server kill and when the restarted server was ready (`None` while restarting).
+    server_kills: Vec<(u64, Option<u64>)>,
     disk_full: Vec<(u64, Option<u64>)>,
 }
 
@@ -160,7 +163,19 @@ impl Ledger {
 
     /// The server was SIGKILLed now.
     pub fn server_killed(&self) {
-        self.inner.lock().unwrap().server_kills.push(now_us());
+        self.inner
+            .lock()
+            .unwrap()
+            .server_kills
+            .push((now_us(), None));
+    }
+
+    /// The server killed last is running again (or failed to start: either way, nothing
+    /// the killed one sent can still start a run after this).
+    pub fn server_restarted(&self) {
+        if let Some(last) = self.inner.lock().unwrap().server_kills.last_mut() {
+            last.1 = Some(now_us());
+        }
     }
 
     /// The disk became full (`true`) or has room again (`false`).
@@ -225,8 +240,12 @@ impl Ledger {
             runs.iter().map(|r| r.start_us).max().unwrap_or(0),
         );
         let near = |t: u64| t + NEAR_US >= first && t <= last + NEAR_US;
-        for &kill in inner.server_kills.iter().filter(|&&k| near(k)) {
-            line.push_str(&format!("\n      server killed at {}", at(kill)));
+        for &(kill, back) in inner.server_kills.iter().filter(|(k, _)| near(*k)) {
+            let back = back.map_or_else(|| "never".to_string(), at);
+            line.push_str(&format!(
+                "\n      server killed at {}, back at {back}",
+                at(kill)
+            ));
         }
         for &(from, to) in inner.disk_full.iter().filter(|(f, _)| near(*f)) {
             let to = to.map_or_else(|| "never".to_string(), at);
@@ -303,8 +322,9 @@ impl Inner {
     }
 
     fn server_killed_around(&self, run: &Run) -> bool {
-        self.server_kills.iter().any(|&kill| {
-            run.start_us <= kill && run.done_us.is_none_or(|d| d + DELETE_GRACE_US >= kill)
+        self.server_kills.iter().any(|&(kill, back)| {
+            run.start_us <= back.unwrap_or(u64::MAX)
+                && run.done_us.is_none_or(|d| d + DELETE_GRACE_US >= kill)
         })
     }
 
@@ -315,7 +335,7 @@ impl Inner {
         let during_full = self.disk_full.iter().any(|&(from, to)| {
             done + 1_000_000 >= from && to.is_none_or(|t| done <= t + 1_000_000)
         });
-        during_full && self.server_kills.iter().any(|&kill| kill >= done)
+        during_full && self.server_kills.iter().any(|&(kill, _)| kill >= done)
     }
 }
 
@@ -354,5 +374,29 @@ mod tests {
             described.contains("worker 7 start #1 of 2 (killed)"),
             "{described}"
         );
+    }
+
+    /// What a 30-minute soak found: the killed server's last JOB_ASSIGN reached a worker
+    /// after the kill was recorded, and the restored job ran again on the same worker.
+    #[test]
+    fn a_run_assigned_by_a_server_as_it_was_killed_may_run_again() {
+        let ledger = Ledger::default();
+        acked_once(&ledger, 1);
+        acked_once(&ledger, 2);
+        ledger.server_killed();
+        let kill = ledger.inner.lock().unwrap().server_kills[0].0;
+        ledger.worker_report(5, 1, false, kill + 1_000);
+        ledger.worker_report(5, 1, true, kill + 1_000);
+        // A run that starts once the new server is up is that server's, not the killed one's.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        ledger.server_restarted();
+        let back = ledger.inner.lock().unwrap().server_kills[0].1.unwrap();
+        for (id, at) in [(1, back + 1_000), (2, back + 2_000), (2, back + 3_000)] {
+            ledger.worker_report(5, id, false, at);
+            ledger.worker_report(5, id, true, at);
+        }
+        let v = ledger.verdict();
+        assert_eq!(v.dup_server_kill, 1);
+        assert_eq!(v.unexplained_dups, vec![2]);
     }
 }

@@ -302,6 +302,7 @@ fn watch(ctx: &Ctx, server: &ServerCtl, workers: &Workers) {
         if let Err(e) = server.start(sys::UNLIMITED) {
             eprintln!("FAIL: restart: {e}");
         }
+        ctx.ledger.server_restarted();
     }
 }
 
