@@ -17,30 +17,43 @@ fn nul_terminated(input: &[u8]) -> IResult<&[u8], &[u8]> {
 /// A body split per its type's arity: `args` holds every argument including the final
 /// remainder/data one, so `args.len() == argc + has_data as usize` (or 1 when argc is 0
 /// and the type carries data).
-pub(crate) struct Args {
-    parts: [Bytes; 8],
+///
+/// Only offsets are kept: an argument becomes a `Bytes` (one reference count) when it is
+/// taken, so a split costs no clones, drops or copies of a `Bytes` array per packet.
+pub(crate) struct Args<'a> {
+    body: &'a Bytes,
+    /// `(start, end)` of each argument in `body`.
+    bounds: [(u32, u32); MAX_ARGS],
     len: usize,
 }
 
-impl Args {
+/// The most arguments a packet type has (SUBMIT_JOB_SCHED: function, unique, five
+/// schedule fields, data).
+const MAX_ARGS: usize = 8;
+
+impl<'a> Args<'a> {
     /// Splits `body` for `ty`.
-    pub(crate) fn split(ty: PacketType, body: &Bytes) -> Result<Args, DecodeError> {
+    pub(crate) fn split(ty: PacketType, body: &'a Bytes) -> Result<Args<'a>, DecodeError> {
         let (argc, has_data) = ty.arity();
         let terminated_count = if has_data {
             argc
         } else {
             argc.saturating_sub(1)
         };
-        let mut parts: [Bytes; 8] = Default::default();
+        let mut bounds = [(0u32, 0u32); MAX_ARGS];
         let mut rest: &[u8] = body;
+        let mut at = 0usize;
         let mut len = 0;
+        // Bodies are bounded by the frame limit (a u32 length), so offsets fit in u32.
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         for got in 0..terminated_count {
             match nul_terminated(rest) {
                 Ok((after, arg)) => {
-                    if let Some(slot) = parts.get_mut(len) {
-                        *slot = body.slice_ref(arg);
+                    if let Some(slot) = bounds.get_mut(len) {
+                        *slot = (offset(at), offset(at + arg.len()));
                     }
                     len += 1;
+                    at += arg.len() + 1;
                     rest = after;
                 }
                 Err(_) => {
@@ -53,20 +66,21 @@ impl Args {
             }
         }
         if has_data || argc > 0 {
-            if let Some(slot) = parts.get_mut(len) {
-                *slot = body.slice_ref(rest);
+            if let Some(slot) = bounds.get_mut(len) {
+                *slot = (offset(at), offset(body.len()));
             }
             len += 1;
         }
-        Ok(Args { parts, len })
+        Ok(Args { body, bounds, len })
     }
 
     /// Argument `i` (empty if absent, which the arity table rules out for callers).
     pub(crate) fn get(&self, i: usize) -> Bytes {
-        if i < self.len {
-            self.parts.get(i).cloned().unwrap_or_default()
-        } else {
-            Bytes::new()
+        match self.bounds.get(i) {
+            Some(&(start, end)) if i < self.len && start < end => {
+                self.body.slice(start as usize..end as usize)
+            }
+            _ => Bytes::new(),
         }
     }
 }

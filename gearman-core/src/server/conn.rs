@@ -1,10 +1,11 @@
 //! The connection table: each connection's session and roles, and which have output ready.
 
+use super::id_map::IdMap;
 use super::output::Outbound;
 use super::roles::{ClientRole, WorkerRole};
 use super::session::Session;
 use super::ConnId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// One connection: its session and the roles its peer took.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ pub(crate) struct Conn {
 /// Every open connection.
 #[derive(Debug, Default)]
 pub(crate) struct Conns {
-    map: HashMap<ConnId, Conn>,
+    map: IdMap<ConnId, Conn>,
     next: u64,
     /// Connections with output ready, each once until drained.
     writable: VecDeque<ConnId>,

@@ -23,6 +23,7 @@ mod dispatch;
 mod event;
 pub mod extra;
 mod framing;
+mod id_map;
 mod invariants;
 mod jobs;
 mod output;

@@ -2,8 +2,8 @@
 //! submitted in the foreground, a worker registers functions, sleeps and holds jobs. One
 //! connection may take both.
 
+use super::id_map::IdMap;
 use super::jobs::{FunctionId, JobId};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// A connection as a client.
@@ -13,14 +13,14 @@ pub(crate) struct ClientRole {
     pub(crate) exceptions: bool,
     /// Jobs this client submitted in the foreground, with the number of submissions
     /// attached to each (a map, so a client with many jobs in flight costs O(1) per result).
-    pub(crate) watching: HashMap<JobId, usize>,
+    pub(crate) watching: IdMap<JobId, usize>,
 }
 
 impl ClientRole {
     pub(crate) fn new(exceptions: bool) -> Self {
         ClientRole {
             exceptions,
-            watching: HashMap::new(),
+            watching: IdMap::default(),
         }
     }
 
@@ -62,7 +62,7 @@ pub(crate) struct WorkerRole {
     abilities: Vec<Ability>,
     /// Where each function is in `abilities`, so a worker with thousands of functions
     /// finds one in O(1).
-    index: HashMap<FunctionId, usize>,
+    index: IdMap<FunctionId, usize>,
     /// Round-robin start among `abilities` for the next grab.
     pub(crate) rr_cursor: usize,
     pub(crate) sleeping: bool,

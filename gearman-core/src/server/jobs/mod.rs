@@ -35,6 +35,7 @@ pub(crate) use timers::{TimerId, TimerKind};
 use super::stats::Stats;
 use super::{ConnId, DeadLetter, Outcome, Schedule, ServerConfig, ServerEvent};
 use crate::proto::Priority;
+use crate::server::id_map::IdMap;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use job::NewJob;
@@ -108,15 +109,15 @@ pub(crate) struct JobState {
     pub(crate) next_durable: u64,
     /// Store writes not answered yet, by durable id. An entry outlives its job: it holds
     /// JOB_CREATED replies that only the store's answer may resolve.
-    pub(crate) persisting: HashMap<u64, PendingWrite>,
+    pub(crate) persisting: IdMap<u64, PendingWrite>,
     /// Background jobs out of retries, by key (durable id).
     pub(crate) dead: BTreeMap<u64, DeadLetter>,
     /// Dead letters re-queued, by the new job's durable id, until the store holds it.
-    dead_retrying: HashMap<u64, (u64, DeadLetter)>,
+    dead_retrying: IdMap<u64, (u64, DeadLetter)>,
     /// SUBMIT_JOB_SCHED schedules, by key (durable id).
     pub(crate) schedules: BTreeMap<u64, Schedule>,
     /// Schedules waiting for the store before their JOB_CREATED, by key.
-    pub(crate) schedules_persisting: HashMap<u64, schedule::PendingSchedule>,
+    pub(crate) schedules_persisting: IdMap<u64, schedule::PendingSchedule>,
     /// Armed schedule firings in time order.
     schedule_due: BTreeSet<(Instant, u64)>,
     /// Results kept for ended background jobs (`keep_results`).
@@ -143,11 +144,11 @@ impl JobState {
             max_queue: HashMap::new(),
             timers: timers::Timers::default(),
             next_durable: 1,
-            persisting: HashMap::new(),
+            persisting: IdMap::default(),
             dead: BTreeMap::new(),
-            dead_retrying: HashMap::new(),
+            dead_retrying: IdMap::default(),
             schedules: BTreeMap::new(),
-            schedules_persisting: HashMap::new(),
+            schedules_persisting: IdMap::default(),
             schedule_due: BTreeSet::new(),
             kept: kept::Kept::default(),
             stats: Stats::default(),

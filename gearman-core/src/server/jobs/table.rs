@@ -11,7 +11,8 @@
 //! and shrinks when most of it is free.
 
 use super::{Job, JobId};
-use std::collections::{HashMap, VecDeque};
+use crate::server::id_map::IdMap;
+use std::collections::VecDeque;
 
 /// A window entry for a number whose job ended.
 const ENDED: u32 = u32::MAX;
@@ -26,7 +27,7 @@ pub(crate) struct JobTable {
     window: VecDeque<u32>,
     base: u64,
     /// Slots of live jobs numbered below `base`.
-    strays: HashMap<u64, u32>,
+    strays: IdMap<u64, u32>,
     /// The number the next job gets.
     next: u64,
 }
