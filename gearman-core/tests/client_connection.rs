@@ -601,12 +601,12 @@ fn a_scheduled_job_goes_out_as_submit_job_sched_and_ends_with_its_handle() {
     let req = c.start(call).unwrap();
     assert_eq!(
         sent(&mut c),
-        [Request::SubmitSched(SubmitJobSched {
+        [Request::SubmitSched(Box::new(SubmitJobSched {
             function: b("tick"),
             unique: b("u"),
             schedule: [b("*/5"), b("3"), b("*"), b("*"), b("*")],
             data: b("data"),
-        })]
+        }))]
     );
     feed(&mut c, &[created("H:s1")]).unwrap();
     assert_eq!(

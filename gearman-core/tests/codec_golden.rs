@@ -110,12 +110,12 @@ fn request_vectors() -> Vec<(u32, &'static [u8], Request)> {
         (
             35,
             b"f\0u\x001\x002\x003\x004\x005\0d",
-            Request::SubmitSched(SubmitJobSched {
+            Request::SubmitSched(Box::new(SubmitJobSched {
                 function: b("f"),
                 unique: b("u"),
                 schedule: [b("1"), b("2"), b("3"), b("4"), b("5")],
                 data: b("d"),
-            }),
+            })),
         ),
         (
             36,
@@ -125,26 +125,26 @@ fn request_vectors() -> Vec<(u32, &'static [u8], Request)> {
         (
             37,
             b"f\0u\0r\0\0d",
-            Request::SubmitReduce(SubmitReduceJob {
+            Request::SubmitReduce(Box::new(SubmitReduceJob {
                 function: b("f"),
                 unique: b("u"),
                 reducer: b("r"),
                 aggregator: Bytes::new(),
                 background: false,
                 data: b("d"),
-            }),
+            })),
         ),
         (
             38,
             b"f\0u\0r\0agg\0d",
-            Request::SubmitReduce(SubmitReduceJob {
+            Request::SubmitReduce(Box::new(SubmitReduceJob {
                 function: b("f"),
                 unique: b("u"),
                 reducer: b("r"),
                 aggregator: b("agg"),
                 background: true,
                 data: b("d"),
-            }),
+            })),
         ),
         (39, b"", Request::GrabJob(GrabMode::All)),
         (41, b"u", Request::GetStatusUnique { unique: b("u") }),

@@ -88,24 +88,24 @@ fn request() -> impl Strategy<Value = Request> {
         )),
         (arg(), arg(), arg(), arg(), any::<bool>(), data()).prop_map(
             |(function, unique, reducer, aggregator, background, data)| {
-                Request::SubmitReduce(SubmitReduceJob {
+                Request::SubmitReduce(Box::new(SubmitReduceJob {
                     function,
                     unique,
                     reducer,
                     aggregator,
                     background,
                     data,
-                })
+                }))
             }
         ),
         (arg(), arg(), [arg(), arg(), arg(), arg(), arg()], data()).prop_map(
             |(function, unique, schedule, data)| {
-                Request::SubmitSched(SubmitJobSched {
+                Request::SubmitSched(Box::new(SubmitJobSched {
                     function,
                     unique,
                     schedule,
                     data,
-                })
+                }))
             }
         ),
         arg().prop_map(|handle| Request::GetStatus { handle }),

@@ -713,14 +713,14 @@ fn reduce_jobs_show_their_reducer_to_grab_all() {
     let (c, w) = (net.connect(), net.connect());
     net.send(
         c,
-        Request::SubmitReduce(SubmitReduceJob {
+        Request::SubmitReduce(Box::new(SubmitReduceJob {
             function: b("map"),
             unique: b("u"),
             reducer: b("reduce"),
             aggregator: Bytes::new(),
             background: false,
             data: b("1 2 3"),
-        }),
+        })),
     );
     net.send(c, fg("map", "v", "plain"));
     net.send(w, can_do("map"));

@@ -10,12 +10,12 @@ use std::time::Duration;
 use support::{b, Net, UNIX_START};
 
 fn sched(function: &str, unique: &str, fields: [&str; 5]) -> Request {
-    Request::SubmitSched(SubmitJobSched {
+    Request::SubmitSched(Box::new(SubmitJobSched {
         function: b(function),
         unique: b(unique),
         schedule: fields.map(b),
         data: b("tick"),
-    })
+    }))
 }
 
 fn created(net: &mut Net, conn: ConnId) -> String {

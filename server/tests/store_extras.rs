@@ -49,12 +49,12 @@ fn dead_letter_and_schedule_survive_kill_9(args: &[&str], stored: &dyn Fn() -> u
     all.extend(["--retry", "extras-doomed=0:100ms"]);
     let mut server = Server::start(&all);
     let mut client = server.conn();
-    client.send(Request::SubmitSched(SubmitJobSched {
+    client.send(Request::SubmitSched(Box::new(SubmitJobSched {
         function: NIGHTLY.into(),
         unique: "new-year".into(),
         schedule: ["0".into(), "0".into(), "1".into(), "1".into(), "*".into()],
         data: "cron".into(),
-    }));
+    })));
     created(&mut client);
     let schedules = listing(&server, "show schedules\n");
     assert_eq!(schedules.len(), 1, "{schedules:?}");

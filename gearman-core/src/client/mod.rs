@@ -345,7 +345,10 @@ impl ClientConnection {
                 check_arg("reducer", &job.reducer, max_unique, false)?;
                 check_arg("aggregator", &job.aggregator, max_arg, false)?;
                 let foreground = !job.background;
-                Ok((Request::SubmitReduce(job), Expect::Created { foreground }))
+                Ok((
+                    Request::SubmitReduce(Box::new(job)),
+                    Expect::Created { foreground },
+                ))
             }
             _ => Err(UsageError::NotStreamable),
         }
@@ -363,7 +366,7 @@ impl ClientConnection {
             return Err(UsageError::InvalidSchedule(e.0));
         }
         let created = Expect::Created { foreground: false };
-        Ok(self.send(Request::SubmitSched(job), created))
+        Ok(self.send(Request::SubmitSched(Box::new(job)), created))
     }
 
     /// Asks for a job's status by handle. Handles longer than 63 bytes are refused here:

@@ -41,9 +41,9 @@ pub enum Request {
     /// Any of the SUBMIT_JOB family except SCHED and REDUCE.
     Submit(SubmitJob),
     /// SUBMIT_REDUCE_JOB or SUBMIT_REDUCE_JOB_BACKGROUND.
-    SubmitReduce(SubmitReduceJob),
+    SubmitReduce(Box<SubmitReduceJob>),
     /// SUBMIT_JOB_SCHED (rejected by servers).
-    SubmitSched(SubmitJobSched),
+    SubmitSched(Box<SubmitJobSched>),
     /// GET_STATUS.
     GetStatus {
         /// Job handle (parsing keeps the bytes before the first NUL, as gearmand does).
@@ -163,21 +163,21 @@ impl Request {
                 data: a.get(3),
             }),
             T::SubmitReduceJob | T::SubmitReduceJobBackground => {
-                Request::SubmitReduce(SubmitReduceJob {
+                Request::SubmitReduce(Box::new(SubmitReduceJob {
                     function: a.get(0),
                     unique: a.get(1),
                     reducer: a.get(2),
                     aggregator: a.get(3),
                     background: ty == T::SubmitReduceJobBackground,
                     data: a.get(4),
-                })
+                }))
             }
-            T::SubmitJobSched => Request::SubmitSched(SubmitJobSched {
+            T::SubmitJobSched => Request::SubmitSched(Box::new(SubmitJobSched {
                 function: a.get(0),
                 unique: a.get(1),
                 schedule: [a.get(2), a.get(3), a.get(4), a.get(5), a.get(6)],
                 data: a.get(7),
-            }),
+            })),
             T::GetStatus => Request::GetStatus {
                 handle: until_nul(a.get(0)),
             },

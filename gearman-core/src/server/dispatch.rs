@@ -72,7 +72,7 @@ impl Server {
                 };
                 self.submit(conn, sub, now)
             }
-            Request::SubmitSched(s) => self.submit_sched(conn, s, now),
+            Request::SubmitSched(s) => self.submit_sched(conn, *s, now),
             Request::AllYours => self.send(
                 conn,
                 Response::error("INVALID_COMMAND", "Command not expected"),
