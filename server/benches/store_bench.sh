@@ -10,6 +10,11 @@
 # can change several-fold within minutes: a ratio is only fair between adjacent runs); a
 # summary at the end gives the median of the N paired ratios.
 # OUR_BINARY defaults to $CARGO_TARGET_DIR/release/gearmand-rs (or target/release/gearmand-rs).
+# WINDOW=W: pipelined submitters instead of lockstep ones: each client keeps W background
+# submissions in flight (`gearman-bench -m bg --window W`, built next to OUR_BINARY), as PHP's
+# addTaskBackground + runTasks or any batch producer does. gearmand still commits one job at a
+# time; ours puts up to C x W jobs in a commit. The db-C and C*db-1 rows are not printed then
+# (they describe lockstep submitters).
 # For each client count, runs `gbench -m bg -c C -w 4 -n JOBS -s 64` (libgearman clients, each
 # waiting for JOB_CREATED before the next submit; then 4 workers drain) against:
 #   gearmand  /usr/sbin/gearmand -q libsqlite3 (one transaction per job)
@@ -45,6 +50,10 @@ counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(4 16)
 work=$(mktemp -d); bin=$work/gbench
 gcc -O2 -o "$bin" "$root/../shared/bench/gbench.c" -lgearman -lpthread 2>/dev/null \
   || gcc -O2 -o "$bin" /work/shared/bench/gbench.c -lgearman -lpthread
+window=${WINDOW:-}; piped=$(dirname "$ours")/gearman-bench
+if [ -n "$window" ] && [ ! -x "$piped" ]; then
+  echo "store_bench.sh: WINDOW needs $piped (cargo build --release -p gearman-bench)" >&2; exit 2
+fi
 pid=
 backends=${BACKENDS:-sqlite postgres redis}
 pgbin=; pgdata=$work/pg; pgport=; pgas=(); redis_pid=; redis_port=
@@ -111,7 +120,12 @@ run() { # $1 name, $2 clients, rest: server command with PORT, DB, CONNINFO, RED
     start "$port" "${cmd[@]}" && break
     [ "$attempt" = 5 ] && { echo "store_bench.sh: cannot start ${cmd[*]}" >&2; exit 1; }
   done
-  timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 > "$work/out" &
+  if [ -n "$window" ]; then
+    timeout 600 "$piped" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 --window "$window" --json \
+      2>/dev/null | python3 "$work/piped.py" > "$work/out" &
+  else
+    timeout 600 "$bin" -p "$port" -m bg -c "$c" -w 4 -n "$n" -s 64 > "$work/out" &
+  fi
   local g=$!
   rm -f "$work/status"
   if [ -n "$http" ]; then # the runner's profile at the end of the submissions
@@ -132,6 +146,12 @@ try:
     sys.exit(0 if json.load(sys.stdin)["store"]["runner"]["inserts"] >= int(sys.argv[1]) else 1)
 except Exception:
     sys.exit(1)
+PY
+cat > "$work/piped.py" <<'PY'
+import json, sys
+r = json.load(sys.stdin)
+print("RESULT mode=bg submit_rate=%.0f drain_rate=%.0f failures=%d"
+      % (r["rate"], r["drain"]["rate"], r["failures"] + r["jobs"] - r["drain"]["drained"]))
 PY
 cat > "$work/profile.py" <<'PY'
 import json, sys
@@ -175,6 +195,7 @@ floor_rows() { # $1 backend, $2 clients: the database's own commit rates (see th
   esac
   one=${one%.*}; many=${many%.*}
   row "$b" "$c" db-1 "$one" - - "$(ratio "$gs" "$one")" -
+  [ -z "$window" ] || return 0
   row "$b" "$c" "db-$c" "$many" - - "$(ratio "$gs" "$many")" -
   row "$b" "$c" "$c*db-1" "$((c * ${one:-0}))" - - "$(ratio "$gs" "$((c * ${one:-0}))")" -
 }
