@@ -301,4 +301,46 @@ fn main() {
         ms,
         "ms",
     );
+    // GET_STATUS_UNIQUE names no function: it must not look through all of them.
+    b.send(client, &submit_unique("g000000", "known"));
+    b.drain(client);
+    row(
+        &format!("GET_STATUS_UNIQUE, {spread} functions (known unique)"),
+        time_status_unique(&mut b, client, "known", sample),
+        "ns",
+    );
+    row(
+        &format!("GET_STATUS_UNIQUE, {spread} functions (unknown unique)"),
+        time_status_unique(&mut b, client, "unknown", sample),
+        "ns",
+    );
+}
+
+fn submit_unique(function: &str, unique: &str) -> Bytes {
+    Request::Submit(SubmitJob {
+        function: Bytes::copy_from_slice(function.as_bytes()),
+        unique: Bytes::copy_from_slice(unique.as_bytes()),
+        mode: SubmitMode::Background(Priority::Normal),
+        data: Bytes::from_static(b"x"),
+    })
+    .to_bytes()
+}
+
+/// Nanoseconds per GET_STATUS_UNIQUE of `unique` (and its reply), over `n` requests.
+fn time_status_unique(b: &mut Bench, client: ConnId, unique: &str, n: usize) -> f64 {
+    let packet = Request::GetStatusUnique {
+        unique: Bytes::copy_from_slice(unique.as_bytes()),
+    }
+    .to_bytes();
+    let n = n.min(100_000);
+    let mut spent = Duration::ZERO;
+    for _ in 0..n / 1000 {
+        let start = Instant::now();
+        for _ in 0..1000 {
+            b.send(client, &packet);
+        }
+        spent += start.elapsed();
+        b.drain(client);
+    }
+    spent.as_nanos() as f64 / n as f64
 }

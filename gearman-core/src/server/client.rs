@@ -126,9 +126,7 @@ impl Server {
     pub(super) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
         let job = self
             .jobs
-            .functions
-            .sorted()
-            .find_map(|(f, _)| self.jobs.by_unique(f, KeyKind::Unique, &unique))
+            .by_unique_any_function(&unique)
             .and_then(|id| self.jobs.job(id));
         let (numerator, denominator) = job.map_or((0, 0), Job::progress);
         let reply = StatusResUnique {

@@ -194,8 +194,12 @@ impl JobState {
         self.jobs.contains(id).then_some(id)
     }
 
-    fn key_hash(&self, function: FunctionId, kind: KeyKind, key: &[u8]) -> u64 {
-        self.hasher.hash_one((function, kind, key))
+    /// The unique index's hash of a key. The function is left out, so that GET_STATUS_UNIQUE,
+    /// which names no function, finds its job with one lookup however many functions there
+    /// are; jobs of different functions with one unique share a hash and are told apart by
+    /// their function on lookup.
+    fn key_hash(&self, kind: KeyKind, key: &[u8]) -> u64 {
+        self.hasher.hash_one((kind, key))
     }
 
     /// The job of `function` that coalesces on `key`.
@@ -205,7 +209,7 @@ impl JobState {
         kind: KeyKind,
         key: &[u8],
     ) -> Option<JobId> {
-        let hash = self.key_hash(function, kind, key);
+        let hash = self.key_hash(kind, key);
         let jobs = &self.jobs;
         self.uniques
             .find(hash, |&id| {
@@ -213,6 +217,21 @@ impl JobState {
                     .is_some_and(|j| j.function == function && j.key_bytes() == Some((kind, key)))
             })
             .copied()
+    }
+
+    /// The job with unique id `unique` (sent as is, not `-`) in any function; of several,
+    /// the one whose function name sorts first (what a scan of the functions by name finds).
+    pub(crate) fn by_unique_any_function(&self, unique: &[u8]) -> Option<JobId> {
+        let hash = self.key_hash(KeyKind::Unique, unique);
+        self.uniques
+            .iter_hash(hash)
+            .filter_map(|&id| {
+                let job = self.jobs.get(id)?;
+                (job.key_bytes() == Some((KeyKind::Unique, unique)))
+                    .then(|| (self.functions.get(job.function).map(|f| &f.name), id))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, id)| id)
     }
 
     /// [`JobState::by_unique`] by the function's name and a submission's unique and data.
@@ -224,20 +243,16 @@ impl JobState {
 
     /// Adds job `id` (with its key set) to the unique index.
     fn index_unique(&mut self, id: JobId) {
-        let Some((function, (kind, key))) = self
-            .jobs
-            .get(id)
-            .and_then(|j| j.key_bytes().map(|k| (j.function, k)))
-        else {
+        let Some((kind, key)) = self.jobs.get(id).and_then(Job::key_bytes) else {
             return;
         };
-        let hash = self.key_hash(function, kind, key);
+        let hash = self.key_hash(kind, key);
         let (jobs, hasher) = (&self.jobs, &self.hasher);
         self.uniques.insert_unique(hash, id, |&other| {
             jobs.get(other)
                 .and_then(|j| {
                     j.key_bytes()
-                        .map(|(k, b)| hasher.hash_one((j.function, k, b)))
+                        .map(|(k, b)| hasher.hash_one((k, b)))
                 })
                 .unwrap_or(0)
         });
@@ -251,7 +266,7 @@ impl JobState {
         let Some((kind, key)) = job.key_bytes() else {
             return;
         };
-        let hash = self.key_hash(job.function, kind, key);
+        let hash = self.key_hash(kind, key);
         if let Ok(entry) = self.uniques.find_entry(hash, |&other| other == id) {
             entry.remove();
         }
