@@ -1,7 +1,9 @@
 //! Logs that cannot flood: a repeated error is logged once per interval, with the number
 //! of times it happened since it was last logged.
 //!
-//! ```ignore
+//! How the accept loop uses it (the type is crate-private, so this is not a doctest):
+//!
+//! ```text
 //! static ACCEPT_FAILED: LogLimiter = LogLimiter::new(Duration::from_secs(10));
 //! if let Some(repeats) = ACCEPT_FAILED.check() {
 //!     tracing::warn!("accept failed: {e}{}", repeats_note(repeats));
