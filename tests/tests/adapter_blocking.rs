@@ -63,9 +63,10 @@ impl Adapter for Blocking {
         (events, outcome(r))
     }
 
-    fn run_streamed(c: &mut Client, spec: Spec, source: Generator) -> Outcome {
-        let len = source.declared;
-        outcome(c.run_streamed(job(&spec), len, source))
+    fn run_streamed(c: &mut Client, spec: Spec, source: Generator) -> (Vec<String>, Outcome) {
+        let (len, mut events) = (source.declared, Vec::new());
+        let r = c.run_streamed_with(job(&spec), len, source, |e| events.extend(describe(e)));
+        (events, outcome(r))
     }
 
     fn run_many(c: &mut Client, specs: Vec<Spec>) -> Vec<Outcome> {

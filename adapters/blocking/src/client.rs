@@ -117,10 +117,26 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run_streamed(&mut self, job: Job, len: u64, reader: impl Read) -> Result<Bytes, Error> {
+        self.run_streamed_with(job, len, reader, |_| {})
+    }
+
+    /// [`Client::run_streamed`] with `on_event` seeing the job's events (data, warnings,
+    /// status, and the last one) as in [`Client::run_with`].
+    pub fn run_streamed_with(
+        &mut self,
+        job: Job,
+        len: u64,
+        reader: impl Read,
+        mut on: impl FnMut(&JobEvent),
+    ) -> Result<Bytes, Error> {
         let call = job.streamed_call(false, len);
-        Ok(self
-            .streamed(call, job.call_timeout(), reader)?
-            .into_bytes()?)
+        let result = self.streamed(call, job.call_timeout(), reader, |e| {
+            JobEvent::from_event(e).inspect(|e| on(e));
+        });
+        if let Some(e) = result.as_ref().err().and_then(JobEvent::from_error) {
+            on(&e);
+        }
+        Ok(result?.into_bytes()?)
     }
 
     /// A background job whose workload is streamed as in [`Client::run_streamed`];
@@ -133,7 +149,7 @@ impl Client {
     ) -> Result<Bytes, Error> {
         let call = job.streamed_call(true, len);
         Ok(self
-            .streamed(call, job.call_timeout(), reader)?
+            .streamed(call, job.call_timeout(), reader, |_| {})?
             .into_bytes()?)
     }
 
@@ -142,11 +158,12 @@ impl Client {
         call: Call,
         timeout: Option<Duration>,
         mut reader: impl Read,
+        mut on_event: impl FnMut(&ClientEvent),
     ) -> Result<ClientEvent, Error> {
         let calls = vec![(call, timeout)];
         let mut results = self
             .engine
-            .run_calls_with(calls, &mut [Some(&mut reader)], |_, _| {});
+            .run_calls_with(calls, &mut [Some(&mut reader)], |_, e| on_event(e));
         results.pop().unwrap_or(Err(Error::NoServer(Vec::new())))
     }
 

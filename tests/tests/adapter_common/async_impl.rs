@@ -5,8 +5,8 @@ use super::{Adapter, ClientOpts, Outcome, Spec};
 use bytes::Bytes;
 use futures::StreamExt;
 use gearman_async::{
-    Backoff, Client, ClientBuilder, Connector, Error, Job, Runtime, Selection, ShutdownHandle,
-    TlsRuntime, WorkError, WorkerBuilder,
+    Backoff, Client, ClientBuilder, Connector, Error, Job, JobStream, Runtime, Selection,
+    ShutdownHandle, TlsRuntime, WorkError, WorkerBuilder,
 };
 use std::future::Future;
 use std::marker::PhantomData;
@@ -52,10 +52,14 @@ fn outcome(e: Error) -> Outcome {
 }
 
 async fn run_one<Rt: Runtime>(c: &Client<Rt>, spec: Spec) -> (Vec<String>, Outcome) {
-    let mut stream = match c.submit(job(&spec)).await {
-        Ok(s) => s,
-        Err(e) => return (vec![], outcome(e)),
-    };
+    match c.submit(job(&spec)).await {
+        Ok(stream) => events_until_the_end(stream).await,
+        Err(e) => (vec![], outcome(e)),
+    }
+}
+
+/// A job's events (as [`super::describe`] writes them) and its end.
+async fn events_until_the_end(mut stream: JobStream) -> (Vec<String>, Outcome) {
     let mut events = Vec::new();
     while let Some(event) = stream.next().await {
         match event {
@@ -143,9 +147,14 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         E::block_on(run_one(c, spec))
     }
 
-    fn run_streamed(c: &mut Self::Client, spec: Spec, source: Generator) -> Outcome {
+    fn run_streamed(c: &mut Self::Client, spec: Spec, source: Generator) -> (Vec<String>, Outcome) {
         let len = source.declared;
-        super::outcome(E::block_on(c.run_streamed(job(&spec), len, source)))
+        E::block_on(async {
+            match c.submit_streamed(job(&spec), len, source).await {
+                Ok(stream) => events_until_the_end(stream).await,
+                Err(e) => (vec![], outcome(e)),
+            }
+        })
     }
 
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome> {

@@ -10,7 +10,8 @@ pub mod workload;
 
 #[allow(unused_imports)] // Used by `adapter_suite!`, which not every test binary calls.
 pub use workload::{
-    streamed_workload_is_sent_as_it_is_read, streamed_workload_reaches_the_worker_intact,
+    streamed_job_reports_its_events, streamed_workload_is_sent_as_it_is_read,
+    streamed_workload_reaches_the_worker_intact,
     streamed_workload_source_failures_end_the_submission,
 };
 
@@ -148,8 +149,13 @@ pub trait Adapter: 'static {
     }
     /// Runs one foreground job; returns its events (`status n/d`, `data ..`, `warning ..`).
     fn run(c: &mut Self::Client, spec: Spec) -> (Vec<String>, Outcome);
-    /// Runs one foreground job whose workload is streamed from `source`.
-    fn run_streamed(c: &mut Self::Client, spec: Spec, source: workload::Generator) -> Outcome;
+    /// Runs one foreground job whose workload is streamed from `source`; returns its
+    /// events as [`Adapter::run`] does.
+    fn run_streamed(
+        c: &mut Self::Client,
+        spec: Spec,
+        source: workload::Generator,
+    ) -> (Vec<String>, Outcome);
     /// Runs jobs in parallel on one client.
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome>;
     fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String>;
@@ -911,6 +917,7 @@ macro_rules! adapter_suite {
             scheduled_job_is_listed_and_a_bad_schedule_is_refused,
             streamed_workload_reaches_the_worker_intact,
             streamed_workload_source_failures_end_the_submission,
+            streamed_job_reports_its_events,
         );
     };
     (@tests $A:ty, $kind:ident, $($name:ident,)*) => {

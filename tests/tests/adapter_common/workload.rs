@@ -161,7 +161,7 @@ pub fn streamed_workload_reaches_the_worker_intact<A: Adapter>() {
     let mut c = A::client(&[s.addr()], false);
     let source = Generator::exact(BIG);
     let largest = source.largest_read.clone();
-    let outcome = A::run_streamed(&mut c, verify_spec(), source);
+    let (_, outcome) = A::run_streamed(&mut c, verify_spec(), source);
     assert_eq!(outcome, Outcome::Ok(format!("{BIG} ok").into_bytes()));
     let largest = largest.load(Ordering::SeqCst);
     assert!(
@@ -194,7 +194,7 @@ pub fn streamed_workload_source_failures_end_the_submission<A: Adapter>() {
         ),
     ];
     for (source, says) in cases {
-        match A::run_streamed(&mut c, verify_spec(), source) {
+        match A::run_streamed(&mut c, verify_spec(), source).1 {
             Outcome::Other(e) => assert!(e.contains(says), "{e:?} does not say {says:?}"),
             other => panic!("expected an error saying {says:?}, got {other:?}"),
         }
@@ -209,8 +209,23 @@ pub fn streamed_workload_source_failures_end_the_submission<A: Adapter>() {
         "another client afterwards"
     );
     // Nothing half-sent became a job: a complete streamed workload is the next `verify`.
-    let ok = A::run_streamed(&mut c, verify_spec(), Generator::exact(1000));
+    let (_, ok) = A::run_streamed(&mut c, verify_spec(), Generator::exact(1000));
     assert_eq!(ok, Outcome::Ok(b"1000 ok".to_vec()));
+    A::stop(w);
+}
+
+/// A job with a streamed workload reports its events as any job does: `reverse` sends a
+/// status and a data chunk before its result; a failing job ends as failed.
+pub fn streamed_job_reports_its_events<A: Adapter>() {
+    let s = TestServer::start();
+    let w = A::worker(&[s.addr()], 1);
+    let mut c = A::client(&[s.addr()], false);
+    let (events, outcome) = A::run_streamed(&mut c, spec("reverse", ""), Generator::exact(5));
+    let reversed: Vec<u8> = pattern()[..5].iter().rev().copied().collect();
+    assert_eq!(events, ["status 1/2", "data chunk"]);
+    assert_eq!(outcome, Outcome::Ok(reversed));
+    let (events, outcome) = A::run_streamed(&mut c, spec("fail", ""), Generator::exact(5));
+    assert_eq!((events, outcome), (vec![], Outcome::Failed));
     A::stop(w);
 }
 
@@ -262,7 +277,7 @@ pub fn streamed_workload_is_sent_as_it_is_read<A: Adapter>() {
     let mut c = A::client(&[addr], false);
     let mut source = Generator::exact(len);
     source.paced_by = Some(received);
-    let outcome = A::run_streamed(&mut c, verify_spec(), source);
+    let (_, outcome) = A::run_streamed(&mut c, verify_spec(), source);
     let size = server.join().expect("server thread");
     assert_eq!(
         outcome,

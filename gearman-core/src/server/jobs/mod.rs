@@ -250,10 +250,7 @@ impl JobState {
         let (jobs, hasher) = (&self.jobs, &self.hasher);
         self.uniques.insert_unique(hash, id, |&other| {
             jobs.get(other)
-                .and_then(|j| {
-                    j.key_bytes()
-                        .map(|(k, b)| hasher.hash_one((k, b)))
-                })
+                .and_then(|j| j.key_bytes().map(|(k, b)| hasher.hash_one((k, b))))
                 .unwrap_or(0)
         });
     }
