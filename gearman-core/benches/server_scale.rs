@@ -92,11 +92,16 @@ fn env(name: &str, default: usize) -> usize {
 /// Nanoseconds per background submit to `function`, over `n` submits from one client.
 fn time_submits(b: &mut Bench, client: ConnId, function: &str, n: usize) -> f64 {
     let packet = submit_bg(function, &Bytes::from(vec![b'x'; 64]));
+    time_packets(b, client, &packet, n)
+}
+
+/// Nanoseconds per `packet` sent by `client` (and its reply drained), over `n` sends.
+fn time_packets(b: &mut Bench, client: ConnId, packet: &[u8], n: usize) -> f64 {
     let mut spent = Duration::ZERO;
     for _ in 0..n / 1000 {
         let start = Instant::now();
         for _ in 0..1000 {
-            b.send(client, &packet);
+            b.send(client, packet);
         }
         spent += start.elapsed();
         b.drain(client);
@@ -332,15 +337,5 @@ fn time_status_unique(b: &mut Bench, client: ConnId, unique: &str, n: usize) -> 
         unique: Bytes::copy_from_slice(unique.as_bytes()),
     }
     .to_bytes();
-    let n = n.min(100_000);
-    let mut spent = Duration::ZERO;
-    for _ in 0..n / 1000 {
-        let start = Instant::now();
-        for _ in 0..1000 {
-            b.send(client, &packet);
-        }
-        spent += start.elapsed();
-        b.drain(client);
-    }
-    spent.as_nanos() as f64 / n as f64
+    time_packets(b, client, &packet, n.min(100_000))
 }
