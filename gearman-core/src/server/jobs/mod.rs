@@ -199,7 +199,7 @@ impl JobState {
     /// are; jobs of different functions with one unique share a hash and are told apart by
     /// their function on lookup.
     fn key_hash(&self, kind: KeyKind, key: &[u8]) -> u64 {
-        self.hasher.hash_one((kind, key))
+        key_hash(&self.hasher, (kind, key))
     }
 
     /// The job of `function` that coalesces on `key`.
@@ -250,7 +250,7 @@ impl JobState {
         let (jobs, hasher) = (&self.jobs, &self.hasher);
         self.uniques.insert_unique(hash, id, |&other| {
             jobs.get(other)
-                .and_then(|j| j.key_bytes().map(|(k, b)| hasher.hash_one((k, b))))
+                .and_then(|j| j.key_bytes().map(|key| key_hash(hasher, key)))
                 .unwrap_or(0)
         });
     }
@@ -494,4 +494,10 @@ impl JobState {
         }
         !busy
     }
+}
+
+/// The unique index's hash of a job key (kind and bytes); one definition for lookups and
+/// for the index's rehashing.
+fn key_hash(hasher: &RandomState, key: (KeyKind, &[u8])) -> u64 {
+    hasher.hash_one(key)
 }
