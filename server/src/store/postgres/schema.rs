@@ -18,6 +18,10 @@ const JOBS: &str = "gearmand_rs_jobs";
 const OWNERS: &str = "gearmand_rs_owners";
 const EXTRAS: &str = "gearmand_rs_extras";
 
+/// No index on `owner`, and earlier versions' one is dropped: every row of a server's queue
+/// has the same owner, so the planner, seeing both, ANDed a scan of that index (the whole
+/// queue) into each commit's delete by id, making a commit cost grow with the queue. Only
+/// rare statements read by owner (a server's start, a takeover): a table scan serves them.
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     id BIGSERIAL PRIMARY KEY,
@@ -29,7 +33,7 @@ CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     data BYTEA NOT NULL,
     when_to_run BIGINT,
     reducer BYTEA);
-CREATE INDEX IF NOT EXISTS gearmand_rs_jobs_owner ON gearmand_rs_jobs (owner);
+DROP INDEX IF EXISTS gearmand_rs_jobs_owner;
 CREATE TABLE IF NOT EXISTS gearmand_rs_owners (
     owner TEXT PRIMARY KEY,
     lease_until TIMESTAMPTZ NOT NULL);
