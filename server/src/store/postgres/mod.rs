@@ -544,6 +544,41 @@ mod tests {
         assert_eq!(plan.forgotten, [8, 7]);
     }
 
+    /// Re-planning the commit for each group cost most of a small group's commit: every
+    /// commit must run the one generic plan.
+    #[test]
+    fn commits_reuse_one_generic_plan() {
+        let pg = gearman_tests::Postgres::start();
+        let cfg = PostgresFlags {
+            libpq_conninfo: pg.conninfo().parse().unwrap(),
+            libpq_table: "queue".into(),
+            libpq_lease: 30,
+            libpq_owner: Some("a".into()),
+        }
+        .config(4730)
+        .unwrap();
+        let mut store = PostgresStore::open(&cfg).unwrap();
+        store.load().unwrap();
+        for group in 1..=8u64 {
+            let changes: Vec<Change> = (group * 100..group * 100 + group)
+                .map(|id| Change::Insert(job(id)))
+                .chain((group > 1).then_some(Change::Remove((group - 1) * 100)))
+                .collect();
+            store.commit(&changes).unwrap();
+        }
+        let client = store.client.as_mut().expect("connected by the commits");
+        let plans = client
+            .query_one(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+                 WHERE statement = $1",
+                &[&COMMIT],
+            )
+            .unwrap();
+        let (generic, custom): (i64, i64) = (plans.get(0), plans.get(1));
+        assert_eq!((generic, custom), (8, 0));
+        store.close();
+    }
+
     #[test]
     fn secrets_do_not_print() {
         let s: Secret = "password=hunter2".parse().unwrap();
