@@ -145,3 +145,71 @@ fn imports_the_keys_gearmand_wrote() {
     let mut again = RedisStore::open(&config(&redis)).unwrap();
     assert_eq!(again.load().unwrap().len(), 4);
 }
+
+/// Earlier versions kept a job as a hash of one field per column; those still load beside
+/// today's strings (over more than one round trip of keys), a rewrite of one replaces it
+/// whole, and a key that is neither is an error naming it.
+#[test]
+fn loads_the_hashes_of_earlier_versions_beside_strings() {
+    let redis = Redis::start();
+    let mut store = RedisStore::open(&config(&redis)).unwrap();
+    assert!(store.load().unwrap().is_empty());
+    redis.cli(&[
+        "HSET",
+        "_gear_:rs:5000",
+        "function",
+        "old",
+        "unique",
+        "u",
+        "priority",
+        "0",
+        "data",
+        "d5000",
+        "when",
+        "1700000000",
+        "reducer",
+        "r",
+    ]);
+    redis.cli(&[
+        "HSET",
+        "_gear_:rs:5001",
+        "function",
+        "old",
+        "unique",
+        "",
+        "priority",
+        "2",
+        "data",
+        "d5001",
+    ]);
+    let changes: Vec<Change> = (1..=2500)
+        .map(|i| Change::Insert(job(i, &format!("j{i}"))))
+        .collect();
+    store.commit(&changes).unwrap();
+    // today's write of an id an earlier version stored: no field of the hash survives
+    store.commit(&[Change::Insert(job(5001, "new"))]).unwrap();
+    let mut jobs = RedisStore::open(&config(&redis)).unwrap().load().unwrap();
+    jobs.sort_by_key(|j| j.durable_id);
+    assert_eq!(jobs.len(), 2502);
+    assert_eq!(
+        jobs[..2500],
+        (1..=2500)
+            .map(|i| job(i, &format!("j{i}")))
+            .collect::<Vec<_>>()
+    );
+    let old = JobRecord {
+        durable_id: 5000,
+        function: Bytes::from_static(b"old"),
+        unique: Bytes::from_static(b"u"),
+        priority: Priority::High,
+        data: Bytes::from_static(b"d5000"),
+        when: Some(1_700_000_000),
+        reducer: Some(Bytes::from_static(b"r")),
+    };
+    assert_eq!(jobs[2500], old);
+    assert_eq!(jobs[2501], job(5001, "new"));
+    redis.cli(&["RPUSH", "_gear_:rs:9999", "x"]);
+    let loaded = RedisStore::open(&config(&redis)).unwrap().load();
+    let err = loaded.err().expect("a list is not a job");
+    assert!(err.to_string().contains("_gear_:rs:9999"), "{err}");
+}

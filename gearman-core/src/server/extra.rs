@@ -123,6 +123,11 @@ impl Decoder {
             _ => self.bytes().map(Some),
         }
     }
+
+    /// Whether every field has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]
