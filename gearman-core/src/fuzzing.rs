@@ -12,7 +12,7 @@ use crate::client::{ClientConfig, ClientConnection};
 use crate::machine::Machine;
 use crate::proto::admin::{find_line, AdminCommand};
 use crate::proto::{FrameDecoder, Packet, Request, Response};
-use crate::server::{PeerInfo, Server, ServerConfig};
+use crate::server::{JobRecord, PeerInfo, Server, ServerConfig};
 use crate::worker::{WorkerConfig, WorkerConnection};
 use crate::Limits;
 use bytes::{Bytes, BytesMut};
@@ -149,6 +149,16 @@ pub fn chunked_decode(data: &[u8], cuts: &[u16]) {
         }
     }
     assert_eq!(got, requests);
+}
+
+/// A stored job record's value (what a store read back, possibly damaged): decoding never
+/// panics, and what decodes re-encodes to a value that decodes to the same record.
+pub fn stored_record(data: &[u8]) {
+    let value = Bytes::copy_from_slice(data);
+    if let Some(record) = JobRecord::decode(7, &value) {
+        assert_eq!(record.durable_id, 7);
+        assert_eq!(JobRecord::decode(7, &record.encode()), Some(record));
+    }
 }
 
 /// Admin lines: never panic; a line parses the same bare, with LF and with CRLF; the
