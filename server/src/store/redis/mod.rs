@@ -257,7 +257,7 @@ impl RedisStore {
             })
             .collect();
         let mut jobs = Vec::with_capacity(keys.len());
-        // A round trip per chunk, not per key: a queue of a million jobs loads in seconds.
+        // Two round trips per thousand keys, not one per key: a million jobs load in seconds.
         for chunk in keys.chunks(LOAD_CHUNK) {
             let mut types = ::redis::pipe();
             for (key, _) in chunk {
