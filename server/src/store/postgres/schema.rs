@@ -18,10 +18,7 @@ const JOBS: &str = "gearmand_rs_jobs";
 const OWNERS: &str = "gearmand_rs_owners";
 const EXTRAS: &str = "gearmand_rs_extras";
 
-/// No index on `owner`, and earlier versions' one is dropped: every row of a server's queue
-/// has the same owner, so the planner, seeing both, ANDed a scan of that index (the whole
-/// queue) into each commit's delete by id, making a commit cost grow with the queue. Only
-/// rare statements read by owner (a server's start, a takeover): a table scan serves them.
+/// No index on `owner` (see [`DROP_OWNER_INDEX`]).
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     id BIGSERIAL PRIMARY KEY,
@@ -33,7 +30,6 @@ CREATE TABLE IF NOT EXISTS gearmand_rs_jobs (
     data BYTEA NOT NULL,
     when_to_run BIGINT,
     reducer BYTEA);
-DROP INDEX IF EXISTS gearmand_rs_jobs_owner;
 CREATE TABLE IF NOT EXISTS gearmand_rs_owners (
     owner TEXT PRIMARY KEY,
     lease_until TIMESTAMPTZ NOT NULL);
@@ -43,6 +39,14 @@ CREATE TABLE IF NOT EXISTS gearmand_rs_extras (
     key BIGINT NOT NULL,
     value BYTEA NOT NULL,
     PRIMARY KEY (owner, kind, key));";
+
+/// Earlier versions indexed `owner`. Every row of a server's queue has the same owner, so
+/// the planner ANDed a scan of that index (the whole queue) into each commit's delete by
+/// id: a commit's cost grew with the queue. Only rare statements read by owner (a server's
+/// start, a takeover), and a table scan serves them. Dropped in a transaction of its own,
+/// so the drop's exclusive lock does not last through the start's reading of every row
+/// (other servers on the database would wait for it).
+const DROP_OWNER_INDEX: &str = "DROP INDEX IF EXISTS gearmand_rs_jobs_owner";
 
 const JOBS_LAYOUT: [&str; 9] = [
     "id",
@@ -89,6 +93,9 @@ pub(super) struct Stored {
 /// past every stored one, written back in the same transaction.
 pub(super) fn prepare(client: &mut Client, cfg: &PostgresConfig) -> Result<Stored, String> {
     let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
+    client
+        .batch_execute(DROP_OWNER_INDEX)
+        .map_err(fail("cannot drop the index on owner"))?;
     let mut tx = client
         .transaction()
         .map_err(fail("cannot start a transaction"))?;
