@@ -319,6 +319,35 @@ fn main() {
         time_status_unique(&mut b, client, "unknown", sample),
         "ns",
     );
+    // A submit's lookup must not grow with the functions holding its unique: each
+    // repeated submit coalesces on the job already queued.
+    let alone = submit_unique("g000001", "alone");
+    b.send(client, &alone);
+    b.drain(client);
+    row(
+        "bg submit coalescing on a unique one function holds",
+        time_packets(&mut b, client, &alone, sample.min(100_000)),
+        "ns",
+    );
+    for f in 0..spread {
+        b.send(client, &submit_unique(&format!("g{f:06}"), "shared"));
+        b.drain(client);
+    }
+    row(
+        &format!("bg submit coalescing on a unique {spread} functions hold"),
+        time_packets(
+            &mut b,
+            client,
+            &submit_unique("g000001", "shared"),
+            sample.min(100_000),
+        ),
+        "ns",
+    );
+    row(
+        &format!("GET_STATUS_UNIQUE of a unique {spread} functions hold"),
+        time_status_unique(&mut b, client, "shared", sample.min(1_000)),
+        "ns",
+    );
 }
 
 fn submit_unique(function: &str, unique: &str) -> Bytes {

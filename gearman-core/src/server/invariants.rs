@@ -1,7 +1,7 @@
 //! The property-test hook: every structural invariant of the server, one function each,
 //! checked from scratch.
 
-use super::jobs::{FunctionId, JobId, Phase, TimerKind};
+use super::jobs::{FunctionId, JobId, KeyKind, Phase, TimerKind};
 use super::{ConnId, Server};
 use crate::proto::Priority;
 use std::collections::HashMap;
@@ -249,7 +249,8 @@ fn jobs_are_indexed(s: &Server) -> Result<(), String> {
     Ok(())
 }
 
-/// The unique index holds exactly the jobs that coalesce, each found by its key.
+/// The unique index holds exactly the jobs that coalesce, each found by its function and
+/// key, and each holder of a unique id also by the unique alone.
 fn uniques_are_indexed(s: &Server) -> Result<(), String> {
     let mut keyed = 0;
     for j in s.jobs.jobs.iter() {
@@ -258,8 +259,36 @@ fn uniques_are_indexed(s: &Server) -> Result<(), String> {
             if s.jobs.by_unique(j.function, kind, key) != Some(j.id) {
                 return Err(format!("job {:?} not found by its unique", j.id));
             }
+            if kind == KeyKind::Unique {
+                // Bounded, so that a chain looping back on itself is reported, not followed.
+                let holders: Vec<JobId> = s
+                    .jobs
+                    .unique_holders(key)
+                    .take(s.jobs.jobs.len() + 1)
+                    .collect();
+                if !holders.contains(&j.id) {
+                    return Err(format!("job {:?} not found by its unique alone", j.id));
+                }
+                let mut functions: Vec<FunctionId> = Vec::with_capacity(holders.len());
+                for h in &holders {
+                    let job = s.jobs.job(*h);
+                    if job.and_then(|h| h.key_bytes()) != Some((kind, key)) {
+                        return Err(format!("job {h:?} listed for a unique it does not hold"));
+                    }
+                    functions.extend(job.map(|h| h.function));
+                }
+                functions.sort_unstable();
+                functions.dedup();
+                if functions.len() != holders.len() {
+                    return Err(format!(
+                        "unique of job {:?} listed twice for a function",
+                        j.id
+                    ));
+                }
+            }
         }
     }
+    s.jobs.check_unique_links()?;
     for id in s.jobs.unique_ids() {
         if s.jobs.job(id).is_none_or(|j| j.key_bytes().is_none()) {
             return Err(format!("unique entry {id:?} points at no coalescing job"));

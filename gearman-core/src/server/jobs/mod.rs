@@ -24,6 +24,7 @@ pub mod retry;
 pub mod schedule;
 mod table;
 mod timers;
+mod uniques;
 
 pub(crate) use function::{Function, Functions};
 pub(crate) use ids::{FunctionId, JobId};
@@ -37,10 +38,8 @@ use super::{ConnId, DeadLetter, Outcome, Schedule, ServerConfig, ServerEvent};
 use crate::proto::Priority;
 use crate::server::id_map::IdMap;
 use bytes::Bytes;
-use hashbrown::HashTable;
 use job::NewJob;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// Where an epoch too far ahead for `Instant` is placed instead.
@@ -92,10 +91,8 @@ pub(crate) enum Effect {
 #[derive(Debug)]
 pub(crate) struct JobState {
     pub(crate) jobs: table::JobTable,
-    /// The jobs that coalesce, found by function and key bytes (hashed where they lie, in
-    /// the job).
-    uniques: HashTable<JobId>,
-    hasher: RandomState,
+    /// The jobs that coalesce, found by function and key, or by unique id alone.
+    uniques: uniques::UniqueIndex,
     /// Handles are `prefix:N`, N = `first_handle` + the job number.
     prefix: Bytes,
     first_handle: u64,
@@ -135,8 +132,7 @@ impl JobState {
     pub(crate) fn new(config: &ServerConfig, now: Instant) -> JobState {
         JobState {
             jobs: table::JobTable::new(),
-            uniques: HashTable::new(),
-            hasher: RandomState::new(),
+            uniques: uniques::UniqueIndex::default(),
             prefix: Bytes::copy_from_slice(config.handle_prefix.as_bytes()),
             first_handle: config.first_handle,
             start: now,
@@ -194,14 +190,6 @@ impl JobState {
         self.jobs.contains(id).then_some(id)
     }
 
-    /// The unique index's hash of a key. The function is left out, so that GET_STATUS_UNIQUE,
-    /// which names no function, finds its job with one lookup however many functions there
-    /// are; jobs of different functions with one unique share a hash and are told apart by
-    /// their function on lookup.
-    fn key_hash(&self, kind: KeyKind, key: &[u8]) -> u64 {
-        key_hash(&self.hasher, (kind, key))
-    }
-
     /// The job of `function` that coalesces on `key`.
     pub(crate) fn by_unique(
         &self,
@@ -209,26 +197,17 @@ impl JobState {
         kind: KeyKind,
         key: &[u8],
     ) -> Option<JobId> {
-        let hash = self.key_hash(kind, key);
-        let jobs = &self.jobs;
-        self.uniques
-            .find(hash, |&id| {
-                jobs.get(id)
-                    .is_some_and(|j| j.function == function && j.key_bytes() == Some((kind, key)))
-            })
-            .copied()
+        self.uniques.find(&self.jobs, function, kind, key)
     }
 
     /// The job with unique id `unique` (sent as is, not `-`) in any function; of several,
     /// the one whose function name sorts first (what a scan of the functions by name finds).
     pub(crate) fn by_unique_any_function(&self, unique: &[u8]) -> Option<JobId> {
-        let hash = self.key_hash(KeyKind::Unique, unique);
         self.uniques
-            .iter_hash(hash)
-            .filter_map(|&id| {
+            .holders(&self.jobs, unique)
+            .filter_map(|id| {
                 let job = self.jobs.get(id)?;
-                (job.key_bytes() == Some((KeyKind::Unique, unique)))
-                    .then(|| (self.functions.get(job.function).map(|f| &f.name), id))
+                Some((self.functions.get(job.function).map(|f| &f.name), id))
             })
             .min_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, id)| id)
@@ -243,30 +222,12 @@ impl JobState {
 
     /// Adds job `id` (with its key set) to the unique index.
     fn index_unique(&mut self, id: JobId) {
-        let Some((kind, key)) = self.jobs.get(id).and_then(Job::key_bytes) else {
-            return;
-        };
-        let hash = self.key_hash(kind, key);
-        let (jobs, hasher) = (&self.jobs, &self.hasher);
-        self.uniques.insert_unique(hash, id, |&other| {
-            jobs.get(other)
-                .and_then(|j| j.key_bytes().map(|key| key_hash(hasher, key)))
-                .unwrap_or(0)
-        });
+        self.uniques.insert(&self.jobs, id);
     }
 
     /// Takes job `id` out of the unique index (it keeps its bytes, and stops coalescing).
     fn unindex_unique(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get(id) else {
-            return;
-        };
-        let Some((kind, key)) = job.key_bytes() else {
-            return;
-        };
-        let hash = self.key_hash(kind, key);
-        if let Ok(entry) = self.uniques.find_entry(hash, |&other| other == id) {
-            entry.remove();
-        }
+        self.uniques.remove(&self.jobs, id);
         if let Some(job) = self.jobs.get_mut(id) {
             job.key = None;
         }
@@ -274,7 +235,17 @@ impl JobState {
 
     /// Jobs in the unique index (for invariant checks).
     pub(crate) fn unique_ids(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.uniques.iter().copied()
+        self.uniques.ids()
+    }
+
+    /// The jobs holding unique id `unique` in any function (for invariant checks).
+    pub(crate) fn unique_holders(&self, unique: &[u8]) -> impl Iterator<Item = JobId> + '_ {
+        self.uniques.holders(&self.jobs, unique)
+    }
+
+    /// The unique index's chains are consistent (for invariant checks).
+    pub(crate) fn check_unique_links(&self) -> Result<(), String> {
+        self.uniques.check_links(&self.jobs)
     }
 
     pub(crate) fn function(&self, id: FunctionId) -> Option<&Function> {
@@ -494,10 +465,4 @@ impl JobState {
         }
         !busy
     }
-}
-
-/// The unique index's hash of a job key (kind and bytes); one definition for lookups and
-/// for the index's rehashing.
-fn key_hash(hasher: &RandomState, key: (KeyKind, &[u8])) -> u64 {
-    hasher.hash_one(key)
 }
