@@ -69,6 +69,11 @@ impl Adapter for Blocking {
         (events, outcome(r))
     }
 
+    fn run_streamed_result(c: &mut Client, spec: Spec, source: Generator) -> Outcome {
+        let len = source.declared;
+        outcome(c.run_streamed(job(&spec), len, source))
+    }
+
     fn run_many(c: &mut Client, specs: Vec<Spec>) -> Vec<Outcome> {
         // All at once, pipelined on one connection (PECL's addTask/runTasks).
         let jobs = specs.iter().map(job).collect();

@@ -157,6 +157,11 @@ impl<E: Exec> Adapter for AsyncAdapter<E> {
         })
     }
 
+    fn run_streamed_result(c: &mut Self::Client, spec: Spec, source: Generator) -> Outcome {
+        let len = source.declared;
+        super::outcome(E::block_on(c.run_streamed(job(&spec), len, source)))
+    }
+
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome> {
         let runs = specs.into_iter().map(|s| run_one(c, s));
         E::block_on(futures::future::join_all(runs))

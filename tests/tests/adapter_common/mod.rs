@@ -156,6 +156,13 @@ pub trait Adapter: 'static {
         spec: Spec,
         source: workload::Generator,
     ) -> (Vec<String>, Outcome);
+    /// Runs one foreground job whose workload is streamed from `source` with the client's
+    /// result-only call (`run_streamed`, no events).
+    fn run_streamed_result(
+        c: &mut Self::Client,
+        spec: Spec,
+        source: workload::Generator,
+    ) -> Outcome;
     /// Runs jobs in parallel on one client.
     fn run_many(c: &mut Self::Client, specs: Vec<Spec>) -> Vec<Outcome>;
     fn background(c: &mut Self::Client, spec: Spec) -> Result<Vec<u8>, String>;

@@ -211,6 +211,14 @@ pub fn streamed_workload_source_failures_end_the_submission<A: Adapter>() {
     // Nothing half-sent became a job: a complete streamed workload is the next `verify`.
     let (_, ok) = A::run_streamed(&mut c, verify_spec(), Generator::exact(1000));
     assert_eq!(ok, Outcome::Ok(b"1000 ok".to_vec()));
+    // The result-only call streams and fails the same way.
+    let ok = A::run_streamed_result(&mut c, verify_spec(), Generator::exact(2000));
+    assert_eq!(ok, Outcome::Ok(b"2000 ok".to_vec()));
+    let short = Generator::new(len, len / 2, End::Eof);
+    match A::run_streamed_result(&mut c, verify_spec(), short) {
+        Outcome::Other(e) => assert!(e.contains("ended after"), "{e:?}"),
+        other => panic!("expected an error for a short workload, got {other:?}"),
+    }
     A::stop(w);
 }
 
