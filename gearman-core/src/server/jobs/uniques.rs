@@ -2,11 +2,13 @@
 //! and the jobs of any function holding a unique id (GET_STATUS_UNIQUE, which names no
 //! function, asks).
 //!
-//! Neither lookup grows with the number of functions: jobs are hashed by function and key,
-//! and the jobs of several functions holding one unique id are linked in a chain whose head
-//! alone is in the by-unique table. One unique id held in thousands of functions costs a
-//! submit what a unique of its own costs. Both tables hold bare job ids (the key bytes
-//! lie in the job), so the index adds a few bytes per coalescing job.
+//! Neither lookup grows with the number of functions. One job per key is found by the key
+//! alone (one hash of the bytes, as the usual key is held in one function); the jobs of other
+//! functions coalescing on the same key are linked in a chain behind it, and are also
+//! hashed by function and key, so a submit finds its function's job in one more lookup
+//! however long the chain. One unique id held in thousands of functions costs a submit
+//! what a unique of its own costs. The tables hold bare job ids (the key bytes lie in the
+//! job).
 
 use super::ids::{FunctionId, JobId};
 use super::job::{Job, KeyKind};
@@ -15,7 +17,7 @@ use crate::server::id_map::IdMap;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 
-/// A job's neighbours in the chain of jobs holding its unique id.
+/// A job's neighbours in the chain of jobs coalescing on its key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Links {
     prev: Option<JobId>,
@@ -25,13 +27,12 @@ struct Links {
 /// Every coalescing job, found by function and key, and by unique id alone.
 #[derive(Debug, Default)]
 pub(crate) struct UniqueIndex {
-    /// Every coalescing job, hashed by function, key kind and key bytes.
-    by_key: HashTable<JobId>,
-    /// For each unique id (key kind `Unique`) one job holding it, hashed by the unique's
-    /// bytes: the head of its chain.
-    by_unique: HashTable<JobId>,
-    /// The links of jobs in chains of two or more; a job alone with its unique has none.
+    /// One job per key (kind and bytes), hashed by the key: the head of its chain.
+    heads: HashTable<JobId>,
+    /// The links of jobs in chains of two or more; a job alone with its key has none.
     chains: IdMap<JobId, Links>,
+    /// The jobs in chains of two or more, hashed by function and key.
+    chained: HashTable<JobId>,
     /// Keys come from peers: std's SipHash, which resists collision floods.
     hasher: RandomState,
 }
@@ -45,8 +46,15 @@ impl UniqueIndex {
         kind: KeyKind,
         key: &[u8],
     ) -> Option<JobId> {
-        let hash = self.key_hash(function, kind, key);
-        self.by_key
+        let head = self.head(jobs, kind, key)?;
+        if jobs.get(head)?.function == function {
+            return Some(head);
+        }
+        if !self.chains.contains_key(&head) {
+            return None;
+        }
+        let hash = chained_hash(&self.hasher, function, kind, key);
+        self.chained
             .find(hash, |&id| {
                 jobs.get(id)
                     .is_some_and(|j| j.function == function && j.key_bytes() == Some((kind, key)))
@@ -61,92 +69,87 @@ impl UniqueIndex {
         jobs: &JobTable,
         unique: &[u8],
     ) -> impl Iterator<Item = JobId> + 'a {
-        let head = self
-            .by_unique
-            .find(self.unique_hash(unique), |&id| holds(jobs, id, unique))
-            .copied();
+        let head = self.head(jobs, KeyKind::Unique, unique);
         std::iter::successors(head, |id| self.chains.get(id).and_then(|l| l.next))
     }
 
-    /// Adds job `id`, which is in `jobs` with its key set; a job without a key is left out.
+    /// Adds job `id`, which is in `jobs` with its key set and is the only job of its
+    /// function coalescing on that key; a job without a key is left out.
     pub(crate) fn insert(&mut self, jobs: &JobTable, id: JobId) {
-        let Some(job) = jobs.get(id) else {
+        let Some((kind, key)) = jobs.get(id).and_then(Job::key_bytes) else {
             return;
         };
-        let Some((kind, key)) = job.key_bytes() else {
-            return;
-        };
-        let hasher = &self.hasher;
-        self.by_key
-            .insert_unique(key_hash(hasher, job.function, kind, key), id, |&other| {
-                jobs.get(other)
-                    .and_then(|j| {
-                        j.key_bytes()
-                            .map(|(k, b)| key_hash(hasher, j.function, k, b))
-                    })
-                    .unwrap_or(0)
-            });
-        if kind != KeyKind::Unique {
-            return;
-        }
-        let hash = self.unique_hash(key);
-        match self.by_unique.find(hash, |&head| holds(jobs, head, key)) {
-            Some(&head) => self.link_after(head, id),
+        let hash = key_hash(&self.hasher, kind, key);
+        match self.heads.find(hash, |&h| has_key(jobs, h, kind, key)) {
             None => {
-                self.by_unique.insert_unique(hash, id, |&other| {
+                let hasher = &self.hasher;
+                self.heads.insert_unique(hash, id, |&other| {
                     jobs.get(other)
                         .and_then(Job::key_bytes)
-                        .map_or(0, |(_, b)| hasher.hash_one(b))
+                        .map_or(0, |(k, b)| key_hash(hasher, k, b))
                 });
+            }
+            Some(&head) => {
+                if !self.chains.contains_key(&head) {
+                    self.add_chained(jobs, head);
+                }
+                self.link_after(head, id);
+                self.add_chained(jobs, id);
             }
         }
     }
 
     /// Takes job `id` out; it must still be in `jobs` with the key it was added with.
     pub(crate) fn remove(&mut self, jobs: &JobTable, id: JobId) {
-        let Some(job) = jobs.get(id) else {
+        let Some((kind, key)) = jobs.get(id).and_then(Job::key_bytes) else {
             return;
         };
-        let Some((kind, key)) = job.key_bytes() else {
+        let Some(links) = self.chains.remove(&id) else {
+            // Alone with its key: it is a head.
+            let hash = key_hash(&self.hasher, kind, key);
+            if let Ok(entry) = self.heads.find_entry(hash, |&other| other == id) {
+                entry.remove();
+            }
             return;
         };
-        let hash = self.key_hash(job.function, kind, key);
-        if let Ok(entry) = self.by_key.find_entry(hash, |&other| other == id) {
-            entry.remove();
-        }
-        if kind != KeyKind::Unique {
-            return;
-        }
-        let links = self.chains.remove(&id).unwrap_or_default();
+        self.remove_chained(jobs, id);
         if let Some(prev) = links.prev {
-            self.relink(prev, |l| l.next = links.next);
+            self.relink(jobs, prev, |l| l.next = links.next);
         }
         if let Some(next) = links.next {
-            self.relink(next, |l| l.prev = links.prev);
+            self.relink(jobs, next, |l| l.prev = links.prev);
         }
         if links.prev.is_none() {
-            // It headed its chain: the next job holding the unique (same bytes, same hash)
-            // takes its place.
-            let hash = self.unique_hash(key);
-            if let Ok(mut entry) = self.by_unique.find_entry(hash, |&other| other == id) {
-                match links.next {
-                    Some(next) => *entry.get_mut() = next,
-                    None => {
-                        entry.remove();
-                    }
-                }
+            // It headed its chain: the next job (same key, same hash) takes its place.
+            let hash = key_hash(&self.hasher, kind, key);
+            if let (Ok(mut entry), Some(next)) = (
+                self.heads.find_entry(hash, |&other| other == id),
+                links.next,
+            ) {
+                *entry.get_mut() = next;
             }
         }
     }
 
     /// Every job in the index (for invariant checks).
     pub(crate) fn ids(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.by_key.iter().copied()
+        let behind_heads = self.chains.iter().filter(|(_, l)| l.prev.is_some());
+        self.heads
+            .iter()
+            .copied()
+            .chain(behind_heads.map(|(&id, _)| id))
     }
 
-    /// The chains' links agree both ways, every chain has a head in the by-unique table,
-    /// and no job is linked alone (for invariant checks).
+    /// The chains' links agree both ways, every chain has its head among the heads and
+    /// every chained job is found by function and key (for invariant checks).
     pub(crate) fn check_links(&self, jobs: &JobTable) -> Result<(), String> {
+        if self.chained.len() != self.chains.len() {
+            return Err(format!(
+                "{} jobs hashed by function for {} chained",
+                self.chained.len(),
+                self.chains.len()
+            ));
+        }
         for (&id, links) in &self.chains {
             if links.prev.is_none() && links.next.is_none() {
                 return Err(format!("unique chain entry of {id:?} links nothing"));
@@ -156,27 +159,65 @@ impl UniqueIndex {
             if back.is_some_and(|b| b != Some(id)) || forth.is_some_and(|f| f != Some(id)) {
                 return Err(format!("unique chain links of {id:?} are one-sided"));
             }
-            if links.prev.is_none() {
-                let Some((KeyKind::Unique, key)) = jobs.get(id).and_then(Job::key_bytes) else {
-                    return Err(format!("unique chain head {id:?} holds no unique"));
-                };
-                if self.holders(jobs, key).next() != Some(id) {
-                    return Err(format!(
-                        "unique chain head {id:?} not in the by-unique table"
-                    ));
-                }
+            let Some(job) = jobs.get(id) else {
+                return Err(format!("unique chain entry of {id:?} names no job"));
+            };
+            let Some((kind, key)) = job.key_bytes() else {
+                return Err(format!("unique chain entry of {id:?} has no key"));
+            };
+            if self.find(jobs, job.function, kind, key) != Some(id) {
+                return Err(format!("chained job {id:?} not found by function and key"));
+            }
+            if links.prev.is_none() && self.head(jobs, kind, key) != Some(id) {
+                return Err(format!("unique chain head {id:?} not among the heads"));
             }
         }
         Ok(())
     }
 
-    /// Changes the links of `id`, dropping its entry when it is left alone.
-    fn relink(&mut self, id: JobId, change: impl FnOnce(&mut Links)) {
-        if let Some(links) = self.chains.get_mut(&id) {
-            change(links);
-            if *links == Links::default() {
-                self.chains.remove(&id);
-            }
+    /// The job that heads the chain of `key`.
+    fn head(&self, jobs: &JobTable, kind: KeyKind, key: &[u8]) -> Option<JobId> {
+        let hash = key_hash(&self.hasher, kind, key);
+        self.heads
+            .find(hash, |&h| has_key(jobs, h, kind, key))
+            .copied()
+    }
+
+    /// Hashes chained job `id` by function and key.
+    fn add_chained(&mut self, jobs: &JobTable, id: JobId) {
+        let hasher = &self.hasher;
+        let rehash = |&other: &JobId| {
+            jobs.get(other).map_or(0, |j| {
+                j.key_bytes()
+                    .map_or(0, |(k, b)| chained_hash(hasher, j.function, k, b))
+            })
+        };
+        self.chained.insert_unique(rehash(&id), id, rehash);
+    }
+
+    /// Forgets job `id`'s hash by function and key.
+    fn remove_chained(&mut self, jobs: &JobTable, id: JobId) {
+        let Some(job) = jobs.get(id) else {
+            return;
+        };
+        let Some((kind, key)) = job.key_bytes() else {
+            return;
+        };
+        let hash = chained_hash(&self.hasher, job.function, kind, key);
+        if let Ok(entry) = self.chained.find_entry(hash, |&other| other == id) {
+            entry.remove();
+        }
+    }
+
+    /// Changes the links of `id`; left alone, it leaves the chains.
+    fn relink(&mut self, jobs: &JobTable, id: JobId, change: impl FnOnce(&mut Links)) {
+        let Some(links) = self.chains.get_mut(&id) else {
+            return;
+        };
+        change(links);
+        if *links == Links::default() {
+            self.chains.remove(&id);
+            self.remove_chained(jobs, id);
         }
     }
 
@@ -191,28 +232,25 @@ impl UniqueIndex {
                 next,
             },
         );
-        if let Some(next) = next {
-            self.relink(next, |l| l.prev = Some(id));
+        if let Some(next) = next.and_then(|n| self.chains.get_mut(&n)) {
+            next.prev = Some(id);
         }
-    }
-
-    fn key_hash(&self, function: FunctionId, kind: KeyKind, key: &[u8]) -> u64 {
-        key_hash(&self.hasher, function, kind, key)
-    }
-
-    fn unique_hash(&self, unique: &[u8]) -> u64 {
-        self.hasher.hash_one(unique)
     }
 }
 
-/// One definition of the by-key hash, for lookups and for the table's rehashing.
-fn key_hash(hasher: &RandomState, function: FunctionId, kind: KeyKind, key: &[u8]) -> u64 {
+/// The heads' hash of a key; one definition for lookups and for the table's rehashing.
+fn key_hash(hasher: &RandomState, kind: KeyKind, key: &[u8]) -> u64 {
+    hasher.hash_one((kind, key))
+}
+
+/// The chained jobs' hash, of function and key.
+fn chained_hash(hasher: &RandomState, function: FunctionId, kind: KeyKind, key: &[u8]) -> u64 {
     hasher.hash_one((function, kind, key))
 }
 
-/// Whether job `id` holds unique id `unique`.
-fn holds(jobs: &JobTable, id: JobId, unique: &[u8]) -> bool {
-    jobs.get(id).and_then(Job::key_bytes) == Some((KeyKind::Unique, unique))
+/// Whether job `id` coalesces on `key`.
+fn has_key(jobs: &JobTable, id: JobId, kind: KeyKind, key: &[u8]) -> bool {
+    jobs.get(id).and_then(Job::key_bytes) == Some((kind, key))
 }
 
 #[cfg(test)]
@@ -282,6 +320,7 @@ mod tests {
             }
         }
         assert!(index.chains.is_empty(), "no links left: {:?}", index.chains);
+        assert_eq!(index.chained.len(), 0);
         assert_eq!(index.ids().collect::<Vec<_>>(), [other]);
     }
 
@@ -292,15 +331,20 @@ mod tests {
             add(&mut jobs, &mut index, f, b"shared");
         }
         let looked_at = std::cell::Cell::new(0);
-        let hash = index.key_hash(FunctionId(1234), KeyKind::Unique, b"shared");
-        let found = index.by_key.find(hash, |&id| {
+        let hash = chained_hash(&index.hasher, FunctionId(1234), KeyKind::Unique, b"shared");
+        let found = index.chained.find(hash, |&id| {
             looked_at.set(looked_at.get() + 1);
             jobs.get(id).is_some_and(|j| j.function == FunctionId(1234))
         });
         assert!(found.is_some());
         // Only jobs whose hash matches are compared: one here, barring a rare collision.
         assert!(looked_at.get() <= 2, "compared {} jobs", looked_at.get());
-        assert_eq!(index.by_unique.len(), 1, "one head for the shared unique");
+        let found = index.find(&jobs, FunctionId(1234), KeyKind::Unique, b"shared");
+        assert_eq!(
+            found.map(|id| jobs.get(id).unwrap().function),
+            Some(FunctionId(1234))
+        );
+        assert_eq!(index.heads.len(), 1, "one head for the shared unique");
     }
 
     #[test]
