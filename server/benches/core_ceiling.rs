@@ -9,6 +9,10 @@
 //! cargo bench -p gearman-server --bench core_ceiling
 //! ```
 //!
+//! `CEILING_JOBS=N` sets the jobs per client of each measured run (100,000); with a small
+//! N under `valgrind --tool=cachegrind` the instruction counts of two builds compare
+//! without the machine's noise.
+//!
 //! The whole server's ceiling is lower by what its system calls cost per job; compare
 //! with the server CPU per job that `gearman-bench --compare --mode pipe` reports.
 
@@ -193,7 +197,11 @@ fn run(jobs_per_client: u64) -> Duration {
 fn main() {
     // Warm up, then three measured runs; the best is the ceiling (the machine is shared).
     run(5_000);
-    let jobs_per_client = 100_000;
+    // CEILING_JOBS: jobs per client (100,000), e.g. fewer under valgrind.
+    let jobs_per_client = std::env::var("CEILING_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000u64);
     let total = jobs_per_client * CLIENTS as u64;
     let mut best = 0.0f64;
     for _ in 0..3 {

@@ -110,11 +110,21 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn function(&mut self, name: &Bytes) -> &mut FunctionStats {
-        if !self.functions.contains_key(name) && self.functions.len() >= MAX_TRACKED_FUNCTIONS {
-            return &mut self.other;
+    /// The counters of function `name` (of `other` beyond the cap). Found without copying
+    /// the name: it is counted on three steps of every job.
+    pub(crate) fn function(&mut self, name: &[u8]) -> &mut FunctionStats {
+        if !self.functions.contains_key(name) {
+            if self.functions.len() >= MAX_TRACKED_FUNCTIONS {
+                return &mut self.other;
+            }
+            let counters = FunctionStats::default();
+            self.functions
+                .insert(Bytes::copy_from_slice(name), counters);
         }
-        self.functions.entry(name.clone()).or_default()
+        match self.functions.get_mut(name) {
+            Some(counters) => counters,
+            None => &mut self.other,
+        }
     }
 }
 

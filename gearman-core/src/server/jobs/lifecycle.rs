@@ -139,8 +139,7 @@ impl JobState {
         }
         if let Phase::Running { .. } = from {
             // A failed job backing off before its retry (see `retry`).
-            let name = self.functions.name(function);
-            self.stats.function(&name).backoff_retries += 1;
+            self.function_stats(function).backoff_retries += 1;
             if let (Some(d), true) = (durable_id, config.durable_extras) {
                 let due = JobState::unix_at_ceil(config, at);
                 self.events.push_back(ServerEvent::PutExtra {
@@ -161,8 +160,7 @@ impl JobState {
         let (function, priority) = (job.function, job.priority);
         self.functions.push(function, priority, id);
         if let Phase::Running { .. } = from {
-            let name = self.functions.name(function);
-            self.stats.function(&name).retried += 1;
+            self.function_stats(function).retried += 1;
         }
         self.effects.push(Effect::Runnable { function });
     }
@@ -187,9 +185,8 @@ impl JobState {
         if let Some(f) = self.functions.get_mut(function) {
             f.running += 1;
         }
-        let name = self.functions.name(function);
         let wait = Duration::from_nanos(stamp.saturating_sub(waited));
-        self.stats.function(&name).queue_wait.observe(wait);
+        self.function_stats(function).queue_wait.observe(wait);
         self.effects.push(Effect::Held { worker, job: id });
     }
 

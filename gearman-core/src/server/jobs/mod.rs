@@ -33,7 +33,7 @@ pub(crate) use lifecycle::Target;
 pub(crate) use persist::PendingWrite;
 pub(crate) use timers::{TimerId, TimerKind};
 
-use super::stats::Stats;
+use super::stats::{FunctionStats, Stats};
 use super::{ConnId, DeadLetter, Outcome, Schedule, ServerConfig, ServerEvent};
 use crate::proto::Priority;
 use crate::server::id_map::IdMap;
@@ -165,11 +165,15 @@ impl JobState {
 
     /// The job's handle, `PREFIX:N`.
     pub(crate) fn handle(&self, id: JobId) -> Bytes {
-        let n = self.first_handle.wrapping_add(id.0);
-        let mut h = Vec::with_capacity(self.prefix.len() + 21);
+        let mut number = itoa::Buffer::new();
+        let digits = number
+            .format(self.first_handle.wrapping_add(id.0))
+            .as_bytes();
+        // Exactly sized, so that `Bytes` takes the buffer as it is (no second allocation).
+        let mut h = Vec::with_capacity(self.prefix.len() + 1 + digits.len());
         h.extend_from_slice(&self.prefix);
         h.push(b':');
-        h.extend_from_slice(n.to_string().as_bytes());
+        h.extend_from_slice(digits);
         Bytes::from(h)
     }
 
@@ -305,8 +309,7 @@ impl JobState {
             since: self.stamp(now),
         }));
         self.index_unique(id);
-        let name = self.functions.name(function);
-        self.stats.function(&name).submitted += 1;
+        self.function_stats(function).submitted += 1;
         id
     }
 
@@ -408,14 +411,20 @@ impl JobState {
         })
     }
 
+    /// The counters of function `id`.
+    pub(crate) fn function_stats(&mut self, id: FunctionId) -> &mut FunctionStats {
+        let name = self.functions.get(id).map_or(&[][..], |f| &f.name[..]);
+        self.stats.function(name)
+    }
+
     /// Counts a worker's final report on job `id`, and how long it ran.
     pub(crate) fn count_outcome(&mut self, id: JobId, outcome: Outcome, now: Instant) {
         let Some(job) = self.jobs.get(id) else {
             return;
         };
         let ran = self.elapsed(job.since, now);
-        let name = self.functions.name(job.function);
-        let s = self.stats.function(&name);
+        let function = job.function;
+        let s = self.function_stats(function);
         match outcome {
             Outcome::Complete => s.completed += 1,
             Outcome::Exception => s.exceptions += 1,
