@@ -325,7 +325,7 @@ impl Server {
                 if let Some(s) = &status {
                     job.set_progress(s.numerator, s.denominator);
                 }
-                job.listeners.to_vec()
+                job.listeners.clone()
             }
             None => return,
         };
@@ -333,7 +333,7 @@ impl Server {
             handle: handle.clone(),
             data: data.clone(),
         };
-        for listener in listeners {
+        for listener in listeners.into_conns() {
             let packet = match kind {
                 Report::Status => match &status {
                     Some(s) => Response::WorkStatus(s.clone()),

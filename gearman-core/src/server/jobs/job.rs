@@ -113,18 +113,30 @@ impl Listeners {
     }
 
     /// Keeps the entries `keep` accepts.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&ConnId) -> bool) {
-        let mut v = std::mem::take(self).into_vec();
-        v.retain(keep);
-        *self = Listeners::from_vec(v);
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&ConnId) -> bool) {
+        match self {
+            Listeners::None => {}
+            Listeners::One(c) => {
+                if !keep(c) {
+                    *self = Listeners::None;
+                }
+            }
+            Listeners::Many(v) => {
+                v.retain(keep);
+                *self = Listeners::from_vec(std::mem::take(&mut **v));
+            }
+        }
     }
 
-    pub(crate) fn into_vec(self) -> Vec<ConnId> {
-        match self {
-            Listeners::None => Vec::new(),
-            Listeners::One(c) => vec![c],
-            Listeners::Many(v) => *v,
-        }
+    /// The connections, taken without allocating (none or one is the usual case, on every
+    /// job's end).
+    pub(crate) fn into_conns(self) -> impl Iterator<Item = ConnId> {
+        let (one, many) = match self {
+            Listeners::None => (None, Vec::new()),
+            Listeners::One(c) => (Some(c), Vec::new()),
+            Listeners::Many(v) => (None, *v),
+        };
+        one.into_iter().chain(many)
     }
 
     fn from_vec(v: Vec<ConnId>) -> Listeners {

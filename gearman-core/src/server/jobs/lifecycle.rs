@@ -200,7 +200,7 @@ impl JobState {
             f.over_limit_grace = f.over_limit_grace.min(f.total());
         }
         let (durable_id, failures) = (job.durable_id(), job.failures());
-        for conn in job.listeners.into_vec() {
+        for conn in job.listeners.into_conns() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if let (Some(d), true) = (durable_id, failures > 0) {
@@ -232,7 +232,7 @@ impl JobState {
         job.cancelled = true;
         let durable_id = job.durable_id();
         job.set_durable_id(None);
-        for conn in std::mem::take(&mut job.listeners).into_vec() {
+        for conn in std::mem::take(&mut job.listeners).into_conns() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if let Some(durable_id) = durable_id {

@@ -119,7 +119,7 @@ impl JobState {
         let failures = job.failures().saturating_add(1);
         job.set_failures(failures);
         // Foreground clients that coalesced onto it had their final packet.
-        for conn in std::mem::take(&mut job.listeners).into_vec() {
+        for conn in std::mem::take(&mut job.listeners).into_conns() {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if failures <= policy.count {
