@@ -13,9 +13,11 @@ mod request;
 mod response;
 mod types;
 
+pub(crate) use args::Part;
 pub use error::{DecodeError, PacketError, ProtocolError};
 pub use frame::{Frame, FrameDecoder, Header, HEADER_LEN};
 pub use packet::Packet;
+pub(crate) use packet::{encode_response_parts, parts_encoded_len};
 pub use packet_type::{Magic, PacketType};
 pub use request::Request;
 pub use response::Response;

@@ -44,6 +44,19 @@ pub trait Packet: sealed::Parts {
 
 impl<P: sealed::Parts> Packet for P {}
 
+/// Bytes a packet with these body parts takes, header included: the server's hot replies
+/// are written from the job's bytes without building an owned packet.
+pub(crate) fn parts_encoded_len(parts: &[Part<'_>]) -> usize {
+    HEADER_LEN + body_len(parts)
+}
+
+/// Appends a response given by its type and borrowed body parts, as [`Packet::encode`]
+/// would write the owned packet with those parts.
+pub(crate) fn encode_response_parts(out: &mut Vec<u8>, ty: PacketType, parts: &[Part<'_>]) {
+    put_header(out, Magic::Res, ty, body_len(parts));
+    put_body(out, parts);
+}
+
 pub(crate) mod sealed {
     use super::{Magic, PacketType, Part};
 

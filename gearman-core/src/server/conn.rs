@@ -1,10 +1,11 @@
 //! The connection table: each connection's session and roles, and which have output ready.
 
 use super::id_map::IdMap;
-use super::output::Outbound;
+use super::output::{Outbound, Output};
 use super::roles::{ClientRole, WorkerRole};
 use super::session::Session;
 use super::ConnId;
+use crate::proto::{PacketType, Part};
 use std::collections::VecDeque;
 
 /// One connection: its session and the roles its peer took.
@@ -74,14 +75,41 @@ impl Conns {
         item: Outbound,
         max_bytes: usize,
     ) -> Result<(), Overflow> {
+        self.queue_with(id, max_bytes, |output| Some(output.queue(item)))
+            .map(|_| ())
+    }
+
+    /// [`Conns::queue`] for a response given by its borrowed parts; `Ok(false)` when the
+    /// connection's output is held behind a placeholder and the caller must queue the owned
+    /// packet instead.
+    pub(crate) fn queue_parts(
+        &mut self,
+        id: ConnId,
+        ty: PacketType,
+        parts: &[Part<'_>],
+        max_bytes: usize,
+    ) -> Result<bool, Overflow> {
+        self.queue_with(id, max_bytes, |output| output.queue_parts(ty, parts))
+    }
+
+    /// Queues with `put` (which returns the bytes now pending, or `None` when it queued
+    /// nothing); output for a closed or closing connection is dropped.
+    fn queue_with(
+        &mut self,
+        id: ConnId,
+        max_bytes: usize,
+        put: impl FnOnce(&mut Output) -> Option<usize>,
+    ) -> Result<bool, Overflow> {
         let Some(c) = self.map.get_mut(&id) else {
-            return Ok(());
+            return Ok(true);
         };
         let s = &mut c.session;
         if s.closing {
-            return Ok(());
+            return Ok(true);
         }
-        let pending = s.output.queue(item);
+        let Some(pending) = put(&mut s.output) else {
+            return Ok(false);
+        };
         if !s.in_writable {
             s.in_writable = true;
             self.writable.push_back(id);
@@ -90,7 +118,7 @@ impl Conns {
             s.output.discard();
             return Err(Overflow);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Lists `id` as writable if it has output ready and is not listed yet.

@@ -76,6 +76,8 @@ pub struct Server {
     to_close: Vec<(ConnId, String)>,
     /// The permissions in force; `None` allows everything.
     acl: Option<crate::acl::Acl>,
+    /// Reused for the handle of a reply written from borrowed parts.
+    handle_scratch: Vec<u8>,
 }
 
 impl Server {
@@ -89,6 +91,7 @@ impl Server {
             events: VecDeque::new(),
             to_close: Vec::new(),
             acl: None,
+            handle_scratch: Vec::new(),
         }
     }
 

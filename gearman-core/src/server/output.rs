@@ -1,7 +1,7 @@
 //! One connection's pending output: packets and admin text, in order, with placeholders for
 //! replies that wait for the store.
 
-use crate::proto::{Packet, Response};
+use crate::proto::{encode_response_parts, parts_encoded_len, Packet, PacketType, Part, Response};
 use std::collections::VecDeque;
 
 /// One queued piece of output.
@@ -50,6 +50,21 @@ impl Output {
             self.held.push_back(item);
         }
         self.ready.len() + self.held_bytes
+    }
+
+    /// Appends a response given by its borrowed parts to the ready output and returns the
+    /// bytes now pending, unless output is held behind a placeholder: then `None`, and the
+    /// caller queues the owned packet (so that order is kept).
+    pub(crate) fn queue_parts(&mut self, ty: PacketType, parts: &[Part<'_>]) -> Option<usize> {
+        if !self.held.is_empty() {
+            return None;
+        }
+        if self.ready.capacity() == 0 {
+            let len = parts_encoded_len(parts);
+            self.ready.reserve(len.max(READY_FIRST_CAPACITY));
+        }
+        encode_response_parts(&mut self.ready, ty, parts);
+        Some(self.ready.len())
     }
 
     /// Appends a packet or text to the ready output.

@@ -279,6 +279,59 @@ impl Server {
             },
             now,
         );
+        if !self.send_assign_from_parts(conn, id, mode) {
+            self.send_assign_owned(conn, id, mode);
+        }
+    }
+
+    /// Writes JOB_ASSIGN* for job `id` straight from the job's bytes (no handle, unique or
+    /// workload is copied into a packet first); `false` when `conn`'s output is held behind
+    /// a placeholder and the owned packet must be queued instead.
+    fn send_assign_from_parts(&mut self, conn: ConnId, id: JobId, mode: GrabMode) -> bool {
+        use crate::proto::{PacketType, Part::Raw};
+        let Some(job) = self.jobs.job(id) else {
+            return true;
+        };
+        let mut handle = std::mem::take(&mut self.handle_scratch);
+        self.jobs.write_handle(id, &mut handle);
+        let function = self
+            .jobs
+            .function(job.function)
+            .map_or(&[][..], |f| &f.name[..]);
+        let (h, u, d) = (Raw(&handle), Raw(job.unique()), Raw(job.data()));
+        let max = self.config.max_output_bytes;
+        let queued = match (mode, job.reducer()) {
+            (GrabMode::Plain, _) => {
+                let parts = [h, Raw(function), d];
+                self.conns
+                    .queue_parts(conn, PacketType::JobAssign, &parts, max)
+            }
+            (GrabMode::All, Some(reducer)) => {
+                let parts = [h, Raw(function), u, Raw(reducer), d];
+                self.conns
+                    .queue_parts(conn, PacketType::JobAssignAll, &parts, max)
+            }
+            _ => {
+                let parts = [h, Raw(function), u, d];
+                self.conns
+                    .queue_parts(conn, PacketType::JobAssignUniq, &parts, max)
+            }
+        };
+        self.handle_scratch = handle;
+        match queued {
+            Ok(queued) => queued,
+            Err(_) => {
+                self.to_close.push((
+                    conn,
+                    "peer is not reading its replies (output limit)".into(),
+                ));
+                true
+            }
+        }
+    }
+
+    /// Queues JOB_ASSIGN* for job `id` as an owned packet.
+    fn send_assign_owned(&mut self, conn: ConnId, id: JobId, mode: GrabMode) {
         let Some(job) = self.jobs.job(id) else {
             return;
         };
@@ -436,10 +489,142 @@ fn listed_ability(conns: &Conns, conn: ConnId, function: FunctionId, tag: u64) -
 
 #[cfg(test)]
 mod tests {
-    use crate::proto::{Packet, Request};
-    use crate::server::{PeerInfo, Server, ServerConfig};
-    use bytes::Bytes;
+    use crate::proto::{
+        AssignExtras, FrameDecoder, GrabMode, JobAssign, Packet, Priority, Request, Response,
+        SubmitJob, SubmitMode, SubmitReduceJob,
+    };
+    use crate::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
+    use crate::Limits;
+    use bytes::{Bytes, BytesMut};
     use std::time::Instant;
+
+    fn connect(s: &mut Server, fd: u64, now: Instant) -> ConnId {
+        let ip = "127.0.0.1".into();
+        s.accept(PeerInfo { fd, ip }, now)
+    }
+
+    /// Every response queued for `conn`, decoded.
+    fn responses(s: &mut Server, conn: ConnId) -> Vec<Response> {
+        let mut out = Vec::new();
+        while s.poll_transmit(conn, &mut out) > 0 {}
+        let (mut buf, mut decoder) = (
+            BytesMut::from(&out[..]),
+            FrameDecoder::new(Limits::default()),
+        );
+        let mut all = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+            all.push(Response::parse(&frame).unwrap());
+        }
+        assert!(buf.is_empty(), "a partial packet left");
+        all
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn submit(function: &str, unique: &str, mode: SubmitMode) -> Bytes {
+        let (function, unique, data) = (b(function), b(unique), b("payload"));
+        Request::Submit(SubmitJob {
+            function,
+            unique,
+            mode,
+            data,
+        })
+        .to_bytes()
+    }
+
+    /// JOB_ASSIGN, JOB_ASSIGN_UNIQ and JOB_ASSIGN_ALL (with and without a reducer), as
+    /// written from the job's bytes, decode to the packet the owned path builds.
+    #[test]
+    fn assignments_written_from_parts_carry_every_field() {
+        let now = Instant::now();
+        let fg = SubmitMode::Foreground(Priority::Normal);
+        let reduce = Request::SubmitReduce(Box::new(SubmitReduceJob {
+            function: b("f"),
+            unique: b("r1"),
+            reducer: b("sum"),
+            aggregator: Bytes::new(),
+            background: false,
+            data: b("payload"),
+        }))
+        .to_bytes();
+        let cases = [
+            (GrabMode::Plain, submit("f", "u1", fg), AssignExtras::Plain),
+            (
+                GrabMode::Uniq,
+                submit("f", "u1", fg),
+                AssignExtras::Unique(b("u1")),
+            ),
+            (
+                GrabMode::All,
+                submit("f", "u1", fg),
+                AssignExtras::Unique(b("u1")),
+            ),
+            (
+                GrabMode::All,
+                reduce,
+                AssignExtras::Reduce {
+                    unique: b("r1"),
+                    reducer: b("sum"),
+                },
+            ),
+        ];
+        for (mode, submission, extras) in cases {
+            let mut s = Server::new(ServerConfig::new(now, 0), now);
+            let (c, w) = (connect(&mut s, 1, now), connect(&mut s, 2, now));
+            s.handle_input(c, &submission, now);
+            let Some(Response::JobCreated { handle }) = responses(&mut s, c).pop() else {
+                panic!("no JOB_CREATED");
+            };
+            s.handle_input(w, &Request::CanDo { function: b("f") }.to_bytes(), now);
+            s.handle_input(w, &Request::GrabJob(mode).to_bytes(), now);
+            let want = Response::JobAssign(JobAssign {
+                handle,
+                function: b("f"),
+                extras,
+                data: b("payload"),
+            });
+            assert_eq!(responses(&mut s, w), [want], "{mode:?}");
+            s.check_invariants().unwrap();
+        }
+    }
+
+    /// A worker whose output waits for the store (its own background submission) gets its
+    /// JOB_ASSIGN after that JOB_CREATED, not before.
+    #[test]
+    fn an_assignment_behind_a_held_reply_keeps_its_place() {
+        let now = Instant::now();
+        let mut config = ServerConfig::new(now, 0);
+        config.persist_background = true;
+        let mut s = Server::new(config, now);
+        let (c, w) = (connect(&mut s, 1, now), connect(&mut s, 2, now));
+        let fg = SubmitMode::Foreground(Priority::Normal);
+        s.handle_input(c, &submit("f", "u1", fg), now);
+        let bg = SubmitMode::Background(Priority::Normal);
+        s.handle_input(w, &submit("g", "u2", bg), now);
+        s.handle_input(w, &Request::CanDo { function: b("f") }.to_bytes(), now);
+        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
+        assert_eq!(
+            responses(&mut s, w),
+            [],
+            "all held behind the store's answer"
+        );
+        let durable_id = std::iter::from_fn(|| s.poll_event())
+            .find_map(|e| match e {
+                ServerEvent::Persist(record) => Some(record.durable_id),
+                _ => None,
+            })
+            .expect("the background job is stored");
+        s.persisted(durable_id, Ok(()), now);
+        let got = responses(&mut s, w);
+        assert!(
+            matches!(got.as_slice(), [Response::JobCreated { .. }, Response::JobAssign(a)]
+            if a.extras == AssignExtras::Unique(b("u1")) && a.data == b("payload")),
+            "{got:?}"
+        );
+        s.check_invariants().unwrap();
+    }
 
     #[test]
     fn stale_wake_up_entries_are_swept() {

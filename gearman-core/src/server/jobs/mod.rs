@@ -166,15 +166,29 @@ impl JobState {
     /// The job's handle, `PREFIX:N`.
     pub(crate) fn handle(&self, id: JobId) -> Bytes {
         let mut number = itoa::Buffer::new();
-        let digits = number
-            .format(self.first_handle.wrapping_add(id.0))
-            .as_bytes();
+        let digits = number.format(self.handle_number(id)).as_bytes();
         // Exactly sized, so that `Bytes` takes the buffer as it is (no second allocation).
         let mut h = Vec::with_capacity(self.prefix.len() + 1 + digits.len());
         h.extend_from_slice(&self.prefix);
         h.push(b':');
         h.extend_from_slice(digits);
         Bytes::from(h)
+    }
+
+    /// Writes the job's handle, `PREFIX:N`, into `out` (cleared first).
+    pub(crate) fn write_handle(&self, id: JobId, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.prefix);
+        out.push(b':');
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.handle_number(id))
+                .as_bytes(),
+        );
+    }
+
+    fn handle_number(&self, id: JobId) -> u64 {
+        self.first_handle.wrapping_add(id.0)
     }
 
     /// The live job `handle` names: `PREFIX:N` exactly as [`JobState::handle`] writes it
