@@ -52,8 +52,7 @@ impl Server {
                 self.await_write(conn, durable_id);
             }
         } else {
-            let handle = self.jobs.handle(id);
-            self.send(conn, Response::JobCreated { handle });
+            self.send_job_created(conn, id);
             self.move_job(id, Target::Runnable, now);
         }
     }

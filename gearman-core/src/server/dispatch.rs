@@ -1,12 +1,13 @@
 //! Between connections and the job state: each request to its one handler, output
 //! queueing, job moves with their effects on connections, and closing connections.
 
+use super::conn::Overflow;
 use super::framing::Inbound;
 use super::jobs::{Effect, JobId, Phase, Submission, Target, TimerId, TimerKind};
 use super::output::Outbound;
 use super::worker::{Report, MIN_RUN_TIMEOUT};
 use super::{ConnId, Server, ServerEvent};
-use crate::proto::{Priority, Request, Response, SubmitMode};
+use crate::proto::{PacketType, Part, Priority, Request, Response, SubmitMode};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -117,11 +118,40 @@ impl Server {
 
     pub(super) fn queue_out(&mut self, conn: ConnId, item: Outbound) {
         let max = self.config.max_output_bytes;
-        if self.conns.queue(conn, item, max).is_err() {
-            self.to_close.push((
-                conn,
-                "peer is not reading its replies (output limit)".into(),
-            ));
+        let queued = self.conns.queue(conn, item, max).map(|()| true);
+        self.queued_or_close(conn, queued);
+    }
+
+    /// What a queueing from borrowed parts came to: `false` when the owned packet must be
+    /// queued instead (output held behind a placeholder); past the output bound the
+    /// connection is scheduled to close.
+    pub(super) fn queued_or_close(&mut self, conn: ConnId, queued: Result<bool, Overflow>) -> bool {
+        match queued {
+            Ok(queued) => queued,
+            Err(Overflow) => {
+                self.to_close.push((
+                    conn,
+                    "peer is not reading its replies (output limit)".into(),
+                ));
+                true
+            }
+        }
+    }
+
+    /// JOB_CREATED for job `id`, its handle written into a reused buffer rather than a
+    /// packet of its own, unless `conn`'s output is held behind a placeholder.
+    pub(super) fn send_job_created(&mut self, conn: ConnId, id: JobId) {
+        let mut handle = std::mem::take(&mut self.handle_scratch);
+        self.jobs.write_handle(id, &mut handle);
+        let max = self.config.max_output_bytes;
+        let parts = [Part::Raw(&handle)];
+        let queued = self
+            .conns
+            .queue_parts(conn, PacketType::JobCreated, &parts, max);
+        self.handle_scratch = handle;
+        if !self.queued_or_close(conn, queued) {
+            let handle = self.jobs.handle(id);
+            self.send(conn, Response::JobCreated { handle });
         }
     }
 

@@ -5,7 +5,8 @@ use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
 use super::roles::Ability;
 use super::{ConnId, Failure, KeptResult, Outcome, Server};
 use crate::proto::{
-    AssignExtras, GrabMode, JobAssign, Priority, Response, WorkPayload, WorkStatus,
+    AssignExtras, GrabMode, JobAssign, PacketType, Part, Priority, Response, WorkPayload,
+    WorkStatus,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -288,7 +289,7 @@ impl Server {
     /// workload is copied into a packet first); `false` when `conn`'s output is held behind
     /// a placeholder and the owned packet must be queued instead.
     fn send_assign_from_parts(&mut self, conn: ConnId, id: JobId, mode: GrabMode) -> bool {
-        use crate::proto::{PacketType, Part::Raw};
+        use crate::proto::Part::Raw;
         let Some(job) = self.jobs.job(id) else {
             return true;
         };
@@ -318,16 +319,7 @@ impl Server {
             }
         };
         self.handle_scratch = handle;
-        match queued {
-            Ok(queued) => queued,
-            Err(_) => {
-                self.to_close.push((
-                    conn,
-                    "peer is not reading its replies (output limit)".into(),
-                ));
-                true
-            }
-        }
+        self.queued_or_close(conn, queued)
     }
 
     /// Queues JOB_ASSIGN* for job `id` as an owned packet.
@@ -386,7 +378,22 @@ impl Server {
             handle: handle.clone(),
             data: data.clone(),
         };
+        let forwarded = match kind {
+            Report::Complete => Some(PacketType::WorkComplete),
+            Report::Data => Some(PacketType::WorkData),
+            Report::Warning => Some(PacketType::WorkWarning),
+            _ => None,
+        };
         for listener in listeners.into_conns() {
+            if let Some(ty) = forwarded {
+                // Written from the worker's bytes; an owned packet only behind a held reply.
+                let parts = [Part::Raw(&handle), Part::Raw(&data)];
+                let max = self.config.max_output_bytes;
+                let queued = self.conns.queue_parts(listener, ty, &parts, max);
+                if self.queued_or_close(listener, queued) {
+                    continue;
+                }
+            }
             let packet = match kind {
                 Report::Status => match &status {
                     Some(s) => Response::WorkStatus(s.clone()),
@@ -491,7 +498,7 @@ fn listed_ability(conns: &Conns, conn: ConnId, function: FunctionId, tag: u64) -
 mod tests {
     use crate::proto::{
         AssignExtras, FrameDecoder, GrabMode, JobAssign, Packet, Priority, Request, Response,
-        SubmitJob, SubmitMode, SubmitReduceJob,
+        SubmitJob, SubmitMode, SubmitReduceJob, WorkPayload,
     };
     use crate::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
     use crate::Limits;
@@ -588,6 +595,70 @@ mod tests {
             assert_eq!(responses(&mut s, w), [want], "{mode:?}");
             s.check_invariants().unwrap();
         }
+    }
+
+    /// A client whose output waits for the store (its background submission) gets the
+    /// JOB_CREATED and WORK_COMPLETE of its next, foreground, job after that reply; once
+    /// nothing is held, they are written as they come.
+    #[test]
+    fn replies_behind_a_held_reply_keep_their_place() {
+        let now = Instant::now();
+        let mut config = ServerConfig::new(now, 0);
+        config.persist_background = true;
+        let mut s = Server::new(config, now);
+        let (c, w) = (connect(&mut s, 1, now), connect(&mut s, 2, now));
+        let bg = SubmitMode::Background(Priority::Normal);
+        s.handle_input(c, &submit("g", "u2", bg), now);
+        let fg = SubmitMode::Foreground(Priority::Normal);
+        s.handle_input(c, &submit("f", "u1", fg), now);
+        s.handle_input(w, &Request::CanDo { function: b("f") }.to_bytes(), now);
+        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
+        let Some(Response::JobAssign(a)) = responses(&mut s, w).pop() else {
+            panic!("no JOB_ASSIGN_UNIQ");
+        };
+        let (handle, data) = (a.handle.clone(), b("done"));
+        let complete = WorkPayload {
+            handle: handle.clone(),
+            data,
+        };
+        s.handle_input(w, &Request::WorkComplete(complete.clone()).to_bytes(), now);
+        assert_eq!(
+            responses(&mut s, c),
+            [],
+            "all held behind the store's answer"
+        );
+        let durable_id = std::iter::from_fn(|| s.poll_event())
+            .find_map(|e| match e {
+                ServerEvent::Persist(record) => Some(record.durable_id),
+                _ => None,
+            })
+            .expect("the background job is stored");
+        s.persisted(durable_id, Ok(()), now);
+        let got = responses(&mut s, c);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(matches!(&got[0], Response::JobCreated { handle: h } if *h != handle));
+        assert_eq!(got[1], Response::JobCreated { handle });
+        assert_eq!(got[2], Response::WorkComplete(complete));
+        // Nothing held now: the next job's replies go out from borrowed parts.
+        s.handle_input(c, &submit("f", "u3", fg), now);
+        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
+        let Some(Response::JobAssign(a)) = responses(&mut s, w).pop() else {
+            panic!("no JOB_ASSIGN_UNIQ");
+        };
+        let complete = WorkPayload {
+            handle: a.handle.clone(),
+            data: b("ok"),
+        };
+        s.handle_input(w, &Request::WorkComplete(complete.clone()).to_bytes(), now);
+        let got = responses(&mut s, c);
+        assert_eq!(
+            got,
+            [
+                Response::JobCreated { handle: a.handle },
+                Response::WorkComplete(complete)
+            ]
+        );
+        s.check_invariants().unwrap();
     }
 
     /// A worker whose output waits for the store (its own background submission) gets its
