@@ -97,7 +97,7 @@ fn failed_background_job_backs_off_then_dies_and_comes_back_on_retry_dead() {
     let dead = net.admin(admin, "show dead\n");
     let unix = support::UNIX_START + 30;
     assert_eq!(dead, format!("{h}\tf\t3\texception\t{unix}\t\n.\n"));
-    let stats = net.server.stats().functions[&b("f")].clone();
+    let stats = net.server.stats().function_named(b"f").unwrap().clone();
     assert_eq!((stats.backoff_retries, stats.dead_lettered), (2, 1));
     assert_eq!(net.server.extras_gauges().dead_letters[&b("f")], 1);
     assert_eq!(

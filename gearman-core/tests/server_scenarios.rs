@@ -1525,7 +1525,7 @@ fn stats_count_jobs_where_they_change_state_and_snapshot_matches_status() {
     net.send(w, grab());
     net.eof(w);
     assert_eq!(net.admin(admin, "cancel job H:test:4\n"), "OK\r\n");
-    let s = &net.server.stats().functions[&b("f")];
+    let s = net.server.stats().function_named(b"f").unwrap();
     assert_eq!(s.submitted, 5);
     assert_eq!(s.completed, 1);
     assert_eq!(s.exceptions, 1);

@@ -95,7 +95,7 @@ fn fires_at_matching_minutes_and_skips_while_the_last_job_runs() {
     assert_ne!(again, job);
     assert_eq!(listing(&mut net, admin)[5], "2");
     // The metrics' counters and gauges say the same.
-    let stats = &net.server.stats().functions[&b("f")];
+    let stats = net.server.stats().function_named(b"f").unwrap();
     assert_eq!((stats.schedule_fired, stats.schedule_skipped), (2, 1));
     assert_eq!(net.server.extras_gauges().schedules[&b("f")], 1);
     // cancel job ends the schedule; a running job of it runs on.

@@ -103,28 +103,57 @@ impl FunctionStats {
 /// Counters of every function.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Per function, up to [`MAX_TRACKED_FUNCTIONS`].
-    pub functions: BTreeMap<Bytes, FunctionStats>,
+    /// Per function, up to [`MAX_TRACKED_FUNCTIONS`]: its place in `counters`.
+    slots: BTreeMap<Bytes, usize>,
+    /// The counters of the functions in `slots`; a function's place never changes, so the
+    /// job state keeps it with the function and counts each job's steps without a lookup.
+    counters: Vec<FunctionStats>,
     /// Functions beyond the cap, summed.
     pub other: FunctionStats,
 }
 
 impl Stats {
-    /// The counters of function `name` (of `other` beyond the cap). Found without copying
-    /// the name: it is counted on three steps of every job.
-    pub(crate) fn function(&mut self, name: &[u8]) -> &mut FunctionStats {
-        if !self.functions.contains_key(name) {
-            if self.functions.len() >= MAX_TRACKED_FUNCTIONS {
-                return &mut self.other;
-            }
-            let counters = FunctionStats::default();
-            self.functions
-                .insert(Bytes::copy_from_slice(name), counters);
+    /// Every function with counters of its own, by name.
+    pub fn functions(&self) -> impl Iterator<Item = (&Bytes, &FunctionStats)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|(name, &slot)| Some((name, self.counters.get(slot)?)))
+    }
+
+    /// The counters of function `name`, if it has its own.
+    pub fn function_named(&self, name: &[u8]) -> Option<&FunctionStats> {
+        self.slots
+            .get(name)
+            .and_then(|&slot| self.counters.get(slot))
+    }
+
+    /// The place of function `name`'s counters, made if it has none yet; `None` beyond
+    /// the cap (it counts in `other`).
+    pub(crate) fn slot(&mut self, name: &[u8]) -> Option<usize> {
+        if let Some(&slot) = self.slots.get(name) {
+            return Some(slot);
         }
-        match self.functions.get_mut(name) {
+        if self.slots.len() >= MAX_TRACKED_FUNCTIONS {
+            return None;
+        }
+        let slot = self.counters.len();
+        self.counters.push(FunctionStats::default());
+        self.slots.insert(Bytes::copy_from_slice(name), slot);
+        Some(slot)
+    }
+
+    /// The counters at `slot` (from [`Stats::slot`]); `other` for `None`.
+    pub(crate) fn at(&mut self, slot: Option<usize>) -> &mut FunctionStats {
+        match slot.and_then(|slot| self.counters.get_mut(slot)) {
             Some(counters) => counters,
             None => &mut self.other,
         }
+    }
+
+    /// The counters of function `name`, made if it has none yet (`other` beyond the cap).
+    pub fn function(&mut self, name: &[u8]) -> &mut FunctionStats {
+        let slot = self.slot(name);
+        self.at(slot)
     }
 }
 
@@ -266,9 +295,15 @@ mod tests {
         for i in 0..MAX_TRACKED_FUNCTIONS + 5 {
             s.function(&Bytes::from(format!("f{i}"))).submitted += 1;
         }
-        assert_eq!(s.functions.len(), MAX_TRACKED_FUNCTIONS);
+        assert_eq!(s.functions().count(), MAX_TRACKED_FUNCTIONS);
         assert_eq!(s.other.submitted, 5);
         s.function(&Bytes::from_static(b"f0")).submitted += 1;
-        assert_eq!(s.functions[&Bytes::from_static(b"f0")].submitted, 2);
+        assert_eq!(s.function_named(b"f0").map(|f| f.submitted), Some(2));
+        let slot = s.slot(b"f1");
+        s.at(slot).submitted += 1;
+        assert_eq!(s.function_named(b"f1").map(|f| f.submitted), Some(2));
+        assert_eq!(s.slot(b"new"), None, "past the cap");
+        let names: Vec<&Bytes> = s.functions().map(|(n, _)| n).take(3).collect();
+        assert_eq!(names, [&b"f0"[..], &b"f1"[..], &b"f10"[..]], "by name");
     }
 }

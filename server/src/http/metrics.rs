@@ -57,7 +57,7 @@ impl ReportCollector {
             .iter()
             .map(|f| (f.total, &f.name))
             .collect();
-        for (name, s) in &report.stats.functions {
+        for (name, s) in report.stats.functions() {
             activity.push((s.submitted, name));
         }
         // A function known only by its dead letters or schedules (after a restart) is named.
@@ -105,7 +105,7 @@ impl ReportCollector {
                 *a += b;
             }
         }
-        for (name, s) in &report.stats.functions {
+        for (name, s) in report.stats.functions() {
             functions.entry(label(name)).or_default().stats.add(s);
         }
         if report.stats.other.submitted > 0 {
@@ -437,11 +437,7 @@ mod extras_tests {
         extras.dead_letters.insert(Bytes::from_static(b"flaky"), 2);
         extras.schedules.insert(Bytes::from_static(b"nightly"), 1);
         let mut stats = Stats::default();
-        stats
-            .functions
-            .entry(Bytes::from_static(b"nightly"))
-            .or_default()
-            .schedule_skipped = 3;
+        stats.function(b"nightly").schedule_skipped = 3;
         let report = CoreReport {
             snapshot: Snapshot {
                 functions: Vec::new(),

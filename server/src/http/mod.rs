@@ -64,7 +64,7 @@ fn unix_ms() -> u64 {
 fn sample(report: &CoreReport) -> Sample {
     let f = &report.snapshot.functions;
     let mut totals = report.stats.other.clone();
-    for s in report.stats.functions.values() {
+    for (_, s) in report.stats.functions() {
         totals.add(s);
     }
     Sample {
@@ -171,7 +171,7 @@ async fn api_status(State(state): State<HttpState>) -> Response {
         .functions
         .iter()
         .map(|f| {
-            let s = report.stats.functions.get(&f.name).cloned().unwrap_or_default();
+            let s = report.stats.function_named(&f.name).cloned().unwrap_or_default();
             serde_json::json!({
                 "name": text(&f.name),
                 "total": f.total,

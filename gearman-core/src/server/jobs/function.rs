@@ -30,6 +30,9 @@ pub(crate) struct Function {
     /// Its place in [`Functions`]' ready list of each priority, while it has jobs queued
     /// at that priority.
     ready_pos: [Option<u32>; 3],
+    /// The place of its counters in the server's statistics, once looked up (`Some(None)`:
+    /// past the cap of functions counted on their own).
+    pub(crate) stats_slot: Option<Option<usize>>,
 }
 
 impl Function {
@@ -43,6 +46,7 @@ impl Function {
             registrations: 0,
             over_limit_grace: 0,
             ready_pos: [None; 3],
+            stats_slot: None,
         }
     }
 

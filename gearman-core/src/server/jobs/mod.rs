@@ -427,8 +427,14 @@ impl JobState {
 
     /// The counters of function `id`.
     pub(crate) fn function_stats(&mut self, id: FunctionId) -> &mut FunctionStats {
-        let name = self.functions.get(id).map_or(&[][..], |f| &f.name[..]);
-        self.stats.function(name)
+        let Some(f) = self.functions.get_mut(id) else {
+            return self.stats.function(b"");
+        };
+        let slot = match f.stats_slot {
+            Some(slot) => slot,
+            None => *f.stats_slot.insert(self.stats.slot(&f.name)),
+        };
+        self.stats.at(slot)
     }
 
     /// Counts a worker's final report on job `id`, and how long it ran.
