@@ -5,6 +5,7 @@
 use super::ids::{FunctionId, JobId};
 use crate::proto::Priority;
 use bytes::Bytes;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// One function's queues. Queues hold job ids; a job that leaves from the middle (it ended:
@@ -130,6 +131,10 @@ pub(crate) struct Functions {
     free: Vec<FunctionId>,
     /// Per priority, the functions with jobs queued at it.
     ready: [Vec<FunctionId>; 3],
+    /// The function the last lookup by name found: a run of requests for one function
+    /// (each submit looks its function up twice) compares names instead of hashing them.
+    /// Checked against the name at that index, so a dropped or reused index never misleads.
+    last_found: Cell<Option<FunctionId>>,
 }
 
 impl Functions {
@@ -142,7 +147,15 @@ impl Functions {
     }
 
     pub(crate) fn id(&self, name: &[u8]) -> Option<FunctionId> {
-        self.by_name.get(name).copied()
+        let last = self.last_found.get();
+        if let Some(last) = last.filter(|&l| self.get(l).is_some_and(|f| f.name == name)) {
+            return Some(last);
+        }
+        let found = self.by_name.get(name).copied();
+        if found.is_some() {
+            self.last_found.set(found);
+        }
+        found
     }
 
     /// The function's name (empty for an index not in use).
@@ -298,6 +311,23 @@ impl Functions {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_name_looked_up_last_is_not_found_once_its_index_is_reused() {
+        let mut f = Functions::default();
+        let a = f.intern(b"a");
+        let other = f.intern(b"other");
+        assert_eq!(f.id(b"a"), Some(a));
+        f.remove(a);
+        assert_eq!(f.id(b"a"), None, "dropped");
+        let b = f.intern(b"b");
+        assert_eq!(b, a, "the index is reused");
+        assert_eq!(f.id(b"a"), None, "the index now names b");
+        assert_eq!(f.id(b"b"), Some(b));
+        assert_eq!(f.id(b"other"), Some(other));
+        assert_eq!(f.id(b"b"), Some(b));
+        assert_eq!(f.intern(b"a"), FunctionId(2), "a new function");
+    }
 
     #[test]
     fn jobs_leave_from_the_front_or_as_stale_ids() {
