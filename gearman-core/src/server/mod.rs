@@ -159,9 +159,7 @@ impl Server {
     /// Appends `conn`'s pending output to `out`; returns the number of bytes appended.
     #[must_use]
     pub fn poll_transmit(&mut self, conn: ConnId, out: &mut Vec<u8>) -> usize {
-        self.conns
-            .get_mut(conn)
-            .map_or(0, |c| c.session.output.transmit(out))
+        self.conns.transmit(conn, out)
     }
 
     /// The next connection with output ready (each reported once until drained).

@@ -127,14 +127,27 @@ impl Output {
 
     /// Moves the ready output (everything before an unresolved placeholder) into `out`,
     /// without copying when `out` is empty; the connection keeps no buffer afterwards.
-    pub(crate) fn transmit(&mut self, out: &mut Vec<u8>) -> usize {
+    /// Returns the bytes moved and the buffer `out` held before (empty, for reuse).
+    pub(crate) fn transmit(&mut self, out: &mut Vec<u8>) -> (usize, Vec<u8>) {
         let n = self.ready.len();
         if out.is_empty() {
             std::mem::swap(out, &mut self.ready);
         } else {
             out.extend_from_slice(&self.ready);
         }
-        self.ready = Vec::new();
-        n
+        (n, std::mem::take(&mut self.ready))
+    }
+
+    /// Whether the next output would allocate a buffer (none held, nothing waiting).
+    pub(crate) fn wants_buffer(&self) -> bool {
+        self.ready.capacity() == 0 && self.held.is_empty()
+    }
+
+    /// Takes `buffer` (empty) for the next output, in place of a new allocation.
+    pub(crate) fn give_buffer(&mut self, mut buffer: Vec<u8>) {
+        if self.ready.capacity() == 0 {
+            buffer.clear();
+            self.ready = buffer;
+        }
     }
 }
