@@ -526,6 +526,24 @@ mod tests {
         all
     }
 
+    /// A server that stores background jobs (their JOB_CREATED waits for the store).
+    fn storing_server(now: Instant) -> Server {
+        let mut config = ServerConfig::new(now, 0);
+        config.persist_background = true;
+        Server::new(config, now)
+    }
+
+    /// The store commits the first background job it was asked to store.
+    fn store_answers(s: &mut Server, now: Instant) {
+        let durable_id = std::iter::from_fn(|| s.poll_event())
+            .find_map(|e| match e {
+                ServerEvent::Persist(record) => Some(record.durable_id),
+                _ => None,
+            })
+            .expect("the background job is stored");
+        s.persisted(durable_id, Ok(()), now);
+    }
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -603,9 +621,7 @@ mod tests {
     #[test]
     fn replies_behind_a_held_reply_keep_their_place() {
         let now = Instant::now();
-        let mut config = ServerConfig::new(now, 0);
-        config.persist_background = true;
-        let mut s = Server::new(config, now);
+        let mut s = storing_server(now);
         let (c, w) = (connect(&mut s, 1, now), connect(&mut s, 2, now));
         let bg = SubmitMode::Background(Priority::Normal);
         s.handle_input(c, &submit("g", "u2", bg), now);
@@ -627,13 +643,7 @@ mod tests {
             [],
             "all held behind the store's answer"
         );
-        let durable_id = std::iter::from_fn(|| s.poll_event())
-            .find_map(|e| match e {
-                ServerEvent::Persist(record) => Some(record.durable_id),
-                _ => None,
-            })
-            .expect("the background job is stored");
-        s.persisted(durable_id, Ok(()), now);
+        store_answers(&mut s, now);
         let got = responses(&mut s, c);
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(matches!(&got[0], Response::JobCreated { handle: h } if *h != handle));
@@ -666,9 +676,7 @@ mod tests {
     #[test]
     fn an_assignment_behind_a_held_reply_keeps_its_place() {
         let now = Instant::now();
-        let mut config = ServerConfig::new(now, 0);
-        config.persist_background = true;
-        let mut s = Server::new(config, now);
+        let mut s = storing_server(now);
         let (c, w) = (connect(&mut s, 1, now), connect(&mut s, 2, now));
         let fg = SubmitMode::Foreground(Priority::Normal);
         s.handle_input(c, &submit("f", "u1", fg), now);
@@ -681,13 +689,7 @@ mod tests {
             [],
             "all held behind the store's answer"
         );
-        let durable_id = std::iter::from_fn(|| s.poll_event())
-            .find_map(|e| match e {
-                ServerEvent::Persist(record) => Some(record.durable_id),
-                _ => None,
-            })
-            .expect("the background job is stored");
-        s.persisted(durable_id, Ok(()), now);
+        store_answers(&mut s, now);
         let got = responses(&mut s, w);
         assert!(
             matches!(got.as_slice(), [Response::JobCreated { .. }, Response::JobAssign(a)]
