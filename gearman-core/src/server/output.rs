@@ -135,7 +135,9 @@ impl Output {
         } else {
             out.extend_from_slice(&self.ready);
         }
-        (n, std::mem::take(&mut self.ready))
+        let mut spent = std::mem::take(&mut self.ready);
+        spent.clear();
+        (n, spent)
     }
 
     /// Whether the next output would allocate a buffer (none held, nothing waiting).
