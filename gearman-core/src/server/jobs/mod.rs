@@ -165,26 +165,21 @@ impl JobState {
 
     /// The job's handle, `PREFIX:N`.
     pub(crate) fn handle(&self, id: JobId) -> Bytes {
-        let mut number = itoa::Buffer::new();
-        let digits = number.format(self.handle_number(id)).as_bytes();
-        // Exactly sized, so that `Bytes` takes the buffer as it is (no second allocation).
-        let mut h = Vec::with_capacity(self.prefix.len() + 1 + digits.len());
-        h.extend_from_slice(&self.prefix);
-        h.push(b':');
-        h.extend_from_slice(digits);
+        let mut h = Vec::new();
+        self.write_handle(id, &mut h);
         Bytes::from(h)
     }
 
-    /// Writes the job's handle, `PREFIX:N`, into `out` (cleared first).
+    /// Writes the job's handle, `PREFIX:N`, into `out` (cleared first). An empty `out` gets
+    /// exactly the room it needs, so that `Bytes` takes it as it is (no second allocation).
     pub(crate) fn write_handle(&self, id: JobId, out: &mut Vec<u8>) {
+        let mut number = itoa::Buffer::new();
+        let digits = number.format(self.handle_number(id)).as_bytes();
         out.clear();
+        out.reserve_exact(self.prefix.len() + 1 + digits.len());
         out.extend_from_slice(&self.prefix);
         out.push(b':');
-        out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(self.handle_number(id))
-                .as_bytes(),
-        );
+        out.extend_from_slice(digits);
     }
 
     fn handle_number(&self, id: JobId) -> u64 {
