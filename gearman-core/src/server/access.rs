@@ -107,7 +107,7 @@ impl Server {
                 permission,
                 admin_word(&identity)
             );
-            self.queue_out(conn, Outbound::Text(line.into_bytes()));
+            self.queue_out(conn, Outbound::Encoded(line.into_bytes()));
         } else {
             let mut text = format!("{permission} not permitted for {identity}: ").into_bytes();
             text.extend_from_slice(&function);

@@ -83,7 +83,7 @@ impl Server {
             },
             AdminCommand::Invalid(e) => e.render(&mut out),
         }
-        self.queue_out(conn, Outbound::Text(out));
+        self.queue_out(conn, Outbound::Encoded(out));
     }
 
     /// `cancel job`: the clients get WORK_FAIL at once. A job not yet running is gone; a

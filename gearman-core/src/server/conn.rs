@@ -83,46 +83,41 @@ impl Conns {
         item: Outbound,
         max_bytes: usize,
     ) -> Result<(), Overflow> {
-        self.queue_with(id, max_bytes, |output| Some(output.queue(item)))
-            .map(|_| ())
+        self.queue_with(id, max_bytes, |output| output.queue(item))
     }
 
-    /// [`Conns::queue`] for a response given by its borrowed parts; `Ok(false)` when the
-    /// connection's output is held behind a placeholder and the caller must queue the owned
-    /// packet instead.
+    /// [`Conns::queue`] for a response given by its borrowed parts.
     pub(crate) fn queue_parts(
         &mut self,
         id: ConnId,
         ty: PacketType,
         parts: &[Part<'_>],
         max_bytes: usize,
-    ) -> Result<bool, Overflow> {
+    ) -> Result<(), Overflow> {
         self.queue_with(id, max_bytes, |output| output.queue_parts(ty, parts))
     }
 
-    /// Queues with `put` (which returns the bytes now pending, or `None` when it queued
-    /// nothing); output for a closed or closing connection is dropped.
+    /// Queues with `put` (which returns the bytes now pending); output for a closed or
+    /// closing connection is dropped.
     fn queue_with(
         &mut self,
         id: ConnId,
         max_bytes: usize,
-        put: impl FnOnce(&mut Output) -> Option<usize>,
-    ) -> Result<bool, Overflow> {
+        put: impl FnOnce(&mut Output) -> usize,
+    ) -> Result<(), Overflow> {
         let Some(c) = self.map.get_mut(&id) else {
-            return Ok(true);
+            return Ok(());
         };
         let s = &mut c.session;
         if s.closing {
-            return Ok(true);
+            return Ok(());
         }
         if s.output.wants_buffer() {
             if let Some(buffer) = self.spare.pop() {
                 s.output.give_buffer(buffer);
             }
         }
-        let Some(pending) = put(&mut s.output) else {
-            return Ok(false);
-        };
+        let pending = put(&mut s.output);
         if !s.in_writable {
             s.in_writable = true;
             self.writable.push_back(id);
@@ -131,7 +126,7 @@ impl Conns {
             s.output.discard();
             return Err(Overflow);
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Moves `id`'s ready output into `out` (see `Output::transmit`); keeps the buffer

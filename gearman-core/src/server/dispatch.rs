@@ -118,28 +118,22 @@ impl Server {
 
     pub(super) fn queue_out(&mut self, conn: ConnId, item: Outbound) {
         let max = self.config.max_output_bytes;
-        let queued = self.conns.queue(conn, item, max).map(|()| true);
-        self.queued_or_close(conn, queued);
+        let queued = self.conns.queue(conn, item, max);
+        self.close_on_overflow(conn, queued);
     }
 
-    /// What a queueing from borrowed parts came to: `false` when the owned packet must be
-    /// queued instead (output held behind a placeholder); past the output bound the
-    /// connection is scheduled to close.
-    pub(super) fn queued_or_close(&mut self, conn: ConnId, queued: Result<bool, Overflow>) -> bool {
-        match queued {
-            Ok(queued) => queued,
-            Err(Overflow) => {
-                self.to_close.push((
-                    conn,
-                    "peer is not reading its replies (output limit)".into(),
-                ));
-                true
-            }
+    /// Past the output bound the connection is scheduled to close.
+    pub(super) fn close_on_overflow(&mut self, conn: ConnId, queued: Result<(), Overflow>) {
+        if queued.is_err() {
+            self.to_close.push((
+                conn,
+                "peer is not reading its replies (output limit)".into(),
+            ));
         }
     }
 
     /// JOB_CREATED for job `id`, its handle written into a reused buffer rather than a
-    /// packet of its own, unless `conn`'s output is held behind a placeholder.
+    /// packet of its own.
     pub(super) fn send_job_created(&mut self, conn: ConnId, id: JobId) {
         let mut handle = std::mem::take(&mut self.handle_scratch);
         self.jobs.write_handle(id, &mut handle);
@@ -149,10 +143,7 @@ impl Server {
             .conns
             .queue_parts(conn, PacketType::JobCreated, &parts, max);
         self.handle_scratch = handle;
-        if !self.queued_or_close(conn, queued) {
-            let handle = self.jobs.handle(id);
-            self.send(conn, Response::JobCreated { handle });
-        }
+        self.close_on_overflow(conn, queued);
     }
 
     /// Holds `conn`'s reply (and all its later output) until the store answers write

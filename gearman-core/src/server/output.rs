@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub(crate) enum Outbound {
     Packet(Response),
-    Text(Vec<u8>),
+    /// Bytes already encoded: admin text, or a packet written from borrowed parts.
+    Encoded(Vec<u8>),
     /// A JOB_CREATED (or ERROR) that waits for the store to commit this durable id; it
     /// holds back everything behind it so replies stay in request order.
     AwaitPersist(u64),
@@ -18,7 +19,7 @@ impl Outbound {
     fn len(&self) -> usize {
         match self {
             Outbound::Packet(r) => r.encoded_len(),
-            Outbound::Text(t) => t.len(),
+            Outbound::Encoded(t) => t.len(),
             Outbound::AwaitPersist(_) => 0,
         }
     }
@@ -52,19 +53,21 @@ impl Output {
         self.ready.len() + self.held_bytes
     }
 
-    /// Appends a response given by its borrowed parts to the ready output and returns the
-    /// bytes now pending, unless output is held behind a placeholder: then `None`, and the
-    /// caller queues the owned packet (so that order is kept).
-    pub(crate) fn queue_parts(&mut self, ty: PacketType, parts: &[Part<'_>]) -> Option<usize> {
+    /// Queues a response given by its borrowed parts, encoded into the ready output (or,
+    /// behind a placeholder, into a buffer of its own that waits in order); returns the
+    /// bytes now pending.
+    pub(crate) fn queue_parts(&mut self, ty: PacketType, parts: &[Part<'_>]) -> usize {
         if !self.held.is_empty() {
-            return None;
+            let mut encoded = Vec::with_capacity(parts_encoded_len(parts));
+            encode_response_parts(&mut encoded, ty, parts);
+            return self.queue(Outbound::Encoded(encoded));
         }
         if self.ready.capacity() == 0 {
             let len = parts_encoded_len(parts);
             self.ready.reserve(len.max(READY_FIRST_CAPACITY));
         }
         encode_response_parts(&mut self.ready, ty, parts);
-        Some(self.ready.len())
+        self.ready.len()
     }
 
     /// Appends a packet or text to the ready output.
@@ -75,7 +78,7 @@ impl Output {
         }
         match item {
             Outbound::Packet(r) => r.encode(&mut self.ready),
-            Outbound::Text(t) => self.ready.extend_from_slice(t),
+            Outbound::Encoded(t) => self.ready.extend_from_slice(t),
             Outbound::AwaitPersist(_) => {}
         }
     }

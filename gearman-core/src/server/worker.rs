@@ -4,10 +4,7 @@ use super::conn::Conns;
 use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
 use super::roles::Ability;
 use super::{ConnId, Failure, KeptResult, Outcome, Server};
-use crate::proto::{
-    AssignExtras, GrabMode, JobAssign, PacketType, Part, Priority, Response, WorkPayload,
-    WorkStatus,
-};
+use crate::proto::{GrabMode, PacketType, Part, Priority, Response, WorkPayload, WorkStatus};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -280,18 +277,15 @@ impl Server {
             },
             now,
         );
-        if !self.send_assign_from_parts(conn, id, mode) {
-            self.send_assign_owned(conn, id, mode);
-        }
+        self.send_assign(conn, id, mode);
     }
 
     /// Writes JOB_ASSIGN* for job `id` straight from the job's bytes (no handle, unique or
-    /// workload is copied into a packet first); `false` when `conn`'s output is held behind
-    /// a placeholder and the owned packet must be queued instead.
-    fn send_assign_from_parts(&mut self, conn: ConnId, id: JobId, mode: GrabMode) -> bool {
+    /// workload is copied into a packet first).
+    fn send_assign(&mut self, conn: ConnId, id: JobId, mode: GrabMode) {
         use crate::proto::Part::Raw;
         let Some(job) = self.jobs.job(id) else {
-            return true;
+            return;
         };
         let mut handle = std::mem::take(&mut self.handle_scratch);
         self.jobs.write_handle(id, &mut handle);
@@ -319,29 +313,7 @@ impl Server {
             }
         };
         self.handle_scratch = handle;
-        self.queued_or_close(conn, queued)
-    }
-
-    /// Queues JOB_ASSIGN* for job `id` as an owned packet.
-    fn send_assign_owned(&mut self, conn: ConnId, id: JobId, mode: GrabMode) {
-        let Some(job) = self.jobs.job(id) else {
-            return;
-        };
-        let extras = match (mode, job.reducer()) {
-            (GrabMode::Plain, _) => AssignExtras::Plain,
-            (GrabMode::All, Some(reducer)) => AssignExtras::Reduce {
-                unique: job.unique_bytes(),
-                reducer: reducer.clone(),
-            },
-            _ => AssignExtras::Unique(job.unique_bytes()),
-        };
-        let packet = Response::JobAssign(JobAssign {
-            handle: self.jobs.handle(id),
-            function: self.jobs.functions.name(job.function),
-            extras,
-            data: job.data_bytes(),
-        });
-        self.send(conn, packet);
+        self.close_on_overflow(conn, queued);
     }
 
     pub(super) fn report(
@@ -374,49 +346,38 @@ impl Server {
             }
             None => return,
         };
-        let payload = || WorkPayload {
-            handle: handle.clone(),
-            data: data.clone(),
-        };
-        let forwarded = match kind {
-            Report::Complete => Some(PacketType::WorkComplete),
-            Report::Data => Some(PacketType::WorkData),
-            Report::Warning => Some(PacketType::WorkWarning),
-            _ => None,
-        };
         for listener in listeners.into_conns() {
-            if let Some(ty) = forwarded {
-                // Written from the worker's bytes; an owned packet only behind a held reply.
-                let parts = [Part::Raw(&handle), Part::Raw(&data)];
-                let max = self.config.max_output_bytes;
-                let queued = self.conns.queue_parts(listener, ty, &parts, max);
-                if self.queued_or_close(listener, queued) {
-                    continue;
-                }
-            }
             let packet = match kind {
                 Report::Status => match &status {
                     Some(s) => Response::WorkStatus(s.clone()),
                     None => continue,
                 },
-                Report::Data => Response::WorkData(payload()),
-                Report::Warning => Response::WorkWarning(payload()),
-                Report::Complete => Response::WorkComplete(payload()),
-                Report::Fail => Response::WorkFail {
-                    handle: handle.clone(),
-                },
-                Report::Exception => {
+                Report::Exception
                     if self
                         .conns
                         .get(listener)
-                        .is_some_and(|c| c.client.exceptions)
-                    {
-                        Response::WorkException(payload())
-                    } else {
-                        Response::WorkFail {
-                            handle: handle.clone(),
-                        }
-                    }
+                        .is_some_and(|c| c.client.exceptions) =>
+                {
+                    Response::WorkException(WorkPayload {
+                        handle: handle.clone(),
+                        data: data.clone(),
+                    })
+                }
+                Report::Fail | Report::Exception => Response::WorkFail {
+                    handle: handle.clone(),
+                },
+                Report::Data | Report::Warning | Report::Complete => {
+                    // Written from the worker's bytes, with no packet built.
+                    let ty = match kind {
+                        Report::Data => PacketType::WorkData,
+                        Report::Warning => PacketType::WorkWarning,
+                        _ => PacketType::WorkComplete,
+                    };
+                    let parts = [Part::Raw(&handle), Part::Raw(&data)];
+                    let max = self.config.max_output_bytes;
+                    let queued = self.conns.queue_parts(listener, ty, &parts, max);
+                    self.close_on_overflow(listener, queued);
+                    continue;
                 }
             };
             self.send(listener, packet);

@@ -123,7 +123,9 @@ impl Listeners {
             }
             Listeners::Many(v) => {
                 v.retain(keep);
-                *self = Listeners::from_vec(std::mem::take(&mut **v));
+                if v.len() < 2 {
+                    *self = Listeners::from_vec(std::mem::take(&mut **v));
+                }
             }
         }
     }
