@@ -325,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn a_submit_looks_at_one_job_however_many_functions_hold_its_unique() {
+    fn a_unique_shared_by_functions_is_hashed_by_function_so_a_lookup_compares_one_job() {
         let (mut jobs, mut index) = (JobTable::new(), UniqueIndex::default());
         for f in 0..2000 {
             add(&mut jobs, &mut index, f, b"shared");
