@@ -64,7 +64,6 @@ impl Server {
         if background && self.config.persist_background && unstored {
             self.jobs.start_write(id);
         }
-        let handle = self.jobs.handle(id);
         let Some(job) = self.jobs.job_mut(id) else {
             return;
         };
@@ -79,7 +78,7 @@ impl Server {
         }
         match held.filter(|d| self.jobs.persisting.contains_key(d)) {
             Some(d) => self.await_write(conn, d),
-            None => self.send(conn, Response::JobCreated { handle }),
+            None => self.send_job_created(conn, id),
         }
     }
 

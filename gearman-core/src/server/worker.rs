@@ -4,7 +4,7 @@ use super::conn::Conns;
 use super::jobs::{FunctionId, JobId, JobState, Phase, Target};
 use super::roles::Ability;
 use super::{ConnId, Failure, KeptResult, Outcome, Server};
-use crate::proto::{GrabMode, PacketType, Part, Priority, Response, WorkPayload, WorkStatus};
+use crate::proto::{GrabMode, PacketType, Part, Priority, Response, WorkStatus};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -346,10 +346,19 @@ impl Server {
             }
             None => return,
         };
+        let max = self.config.max_output_bytes;
         for listener in listeners.into_conns() {
-            let packet = match kind {
+            // Written from the worker's bytes, with no packet built.
+            let (ty, parts): (PacketType, &[Part<'_>]) = match kind {
                 Report::Status => match &status {
-                    Some(s) => Response::WorkStatus(s.clone()),
+                    Some(s) => (
+                        PacketType::WorkStatus,
+                        &[
+                            Part::Raw(&handle),
+                            Part::Unsigned(s.numerator.into()),
+                            Part::Unsigned(s.denominator.into()),
+                        ],
+                    ),
                     None => continue,
                 },
                 Report::Exception
@@ -358,29 +367,27 @@ impl Server {
                         .get(listener)
                         .is_some_and(|c| c.client.exceptions) =>
                 {
-                    Response::WorkException(WorkPayload {
-                        handle: handle.clone(),
-                        data: data.clone(),
-                    })
+                    (
+                        PacketType::WorkException,
+                        &[Part::Raw(&handle), Part::Raw(&data)],
+                    )
                 }
-                Report::Fail | Report::Exception => Response::WorkFail {
-                    handle: handle.clone(),
-                },
-                Report::Data | Report::Warning | Report::Complete => {
-                    // Written from the worker's bytes, with no packet built.
-                    let ty = match kind {
-                        Report::Data => PacketType::WorkData,
-                        Report::Warning => PacketType::WorkWarning,
-                        _ => PacketType::WorkComplete,
-                    };
-                    let parts = [Part::Raw(&handle), Part::Raw(&data)];
-                    let max = self.config.max_output_bytes;
-                    let queued = self.conns.queue_parts(listener, ty, &parts, max);
-                    self.close_on_overflow(listener, queued);
-                    continue;
-                }
+                Report::Fail | Report::Exception => (PacketType::WorkFail, &[Part::Raw(&handle)]),
+                Report::Data => (
+                    PacketType::WorkData,
+                    &[Part::Raw(&handle), Part::Raw(&data)],
+                ),
+                Report::Warning => (
+                    PacketType::WorkWarning,
+                    &[Part::Raw(&handle), Part::Raw(&data)],
+                ),
+                Report::Complete => (
+                    PacketType::WorkComplete,
+                    &[Part::Raw(&handle), Part::Raw(&data)],
+                ),
             };
-            self.send(listener, packet);
+            let queued = self.conns.queue_parts(listener, ty, parts, max);
+            self.close_on_overflow(listener, queued);
         }
         let outcome = match kind {
             Report::Complete => Outcome::Complete,
