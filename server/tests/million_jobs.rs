@@ -36,7 +36,10 @@ fn status(conn: &mut Conn) -> (usize, usize, usize) {
         .skip(1)
         .map(|f| f.parse().expect("a number"))
         .collect();
-    (n[0], n[1], n[2])
+    match n[..] {
+        [queued, running, workers] => (queued, running, workers),
+        _ => panic!("status line with other than three counts: {line:?}"),
+    }
 }
 
 #[test]

@@ -516,6 +516,15 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
+    /// `w` sends GRAB_JOB_UNIQ; the JOB_ASSIGN_UNIQ it gets back.
+    fn grab_uniq(s: &mut Server, w: ConnId, now: Instant) -> JobAssign {
+        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
+        match responses(s, w).pop() {
+            Some(Response::JobAssign(a)) => a,
+            other => panic!("expected JOB_ASSIGN_UNIQ, got {other:?}"),
+        }
+    }
+
     fn submit(function: &str, unique: &str, mode: SubmitMode) -> Bytes {
         let (function, unique, data) = (b(function), b(unique), b("payload"));
         Request::Submit(SubmitJob {
@@ -596,10 +605,7 @@ mod tests {
         let fg = SubmitMode::Foreground(Priority::Normal);
         s.handle_input(c, &submit("f", "u1", fg), now);
         s.handle_input(w, &Request::CanDo { function: b("f") }.to_bytes(), now);
-        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
-        let Some(Response::JobAssign(a)) = responses(&mut s, w).pop() else {
-            panic!("no JOB_ASSIGN_UNIQ");
-        };
+        let a = grab_uniq(&mut s, w, now);
         let (handle, data) = (a.handle.clone(), b("done"));
         let complete = WorkPayload {
             handle: handle.clone(),
@@ -619,10 +625,7 @@ mod tests {
         assert_eq!(got[2], Response::WorkComplete(complete));
         // Nothing held now: the next job's replies go out from borrowed parts.
         s.handle_input(c, &submit("f", "u3", fg), now);
-        s.handle_input(w, &Request::GrabJob(GrabMode::Uniq).to_bytes(), now);
-        let Some(Response::JobAssign(a)) = responses(&mut s, w).pop() else {
-            panic!("no JOB_ASSIGN_UNIQ");
-        };
+        let a = grab_uniq(&mut s, w, now);
         let complete = WorkPayload {
             handle: a.handle.clone(),
             data: b("ok"),
