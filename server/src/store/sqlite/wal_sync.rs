@@ -122,33 +122,64 @@ mod identity {
     #[cfg(target_os = "linux")]
     pub(super) fn of_path(path: &Path) -> std::io::Result<(u64, u64)> {
         use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
-        let s = statx(CWD, path, AtFlags::empty(), StatxFlags::INO)?;
-        Ok((device(s.stx_dev_major, s.stx_dev_minor), s.stx_ino))
+        match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
+            Ok(s) => Ok(of_statx(&s)),
+            // No statx (Linux before 4.11, some container filters): a full stat then.
+            Err(_) => full::of_path(path),
+        }
     }
 
     #[cfg(target_os = "linux")]
     pub(super) fn of_file(file: &File) -> std::io::Result<(u64, u64)> {
         use rustix::fs::{statx, AtFlags, StatxFlags};
-        let s = statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::INO)?;
-        Ok((device(s.stx_dev_major, s.stx_dev_minor), s.stx_ino))
+        match statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::INO) {
+            Ok(s) => Ok(of_statx(&s)),
+            Err(_) => full::of_file(file),
+        }
     }
 
+    /// Encoded as `st_dev` is, so that it compares with a full stat's.
     #[cfg(target_os = "linux")]
-    fn device(major: u32, minor: u32) -> u64 {
-        (u64::from(major) << 32) | u64::from(minor)
+    fn of_statx(s: &rustix::fs::Statx) -> (u64, u64) {
+        let dev = rustix::fs::makedev(s.stx_dev_major, s.stx_dev_minor);
+        (dev, s.stx_ino)
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub(super) fn of_path(path: &Path) -> std::io::Result<(u64, u64)> {
+    pub(super) use full::{of_file, of_path};
+
+    mod full {
+        use std::fs::File;
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path)?;
-        Ok((m.dev(), m.ino()))
+        use std::path::Path;
+
+        pub(crate) fn of_path(path: &Path) -> std::io::Result<(u64, u64)> {
+            let m = std::fs::metadata(path)?;
+            Ok((m.dev(), m.ino()))
+        }
+
+        pub(crate) fn of_file(file: &File) -> std::io::Result<(u64, u64)> {
+            let m = file.metadata()?;
+            Ok((m.dev(), m.ino()))
+        }
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn of_file(file: &File) -> std::io::Result<(u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let m = file.metadata()?;
-        Ok((m.dev(), m.ino()))
+    #[cfg(all(test, target_os = "linux"))]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn statx_and_a_full_stat_agree() {
+            let path = std::env::temp_dir().join(format!("wal-identity-{}", std::process::id()));
+            let file = File::create(&path).unwrap();
+            assert_eq!(of_path(&path).unwrap(), full::of_path(&path).unwrap());
+            assert_eq!(of_file(&file).unwrap(), full::of_file(&file).unwrap());
+            assert_eq!(of_path(&path).unwrap(), of_file(&file).unwrap());
+            // Another file under the same name is another file.
+            std::fs::remove_file(&path).unwrap();
+            let _other = File::create(&path).unwrap();
+            assert_ne!(of_path(&path).unwrap(), of_file(&file).unwrap());
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 }
