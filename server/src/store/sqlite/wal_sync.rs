@@ -114,7 +114,8 @@ impl Syncer for WalSync {
 /// machine's) every fdatasync after such a write writes the inode block too. With a full stat
 /// before each sync, 10,000 lockstep submissions gave 4,571 syncs and 5,371 inode writes;
 /// asking for the inode number alone, 3,945 syncs and 1,062 inode writes, and a sync took
-/// 172-258 us instead of 300-524 us (three runs each). So on Linux only that is asked for.
+/// 147-179 us instead of 182-217 us (five runs each, alternating; more when the machine is
+/// loaded). So on Linux only that is asked for.
 mod identity {
     use std::fs::File;
     use std::path::Path;
