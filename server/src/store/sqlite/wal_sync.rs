@@ -149,7 +149,7 @@ mod identity {
     #[cfg(not(target_os = "linux"))]
     pub(super) use full::{of_file, of_path};
 
-    mod full {
+    pub(super) mod full {
         use std::fs::File;
         use std::os::unix::fs::MetadataExt;
         use std::path::Path;
@@ -164,23 +164,24 @@ mod identity {
             Ok((m.dev(), m.ino()))
         }
     }
+}
 
-    #[cfg(all(test, target_os = "linux"))]
-    mod tests {
-        use super::*;
+#[cfg(test)]
+mod tests {
+    use super::identity::{full, of_file, of_path};
+    use std::fs::File;
 
-        #[test]
-        fn statx_and_a_full_stat_agree() {
-            let path = std::env::temp_dir().join(format!("wal-identity-{}", std::process::id()));
-            let file = File::create(&path).unwrap();
-            assert_eq!(of_path(&path).unwrap(), full::of_path(&path).unwrap());
-            assert_eq!(of_file(&file).unwrap(), full::of_file(&file).unwrap());
-            assert_eq!(of_path(&path).unwrap(), of_file(&file).unwrap());
-            // Another file under the same name is another file.
-            std::fs::remove_file(&path).unwrap();
-            let _other = File::create(&path).unwrap();
-            assert_ne!(of_path(&path).unwrap(), of_file(&file).unwrap());
-            std::fs::remove_file(&path).unwrap();
-        }
+    #[test]
+    fn statx_and_a_full_stat_agree() {
+        let path = std::env::temp_dir().join(format!("wal-identity-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        assert_eq!(of_path(&path).unwrap(), full::of_path(&path).unwrap());
+        assert_eq!(of_file(&file).unwrap(), full::of_file(&file).unwrap());
+        assert_eq!(of_path(&path).unwrap(), of_file(&file).unwrap());
+        // Another file under the same name is another file.
+        std::fs::remove_file(&path).unwrap();
+        let _other = File::create(&path).unwrap();
+        assert_ne!(of_path(&path).unwrap(), of_file(&file).unwrap());
+        std::fs::remove_file(&path).unwrap();
     }
 }
