@@ -37,9 +37,24 @@ pub(super) struct WalSync {
 /// every one of them (Linux reports it once per open file).
 const FILES: usize = 2;
 
+/// An open descriptor of the log, and which file it is (fixed while it is open, so it is
+/// read once rather than before every sync).
+struct LogFile {
+    file: File,
+    identity: (u64, u64),
+}
+
+impl LogFile {
+    fn open(path: &Path) -> std::io::Result<LogFile> {
+        let file = File::open(path)?;
+        let identity = identity::of_file(&file)?;
+        Ok(LogFile { file, identity })
+    }
+}
+
 struct State {
     /// Descriptors not in use by a sync.
-    files: Vec<File>,
+    files: Vec<LogFile>,
     /// The first failure; every later sync repeats it.
     failed: Option<String>,
 }
@@ -50,7 +65,7 @@ impl WalSync {
     pub(super) fn open(db: &Path) -> std::io::Result<WalSync> {
         let path = wal_path(db);
         let files = (0..FILES)
-            .map(|_| File::open(&path))
+            .map(|_| LogFile::open(&path))
             .collect::<std::io::Result<_>>()?;
         Ok(WalSync {
             path,
@@ -65,12 +80,12 @@ impl WalSync {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One fsync on `file`; a new descriptor if SQLite ever made a new log.
-    fn sync_on(&self, file: &mut File) -> std::io::Result<()> {
-        if identity::of_path(&self.path)? != identity::of_file(file)? {
-            *file = File::open(&self.path)?;
+    /// One fsync on `log`; a new descriptor if SQLite ever made a new log.
+    fn sync_on(&self, log: &mut LogFile) -> std::io::Result<()> {
+        if identity::of_path(&self.path)? != log.identity {
+            *log = LogFile::open(&self.path)?;
         }
-        file.sync_data()
+        log.file.sync_data()
     }
 }
 
@@ -83,14 +98,14 @@ impl Syncer for WalSync {
             }
             state.files.pop()
         };
-        let mut file = match taken {
-            Some(file) => file,
+        let mut log = match taken {
+            Some(log) => log,
             // More syncs at once than descriptors: cannot happen with the runner's bound.
-            None => File::open(&self.path)?,
+            None => LogFile::open(&self.path)?,
         };
-        let result = self.sync_on(&mut file);
+        let result = self.sync_on(&mut log);
         let mut state = self.lock();
-        state.files.push(file);
+        state.files.push(log);
         result.map_err(|e| {
             let e = format!(
                 "fsync of {} failed ({e}); nothing more is acknowledged until gearmand-rs \
@@ -169,7 +184,30 @@ mod identity {
 #[cfg(test)]
 mod tests {
     use super::identity::{full, of_file, of_path};
+    use super::{wal_path, WalSync};
+    use crate::store::seam::Syncer;
     use std::fs::File;
+
+    #[test]
+    fn a_replaced_log_is_synced_through_a_new_descriptor() {
+        let dir = std::env::temp_dir().join(format!("wal-replaced-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("q.db");
+        File::create(wal_path(&db)).unwrap();
+        let sync = WalSync::open(&db).unwrap();
+        sync.sync().unwrap();
+        // A new file under the log's name (the old one stays open, so its inode differs).
+        std::fs::remove_file(wal_path(&db)).unwrap();
+        File::create(wal_path(&db)).unwrap();
+        let now = of_path(&wal_path(&db)).unwrap();
+        sync.sync().unwrap();
+        let state = sync.lock();
+        let used = state.files.last().expect("the descriptor comes back");
+        assert_eq!(of_file(&used.file).unwrap(), now);
+        assert_eq!(used.identity, now);
+        drop(state);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn statx_and_a_full_stat_agree() {
