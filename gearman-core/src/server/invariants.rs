@@ -443,13 +443,13 @@ fn max_queue_is_respected(s: &Server) -> Result<(), String> {
 }
 
 /// Each pending store write was started, and is for the job holding that durable id
-/// (unless it ended or was cancelled since).
+/// (unless it ended, was cancelled or took an adopted row since).
 fn store_writes_are_live(s: &Server) -> Result<(), String> {
     for (d, w) in &s.jobs.persisting {
         if *d >= s.jobs.next_durable {
             return Err(format!("store write {d} was never started"));
         }
-        if let Some(j) = s.jobs.job(w.job) {
+        if let Some(j) = s.jobs.job(w.job).filter(|_| !w.superseded) {
             if j.durable_id().is_some_and(|x| x != *d) {
                 return Err(format!("store write {d} is not for job {:?}", w.job));
             }

@@ -20,6 +20,9 @@ pub(crate) struct PendingWrite {
     pub(crate) job: JobId,
     /// One entry per placeholder queued for this write.
     pub(crate) waiting: Vec<ConnId>,
+    /// The job took a row adopted from another server meanwhile; this write's row is
+    /// removed once written.
+    pub(crate) superseded: bool,
 }
 
 /// The store answered a write: the reply for every placeholder held for it.
@@ -44,6 +47,7 @@ impl JobState {
         let write = PendingWrite {
             job: id,
             waiting: Vec::new(),
+            superseded: false,
         };
         self.persisting.insert(durable_id, write);
         Some(durable_id)

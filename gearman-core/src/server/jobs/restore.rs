@@ -2,7 +2,7 @@
 //! state, dead letters, schedules, kept results) become job state again.
 
 use super::attempts::decode_attempts;
-use super::{JobId, JobState, KeyKind, Submission, Target};
+use super::{JobId, JobState, KeyKind, Phase, Submission, Target};
 use crate::server::{DeadLetter, ExtraKind, ExtraRecord, JobRecord, ServerConfig, ServerEvent};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -74,12 +74,8 @@ impl JobState {
     }
 
     fn restore_one(&mut self, config: &ServerConfig, r: JobRecord, now: Instant) -> Option<JobId> {
-        if self.find_unique(&r.function, &r.unique, &r.data).is_some() {
-            // The same job stored twice: keep the first, drop the duplicate record.
-            self.events.push_back(ServerEvent::Unpersist {
-                durable_id: r.durable_id,
-            });
-            return None;
+        if let Some(id) = self.find_unique(&r.function, &r.unique, &r.data) {
+            return self.coalesce_restored(config, id, r.durable_id, now);
         }
         let sub = Submission {
             function: r.function,
@@ -93,6 +89,46 @@ impl JobState {
         let key = KeyKind::of(&sub.unique, &sub.data);
         let id = self.create(sub, key, Some(r.durable_id), now);
         self.transition(config, id, Target::Runnable, now);
+        Some(id)
+    }
+
+    /// A stored job whose function and unique id a live job already holds: one job, kept in
+    /// one row. A row adopted from another server (a takeover) may meet a job that is not
+    /// stored, or whose own write is still pending; dropping the adopted row then would lose
+    /// an acknowledged job if that write failed or the foreground client left, so the live
+    /// job takes the adopted row as its own and becomes background.
+    fn coalesce_restored(
+        &mut self,
+        config: &ServerConfig,
+        id: JobId,
+        adopted: u64,
+        now: Instant,
+    ) -> Option<JobId> {
+        let job = self.jobs.get_mut(id)?;
+        let own = job.durable_id();
+        if own.is_some_and(|d| !self.persisting.contains_key(&d)) {
+            // Both stored: keep the first, drop the duplicate record.
+            self.events.push_back(ServerEvent::Unpersist {
+                durable_id: adopted,
+            });
+            return None;
+        }
+        job.set_durable_id(Some(adopted));
+        job.background = true;
+        let waiting = job.phase == Phase::Persisting;
+        if let Some(pending) = own {
+            // The pending write still answers its waiting submitters; its row, once
+            // written, is removed (the store applies this remove after that insert).
+            if let Some(write) = self.persisting.get_mut(&pending) {
+                write.superseded = true;
+            }
+            self.events.push_back(ServerEvent::Unpersist {
+                durable_id: pending,
+            });
+        }
+        if waiting {
+            self.transition(config, id, Target::Runnable, now);
+        }
         Some(id)
     }
 }
