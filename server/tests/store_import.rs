@@ -197,3 +197,25 @@ fn old_table_layout_and_custom_table_name_are_imported() {
     );
     assert_eq!(count(&db, "my_queue_imported_by_gearmand_rs_2"), 4);
 }
+
+#[test]
+fn imported_jobs_are_numbered_past_the_keys_of_dead_letters() {
+    let db = temp_db("past-extras");
+    let (store, _) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
+    store.close();
+    // Dead letters of jobs 1-3 (their job rows are gone), then a gearmand table appears
+    // (gearmand run again on the file after a rollback).
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO gearmand_rs_extras VALUES (1, 1, X'00'), (1, 2, X'00'), (1, 3, X'00');
+         CREATE TABLE gearman_queue (unique_key TEXT, function_name TEXT, priority INTEGER,
+                                     data BLOB, when_to_run INTEGER);
+         INSERT INTO gearman_queue VALUES ('u1', 'f', 1, 'a', 0), ('u2', 'f', 1, 'b', 0);",
+    )
+    .unwrap();
+    drop(conn);
+    let (store, jobs) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
+    store.close();
+    let ids: Vec<u64> = jobs.iter().map(|j| j.durable_id).collect();
+    assert_eq!(ids, [4, 5], "imported jobs took the keys of dead letters");
+}

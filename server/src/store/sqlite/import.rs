@@ -47,9 +47,12 @@ pub(super) fn gearmand_table(conn: &Connection, cfg: &SqliteConfig) -> Result<()
     } else {
         "NULL"
     };
+    // Past every key in use: a dead letter or retry state is keyed by its job's old
+    // durable id, and an imported job given that number would be taken for it at restore.
     let next: i64 = conn
         .query_row(
-            "SELECT COALESCE(MAX(durable_id), 0) + 1 FROM gearmand_rs_jobs",
+            "SELECT MAX((SELECT COALESCE(MAX(durable_id), 0) FROM gearmand_rs_jobs),
+                        (SELECT COALESCE(MAX(key), 0) FROM gearmand_rs_extras)) + 1",
             [],
             |r| r.get(0),
         )
