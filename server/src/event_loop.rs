@@ -445,6 +445,10 @@ impl CoreTask {
                         store.delete_extra(kind, key);
                     }
                 }
+                ServerEvent::UnreadableRecord { kind, key } => tracing::warn!(
+                    "stored {kind:?} record {key} cannot be read by this version (written by \
+                     a newer one, or damaged): left in the store, unused"
+                ),
                 ServerEvent::Shutdown { graceful } => {
                     // A plain shutdown overrides a graceful one asked for before.
                     self.stop_requested = Some(graceful && self.stop_requested != Some(false));

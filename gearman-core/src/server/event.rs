@@ -39,6 +39,14 @@ pub enum ServerEvent {
         /// Its key.
         key: u64,
     },
+    /// A stored record beyond the job queue that this version cannot read (written by a
+    /// newer one, or damaged), found at restore: it stays in the store, unused; log it.
+    UnreadableRecord {
+        /// Its kind.
+        kind: ExtraKind,
+        /// Its key.
+        key: u64,
+    },
     /// A local admin connection sent `shutdown` (stop now: flush the `OK`, then exit) or
     /// `shutdown graceful` (stop accepting, let running jobs finish, as on SIGTERM).
     Shutdown {

@@ -216,7 +216,8 @@ impl Server {
 
     /// Re-creates stored background jobs and the records beyond the queue (retry state,
     /// dead letters, schedules, kept results) on start. A job that is also a dead letter (a
-    /// crash between the two writes) stays dead; records that do not decode are deleted.
+    /// crash between the two writes) stays dead; records this version cannot decode stay
+    /// in the store, unused, each reported as [`ServerEvent::UnreadableRecord`].
     pub fn restore_with(&mut self, jobs: Vec<JobRecord>, extras: Vec<ExtraRecord>, now: Instant) {
         self.jobs.restore(&self.config, jobs, extras, now);
         self.apply_effects();

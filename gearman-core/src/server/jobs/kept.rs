@@ -11,6 +11,7 @@
 //! [`ExtraKind::KeptResult`] record, so it survives a restart and still expires at its
 //! time: the record holds when the job ended, in Unix seconds.
 
+use super::restore::Restored;
 use super::JobState;
 use crate::server::extra::{Decoder, Encoder, ExtraKind, ExtraRecord};
 use crate::server::{ServerConfig, ServerEvent};
@@ -262,9 +263,12 @@ impl JobState {
         key: u64,
         value: &Bytes,
         now: Instant,
-    ) -> bool {
-        let (Some(keep), Some(result)) = (config.keep_results, KeptResult::decode(value)) else {
-            return false;
+    ) -> Restored {
+        let Some(result) = KeptResult::decode(value) else {
+            return Restored::Unreadable;
+        };
+        let Some(keep) = config.keep_results else {
+            return Restored::Obsolete;
         };
         let keep_secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
         let left = result
@@ -272,12 +276,12 @@ impl JobState {
             .saturating_add(keep_secs)
             .saturating_sub(JobState::unix_at(config, now));
         if left <= 0 {
-            return false;
+            return Restored::Obsolete;
         }
         let left = Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(keep);
         let expires = now.checked_add(left).unwrap_or(now);
         self.kept.insert(key, result, expires);
-        true
+        Restored::Kept
     }
 
     /// The kept result of the job that had `handle`.

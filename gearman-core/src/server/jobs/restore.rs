@@ -7,10 +7,20 @@ use crate::server::{DeadLetter, ExtraKind, ExtraRecord, JobRecord, ServerConfig,
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// What became of a stored record beyond the queue at restore.
+pub(crate) enum Restored {
+    /// In the job state again.
+    Kept,
+    /// No longer wanted (an expired result, or results no longer kept): deleted.
+    Obsolete,
+    /// Not decodable by this version: left alone.
+    Unreadable,
+}
+
 impl JobState {
     /// Re-creates stored jobs, in priority then arrival order, and the extra records. A job
     /// that is also a dead letter (a crash between the two writes) stays dead; records that
-    /// do not decode are deleted.
+    /// do not decode are left in the store and reported, expired ones are deleted.
     pub(crate) fn restore(
         &mut self,
         config: &ServerConfig,
@@ -21,21 +31,26 @@ impl JobState {
         let mut attempts = HashMap::new();
         for e in extras {
             self.next_durable = self.next_durable.max(e.key.saturating_add(1));
-            let kept = match e.kind {
+            let restored = match e.kind {
                 ExtraKind::DeadLetter => DeadLetter::decode(&e.value)
                     .map(|d| self.dead.insert(e.key, d))
-                    .is_some(),
+                    .map_or(Restored::Unreadable, |_| Restored::Kept),
                 ExtraKind::Attempts => decode_attempts(&e.value)
                     .map(|a| attempts.insert(e.key, a))
-                    .is_some(),
+                    .map_or(Restored::Unreadable, |_| Restored::Kept),
                 ExtraKind::Schedule => self.restore_schedule(config, e.key, &e.value, now),
                 ExtraKind::KeptResult => self.restore_kept(config, e.key, &e.value, now),
             };
-            if !kept {
-                self.events.push_back(ServerEvent::DeleteExtra {
-                    kind: e.kind,
-                    key: e.key,
-                });
+            let (kind, key) = (e.kind, e.key);
+            match restored {
+                Restored::Kept => {}
+                Restored::Obsolete => self
+                    .events
+                    .push_back(ServerEvent::DeleteExtra { kind, key }),
+                // Maybe a newer version's: a downgrade must not destroy it.
+                Restored::Unreadable => self
+                    .events
+                    .push_back(ServerEvent::UnreadableRecord { kind, key }),
             }
         }
         self.trim_kept(config, config.keep_results_bytes);

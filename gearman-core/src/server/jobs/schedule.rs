@@ -14,6 +14,7 @@
 //! server was down do not run.
 
 use super::persist::WriteAnswer;
+use super::restore::Restored;
 use super::{JobId, JobState, Submission, Target};
 use crate::cron::CronSpec;
 use crate::proto::{Priority, Response, SubmitJobSched};
@@ -317,20 +318,20 @@ impl JobState {
         true
     }
 
-    /// A stored schedule, on start; false if it does not decode.
+    /// A stored schedule, on start.
     pub(crate) fn restore_schedule(
         &mut self,
         config: &ServerConfig,
         key: u64,
         value: &Bytes,
         now: Instant,
-    ) -> bool {
+    ) -> Restored {
         let Some(s) = Schedule::decode(value) else {
-            return false;
+            return Restored::Unreadable;
         };
         self.schedules.insert(key, s);
         self.arm_schedule(config, key, now);
-        true
+        Restored::Kept
     }
 }
 

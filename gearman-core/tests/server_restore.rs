@@ -1,13 +1,14 @@
-//! Rows adopted from another server (a takeover of a shared queue) that meet a live job
-//! with the same function and unique id: the acknowledged job must survive whatever
-//! becomes of the live one.
+//! Restoring stored records: rows adopted from another server (a takeover of a shared
+//! queue) that meet a live job with the same function and unique id, where the
+//! acknowledged job must survive whatever becomes of the live one; and records this
+//! version cannot read, which must not be destroyed.
 
 mod support;
 
 use gearman_core::proto::{
     GrabMode, Priority, Request, Response, SubmitJob, SubmitMode, WorkPayload,
 };
-use gearman_core::server::{JobRecord, ServerEvent};
+use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord, ServerEvent};
 use support::{b, Net};
 
 fn submit(unique: &str, mode: SubmitMode) -> Request {
@@ -129,4 +130,43 @@ fn a_stored_job_keeps_its_row_and_the_duplicate_is_dropped() {
     net.events.clear();
     assert_eq!(drain(&mut net).len(), 1);
     assert_eq!(unpersisted(&mut net), vec![1]);
+}
+
+#[test]
+fn records_that_do_not_decode_are_reported_and_left_in_the_store() {
+    let mut net = Net::with_config(4, |c| {
+        c.persist_background = true;
+        c.durable_extras = true;
+    });
+    // A version byte no release wrote yet, for every kind.
+    let extras = ExtraKind::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| ExtraRecord {
+            kind,
+            key: 10 + i as u64,
+            value: b("\u{7f}newer"),
+        })
+        .collect::<Vec<_>>();
+    net.server
+        .restore_with(vec![adopted(20)], extras.clone(), net.now);
+    net.check();
+    net.collect_events();
+    let unreadable: Vec<_> = extras
+        .iter()
+        .map(|e| ServerEvent::UnreadableRecord {
+            kind: e.kind,
+            key: e.key,
+        })
+        .collect();
+    assert_eq!(net.events, unreadable, "unreadable records were deleted");
+    // Their keys are never reused for new records.
+    let c = net.connect();
+    net.send(c, submit("v", SubmitMode::Background(Priority::Normal)));
+    net.collect_events();
+    assert!(
+        matches!(net.events.last(), Some(ServerEvent::Persist(r)) if r.durable_id == 21),
+        "{:?}",
+        net.events.last()
+    );
 }
