@@ -135,6 +135,24 @@ fn deletes_of_a_failed_commit_are_retried() {
 }
 
 #[test]
+fn a_failed_delete_is_retried_without_new_traffic() {
+    let (store, _, control) = start(vec![record(1, Priority::Normal)]);
+    control.fail_next(1);
+    store.remove(1);
+    assert!(
+        eventually(|| store.commit_stats().report().failures == 1),
+        "the delete's commit did not fail"
+    );
+    assert!(store.commit_stats().report().last_failed);
+    // Nothing else is queued: the runner retries the delete on its own.
+    assert!(
+        eventually(|| stored_ids(&control).is_empty()),
+        "the finished job stayed stored until other traffic came"
+    );
+    assert!(eventually(|| !store.commit_stats().report().last_failed));
+}
+
+#[test]
 fn inserts_queued_during_a_commit_share_the_next_one() {
     let (store, _, control) = start(Vec::new());
     control.hold();

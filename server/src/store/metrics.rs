@@ -116,9 +116,14 @@ impl CommitStats {
         p.durable_secs += durable.as_secs_f64();
     }
 
-    /// The outcome of an idle health check.
+    /// The outcome of an idle health check. One that succeeds after a failed commit
+    /// clears that failure (a networked store that came back; its next commit says more),
+    /// so readiness does not wait for traffic a balancer holds back while it fails.
     pub(super) fn checked(&self, ok: bool) {
         self.unreachable.store(!ok, Ordering::Release);
+        if ok {
+            self.last_failed.store(false, Ordering::Release);
+        }
     }
 
     pub(super) fn commits(&self) -> u64 {
@@ -143,5 +148,21 @@ impl CommitStats {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_check_that_succeeds_clears_a_failed_commit() {
+        let stats = CommitStats::default();
+        stats.record(false, Duration::ZERO, 1);
+        stats.checked(false);
+        assert!(stats.report().last_failed, "a failing check cleared it");
+        stats.checked(true);
+        let report = stats.report();
+        assert!(!report.last_failed && report.up);
     }
 }

@@ -7,8 +7,8 @@
 //!   delete, say) runs alone: it starts only when nothing is in flight, and nothing starts
 //!   while it runs;
 //! - changes carried over from a failed commit (deletes, unacknowledged extra records) go
-//!   first into the next group, which is cut only when new changes arrive (as before
-//!   several commits could be in flight), or at close.
+//!   first into the next group, which is cut when new changes arrive (as before several
+//!   commits could be in flight), at close, or when the runner retries them on its own.
 
 use crate::store::seam::{Ack, Change, ExtraChange};
 use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
@@ -166,10 +166,15 @@ impl Queue {
         self.pending.is_empty() && self.carried.is_empty() && self.in_flight == 0
     }
 
-    /// Whether [`take`](Queue::take) would give a group now. `closing`: carried changes
-    /// count too (their last try).
-    pub(super) fn ready(&self, closing: bool) -> bool {
-        if self.alone_in_flight || (self.pending.is_empty() && !closing) {
+    /// Changes left by failed commits wait for a retry.
+    pub(super) fn has_carried(&self) -> bool {
+        !self.carried.is_empty()
+    }
+
+    /// Whether [`take`](Queue::take) would give a group now. `with_carried`: carried
+    /// changes alone make a group too (at close, or when their retry is due).
+    pub(super) fn ready(&self, with_carried: bool) -> bool {
+        if self.alone_in_flight || (self.pending.is_empty() && !with_carried) {
             return false;
         }
         // The scan of take, without taking.
@@ -188,8 +193,8 @@ impl Queue {
 
     /// Cuts the next group (at most `max` changes) and marks it in flight; `None` when
     /// nothing may start now.
-    pub(super) fn take(&mut self, max: usize, closing: bool) -> Option<(Group, InFlight)> {
-        if !self.ready(closing) {
+    pub(super) fn take(&mut self, max: usize, with_carried: bool) -> Option<(Group, InFlight)> {
+        if !self.ready(with_carried) {
             return None;
         }
         let mut group = Group::default();

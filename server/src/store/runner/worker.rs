@@ -116,7 +116,7 @@ impl Shared {
     fn takeable(&self, st: &State) -> bool {
         let beside = st.queue.in_flight() > 0 && !st.closing;
         let full = !beside || st.queue.pending_inserts() >= st.expected().max(1);
-        !st.gathering && !st.free.is_empty() && st.queue.ready(st.closing) && full
+        !st.gathering && !st.free.is_empty() && st.queue.ready(st.with_carried()) && full
     }
 
     /// Gives a lane back after its commit (or once its group is written, with a sync step).
@@ -127,6 +127,16 @@ impl Shared {
 }
 
 impl State {
+    /// Whether changes carried over a failed commit make a group on their own: at close,
+    /// and when nothing else ran for [`CHECK_EVERY`] (a failed delete must not wait for
+    /// unrelated traffic, and its retry tells whether the store is writable again).
+    fn with_carried(&self) -> bool {
+        self.closing
+            || (self.queue.has_carried()
+                && self.queue.in_flight() == 0
+                && self.last_activity.elapsed() >= CHECK_EVERY)
+    }
+
     /// A group with `inserts` inserts ended now.
     fn ended(&mut self, inserts: usize) {
         let now = Instant::now();
@@ -189,8 +199,8 @@ pub(super) fn run(shared: Arc<Shared>) {
         }
         let gathered;
         (st, gathered) = gather(&shared, st);
-        let closing = st.closing;
-        let Some((group, flight)) = st.queue.take(shared.max_batch, closing) else {
+        let with_carried = st.with_carried();
+        let Some((group, flight)) = st.queue.take(shared.max_batch, with_carried) else {
             continue;
         };
         let lane = st.free.pop().expect("takeable checked a free lane");
