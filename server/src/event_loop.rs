@@ -12,7 +12,7 @@ use crate::transport::Accepted;
 use crate::{acl, privileges, StartError};
 use gearman_core::server::{ConnId, PeerInfo, Server, ServerConfig, ServerEvent};
 use gearman_core::Limits;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -287,8 +287,7 @@ pub(crate) async fn serve(
                         task.abort();
                     }
                     core.accepting = false;
-                    grace_deadline =
-                        Some(tokio::time::Instant::now() + core.settings.shutdown_timeout);
+                    grace_deadline = Some(grace_end(core.settings.shutdown_timeout));
                 }
                 _ => {}
             }
@@ -590,4 +589,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = bool> {
         }
         true
     }
+}
+
+/// When a graceful stop gives up on running jobs; a grace too long to add to the clock
+/// (`--shutdown-timeout` near u64::MAX seconds) is a wait of a century, not a panic.
+fn grace_end(grace: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(grace)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }

@@ -60,3 +60,25 @@ fn oversize_packet_limit_is_configurable() {
         }
     );
 }
+
+/// `echo status | nc -N host 4730`: the request and the end of the client's stream arrive
+/// together, and the reply must still go out before the connection closes.
+#[test]
+fn requests_sent_with_a_half_close_are_answered() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[]);
+    for request in [&b"version\n"[..], &b"status\n"[..]] {
+        let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply).unwrap();
+        assert!(
+            !reply.is_empty(),
+            "no reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}

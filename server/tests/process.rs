@@ -343,3 +343,11 @@ fn every_gearmand_flag_is_accepted_or_refused_with_a_reason() {
     assert!(refused[0].contains("certificate"), "{refused:?}");
     assert!(accepted.len() >= 40, "accepted: {accepted:?}");
 }
+
+#[test]
+fn a_shutdown_timeout_past_the_clocks_range_stops_cleanly() {
+    let mut server = Server::start(&["--shutdown-timeout", "18446744073709551615"]);
+    server.terminate();
+    let status = server.wait_exit(LIMIT).expect("exits on SIGTERM");
+    assert!(status.success(), "{status}");
+}

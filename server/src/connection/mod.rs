@@ -130,6 +130,12 @@ impl Connection {
                 // Give the buffer back: a connection that caught up holds none.
                 self.unsent = Vec::new();
                 self.written = 0;
+            } else if self.written > self.unsent.len() / 2 {
+                // A reader that keeps up only partly never empties the buffer: drop what
+                // was written so it does not grow by everything ever sent (the move is
+                // at most what was written, so it costs O(1) per byte).
+                self.unsent.drain(..self.written);
+                self.written = 0;
             }
         }
         self.flush_now()
@@ -222,5 +228,78 @@ fn poll_shutdown(stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<(
         #[cfg(unix)]
         Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         Stream::Other(s) => Pin::new(s).poll_shutdown(cx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A peer socket that takes at most `room` more bytes, then would block.
+    struct SlowPeer {
+        room: Arc<Mutex<usize>>,
+    }
+
+    impl AsyncRead for SlowPeer {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for SlowPeer {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut room = self.room.lock().unwrap();
+            let n = data.len().min(*room);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            *room -= n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A peer that reads part of what it is sent between sends keeps a backlog for good:
+    /// the buffer must hold that backlog, not everything sent since it last caught up.
+    #[test]
+    fn a_reader_that_partly_keeps_up_does_not_grow_the_buffer() {
+        let room = Arc::new(Mutex::new(0));
+        let peer = SlowPeer { room: room.clone() };
+        let ready = Arc::new(ReadyList::default());
+        let mut conn = Connection::new(Stream::Other(Box::new(peer)), ConnId(1), &ready);
+        let chunk = vec![7u8; 64 * 1024];
+        let mut most = 0;
+        for _ in 0..400 {
+            conn.send(&chunk).unwrap();
+            // The peer reads a little less than was sent: the backlog never empties.
+            *room.lock().unwrap() += 48 * 1024;
+            conn.pump().unwrap();
+            most = most.max(conn.unsent.len());
+        }
+        let backlog = conn.backlog();
+        assert_eq!(
+            backlog,
+            400 * 16 * 1024,
+            "the peer took other than what it read"
+        );
+        assert!(
+            most <= 2 * backlog + 2 * chunk.len(),
+            "buffer of {most} bytes for a backlog of {backlog} (sent {} in all)",
+            400 * chunk.len()
+        );
     }
 }

@@ -123,6 +123,9 @@ impl Connections {
                 Read::Pending => return,
                 Read::Closed => {
                     tracing::debug!(?id, "closed by peer");
+                    // Replies to what came with the end of stream (`echo status | nc -N`)
+                    // still go out before the job server forgets the connection.
+                    self.transmit(server, id);
                     server.handle_eof(id, now);
                     self.close_quietly(id);
                     return;
