@@ -27,11 +27,23 @@ use std::time::{Duration, Instant};
 pub trait Stream: Read + Write + Send {
     /// Sets how long a read may block (`None`: forever), like `TcpStream::set_read_timeout`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Sets how long a write may block (`None`: forever), like
+    /// `TcpStream::set_write_timeout`, so a call's timeout holds while a server that
+    /// stopped reading leaves its request unsent. The default does nothing: a stream
+    /// without it blocks in writes until the peer reads.
+    fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Stream for TcpStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
     }
 }
 
@@ -39,6 +51,10 @@ impl Stream for TcpStream {
 impl Stream for std::os::unix::net::UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
     }
 }
 
@@ -85,15 +101,49 @@ pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stre
 }
 
 /// Writes everything `m` wants to send (a failed write is the end of the stream for `m`).
+/// Writes block no longer than the machine's next deadline: when it passes first, its
+/// timers run (the calls waiting time out) and, with a packet left half written, the
+/// stream ends for `m`.
 pub fn flush<M: Machine>(m: &mut M, stream: &mut dyn Stream, out: &mut Vec<u8>) {
     while m.poll_transmit(out) > 0 {}
-    if !out.is_empty() {
-        // flush: a TLS stream may hold back what the socket did not take.
-        if stream.write_all(out).and_then(|()| stream.flush()).is_err() {
-            m.handle_eof(Instant::now());
-        }
-        out.clear();
+    if out.is_empty() {
+        return;
     }
+    let mut rest = out.as_slice();
+    let written = loop {
+        let now = Instant::now();
+        let wait = m.poll_timeout().map(|d| {
+            d.saturating_duration_since(now)
+                .max(Duration::from_millis(1))
+        });
+        if stream.set_write_timeout(wait).is_err() {
+            break false;
+        }
+        match stream.write(rest) {
+            Ok(0) => break false,
+            Ok(n) => {
+                rest = rest.get(n..).unwrap_or_default();
+                if rest.is_empty() {
+                    // A TLS stream may hold back what the socket did not take.
+                    break stream.flush().is_ok();
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted) => {}
+            // Unix reports WouldBlock, Windows TimedOut.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                let now = Instant::now();
+                if m.poll_timeout().is_some_and(|d| d <= now) {
+                    m.handle_timeout(now);
+                    break false;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !written {
+        m.handle_eof(Instant::now());
+    }
+    out.clear();
 }
 
 /// One wait: reads until input, the machine's deadline, or `tick` (so callers can look at

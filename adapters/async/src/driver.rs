@@ -8,10 +8,13 @@ use futures::{FutureExt, StreamExt};
 use gearman_core::machine::Machine;
 use gearman_core::ConnError;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a streamed workload's bytes come from.
 pub(crate) type WorkloadSource = Box<dyn AsyncRead + Send + Unpin>;
+
+/// How long a closing connection may take to write its last packets.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// A role plugs commands and events into the driver: its waiter bookkeeping.
 pub(crate) trait Role: Send {
@@ -47,18 +50,21 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
     server: &str,
 ) {
     let (mut reader, mut writer) = io.split();
-    let mut out = Vec::with_capacity(16 * 1024);
+    // Output not yet taken by the stream: `out[sent..]`, flushed once all is written.
+    // Writes wait in the select below with everything else, so a server that stops
+    // reading does not stop the machine's timers (calls still time out) or its input.
+    let (mut out, mut sent, mut unflushed) = (Vec::with_capacity(16 * 1024), 0, false);
     let mut buf = vec![0u8; 64 * 1024];
     let mut chunk = vec![0u8; gearman_core::client::WORKLOAD_CHUNK];
     loop {
-        while role.machine().poll_transmit(&mut out) > 0 {}
-        if !out.is_empty() {
-            let written = writer.write_all(&out).await;
+        if sent == out.len() {
             out.clear();
-            if written.is_err() || writer.flush().await.is_err() {
-                role.machine().handle_eof(rt.now());
-            }
+            sent = 0;
+        } else if sent > out.len() / 2 {
+            out.drain(..sent);
+            sent = 0;
         }
+        while role.machine().poll_transmit(&mut out) > 0 {}
         if role.machine().is_closed() {
             // Before the waiters hear of it: a call sent after that must see a dead
             // connection (and reconnect), not be dropped with this one.
@@ -69,7 +75,18 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
         }
         if role.machine().is_closed() {
             log_close(server, role.machine().error());
-            let _ = writer.close().await;
+            // A local close's last packets, for as long as the stream takes them.
+            let last = out.get(sent..).unwrap_or_default();
+            let linger = rt.sleep_until(rt.now() + CLOSE_LINGER);
+            futures::select! {
+                _ = async {
+                    if writer.write_all(last).await.is_ok() {
+                        let _ = writer.flush().await;
+                    }
+                    let _ = writer.close().await;
+                }.fuse() => {}
+                () = linger.fuse() => {}
+            }
             return;
         }
         if role.finished() {
@@ -82,7 +99,12 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
         };
         // Reading a streamed workload's source is one more thing to wait for; the socket
         // is still read meanwhile, so the server is never stuck writing to us.
+        let backlog = out.len() - sent;
         let feed = async {
+            if backlog > 0 {
+                // Read the source only as fast as the server takes its bytes.
+                return futures::future::pending().await;
+            }
             match role.workload() {
                 Some((want, Some(source))) => {
                     let want = want.min(chunk.len());
@@ -93,7 +115,23 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
                 None => futures::future::pending().await,
             }
         };
+        let send = async {
+            match out.get(sent..) {
+                Some(rest) if !rest.is_empty() => writer.write(rest).await.map(Some),
+                _ if unflushed => writer.flush().await.map(|()| None),
+                _ => futures::future::pending().await,
+            }
+        };
         futures::select! {
+            wrote = send.fuse() => match wrote {
+                Ok(Some(n)) if n > 0 => {
+                    sent += n;
+                    // A TLS stream may hold back what the socket did not take.
+                    unflushed = true;
+                }
+                Ok(None) => unflushed = false,
+                _ => role.machine().handle_eof(rt.now()),
+            },
             fed = feed.fuse() => role.workload_read(fed),
             read = reader.read(&mut buf).fuse() => match read {
                 Ok(n) if n > 0 => {

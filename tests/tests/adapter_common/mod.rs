@@ -336,6 +336,39 @@ pub fn per_call_timeout<A: Adapter>() {
     A::stop(w);
 }
 
+/// A server that accepts and then stops reading (hung, SIGSTOPped) while a submission is
+/// larger than the socket buffers: the call still ends at its timeout, not whenever the
+/// server reads again.
+pub fn a_server_that_stops_reading_cannot_outlast_the_timeout<A: Adapter>() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let held = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+    // A hang must fail the test, not the whole run's time limit.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("a call to a server that stopped reading still blocks after 60 s");
+            std::process::exit(1);
+        }
+    });
+    let mut c = A::client(&[addr], false);
+    let mut sp = spec("reverse", "");
+    sp.data = vec![b'x'; 32 << 20];
+    sp.timeout = Some(Duration::from_secs(1));
+    let started = Instant::now();
+    let outcome = A::run(&mut c, sp).1;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(outcome, Outcome::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "timed out only after {:?}",
+        started.elapsed()
+    );
+    drop(held.join());
+}
+
 pub fn priorities_high_normal_low<A: Adapter>() {
     let s = TestServer::start();
     let mut c = A::client(&[s.addr()], false);
@@ -894,6 +927,11 @@ macro_rules! adapter_suite {
         #[test]
         fn streamed_workload_is_sent_as_it_is_read() {
             adapter_common::streamed_workload_is_sent_as_it_is_read::<$A>()
+        }
+        /// Against a raw server that never reads.
+        #[test]
+        fn a_server_that_stops_reading_cannot_outlast_the_timeout() {
+            adapter_common::a_server_that_stops_reading_cannot_outlast_the_timeout::<$A>()
         }
     };
     (@each $A:ty, $kind:ident) => {

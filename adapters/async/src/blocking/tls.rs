@@ -115,4 +115,8 @@ impl Stream for TlsStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.0.sock.set_read_timeout(timeout)
     }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.sock.set_write_timeout(timeout)
+    }
 }
