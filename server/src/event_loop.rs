@@ -220,6 +220,10 @@ pub(crate) async fn serve(
                 .server
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
+            let linger_end = core
+                .conns
+                .next_linger_end()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 graceful = &mut shutdown, if grace_deadline.is_none() => {
@@ -252,6 +256,7 @@ pub(crate) async fn serve(
                     core.server.restore(records, Instant::now());
                 }
                 _ = sleep_until(timer), if timer.is_some() => {}
+                _ = sleep_until(linger_end), if linger_end.is_some() => {}
                 _ = sleep_until(grace_deadline), if grace_deadline.is_some() => {
                     tracing::warn!(
                         "shutdown grace period over with {} job(s) still running",
@@ -264,6 +269,7 @@ pub(crate) async fn serve(
             }
             let now = Instant::now();
             core.conns.service(&mut core.server, now);
+            core.conns.end_lingering(now);
             while let Ok((id, result)) = from_store.try_recv() {
                 core.server.persisted(id, result, now);
             }
@@ -360,7 +366,7 @@ impl CoreTask {
                 fd,
             }) => {
                 if let Some(max) = self.settings.max_connections {
-                    if self.conns.len() >= max {
+                    if self.conns.held() >= max {
                         if let Some(repeats) = CONNECTION_REFUSED.check() {
                             tracing::warn!(
                                 "refused a connection from {peer}: {max} connections open \

@@ -6,7 +6,7 @@
 mod common;
 
 use common::Server;
-use gearman_core::proto::{Request, Response};
+use gearman_core::proto::{Packet, Request, Response};
 use gearman_tests::Conn;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -154,4 +154,62 @@ fn out_of_descriptors_is_logged_once_per_interval_and_the_server_recovers() {
     drop(crowd);
     let mut fresh = admitted(server.port);
     assert!(echoes(&mut fresh));
+}
+
+/// Peers that send a request with a large reply, half-close and never read leave the
+/// server output it cannot deliver: those sockets count against the limit while the server
+/// tries, and are dropped after a bounded linger, not kept for as long as the peer stays.
+#[test]
+fn closing_connections_that_never_read_count_and_are_dropped() {
+    use std::io::Write;
+    let server = Server::start(&["--max-connections", "2"]);
+    drop(admitted(server.port));
+    // 5 MiB: more than the kernel buffers (up to ~3 MiB of payload in the server's send
+    // buffer at tcp_wmem's 4 MiB, a 4 KiB window at the peer), and less than that plus the
+    // server's 4 MiB backlog at which it stops reading (and would not see the half-close).
+    let echo = Request::Echo {
+        data: vec![b'x'; 5 << 20].into(),
+    }
+    .to_bytes();
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(300));
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.port).into();
+        socket.connect(&addr.into()).unwrap();
+        let mut conn: TcpStream = socket.into();
+        conn.write_all(&echo).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        silent.push(conn);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Both still hold their sockets, with replies unread: no room for a third.
+    let mut third = Conn::new(server.port);
+    assert!(!echoes(&mut third), "a third connection was admitted");
+    // Within the linger (10 s) and a margin, they are dropped and room frees.
+    let started = Instant::now();
+    drop(admitted_within(server.port, Duration::from_secs(20)));
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "room freed at once: were the silent peers admitted?"
+    );
+    drop(silent);
+}
+
+/// [`admitted`] with its own bound.
+fn admitted_within(port: u16, within: Duration) -> Conn {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut conn = Conn::new(port);
+        if echoes(&mut conn) {
+            return conn;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection admitted within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -9,7 +9,7 @@ use gearman_core::server::{ConnId, Server};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The read buffer shared by every connection: each read is handed to the job server at
 /// once, so one buffer serves them all.
@@ -18,6 +18,9 @@ const SCRATCH: usize = 64 * 1024;
 const SERVICE_BATCH: usize = 512;
 /// The output buffer is given back past this size, so one large reply does not pin it.
 const OUT_KEEP: usize = 1024 * 1024;
+/// How long a closing connection may take to have its last output read; a peer that
+/// never reads is then dropped, so it holds no socket and no buffer for good.
+const CLOSE_LINGER: Duration = Duration::from_secs(10);
 
 /// The open connections, those flushing their last output, and the buffers they share.
 pub(crate) struct Connections {
@@ -25,6 +28,8 @@ pub(crate) struct Connections {
     open: HashMap<ConnId, Box<Connection>>,
     /// Connections the job server is done with, writing what is left before closing.
     closing: HashMap<ConnId, Box<Connection>>,
+    /// When each closing connection is dropped however far it got, oldest first.
+    lingering: VecDeque<(Instant, ConnId)>,
     ready: Arc<ReadyList>,
     /// Connections whose socket is ready and not serviced yet, in order.
     due: VecDeque<ConnId>,
@@ -38,6 +43,7 @@ impl Connections {
         Connections {
             open: HashMap::new(),
             closing: HashMap::new(),
+            lingering: VecDeque::new(),
             ready: Arc::default(),
             due: VecDeque::new(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -45,9 +51,29 @@ impl Connections {
         }
     }
 
-    /// Open connections (those closing not counted).
-    pub(crate) fn len(&self) -> usize {
-        self.open.len()
+    /// Sockets held: open connections and those still writing their last output (for
+    /// --max-connections, so peers that never read cannot hold sockets past it).
+    pub(crate) fn held(&self) -> usize {
+        self.open.len() + self.closing.len()
+    }
+
+    /// When the next closing connection is due to be dropped.
+    pub(crate) fn next_linger_end(&self) -> Option<Instant> {
+        self.lingering.front().map(|&(at, _)| at)
+    }
+
+    /// Drops the closing connections whose peer has not read their last output within
+    /// [`CLOSE_LINGER`].
+    pub(crate) fn end_lingering(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.lingering.front() {
+            if at > now {
+                break;
+            }
+            self.lingering.pop_front();
+            if self.closing.remove(&id).is_some() {
+                tracing::debug!(?id, "closed without its last output read");
+            }
+        }
     }
 
     /// Whether every closing connection has finished.
@@ -178,6 +204,8 @@ impl Connections {
         if let Some(mut c) = self.open.remove(&id) {
             if c.poll_close().is_pending() {
                 self.closing.insert(id, c);
+                self.lingering
+                    .push_back((Instant::now() + CLOSE_LINGER, id));
             }
         }
     }
