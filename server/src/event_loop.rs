@@ -171,7 +171,7 @@ pub(crate) async fn serve(
         .collect();
 
     if !http_listeners.is_empty() {
-        crate::http::spawn(http_listeners, to_core.clone())?;
+        crate::http::spawn(http_listeners, to_core.clone(), config.limits)?;
     }
     let mut server = Server::new(config, now);
     server.set_acl(acl);

@@ -465,3 +465,37 @@ fn the_acl_applies_to_http_jobs_as_anonymous() {
     worker.stop();
     let _ = std::fs::remove_file(acl);
 }
+
+/// A worker streaming more WORK_DATA than one packet may hold to an HTTP job: the server
+/// answers 507 instead of gathering it all in memory.
+#[test]
+fn an_http_jobs_streamed_result_is_bounded_by_the_packet_limit() {
+    let (server, base) = start_with_http(&["--max-packet-size", "4096"]);
+    let mut worker = server.conn();
+    worker.send(Request::CanDo {
+        function: "big".into(),
+    });
+    gearman_tests::wait_for_workers(&server, "big", 1);
+    let answer = std::thread::spawn(move || job_answer(&base, "/big", &[], "x"));
+    let handle = loop {
+        worker.send(Request::GrabJob(GrabMode::Uniq));
+        match worker.recv() {
+            Response::JobAssign(a) => break a.handle,
+            Response::NoJob => std::thread::sleep(Duration::from_millis(20)),
+            other => panic!("{other:?}"),
+        }
+    };
+    for _ in 0..3 {
+        worker.send(Request::WorkData(gearman_core::proto::WorkPayload {
+            handle: handle.clone(),
+            data: vec![b'd'; 3000].into(),
+        }));
+    }
+    worker.send(Request::WorkComplete(gearman_core::proto::WorkPayload {
+        handle,
+        data: "end".into(),
+    }));
+    let (status, _, _, body) = answer.join().unwrap();
+    assert_eq!(status, 507, "{} bytes of body", body.len());
+    assert!(body.contains("4096"), "{body}");
+}

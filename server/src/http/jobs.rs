@@ -143,7 +143,8 @@ async fn run(
         return Err(std::io::Error::other("the server is stopping"));
     }
     stream.write_all(&Packet::Submit(submit).to_bytes()).await?;
-    let mut decoder = FrameDecoder::new(Limits::default());
+    let mut decoder = FrameDecoder::new(state.limits);
+    let max_result = state.limits.max_body;
     let mut buf = BytesMut::with_capacity(4096);
     let mut handle = Bytes::new();
     let mut partial = BytesMut::new();
@@ -160,6 +161,17 @@ async fn run(
                         return Ok(answer(&h, "JOB_CREATED", Bytes::new()));
                     }
                     handle = h;
+                }
+                Reply::WorkData(p) | Reply::WorkComplete(p)
+                    if partial.len() + p.data.len() > max_result =>
+                {
+                    // The worker streams more than one packet may hold: not gathered
+                    // without bound in the server's memory.
+                    let why = format!(
+                        "the job's result is larger than the server's packet limit of \
+                         {max_result} bytes (--max-packet-size)\n"
+                    );
+                    return Ok((StatusCode::INSUFFICIENT_STORAGE, why).into_response());
                 }
                 Reply::WorkData(p) => partial.extend_from_slice(&p.data),
                 Reply::WorkComplete(p) => {

@@ -45,6 +45,9 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct HttpState {
     to_core: mpsc::Sender<ToCore>,
     history: Arc<Mutex<VecDeque<Sample>>>,
+    /// The server's packet limits (`--max-packet-size`): a job's reply, and its result
+    /// gathered from WORK_DATA, are bounded by them too.
+    limits: gearman_core::Limits,
 }
 
 impl HttpState {
@@ -82,10 +85,12 @@ fn sample(report: &CoreReport) -> Sample {
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     to_core: mpsc::Sender<ToCore>,
+    limits: gearman_core::Limits,
 ) -> Result<(), crate::StartError> {
     let state = HttpState {
         to_core,
         history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
+        limits,
     };
     let sampler = state.clone();
     tokio::spawn(async move {
