@@ -28,12 +28,17 @@ fn main() {
             let rendered = e.to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let what = first.strip_prefix("error: ").unwrap_or(first);
+            // It may quote a configuration file's token, and such a file holds passwords.
+            let what = gearman_server::store::redact_secrets(what);
             eprintln!("gearmand-rs: {what} (see gearmand-rs --help)");
             std::process::exit(EXIT_USAGE);
         }
     };
     if let Err(e) = gearman_server::run(args) {
-        eprintln!("gearmand-rs: {e}");
+        eprintln!(
+            "gearmand-rs: {}",
+            gearman_server::store::redact_secrets(&e.to_string())
+        );
         std::process::exit(EXIT_FAILURE);
     }
 }

@@ -351,3 +351,20 @@ fn a_shutdown_timeout_past_the_clocks_range_stops_cleanly() {
     let status = server.wait_exit(LIMIT).expect("exits on SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_configuration_files_password_does_not_reach_the_error_line() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let conf = dir.join(format!("conninfo-{}.conf", std::process::id()));
+    // A conninfo with spaces splits into tokens, as in gearmand: clap refuses the second.
+    std::fs::write(
+        &conf,
+        "-q postgres --libpq-conninfo host=db password=hunter2 user=app\n",
+    )
+    .unwrap();
+    let (code, stderr) = refused(&["--config-file", conf.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&conf);
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line(&stderr, "password=***");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -62,4 +62,4 @@ pub use seam::{
     Ack, Adopted, BackendError, Change, ExtraChange, QueueStore, Syncer, Takeovers, CHECK_EVERY,
     DEFAULT_MAX_BATCH,
 };
-pub use secret::Secret;
+pub use secret::{redact_secrets, Secret};
