@@ -469,6 +469,19 @@ impl Args {
                 "--job-handle-prefix {handle_prefix:?} is too long: handles must fit in 63 bytes"
             )));
         }
+        // Linux's bounds (TCP_KEEPIDLE/TCP_KEEPINTVL 32767 s, TCP_KEEPCNT 127): past them
+        // every accepted socket would fail to take the setting.
+        for (flag, value, max) in [
+            ("--keepalive-idle", self.keepalive_idle, 32_767),
+            ("--keepalive-interval", self.keepalive_interval, 32_767),
+            ("--keepalive-count", self.keepalive_count, 127),
+        ] {
+            if value > max {
+                return Err(StartError(format!(
+                    "{flag} must be at most {max}, got {value}"
+                )));
+            }
+        }
         let keepalive = self.keepalive.then(|| Keepalive {
             idle: positive_secs(self.keepalive_idle),
             interval: positive_secs(self.keepalive_interval),
@@ -569,6 +582,19 @@ mod tests {
         );
         assert_eq!(settings(&["-vvvvvvvvvv"]).unwrap().level, "DEBUG");
         assert!(settings(&["--verbose", "LOUD"]).is_err());
+    }
+
+    #[test]
+    fn keepalive_values_past_the_kernels_bounds_are_refused() {
+        for (flag, value) in [
+            ("--keepalive-idle", "32768"),
+            ("--keepalive-interval", "40000"),
+            ("--keepalive-count", "128"),
+        ] {
+            let e = settings(&["--keepalive", flag, value]).unwrap_err();
+            assert!(e.0.contains(flag), "{}", e.0);
+        }
+        assert!(settings(&["--keepalive", "--keepalive-idle", "32767"]).is_ok());
     }
 
     #[test]
