@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peers the gearmand-rs tests need beyond .ci/run's base list (run as root on a fresh
 # Debian machine, after .ci/run's apt step):
-#   ss (iproute2)  - server/tests/process.rs reads the keepalive timer of accepted sockets
+#   ss (iproute2)  - server/tests/process.rs and the adapter suites read sockets' keepalive timers
 #   kill (procps)  - gearman_tests::ServerProcess::terminate sends SIGTERM
 #   strace         - server/tests/store_sync.rs checks each JOB_CREATED follows its fsync
 #   python3 gear   - interop scenarios (Debian 12 marks the system Python externally

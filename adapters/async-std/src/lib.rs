@@ -133,6 +133,7 @@ async fn connect_tcp(host: String, port: u16) -> io::Result<Async<TcpStream>> {
         match Async::<TcpStream>::connect(a).await {
             Ok(stream) => {
                 stream.get_ref().set_nodelay(true)?;
+                gearman_async::keep_alive(stream.get_ref());
                 return Ok(stream);
             }
             Err(e) => last = e,

@@ -70,7 +70,8 @@ impl<C: Connector + ?Sized> Connector for Arc<C> {
     }
 }
 
-/// TCP (without Nagle: requests are small and latency-bound) and Unix sockets from std.
+/// TCP (without Nagle: requests are small and latency-bound; with keepalive) and Unix
+/// sockets from std.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdConnector;
 
@@ -80,6 +81,7 @@ impl Connector for StdConnector {
             ServerAddr::Tcp { host, port } => {
                 let stream = TcpStream::connect((host.as_str(), *port))?;
                 stream.set_nodelay(true)?;
+                crate::keep_alive(&stream);
                 Ok(Box::new(stream))
             }
             #[cfg(unix)]

@@ -30,6 +30,34 @@ pub use gearman_core::{ConnError, UsageError, WorkloadError};
 pub use tls::{ClientTls, ClientTlsBuilder, TlsError, TlsRuntime};
 pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle};
 
+/// Idle time before a client or worker connection's first keepalive probe.
+pub const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Turns TCP keepalive on for a client or worker connection (first probe after
+/// [`KEEPALIVE_IDLE`], then every 15 s): a worker asleep waiting for NOOP, or a call
+/// without a timeout, otherwise never hears that the server's host lost power or that a
+/// middlebox dropped the idle flow. Best effort: a socket that refuses keeps working
+/// without it. Every adapter's connector calls it.
+#[cfg(unix)]
+pub fn keep_alive<S: std::os::fd::AsFd>(socket: &S) {
+    set_keepalive(socket2::SockRef::from(socket));
+}
+
+/// Turns TCP keepalive on for a client or worker connection; see the Unix version.
+#[cfg(windows)]
+pub fn keep_alive<S: std::os::windows::io::AsSocket>(socket: &S) {
+    set_keepalive(socket2::SockRef::from(socket));
+}
+
+fn set_keepalive(socket: socket2::SockRef<'_>) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(std::time::Duration::from_secs(15));
+    if let Err(e) = socket.set_tcp_keepalive(&probes) {
+        tracing::debug!(error = %e, "gearman: cannot turn TCP keepalive on");
+    }
+}
+
 use futures::io::{AsyncRead, AsyncWrite};
 use std::future::Future;
 use std::io;

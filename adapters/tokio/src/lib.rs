@@ -128,10 +128,11 @@ impl Connector for TokioConnector {
     }
 }
 
-/// A TCP connection without Nagle.
+/// A TCP connection without Nagle, with keepalive.
 async fn tcp(host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
     let stream = tokio::net::TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
+    gearman_async::keep_alive(&stream);
     Ok(stream)
 }
 

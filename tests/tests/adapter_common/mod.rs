@@ -720,6 +720,41 @@ pub fn task_batch_runs_foreground_background_and_status<A: Adapter>() {
     A::stop(w);
 }
 
+/// Client and worker connections carry TCP keepalive, so a worker waiting for work hears
+/// of a server host that vanished (`ss` shows the keepalive timer of each socket).
+pub fn connections_carry_tcp_keepalive<A: Adapter>() {
+    let s = TestServer::start();
+    let addr = s.addr();
+    let port = addr.rsplit(':').next().expect("a port");
+    let mut c = A::client(std::slice::from_ref(&addr), false);
+    A::connect(&mut c).expect("connected");
+    let w = A::worker(std::slice::from_ref(&addr), 1);
+    assert!(
+        eventually(|| admin_workers(&s, "reverse") == 1),
+        "the worker did not register"
+    );
+    // A socket with unacknowledged data shows its retransmit timer instead: ask again.
+    let listing = || {
+        let out = std::process::Command::new("ss")
+            .args(["-tno", "state", "established"])
+            .arg(format!("( dport = :{port} )"))
+            .output()
+            .expect("ss (iproute2) is required");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all_kept = |text: &str| {
+        let sockets: Vec<&str> = text.lines().skip(1).collect();
+        sockets.len() >= 2 && sockets.iter().all(|l| l.contains("keepalive"))
+    };
+    if !eventually(|| all_kept(&listing())) {
+        panic!(
+            "client and worker sockets without keepalive timers:\n{}",
+            listing()
+        );
+    }
+    A::stop(w);
+}
+
 pub fn connect_fails_at_once_on_a_dead_port_with_the_io_error<A: Adapter>() {
     let dead = format!("127.0.0.1:{}", server::free_port());
     let mut c = A::client(std::slice::from_ref(&dead), false);
@@ -927,6 +962,10 @@ macro_rules! adapter_suite {
         #[test]
         fn streamed_workload_is_sent_as_it_is_read() {
             adapter_common::streamed_workload_is_sent_as_it_is_read::<$A>()
+        }
+        #[test]
+        fn connections_carry_tcp_keepalive() {
+            adapter_common::connections_carry_tcp_keepalive::<$A>()
         }
         /// Against a raw server that never reads.
         #[test]
