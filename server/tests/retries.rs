@@ -113,7 +113,9 @@ fn get(port: &str, path: &str) -> String {
 /// `GET /api/dead`'s list.
 fn api_dead(port: &str) -> Vec<serde_json::Value> {
     let body: serde_json::Value = serde_json::from_str(&get(port, "/api/dead")).unwrap();
-    body["dead"].as_array().expect("a dead list").clone()
+    let dead = body["dead"].as_array().expect("a dead list").clone();
+    assert_eq!(body["total"].as_u64(), Some(dead.len() as u64), "{body}");
+    dead
 }
 
 /// The `show dead` lines, without the final `.`.

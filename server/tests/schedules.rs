@@ -42,10 +42,16 @@ fn get(port: &str, path: &str) -> String {
 /// `GET /api/schedules`'s list.
 fn api_schedules(port: &str) -> Vec<serde_json::Value> {
     let body: serde_json::Value = serde_json::from_str(&get(port, "/api/schedules")).unwrap();
-    body["schedules"]
+    let schedules = body["schedules"]
         .as_array()
         .expect("a schedule list")
-        .clone()
+        .clone();
+    assert_eq!(
+        body["total"].as_u64(),
+        Some(schedules.len() as u64),
+        "{body}"
+    );
+    schedules
 }
 
 /// The sample `name{function="tick"}` of `/metrics`.

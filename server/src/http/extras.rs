@@ -22,7 +22,8 @@ fn json(body: serde_json::Value) -> Response {
 }
 
 /// `GET /api/schedules`: `{"schedules": [{handle, function, unique, schedule, next_unix,
-/// fired, skipped}]}`; `next_unix` is null when no minute matches again.
+/// fired, skipped}], "total": N}`; `next_unix` is null when no minute matches again; at
+/// most [`LIST_LIMIT`](crate::core_channel::LIST_LIMIT) are listed, `total` counts them all.
 pub(crate) async fn api_schedules(State(state): State<HttpState>) -> Response {
     let Some(list) = extras(&state).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -42,11 +43,12 @@ pub(crate) async fn api_schedules(State(state): State<HttpState>) -> Response {
             })
         })
         .collect();
-    json(serde_json::json!({ "schedules": schedules }))
+    json(serde_json::json!({ "schedules": schedules, "total": list.schedules_total }))
 }
 
 /// `GET /api/dead`: `{"dead": [{handle, function, unique, failures, failure, last_error,
-/// died_unix}]}`; `failure` is `fail` or `exception`.
+/// died_unix}], "total": N}`; `failure` is `fail` or `exception`; at most [`LIST_LIMIT`](crate::core_channel::LIST_LIMIT)
+/// are listed, `total` counts them all.
 pub(crate) async fn api_dead(State(state): State<HttpState>) -> Response {
     let Some(list) = extras(&state).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -70,5 +72,5 @@ pub(crate) async fn api_dead(State(state): State<HttpState>) -> Response {
             })
         })
         .collect();
-    json(serde_json::json!({ "dead": dead }))
+    json(serde_json::json!({ "dead": dead, "total": list.dead_total }))
 }
