@@ -208,6 +208,30 @@ fn worker_wakeup_limits_and_rotates_noops() {
 }
 
 #[test]
+fn a_woken_worker_that_leaves_before_grabbing_passes_the_wakeup_on() {
+    // Leaving, dropping the function, dropping every function: another sleeper must wake.
+    for (seed, leave) in [(61, "eof"), (62, "cant_do"), (63, "reset")] {
+        let mut net = Net::with_config(seed, |c| c.worker_wakeup = 1);
+        let (w1, w2, c) = (net.connect(), net.connect(), net.connect());
+        for w in [w1, w2] {
+            net.send(w, can_do("f"));
+            net.send(w, Request::PreSleep);
+        }
+        net.send(c, fg("f", "", "x"));
+        assert_eq!(net.recv(w1), vec![Response::Noop]);
+        match leave {
+            "eof" => net.eof(w1),
+            "cant_do" => net.send(w1, Request::CantDo { function: b("f") }),
+            _ => net.send(w1, Request::ResetAbilities),
+        }
+        net.check();
+        assert_eq!(net.recv(w2), vec![Response::Noop], "after {leave}");
+        net.send(w2, grab());
+        assert_eq!(assigned_data(&net.recv(w2)), ["x"], "after {leave}");
+    }
+}
+
+#[test]
 fn disconnected_worker_job_is_requeued_then_failed_when_retries_run_out() {
     let mut net = Net::with_config(8, |c| c.job_retries = Some(1));
     let c = net.connect();

@@ -247,9 +247,12 @@ impl Server {
         };
         c.session.closing = true;
         c.worker.sleeping = false;
+        let woken = c.worker.noop_sent;
         let held = c.worker.take_running();
         let watched = std::mem::take(&mut c.client.watching);
-        for a in c.worker.take_abilities() {
+        let abilities = c.worker.take_abilities();
+        let functions: Vec<_> = abilities.iter().map(|a| a.function).collect();
+        for a in abilities {
             self.jobs.unregister(a.function, a.registrations);
         }
         // Listeners first, so a held job only this connection waited for ends instead of
@@ -272,6 +275,9 @@ impl Server {
             if running_here {
                 self.lose(id, now);
             }
+        }
+        if woken {
+            self.pass_on_wakeup(functions);
         }
     }
 }

@@ -67,11 +67,18 @@ impl Server {
         let Some(fid) = self.jobs.functions.id(function) else {
             return;
         };
-        let Some(ability) = self.conns.get_mut(conn).and_then(|c| c.worker.remove(fid)) else {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let woken = c.worker.noop_sent;
+        let Some(ability) = c.worker.remove(fid) else {
             return;
         };
         self.jobs.unregister(fid, ability.registrations);
         self.lose_held(conn, fid, now);
+        if woken {
+            self.pass_on_wakeup([fid]);
+        }
     }
 
     /// RESET_ABILITIES: a CANT_DO of every function, in registration order.
@@ -79,6 +86,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        let woken = c.worker.noop_sent;
         let abilities = c.worker.take_abilities();
         let mut held: HashMap<FunctionId, Vec<JobId>> = HashMap::new();
         for &job in &c.worker.running {
@@ -86,12 +94,31 @@ impl Server {
                 held.entry(j.function).or_default().push(job);
             }
         }
+        let functions: Vec<FunctionId> = abilities.iter().map(|a| a.function).collect();
         for a in abilities {
             self.jobs.unregister(a.function, a.registrations);
             let mut jobs = held.remove(&a.function).unwrap_or_default();
             jobs.sort_unstable(); // requeue in arrival order, as on disconnect
             for job in jobs {
                 self.lose(job, now);
+            }
+        }
+        if woken {
+            self.pass_on_wakeup(functions);
+        }
+    }
+
+    /// A worker sent NOOP left, or dropped these functions, before it grabbed: with
+    /// `worker_wakeup` limiting how many sleepers a job wakes, the work it was woken for
+    /// would otherwise wait with every other capable worker asleep.
+    pub(super) fn pass_on_wakeup(&mut self, functions: impl IntoIterator<Item = FunctionId>) {
+        for function in functions {
+            if self
+                .jobs
+                .function(function)
+                .is_some_and(|f| f.queued_total() > 0)
+            {
+                self.wake_for(function);
             }
         }
     }
