@@ -41,18 +41,7 @@ fn echoes(conn: &mut Conn) -> bool {
 /// A connection the server has admitted: retried while earlier ones (the start probe) are
 /// still being closed.
 fn admitted(port: u16) -> Conn {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut conn = Conn::new(port);
-        if echoes(&mut conn) {
-            return conn;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection admitted within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    admitted_within(port, Duration::from_secs(10))
 }
 
 #[test]
@@ -198,7 +187,7 @@ fn closing_connections_that_never_read_count_and_are_dropped() {
     drop(silent);
 }
 
-/// [`admitted`] with its own bound.
+/// A connection admitted within `within`, retried every 50 ms.
 fn admitted_within(port: u16, within: Duration) -> Conn {
     let deadline = Instant::now() + within;
     loop {
@@ -210,6 +199,6 @@ fn admitted_within(port: u16, within: Duration) -> Conn {
             Instant::now() < deadline,
             "no connection admitted within {within:?}"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
