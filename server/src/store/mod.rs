@@ -59,7 +59,7 @@ pub use metrics::{CommitHistograms, CommitReport, CommitStats, RunnerProfile, BA
 pub use registry::{Backend, QueueFlags};
 pub use runner::StoreHandle;
 pub use seam::{
-    Ack, Adopted, BackendError, Change, ExtraChange, QueueStore, Syncer, Takeovers, CHECK_EVERY,
-    DEFAULT_MAX_BATCH,
+    error_chain, Ack, Adopted, BackendError, Change, ExtraChange, QueueStore, Syncer, Takeovers,
+    CHECK_EVERY, DEFAULT_MAX_BATCH,
 };
 pub use secret::{redact_secrets, Secret};

@@ -8,6 +8,24 @@ use gearman_core::server::{ExtraKind, ExtraRecord, JobRecord};
 /// that names the store (file, host, key) and what went wrong.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An error with its causes, `error: cause: cause`. Some crates keep the cause out of
+/// `Display` (the PostgreSQL client says only "db error" or "error connecting to server"
+/// and leaves "canceling statement due to lock timeout" or "Connection refused" to
+/// `source()`); a log line needs both. A cause already quoted by its error is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Most changes one commit takes unless the backend says otherwise
 /// ([`QueueStore::max_batch`]), so that a flood cannot hold acknowledgements back
 /// indefinitely.
@@ -242,3 +260,38 @@ pub type Takeovers = tokio::sync::mpsc::UnboundedReceiver<Adopted>;
 /// `Err` with the reason when that commit failed. It never runs on the caller of
 /// [`StoreHandle::insert`](crate::store::StoreHandle::insert), so it may block (e.g. on a bounded channel to that caller).
 pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Outer(bool, std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                true => write!(f, "cannot connect: {}", self.1),
+                false => f.write_str("cannot connect"),
+            }
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
+    fn causes_are_added_once() {
+        let refused = || std::io::Error::other("refused");
+        assert_eq!(
+            error_chain(&Outer(false, refused())),
+            "cannot connect: refused"
+        );
+        assert_eq!(
+            error_chain(&Outer(true, refused())),
+            "cannot connect: refused"
+        );
+    }
+}

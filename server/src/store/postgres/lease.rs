@@ -23,7 +23,7 @@
 
 use super::rows::{adopted, RowIds};
 use super::schema;
-use crate::store::seam::Adopted;
+use crate::store::seam::{error_chain, Adopted};
 use ::postgres::{Client, NoTls};
 use gearman_core::server::JobRecord;
 use std::sync::mpsc;
@@ -147,14 +147,18 @@ fn run(setup: KeeperSetup, stopped: mpsc::Receiver<()>) {
                 }
                 Err(e) => {
                     backoff.failed();
-                    tracing::warn!("{}: lease keeper cannot connect: {e}", setup.name);
+                    tracing::warn!(
+                        "{}: lease keeper cannot connect: {}",
+                        setup.name,
+                        error_chain(&e)
+                    );
                 }
             }
         }
         let mut wait = round;
         if let Some(c) = client.as_mut() {
             if let Err(e) = keep(c, &setup) {
-                tracing::warn!("{}: lease renewal failed: {e}", setup.name);
+                tracing::warn!("{}: lease renewal failed: {}", setup.name, error_chain(&e));
                 if c.is_closed() {
                     client = None;
                     backoff.failed();

@@ -7,6 +7,7 @@
 //! gearmand's name, and still quote it.
 
 use super::config::PostgresConfig;
+use crate::store::seam::error_chain;
 use ::postgres::{Client, Row, Transaction};
 use bytes::Bytes;
 use gearman_core::proto::Priority;
@@ -92,7 +93,8 @@ pub(super) struct Stored {
 /// restart. A row without one of its own (imported, adopted, or a duplicate) gets a new id
 /// past every stored one, written back in the same transaction.
 pub(super) fn prepare(client: &mut Client, cfg: &PostgresConfig) -> Result<Stored, String> {
-    let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
+    let fail =
+        |what: &'static str| move |e: ::postgres::Error| format!("{what}: {}", error_chain(&e));
     client
         .batch_execute(DROP_OWNER_INDEX)
         .map_err(fail("cannot drop the index on owner"))?;
@@ -166,7 +168,12 @@ fn read_extras(tx: &mut Transaction<'_>, owner: &str) -> Result<Vec<(i16, u64, V
              ORDER BY kind, key",
             &[&owner],
         )
-        .map_err(|e| format!("cannot read the stored records beyond the queue: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "cannot read the stored records beyond the queue: {}",
+                error_chain(&e)
+            )
+        })?;
     rows.iter()
         .map(|r| {
             let key: i64 = r.get(1);
@@ -213,13 +220,14 @@ fn number(
              FROM UNNEST($1::int8[], $2::int8[]) AS n(row_id, id) WHERE j.id = n.row_id",
             &[&rows, &ids],
         )
-        .map_err(|e| format!("cannot number the stored jobs: {e}"))?;
+        .map_err(|e| format!("cannot number the stored jobs: {}", error_chain(&e)))?;
     }
     Ok(numbered)
 }
 
 fn expect_columns(tx: &mut Transaction<'_>, table: &str, want: &[&str]) -> Result<(), String> {
-    let have = columns(tx, table).map_err(|e| format!("cannot read the schema: {e}"))?;
+    let have =
+        columns(tx, table).map_err(|e| format!("cannot read the schema: {}", error_chain(&e)))?;
     if have.iter().map(String::as_str).eq(want.iter().copied()) {
         return Ok(());
     }
@@ -247,7 +255,8 @@ fn columns(tx: &mut Transaction<'_>, table: &str) -> Result<Vec<String>, ::postg
 /// Moves gearmand's rows into ours (owned by this server) and renames its table aside.
 fn import(tx: &mut Transaction<'_>, cfg: &PostgresConfig) -> Result<(), String> {
     let table = cfg.gearmand_table.as_str();
-    let fail = |what: &'static str| move |e: ::postgres::Error| format!("{what}: {e}");
+    let fail =
+        |what: &'static str| move |e: ::postgres::Error| format!("{what}: {}", error_chain(&e));
     let cols = columns(tx, table).map_err(fail("cannot read the schema"))?;
     if cols.is_empty() {
         return Ok(());

@@ -5,7 +5,7 @@ use super::failure_log::FailureLog;
 use super::queue::{Group, Op, Queue};
 use super::sync_gate::SyncGate;
 use crate::store::metrics::CommitStats;
-use crate::store::seam::{QueueStore, Syncer, CHECK_EVERY};
+use crate::store::seam::{error_chain, QueueStore, Syncer, CHECK_EVERY};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -293,7 +293,7 @@ fn commit(
             undo = result.is_err();
             result.map_err(|e| format!("{}: cannot sync: {e}", shared.name))
         }
-        (written, _) => written.map_err(|e| format!("{}: {e}", shared.name)),
+        (written, _) => written.map_err(|e| format!("{}: {}", shared.name, error_chain(&*e))),
     };
     let durable = started.elapsed();
     let profile = Profile {
@@ -355,7 +355,11 @@ fn check<'a>(shared: &'a Shared, mut st: MutexGuard<'a, State>) -> MutexGuard<'a
     drop(st);
     if let Some(result) = store.check() {
         if let Err(e) = &result {
-            tracing::debug!("{}: health check failed: {e}", shared.name);
+            tracing::debug!(
+                "{}: health check failed: {}",
+                shared.name,
+                error_chain(&**e)
+            );
         }
         shared.stats.checked(result.is_ok());
     }
