@@ -871,6 +871,72 @@ fn slow_reader_is_closed_at_the_output_bound() {
     assert!(matches!(net.events.as_slice(), [ServerEvent::Close { .. }]));
 }
 
+/// Small requests with large replies arriving in one read from a peer that has not read
+/// yet: the server handles them as their output goes out, holding about
+/// `input_pause_bytes` of it, instead of queueing every reply and closing the connection
+/// at the output bound.
+#[test]
+fn requests_wait_while_their_replies_are_not_transmitted() {
+    let mut net = Net::with_config(30, |c| {
+        c.input_pause_bytes = 1000;
+        c.max_output_bytes = 2000;
+    });
+    let c = net.connect();
+    let echo = Request::Echo {
+        data: b(&"x".repeat(100)),
+    }
+    .to_bytes();
+    let all: Vec<u8> = (0..20).flat_map(|_| echo.iter().copied()).collect();
+    net.server.handle_input(c, &all, net.now);
+    net.collect_events();
+    assert!(net.events.is_empty(), "{:?}", net.events);
+    assert!(net.server.input_held(c));
+    let mut replies = 0;
+    let mut most = 0;
+    for _ in 0..50 {
+        let mut out = Vec::new();
+        while net.server.poll_transmit(c, &mut out) > 0 {}
+        most = most.max(out.len());
+        replies += out.len() / echo.len();
+        if !net.server.input_held(c) {
+            break;
+        }
+        net.server.handle_input(c, &[], net.now);
+    }
+    net.collect_events();
+    assert!(net.events.is_empty(), "{:?}", net.events);
+    assert_eq!(replies, 20);
+    assert!(most < 1000 + echo.len(), "{most} bytes queued at once");
+    net.check();
+}
+
+/// A request that closes another connection (its client's output overflowed) does not
+/// stop the requests read after it on the same connection.
+#[test]
+fn requests_after_one_that_closes_another_connection_are_handled() {
+    let mut net = Net::with_config(31, |c| c.max_output_bytes = 1000);
+    let (c, w) = (net.connect(), net.connect());
+    net.send(c, fg("f", "u", "x"));
+    net.send(w, can_do("f"));
+    net.send(w, grab());
+    assert_eq!(assigned_data(&net.recv(w)), ["x"]);
+    let mut burst = Request::WorkData(WorkPayload {
+        handle: b("H:test:1"),
+        data: b(&"d".repeat(2000)),
+    })
+    .to_bytes()
+    .to_vec();
+    burst.extend_from_slice(&Request::Echo { data: b("after") }.to_bytes());
+    net.server.handle_input(w, &burst, net.now);
+    net.collect_events();
+    assert!(
+        matches!(net.events.as_slice(), [ServerEvent::Close { conn, .. }] if *conn == c),
+        "{:?}",
+        net.events
+    );
+    assert_eq!(net.recv(w), vec![Response::EchoRes { data: b("after") }]);
+}
+
 #[test]
 fn cancel_of_a_running_job_lets_its_worker_finish_quietly() {
     let mut net = Net::with_config(29, |c| c.persist_background = true);

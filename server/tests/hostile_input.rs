@@ -4,7 +4,7 @@
 mod common;
 
 use common::Server;
-use gearman_core::proto::{Request, Response};
+use gearman_core::proto::{Packet, Request, Response};
 use gearman_tests::hostile::{self, closed};
 
 #[test]
@@ -81,4 +81,63 @@ fn requests_sent_with_a_half_close_are_answered() {
             String::from_utf8_lossy(request)
         );
     }
+}
+
+/// Many small requests with large replies (`status` over thousands of long function
+/// names), sent at once by a peer that reads only after it has sent everything and closed
+/// its side: every reply arrives, in full. The server handles the requests as their
+/// replies go out instead of queueing all of them (40 MB here, past the output bound,
+/// which would close the connection; by default that bound is 128 MiB per connection).
+#[test]
+fn many_requests_with_large_replies_are_answered_as_they_are_read() {
+    use std::io::{Read, Write};
+    // The output bound is then its floor, 16 MiB.
+    let server = Server::start(&["--max-packet-size", "1048576"]);
+    let mut worker = std::net::TcpStream::connect(server.addr()).unwrap();
+    let functions = 2000;
+    let can_do: Vec<u8> = (0..functions)
+        .flat_map(|i| {
+            Request::CanDo {
+                function: format!("{i:04}{}", "f".repeat(996)).into(),
+            }
+            .to_bytes()
+        })
+        .collect();
+    worker.write_all(&can_do).unwrap();
+    let mut client = std::net::TcpStream::connect(server.addr()).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    // Every function is registered before the burst (the reply lists them all).
+    let registered = |client: &mut std::net::TcpStream| {
+        client.write_all(b"status\n").unwrap();
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !reply.ends_with(b"\n.\n") {
+            let n = client.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        reply.split(|&b| b == b'\n').count() - 2
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while registered(&mut client) < functions {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "functions not registered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let requests = 20;
+    client.write_all(&b"status\n".repeat(requests)).unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut replies = Vec::new();
+    client.read_to_end(&mut replies).unwrap();
+    let ends = replies
+        .split(|&b| b == b'\n')
+        .filter(|line| line == b".")
+        .count();
+    assert_eq!(ends, requests, "{} bytes of replies", replies.len());
+    drop(worker);
 }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 /// The default bound on the bytes kept results hold in all (64 MiB).
 pub const DEFAULT_KEEP_RESULTS_BYTES: usize = 64 * 1024 * 1024;
 
+/// The default [`ServerConfig::input_pause_bytes`] (4 MiB).
+pub const DEFAULT_INPUT_PAUSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The longest wait between two attempts, whatever the backoff and the failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
@@ -63,6 +66,11 @@ pub struct ServerConfig {
     pub verbose: String,
     /// Pending output per connection beyond which the connection is closed.
     pub max_output_bytes: usize,
+    /// Pending output per connection at which the server stops handling that connection's
+    /// requests until the output is transmitted ([`Server::input_held`](super::Server::input_held)):
+    /// small requests with large replies (admin `status`) from a peer that does not read
+    /// then hold this much, not [`max_output_bytes`](Self::max_output_bytes).
+    pub input_pause_bytes: usize,
     /// Store background jobs: a background submission gets JOB_CREATED only once
     /// [`Server::persisted`](super::Server::persisted) confirms its job is stored (and a new job runs only then).
     pub persist_background: bool,
@@ -96,6 +104,7 @@ impl ServerConfig {
             pid: 0,
             verbose: "ERROR".into(),
             max_output_bytes: 2 * Limits::DEFAULT_MAX_BODY,
+            input_pause_bytes: DEFAULT_INPUT_PAUSE_BYTES,
             persist_background: false,
             wall_anchor: (now, unix_secs),
             retry: HashMap::new(),

@@ -39,6 +39,11 @@ impl Framing {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether bytes are waiting to be decoded.
+    pub(crate) fn has_input(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next complete unit; `Ok(None)` when more bytes are needed. `Err` is fatal.
     pub(crate) fn next(&mut self) -> Result<Option<Inbound>, DecodeError> {
         match self.buf.first() {

@@ -35,7 +35,7 @@ pub mod stats;
 mod wakeups;
 mod worker;
 
-pub use self::config::{RetryPolicy, ServerConfig};
+pub use self::config::{RetryPolicy, ServerConfig, DEFAULT_INPUT_PAUSE_BYTES};
 pub use self::event::ServerEvent;
 pub use self::jobs::{kept, retry, schedule};
 pub use extra::{ExtraKind, ExtraRecord};
@@ -121,14 +121,27 @@ impl Server {
     }
 
     /// Feeds bytes read from `conn`. Unknown or closing connections are ignored.
+    ///
+    /// Once the connection's pending output reaches
+    /// [`ServerConfig::input_pause_bytes`], the rest of its requests wait
+    /// ([`Server::input_held`]): transmit its output, then call this again (with no new
+    /// bytes) to go on with them; read nothing more from the peer until they are handled.
     pub fn handle_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         match self.conns.get_mut(conn) {
             Some(c) if !c.session.closing => c.session.framing.push(bytes),
             _ => return,
         }
+        let pause_at = self.config.input_pause_bytes;
         loop {
             let next = match self.conns.get_mut(conn) {
-                Some(c) if !c.session.closing => c.session.framing.next(),
+                Some(c) if !c.session.closing => {
+                    let s = &mut c.session;
+                    s.input_held = s.output.pending() >= pause_at && s.framing.has_input();
+                    if s.input_held {
+                        break;
+                    }
+                    s.framing.next()
+                }
                 _ => break,
             };
             match next {
@@ -139,11 +152,19 @@ impl Server {
                     break;
                 }
             }
-            if !self.to_close.is_empty() {
-                break;
-            }
+            // A request may close other connections (their output overflowed); they go
+            // now, and this connection's later requests are still handled (the loop ends
+            // if it was this one).
+            self.run_closes(now);
         }
         self.run_closes(now);
+    }
+
+    /// Whether `conn` has requests left unhandled because its output is large (see
+    /// [`Server::handle_input`]).
+    #[must_use]
+    pub fn input_held(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).is_some_and(|c| c.session.input_held)
     }
 
     /// The peer closed (or the adapter gave up on) `conn`: its held jobs are requeued, its

@@ -123,6 +123,11 @@ impl Output {
         })
     }
 
+    /// Bytes queued: ready, and held behind a placeholder.
+    pub(crate) fn pending(&self) -> usize {
+        self.ready.len() + self.held_bytes
+    }
+
     /// Whether something can be sent now (not held back by a placeholder).
     pub(crate) fn is_ready(&self) -> bool {
         !self.ready.is_empty()

@@ -29,6 +29,9 @@ pub(crate) struct Session {
     pub(crate) in_writable: bool,
     /// Set once the server decided to close it; input is ignored from then on.
     pub(crate) closing: bool,
+    /// Requests are left in `framing` because the output was past
+    /// [`ServerConfig::input_pause_bytes`](super::ServerConfig::input_pause_bytes).
+    pub(crate) input_held: bool,
 }
 
 impl Session {
@@ -41,6 +44,7 @@ impl Session {
             output: Output::default(),
             in_writable: false,
             closing: false,
+            input_held: false,
         }
     }
 }

@@ -93,9 +93,19 @@ impl Net {
         self.check();
     }
 
+    /// Everything `conn` is sent, handling requests held back while its output was large
+    /// as an adapter does: once the output is transmitted.
     pub fn raw(&mut self, conn: ConnId) -> Vec<u8> {
         let mut out = Vec::new();
-        while self.server.poll_transmit(conn, &mut out) > 0 {}
+        loop {
+            while self.server.poll_transmit(conn, &mut out) > 0 {}
+            if !self.server.input_held(conn) {
+                break;
+            }
+            self.server.handle_input(conn, &[], self.now);
+        }
+        self.collect_events();
+        self.check();
         out
     }
 

@@ -145,6 +145,16 @@ impl Connections {
                 c.requeue();
                 return;
             }
+            if server.input_held(id) {
+                // Requests left from earlier reads because this connection's output was
+                // large: they go before anything new is read. Still held means new large
+                // output, whose transmit queues the connection again.
+                server.handle_input(id, &[], now);
+                if server.input_held(id) {
+                    return;
+                }
+                continue;
+            }
             match c.read(&mut self.scratch) {
                 Read::Pending => return,
                 Read::Closed => {
@@ -178,6 +188,9 @@ impl Connections {
         self.out.clear();
         if server.poll_transmit(id, &mut self.out) > 0 && c.send(&self.out).is_err() {
             self.broken(server, id, Instant::now());
+        } else if server.input_held(id) {
+            // Its output is handed over: its waiting requests can go on (`read_from`).
+            c.requeue();
         }
         if self.out.capacity() > OUT_KEEP {
             self.out = Vec::with_capacity(64 * 1024);
