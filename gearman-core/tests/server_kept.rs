@@ -163,6 +163,22 @@ fn results_expire_at_the_keep_time() {
     assert_eq!(net.server.poll_timeout(), None);
 }
 
+/// A keep time past what the clock can count (`--keep-results 99999999d`, or
+/// `Duration::MAX` from a library user) keeps results, rather than expiring them at once.
+#[test]
+fn a_keep_time_past_the_clock_keeps_results() {
+    let mut net = Net::with_config(12, |c| c.keep_results = Some(Duration::MAX));
+    let (client, worker, admin) = (net.connect(), net.connect(), net.connect());
+    net.send(worker, Request::CanDo { function: b("f") });
+    net.send(client, submit("f", "u", "a", true));
+    let h = grab(&mut net, worker);
+    complete(&mut net, worker, &h, "ok");
+    net.advance(Duration::from_secs(3600));
+    assert!(net
+        .admin(admin, &format!("show result {h}\n"))
+        .starts_with("OK complete"));
+}
+
 #[test]
 fn the_byte_bound_evicts_the_oldest_first() {
     // Each result below counts 10 data bytes + handle "H:test:N" (8) + "f" + "" = 19.

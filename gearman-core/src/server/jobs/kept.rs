@@ -221,7 +221,7 @@ impl JobState {
                 acknowledge: false,
             });
         }
-        let expires = now.checked_add(keep).unwrap_or(now);
+        let expires = JobState::after(now, keep);
         self.kept.insert(key, result, expires);
     }
 
@@ -279,7 +279,7 @@ impl JobState {
             return Restored::Obsolete;
         }
         let left = Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(keep);
-        let expires = now.checked_add(left).unwrap_or(now);
+        let expires = JobState::after(now, left);
         self.kept.insert(key, result, expires);
         Restored::Kept
     }

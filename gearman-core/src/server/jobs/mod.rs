@@ -338,8 +338,15 @@ impl JobState {
         // An epoch beyond what `Instant` can hold waits a century instead (never, for any
         // real deployment) rather than overflowing.
         let ahead = Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(u64::MAX));
-        now.checked_add(ahead)
+        Some(JobState::after(now, ahead))
+    }
+
+    /// `now + wait`; a wait beyond what `Instant` can hold is a century instead (never, for
+    /// any real deployment), not an overflow or a deadline already past.
+    pub(crate) fn after(now: Instant, wait: Duration) -> Instant {
+        now.checked_add(wait)
             .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now)
     }
 
     /// Unix seconds at `now`, from the wall-clock anchor.

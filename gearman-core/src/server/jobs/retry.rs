@@ -123,7 +123,7 @@ impl JobState {
             self.effects.push(Effect::Unwatched { conn, job: id });
         }
         if failures <= policy.count {
-            let at = now.checked_add(policy.delay(failures)).unwrap_or(now);
+            let at = JobState::after(now, policy.delay(failures));
             self.transition(config, id, Target::Scheduled(at), now);
             return true;
         }
