@@ -260,6 +260,30 @@ pub struct Args {
     #[arg(long = "http-listen", value_name = "ADDRESS", help_heading = "HTTP")]
     pub http_listen: Vec<String>,
 
+    /// Seconds an HTTP client has to send a request's headers, counted from its connection
+    /// or from the last reply on a kept-alive one (so an idle connection closes after as
+    /// long), and then as long again for a job request's body; past either the connection
+    /// is closed. A job's wait for its result is not limited by it.
+    #[arg(
+        long = "http-read-timeout",
+        default_value_t = 30,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        help_heading = "HTTP"
+    )]
+    pub http_read_timeout: u64,
+
+    /// HTTP connections open at once (long-polling job requests included); past it the
+    /// listener accepts no more until one closes, and new ones wait in the listen backlog.
+    #[arg(
+        long = "http-max-connections",
+        default_value_t = 1024,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000),
+        help_heading = "HTTP"
+    )]
+    pub http_max_connections: usize,
+
     /// Accepted for compatibility: every stored job stays stored until it ends.
     #[arg(long = "store-queue-on-shutdown", help_heading = "Durable queue")]
     pub store_queue_on_shutdown: bool,
@@ -390,6 +414,10 @@ pub struct HttpSettings {
     pub port: u16,
     /// Host strings (empty = the Gearman listener's addresses, else all).
     pub listen: Vec<String>,
+    /// `--http-read-timeout`: the time for a request's headers, and again for its body.
+    pub read_timeout: Duration,
+    /// `--http-max-connections`: connections served at once.
+    pub max_connections: usize,
 }
 
 /// The warning logged at start for `-j 0` (also in the README's differences).
@@ -438,6 +466,8 @@ impl Args {
             } else {
                 self.http_listen.clone()
             },
+            read_timeout: Duration::from_secs(self.http_read_timeout),
+            max_connections: self.http_max_connections,
         });
         let job_retries = match self.job_retries {
             -1 => None,
@@ -717,6 +747,25 @@ mod tests {
             .http
             .unwrap();
         assert_eq!(h.listen, ["127.0.0.1"]);
+        assert_eq!(h.read_timeout, Duration::from_secs(30));
+        assert_eq!(h.max_connections, 1024);
+        let h = settings(&[
+            "-r",
+            "http",
+            "--http-read-timeout",
+            "2",
+            "--http-max-connections",
+            "8",
+        ])
+        .unwrap()
+        .http
+        .unwrap();
+        assert_eq!(
+            (h.read_timeout, h.max_connections),
+            (Duration::from_secs(2), 8)
+        );
+        assert!(settings(&["--http-read-timeout", "0"]).is_err());
+        assert!(settings(&["--http-max-connections", "0"]).is_err());
         assert!(settings(&["-r", "gopher"]).is_err());
     }
 

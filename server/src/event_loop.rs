@@ -170,8 +170,8 @@ pub(crate) async fn serve(
         .map(|(listener, tls)| accept::spawn(listener, tls, to_core.clone()))
         .collect();
 
-    if !http_listeners.is_empty() {
-        crate::http::spawn(http_listeners, to_core.clone(), config.limits)?;
+    if let (false, Some(http)) = (http_listeners.is_empty(), &settings.http) {
+        crate::http::spawn(http_listeners, to_core.clone(), config.limits, http)?;
     }
     let mut server = Server::new(config, now);
     server.set_acl(acl);

@@ -499,3 +499,136 @@ fn an_http_jobs_streamed_result_is_bounded_by_the_packet_limit() {
     assert_eq!(status, 507, "{} bytes of body", body.len());
     assert!(body.contains("4096"), "{body}");
 }
+
+/// The `host:port` of an HTTP base URL.
+fn http_addr(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}
+
+/// Reads from `stream` until the server closes it, at most `wait`: the bytes it sent and
+/// how long it took, or panics if it is still open after `wait`.
+fn read_until_closed(stream: &mut std::net::TcpStream, wait: Duration) -> (String, Duration) {
+    use std::io::Read;
+    let start = Instant::now();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A close with unread bytes in the server's buffer is a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}); received {:?}",
+                start.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+        assert!(start.elapsed() < wait, "still open after {wait:?}");
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+/// Sends `GET /healthz` on a kept-alive connection.
+fn send_healthz(stream: &mut std::net::TcpStream) {
+    use std::io::Write;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+}
+
+/// The reply to a `GET /healthz` sent on `stream`, if it comes within `wait`.
+fn healthz_reply(stream: &mut std::net::TcpStream, wait: Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok\n") {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// `GET /healthz` on `stream`, answered within [`LIMIT`].
+fn healthz_served(stream: &mut std::net::TcpStream) -> bool {
+    send_healthz(stream);
+    healthz_reply(stream, LIMIT).is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+}
+
+/// --http-read-timeout: a client that stalls in its request headers, or sends none, is
+/// closed once the timeout has passed (here 1 s; hyper answers 408 first).
+#[test]
+fn a_stalled_request_header_is_closed_after_the_read_timeout() {
+    use std::io::Write;
+    let (_server, base) = start_with_http(&["--http-read-timeout", "1"]);
+    let mut partial = std::net::TcpStream::connect(http_addr(&base)).unwrap();
+    let mut silent = std::net::TcpStream::connect(http_addr(&base)).unwrap();
+    partial
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nX-Gearman-Uni")
+        .unwrap();
+    for stream in [&mut partial, &mut silent] {
+        let (got, took) = read_until_closed(stream, Duration::from_secs(6));
+        assert!(took < Duration::from_secs(5), "closed after {took:?}");
+        assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got}");
+    }
+}
+
+/// --http-read-timeout also bounds a job request's body: one that stalls short of its
+/// Content-Length gets 408 and is closed.
+#[test]
+fn a_stalled_job_body_is_closed_after_the_read_timeout() {
+    use std::io::Write;
+    let (server, base) = start_with_http(&["--http-read-timeout", "1"]);
+    let _worker = Worker::start(server.port, &["echo"]);
+    let mut stream = std::net::TcpStream::connect(http_addr(&base)).unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\nabc")
+        .unwrap();
+    let (got, took) = read_until_closed(&mut stream, Duration::from_secs(6));
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+}
+
+/// The read timeout bounds reading a request, not the wait for its job's result: a job
+/// with no worker for three times the timeout is still answered once one comes.
+#[test]
+fn an_http_job_waits_for_a_worker_longer_than_the_read_timeout() {
+    let (server, base) = start_with_http(&["--http-read-timeout", "1"]);
+    let answer = std::thread::spawn(move || job_answer(&base, "/late_echo", &[], "patience"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!answer.is_finished(), "answered with no worker");
+    let worker = Worker::start(server.port, &["late_echo"]);
+    let (status, _, command, body) = answer.join().unwrap();
+    assert_eq!(
+        (status, command.as_deref(), body.as_str()),
+        (200, Some("WORK_COMPLETE"), "patience")
+    );
+    worker.stop();
+}
+
+/// --http-max-connections: past the cap a new connection is not served until an open one
+/// closes (it waits in the listen backlog), then it is.
+#[test]
+fn http_connections_past_the_cap_wait_for_one_to_close() {
+    let (_server, base) = start_with_http(&["--http-max-connections", "2"]);
+    let addr = http_addr(&base);
+    let mut first = std::net::TcpStream::connect(addr).unwrap();
+    let mut second = std::net::TcpStream::connect(addr).unwrap();
+    // Both served (the readiness probe's connection may take a moment to be let go).
+    assert!(healthz_served(&mut first));
+    assert!(healthz_served(&mut second));
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
+    send_healthz(&mut third);
+    let early = healthz_reply(&mut third, Duration::from_millis(1500));
+    assert_eq!(early, None, "served past the cap");
+    // The open ones are still served; closing one lets the third in.
+    assert!(healthz_served(&mut first));
+    drop(first);
+    let reply = healthz_reply(&mut third, LIMIT).expect("served once one closed");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(healthz_served(&mut second));
+}

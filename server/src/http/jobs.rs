@@ -21,6 +21,10 @@
 //! in-memory pipe (no Gearman listener needed, TLS-only or Unix-only servers included),
 //! with the HTTP client's address as its peer and the `anonymous` ACL identity; a caller
 //! that hangs up drops it, as a Gearman client leaving would.
+//!
+//! The body has to arrive within `--http-read-timeout` of the headers: a client whose body
+//! stalls gets `408` and is closed. The wait for the job's result is not timed (a job may
+//! legitimately wait long for a worker).
 
 use super::HttpState;
 use crate::core_channel::ToCore;
@@ -28,7 +32,7 @@ use crate::transport::{Accepted, Peer, Stream};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use gearman_core::proto::{
@@ -102,9 +106,18 @@ pub(crate) async fn job(
         Priority::Normal
     };
     let background = header_is(&headers, "X-Gearman-Background", "true");
-    let data = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
-        Ok(data) => data,
-        Err(_) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+    let data = match tokio::time::timeout(state.read_timeout, body).await {
+        Ok(Ok(data)) => data,
+        Ok(Err(_)) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => {
+            tracing::debug!("HTTP job from {client}: no whole body within the read timeout");
+            let mut response = empty(StatusCode::REQUEST_TIMEOUT);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     let submit = SubmitJob {
         function: Bytes::from(target),

@@ -5,11 +5,14 @@
 //! runtime the server uses) rather than hand-written HTTP. Data comes from the core task:
 //! each request sends it a [`ToCore::Report`] and gets a [`CoreReport`] back, so the job
 //! state stays single-owner. A sampler keeps a few minutes of totals for the charts.
+//! Connections are served by the accept loop in `serve`, which bounds how long a client
+//! may take to send a request and how many connections are open at once.
 
 mod dashboard;
 mod extras;
 mod jobs;
 mod metrics;
+mod serve;
 mod store_status;
 
 use crate::core_channel::{CoreReport, ToCore};
@@ -19,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -48,6 +50,8 @@ pub(crate) struct HttpState {
     /// The server's packet limits (`--max-packet-size`): a job's reply, and its result
     /// gathered from WORK_DATA, are bounded by them too.
     limits: gearman_core::Limits,
+    /// `--http-read-timeout`: the deadline for a job request's body.
+    read_timeout: Duration,
 }
 
 impl HttpState {
@@ -81,16 +85,19 @@ fn sample(report: &CoreReport) -> Sample {
     }
 }
 
-/// Serves HTTP on `listeners` until the process ends.
+/// Serves HTTP on `listeners` until the process ends, with the read timeout and the
+/// connection cap of `settings`.
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     to_core: mpsc::Sender<ToCore>,
     limits: gearman_core::Limits,
+    settings: &crate::cli::HttpSettings,
 ) -> Result<(), crate::StartError> {
     let state = HttpState {
         to_core,
         history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
         limits,
+        read_timeout: settings.read_timeout,
     };
     let sampler = state.clone();
     tokio::spawn(async move {
@@ -122,20 +129,20 @@ pub(crate) fn spawn(
         .route("/api/dead", get(extras::api_dead).fallback(jobs::job))
         .fallback(jobs::job)
         .with_state(state);
+    // One cap for every HTTP listener.
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     for listener in listeners {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| crate::StartError(format!("cannot register the HTTP listener: {e}")))?;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("HTTP listening on {addr}");
         }
-        let app = app.clone();
-        tokio::spawn(async move {
-            // The client's address: the peer of its job's connection in admin `workers`.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("HTTP listener stopped: {e}");
-            }
-        });
+        tokio::spawn(serve::serve(
+            listener,
+            app.clone(),
+            settings.read_timeout,
+            slots.clone(),
+        ));
     }
     Ok(())
 }
