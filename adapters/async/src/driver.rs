@@ -39,6 +39,10 @@ pub(crate) trait Role: Send {
     }
     /// Hands the machine what one read of that source gave.
     fn workload_read(&mut self, _read: io::Result<&[u8]>) {}
+    /// How many bytes of output are waiting to be written, after each drain of the
+    /// machine's output and after each write (a worker holds its streaming handlers
+    /// back with it).
+    fn unwritten(&mut self, _bytes: usize) {}
 }
 
 /// Runs `role` over `io` (a connection to `server`) until the machine closes.
@@ -65,6 +69,7 @@ pub(crate) async fn drive<R: Role, Rt: Runtime>(
             sent = 0;
         }
         while role.machine().poll_transmit(&mut out) > 0 {}
+        role.unwritten(out.len() - sent);
         if role.machine().is_closed() {
             // Before the waiters hear of it: a call sent after that must see a dead
             // connection (and reconnect), not be dropped with this one.

@@ -28,7 +28,7 @@ pub use gearman_core::worker::{AssignedJob, Report, WorkError, WorkResult, Worke
 pub use gearman_core::{ConnError, UsageError, WorkloadError};
 #[cfg(feature = "tls")]
 pub use tls::{ClientTls, ClientTlsBuilder, TlsError, TlsRuntime};
-pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle};
+pub use worker::{JobContext, ShutdownHandle, Worker, WorkerBuilder, WorkerHandle, REPORT_BACKLOG};
 
 /// Idle time before a client or worker connection's first keepalive probe.
 pub const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);

@@ -15,12 +15,14 @@ use gearman_core::worker::map_reduce::{self, MapPlan};
 use gearman_core::worker::{
     AssignedJob, Report, WorkError, WorkResult, WorkerConfig, WorkerConnection, WorkerEvent,
 };
+use gearman_core::ConnError;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 enum Cmd {
@@ -31,11 +33,123 @@ enum Cmd {
     Unregister(Option<Bytes>),
 }
 
+/// How many bytes a worker connection may hold unsent before
+/// [`JobContext::send_data_async`] and [`JobContext::report_async`] wait: reports its
+/// handlers queued and the connection has not yet taken, plus output it has not yet
+/// written to the socket. A server (or network) slower than a handler streaming WORK_DATA
+/// then holds the handler back instead of letting the worker's memory grow.
+pub const REPORT_BACKLOG: usize = 4 * 1024 * 1024;
+
+/// One connection's unsent output, shared by its driver and its jobs' contexts: the
+/// bytes queued or not yet written, the handlers waiting for room, and why the
+/// connection ended, once it has.
+#[derive(Default)]
+struct Backlog {
+    /// Reports queued by handlers and not yet taken by the driver, plus the driver's
+    /// output not yet written.
+    bytes: AtomicUsize,
+    /// True while `waiters` may hold wakers (the driver only locks it then).
+    waiting: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+    closed: AtomicBool,
+    reason: Mutex<Option<ConnError>>,
+}
+
+impl Backlog {
+    /// What a report adds to the backlog (about its packet's size); the driver takes the
+    /// same off when it takes the report.
+    fn cost(handle: &Bytes, report: &Report) -> usize {
+        let body = match report {
+            Report::Status(..) => 2 * 11,
+            Report::Data(data) | Report::Warning(data) => data.len(),
+        };
+        12 + handle.len() + 1 + body
+    }
+
+    fn has_room(&self) -> bool {
+        self.bytes.load(Ordering::SeqCst) < REPORT_BACKLOG
+    }
+
+    /// The error a send on this connection ends with once it is gone.
+    fn error(&self) -> Error {
+        let reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        Error::Connection(reason.clone().unwrap_or(ConnError::Closed))
+    }
+
+    /// Waits until the backlog is below [`REPORT_BACKLOG`]; fails once the connection is
+    /// gone.
+    async fn room(&self) -> Result<(), Error> {
+        future::poll_fn(|cx| {
+            if self.closed.load(Ordering::SeqCst) {
+                return Poll::Ready(Err(self.error()));
+            }
+            if self.has_room() {
+                return Poll::Ready(Ok(()));
+            }
+            {
+                let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiters.push(cx.waker().clone());
+                }
+                self.waiting.store(true, Ordering::SeqCst);
+            }
+            // Looked at again after registering: the driver may have written meanwhile
+            // and seen no waiter.
+            if self.closed.load(Ordering::SeqCst) {
+                Poll::Ready(Err(self.error()))
+            } else if self.has_room() {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Driver side: the backlog grew by `grow` bytes and shrank by `shrink`.
+    fn update(&self, grow: usize, shrink: usize) {
+        if grow > shrink {
+            self.bytes.fetch_add(grow - shrink, Ordering::SeqCst);
+        } else if shrink > grow {
+            self.bytes.fetch_sub(shrink - grow, Ordering::SeqCst);
+        }
+        if self.waiting.load(Ordering::SeqCst) && self.has_room() {
+            self.wake_all();
+        }
+    }
+
+    /// The connection is gone: every waiting handler gets its error.
+    fn close(&self, reason: ConnError) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        r.get_or_insert(reason);
+        drop(r);
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        let waiters = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiting.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
 /// A job being worked on: its fields, and the way to report progress.
+///
+/// Reports go out in the order they are made, and before the job's result. The plain
+/// methods ([`send_data`](Self::send_data), [`report`](Self::report), ...) queue and
+/// return at once, however far behind the connection is; a handler that streams a lot of
+/// WORK_DATA should use [`send_data_async`](Self::send_data_async) (or
+/// [`report_async`](Self::report_async)), which waits while the connection holds more
+/// than [`REPORT_BACKLOG`] bytes unsent.
 pub struct JobContext {
     /// The assignment.
     pub job: AssignedJob,
     tx: UnboundedSender<Cmd>,
+    backlog: Arc<Backlog>,
 }
 
 impl JobContext {
@@ -44,24 +158,72 @@ impl JobContext {
         &self.job.data
     }
 
-    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING).
+    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) without waiting:
+    /// queued however much output the connection already holds unsent (it counts toward
+    /// [`REPORT_BACKLOG`] for the waiting methods). A report on a lost connection is
+    /// dropped (the server requeues the job).
     pub fn report(&self, report: Report) {
-        let _ = self
-            .tx
-            .unbounded_send(Cmd::Report(self.job.handle.clone(), report));
+        let _ = self.queue(report);
     }
 
-    /// Reports progress (WORK_STATUS).
+    /// Queues `report`; false if the connection is gone.
+    fn queue(&self, report: Report) -> bool {
+        let cost = Backlog::cost(&self.job.handle, &report);
+        self.backlog.bytes.fetch_add(cost, Ordering::SeqCst);
+        let cmd = Cmd::Report(self.job.handle.clone(), report);
+        if self.tx.unbounded_send(cmd).is_err() {
+            self.backlog.bytes.fetch_sub(cost, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) once the
+    /// connection holds less than [`REPORT_BACKLOG`] bytes unsent, waiting for the server
+    /// to take what came before (backpressure). Reports keep their order with those of
+    /// the plain methods and with the job's result. Fails with [`Error::Connection`] if
+    /// the connection is gone: the server requeues the job, so the handler may as well
+    /// stop.
+    pub async fn report_async(&self, report: Report) -> Result<(), Error> {
+        self.backlog.room().await?;
+        match self.queue(report) {
+            true => Ok(()),
+            false => Err(self.backlog.error()),
+        }
+    }
+
+    /// Reports progress (WORK_STATUS), without waiting.
     pub fn status(&self, numerator: u32, denominator: u32) {
         self.report(Report::Status(numerator, denominator));
     }
 
-    /// Sends a chunk of output (WORK_DATA).
+    /// Sends a chunk of output (WORK_DATA), without waiting: see
+    /// [`send_data_async`](Self::send_data_async) for a stream of them.
     pub fn send_data(&self, data: impl Into<Bytes>) {
         self.report(Report::Data(data.into()));
     }
 
-    /// Sends a warning (WORK_WARNING).
+    /// Sends a chunk of output (WORK_DATA) once the connection holds less than
+    /// [`REPORT_BACKLOG`] bytes unsent: a handler streaming its output this way goes no
+    /// faster than the server takes it. Fails with [`Error::Connection`] if the
+    /// connection is gone.
+    ///
+    /// ```
+    /// use gearman_async::{Error, JobContext};
+    ///
+    /// /// Streams the workload back in 64 KiB chunks, as fast as the server reads them.
+    /// async fn echo_in_chunks(job: &JobContext) -> Result<(), Error> {
+    ///     for chunk in job.data().chunks(64 * 1024) {
+    ///         job.send_data_async(job.data().slice_ref(chunk)).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn send_data_async(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.report_async(Report::Data(data.into())).await
+    }
+
+    /// Sends a warning (WORK_WARNING), without waiting.
     pub fn warning(&self, data: impl Into<Bytes>) {
         self.report(Report::Warning(data.into()));
     }
@@ -337,6 +499,12 @@ struct WorkerRole<Rt: Runtime> {
     conn: WorkerConnection,
     shared: Arc<Shared<Rt>>,
     tx: UnboundedSender<Cmd>,
+    /// The connection's unsent output, for its jobs' waiting reports.
+    backlog: Arc<Backlog>,
+    /// Report bytes taken from the channel since the last [`Role::unwritten`], and the
+    /// output it last saw unwritten.
+    taken: usize,
+    unwritten: usize,
     stopping: bool,
     /// Set for [`Worker::work_once`]: the first assignment stops every connection's grabs.
     once: Option<Arc<Once>>,
@@ -373,7 +541,10 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         // A handle this connection no longer holds (connection replaced, CANT_DO) is
         // a usage error with nothing left to do.
         let _ = match cmd {
-            Cmd::Report(h, report) => self.conn.report(&h, report),
+            Cmd::Report(h, report) => {
+                self.taken += Backlog::cost(&h, &report);
+                self.conn.report(&h, report)
+            }
             Cmd::Finish(h, result) => self.conn.finish_job(&h, result),
             Cmd::Shutdown => {
                 self.stopping = true;
@@ -386,6 +557,9 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
     }
 
     fn event(&mut self, event: WorkerEvent, _now: Instant) {
+        if let WorkerEvent::Closed { reason } = &event {
+            self.backlog.close(reason.clone());
+        }
         if let WorkerEvent::JobAssigned(job) = event {
             if let Some(once) = &self.once {
                 once.taken.fetch_add(1, Ordering::SeqCst);
@@ -398,6 +572,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
             let ctx = JobContext {
                 job,
                 tx: self.tx.clone(),
+                backlog: self.backlog.clone(),
             };
             let tx = self.tx.clone();
             let shared = self.shared.clone();
@@ -414,6 +589,19 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
 
     fn finished(&self) -> bool {
         self.stopping && self.conn.is_quiescent()
+    }
+
+    fn unwritten(&mut self, bytes: usize) {
+        let shrink = std::mem::take(&mut self.taken) + self.unwritten;
+        self.unwritten = bytes;
+        self.backlog.update(bytes, shrink);
+    }
+}
+
+impl<Rt: Runtime> Drop for WorkerRole<Rt> {
+    fn drop(&mut self) {
+        // However the driver ended: no handler may wait for a connection that is gone.
+        self.backlog.close(ConnError::Closed);
     }
 }
 
@@ -508,6 +696,9 @@ impl<Rt: Runtime> Worker<Rt> {
             conn,
             shared: self.shared.clone(),
             tx,
+            backlog: Arc::default(),
+            taken: 0,
+            unwritten: 0,
             once,
         };
         (role, rx)

@@ -31,7 +31,9 @@ impl JobContext<'_> {
         &self.job.data
     }
 
-    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) right away.
+    /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) right away: it
+    /// returns once the stream took the packet, so a handler streaming its output goes no
+    /// faster than the server reads it.
     pub fn report(&mut self, report: Report) {
         if self.conn.report(&self.job.handle, report).is_ok() {
             flush(self.conn, self.stream, &mut Vec::new());
