@@ -105,6 +105,14 @@ pub enum WorkloadError {
     },
     /// Reading the source failed.
     Read(String),
+    /// The submission's timeout passed before its source produced the whole workload:
+    /// the half-sent frame cannot be completed, and nothing else can go out before it.
+    TimedOut {
+        /// The declared length.
+        len: u64,
+        /// What the source produced by then.
+        sent: u64,
+    },
 }
 
 impl fmt::Display for WorkloadError {
@@ -120,6 +128,10 @@ impl fmt::Display for WorkloadError {
                 )
             }
             WorkloadError::Read(e) => write!(f, "streamed workload could not be read: {e}"),
+            WorkloadError::TimedOut { len, sent } => write!(
+                f,
+                "call timed out with {sent} of {len} streamed workload bytes sent"
+            ),
         }
     }
 }

@@ -233,3 +233,54 @@ fn only_submissions_with_empty_data_stream() {
     ));
     assert!(take(&mut conn).is_empty());
 }
+
+#[test]
+fn a_streamed_submission_that_times_out_mid_frame_closes_the_connection() {
+    let now = Instant::now();
+    let mut conn = ClientConnection::new(ClientConfig::default());
+    let req = conn
+        .start(Job::new("f", "").streamed_call(false, 10))
+        .unwrap();
+    conn.set_deadline(req, now + std::time::Duration::from_secs(1));
+    let mut wire = take(&mut conn);
+    conn.workload_input(b"123");
+    wire.extend(take(&mut conn));
+    // Queued behind the half-sent frame: it could never go out.
+    let _ = conn.echo(Bytes::from_static(b"x")).unwrap();
+    conn.handle_timeout(now + std::time::Duration::from_secs(1));
+    assert!(matches!(conn.poll_event(), Some(ClientEvent::TimedOut { req: r }) if r == req));
+    assert!(
+        conn.is_closed(),
+        "a frame its source may never finish would hold the connection forever"
+    );
+    assert_eq!(
+        conn.error(),
+        Some(&ConnError::Workload(WorkloadError::TimedOut {
+            len: 10,
+            sent: 3
+        }))
+    );
+    assert!(matches!(
+        conn.poll_event(),
+        Some(ClientEvent::Closed { .. })
+    ));
+    wire.extend(take(&mut conn));
+    assert_incomplete(&wire);
+}
+
+#[test]
+fn a_streamed_submission_timing_out_after_its_frame_keeps_the_connection() {
+    let now = Instant::now();
+    let mut conn = ClientConnection::new(ClientConfig::default());
+    let req = conn
+        .start(Job::new("f", "").streamed_call(false, 3))
+        .unwrap();
+    conn.set_deadline(req, now + std::time::Duration::from_secs(1));
+    let _ = stream(&mut conn, b"abc");
+    conn.handle_timeout(now + std::time::Duration::from_secs(1));
+    assert!(matches!(
+        conn.poll_event(),
+        Some(ClientEvent::TimedOut { .. })
+    ));
+    assert!(!conn.is_closed());
+}

@@ -439,6 +439,8 @@ impl<Rt: Runtime> Client<Rt> {
     /// on that connection wait until the workload is sent. A reader that fails, ends
     /// early or runs long closes the connection and ends the job with
     /// [`Error::Connection`]`(`[`ConnError::Workload`]`)`; nothing runs on the server.
+    /// So does a timeout that passes before the reader produced the whole workload (the
+    /// job ends with [`Error::TimedOut`], the connection's other calls with that error).
     ///
     /// ```no_run
     /// # async fn demo<Rt: gearman_async::Runtime>(client: gearman_async::Client<Rt>) -> Result<(), gearman_async::Error> {

@@ -455,6 +455,15 @@ impl Role for ClientConnection {
     }
 
     fn expire(&mut self, now: Instant) {
+        let streaming = self.link.out.progress();
+        let live = streaming.is_some_and(|(req, ..)| self.correlator.is_live(req));
         self.correlator.expire(now, &mut self.link.events);
+        // A streamed submission that timed out mid-frame: its source may never produce the
+        // rest, and every later packet waits behind the frame, so the connection must go.
+        if let Some((req, len, sent)) = streaming.filter(|_| live) {
+            if !self.correlator.is_live(req) {
+                self.fail(ConnError::Workload(WorkloadError::TimedOut { len, sent }));
+            }
+        }
     }
 }

@@ -104,6 +104,13 @@ impl Outgoing {
     pub(crate) fn streaming(&self) -> Option<RequestId> {
         self.streaming.as_ref().map(|s| s.req)
     }
+
+    /// The streamed submission on the wire now, its declared length and the bytes its
+    /// source produced so far.
+    pub(crate) fn progress(&self) -> Option<(RequestId, u64, u64)> {
+        let s = self.streaming.as_ref()?;
+        Some((s.req, s.len, s.len - s.left))
+    }
 }
 
 impl Outbox for Outgoing {
