@@ -32,7 +32,8 @@ type Results = UnboundedSender<Result<ClientEvent, CallError>>;
 /// A call for the connection task.
 struct Start {
     call: Call,
-    timeout: Option<Duration>,
+    /// When the call times out (its connect included).
+    deadline: Option<Instant>,
     events: Results,
     /// A streamed submission's source.
     source: Option<WorkloadSource>,
@@ -75,11 +76,11 @@ impl Role for ClientRole {
         &mut self.conn
     }
 
-    fn command(&mut self, start: Start, now: Instant) {
+    fn command(&mut self, start: Start, _now: Instant) {
         match self.conn.start(start.call) {
             Ok(req) => {
-                if let Some(timeout) = start.timeout {
-                    self.conn.set_deadline(req, now + timeout);
+                if let Some(deadline) = start.deadline {
+                    self.conn.set_deadline(req, deadline);
                 }
                 self.waiters.insert(req, start.events);
                 if let Some(source) = start.source {
@@ -297,8 +298,37 @@ impl<Rt: Runtime> Client<Rt> {
         Ok(tx)
     }
 
+    /// [`Client::open`], given up at `deadline`: a connect still pending then (a host that
+    /// drops SYNs, a TLS handshake never answered) is that server's failure, with a
+    /// `TimedOut` error.
+    async fn open_by(
+        &self,
+        idx: usize,
+        deadline: Option<Instant>,
+    ) -> Result<UnboundedSender<Start>, Arc<io::Error>> {
+        let Some(deadline) = deadline else {
+            return self.open(idx).await;
+        };
+        let timer = self.inner.rt.sleep_until(deadline);
+        match futures::future::select(Box::pin(self.open(idx)), timer).await {
+            futures::future::Either::Left((opened, _)) => opened,
+            futures::future::Either::Right(_) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "not connected within the timeout");
+                let e = Arc::new(e);
+                let mut servers = self.servers();
+                if servers.open(idx).is_none() {
+                    let server = servers.addr(idx);
+                    tracing::warn!(server, error = %e, "gearman client: cannot connect");
+                    servers.failed(idx, self.inner.rt.now(), e.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Sends `start` to the server the router picks, connecting and failing over as it
-    /// says; a connection found closed on the way is replaced.
+    /// says; a connection found closed on the way is replaced. A connect that outlasts
+    /// the call's deadline ends the call with [`Error::TimedOut`].
     async fn send(&self, mut start: Start) -> Result<(), Error> {
         let mut route = self.servers().route(&start.call);
         loop {
@@ -312,7 +342,13 @@ impl<Rt: Runtime> Client<Rt> {
                     Ok(()) => return Ok(()),
                     Err(unsent) => start = unsent.into_inner(),
                 },
-                Err(Some(idx)) => drop(self.open(idx).await),
+                Err(Some(idx)) => {
+                    let opened = self.open_by(idx, start.deadline).await;
+                    let now = self.inner.rt.now();
+                    if opened.is_err() && start.deadline.is_some_and(|d| d <= now) {
+                        return Err(Error::TimedOut);
+                    }
+                }
                 Err(None) => {
                     let unreachable = self.servers().unreachable();
                     return Err(Error::no_server(unreachable));
@@ -337,7 +373,7 @@ impl<Rt: Runtime> Client<Rt> {
         let timeout = timeout.or(self.inner.timeout);
         let start = Start {
             call,
-            timeout,
+            deadline: timeout.map(|t| self.inner.rt.now() + t),
             events,
             source,
         };
@@ -358,11 +394,13 @@ impl<Rt: Runtime> Client<Rt> {
     /// or another service), within the client's call timeout or [`CONNECT_CHECK_TIMEOUT`].
     /// A failed check is that server's connect error, and its connection is dropped.
     async fn open_checked(&self, idx: usize) -> Result<(), Arc<io::Error>> {
-        let tx = self.open(idx).await?;
+        let timeout = self.inner.timeout.unwrap_or(CONNECT_CHECK_TIMEOUT);
+        let deadline = Some(self.inner.rt.now() + timeout);
+        let tx = self.open_by(idx, deadline).await?;
         let (events, rx) = unbounded();
         let start = Start {
             call: Call::Echo(Bytes::from_static(b"gearman-rs: connect check")),
-            timeout: Some(self.inner.timeout.unwrap_or(CONNECT_CHECK_TIMEOUT)),
+            deadline,
             events,
             source: None,
         };
