@@ -153,3 +153,82 @@ fn clients_on_a_dead_port_say_so() {
     assert!(blocking_client.echo("x").is_err());
     assert_names_the_cause(&wait_for_warnings(&dead, 1), &dead);
 }
+
+/// A server that refuses every CAN_DO with ERROR PERMISSION_DENIED, as gearmand-rs does
+/// under an ACL, and has no job for any grab; returns its address.
+fn refusing_server() -> String {
+    use std::io::Read;
+    captured();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || loop {
+                let mut header = [0u8; 12];
+                if conn.read_exact(&mut header).is_err() {
+                    return;
+                }
+                let ty = u32::from_be_bytes(header[4..8].try_into().unwrap());
+                let len = u32::from_be_bytes(header[8..12].try_into().unwrap());
+                let mut body = vec![0u8; len as usize];
+                if conn.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let (ty, body): (u32, &[u8]) = match ty {
+                    // CAN_DO, CAN_DO_TIMEOUT: ERROR
+                    1 | 23 => (
+                        19,
+                        b"PERMISSION_DENIED\0can_do not permitted for anonymous: f",
+                    ),
+                    // GRAB_JOB*: NO_JOB
+                    9 | 30 | 39 => (10, b""),
+                    _ => continue,
+                };
+                let mut out = b"\0RES".to_vec();
+                out.extend_from_slice(&ty.to_be_bytes());
+                out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                out.extend_from_slice(body);
+                let _ = conn.write_all(&out);
+            });
+        }
+    });
+    addr
+}
+
+/// Each warning names the refusal.
+fn assert_names_the_refusal(lines: &[String]) {
+    for line in lines {
+        assert!(line.contains("server error"), "{line}");
+        assert!(line.contains("PERMISSION_DENIED"), "{line}");
+        assert!(line.contains("not permitted"), "{line}");
+    }
+}
+
+#[test]
+fn workers_say_when_the_server_refuses_a_function() {
+    let server = refusing_server();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let worker = gearman_tokio::worker()
+        .server(server.clone())
+        .sync_function("f", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let running = rt.spawn(worker.run());
+    assert_names_the_refusal(&wait_for_warnings(&server, 1));
+    stop.shutdown();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), running).await })
+        .expect("worker stopped")
+        .unwrap();
+
+    let server = refusing_server();
+    let worker = gearman_blocking::worker()
+        .server(server.clone())
+        .function("f", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let thread = std::thread::spawn(move || worker.run());
+    assert_names_the_refusal(&wait_for_warnings(&server, 1));
+    stop.shutdown();
+    thread.join().unwrap();
+}

@@ -508,6 +508,8 @@ struct WorkerRole<Rt: Runtime> {
     stopping: bool,
     /// Set for [`Worker::work_once`]: the first assignment stops every connection's grabs.
     once: Option<Arc<Once>>,
+    /// The server, for the log.
+    server: String,
 }
 
 /// What the connections of one [`Worker::work_once`] call share.
@@ -560,6 +562,9 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         if let WorkerEvent::Closed { reason } = &event {
             self.backlog.close(reason.clone());
         }
+        if let WorkerEvent::ServerError { code, text } = &event {
+            log_server_error(&self.server, code, text);
+        }
         if let WorkerEvent::JobAssigned(job) = event {
             if let Some(once) = &self.once {
                 once.taken.fetch_add(1, Ordering::SeqCst);
@@ -603,6 +608,14 @@ impl<Rt: Runtime> Drop for WorkerRole<Rt> {
         // However the driver ended: no handler may wait for a connection that is gone.
         self.backlog.close(ConnError::Closed);
     }
+}
+
+/// Says (`tracing`) that `server` answered this worker with an ERROR packet: a function it
+/// may not register (`PERMISSION_DENIED`), a result for a job it no longer holds
+/// (`JOB_NOT_FOUND`). The worker carries on, but the application must hear of it.
+pub fn log_server_error(server: &str, code: &[u8], text: &[u8]) {
+    let (code, text) = (String::from_utf8_lossy(code), String::from_utf8_lossy(text));
+    tracing::warn!(server, %code, %text, "gearman worker: server error");
 }
 
 async fn run_job<Rt: Runtime>(
@@ -665,7 +678,7 @@ impl<Rt: Runtime> Worker<Rt> {
             };
             tracing::debug!(server = %addr, "gearman worker: connected");
             failures = 0;
-            let (mut role, rx) = self.session(self.shared.config.clone(), None);
+            let (mut role, rx) = self.session(self.shared.config.clone(), None, &addr);
             drive(&mut role, io, rx, rt, &addr).await;
             let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
             self.shutdown.unless_stopped(wait).await;
@@ -678,6 +691,7 @@ impl<Rt: Runtime> Worker<Rt> {
         &self,
         config: WorkerConfig,
         once: Option<Arc<Once>>,
+        server: &str,
     ) -> (WorkerRole<Rt>, UnboundedReceiver<Cmd>) {
         let mut conn = WorkerConnection::new(config);
         // An invalid name (NUL, too long) is skipped; the others still register.
@@ -700,6 +714,7 @@ impl<Rt: Runtime> Worker<Rt> {
             taken: 0,
             unwritten: 0,
             once,
+            server: server.to_owned(),
         };
         (role, rx)
     }
@@ -750,7 +765,7 @@ impl<Rt: Runtime> Worker<Rt> {
         let mut config = self.shared.config.clone();
         config.max_in_flight = 1;
         let sessions = connected.into_iter().map(|(addr, io)| {
-            let (mut role, rx) = self.session(config.clone(), Some(once.clone()));
+            let (mut role, rx) = self.session(config.clone(), Some(once.clone()), addr);
             if let Ok(mut drivers) = once.drivers.lock() {
                 drivers.push(role.tx.clone());
             }

@@ -4,7 +4,7 @@
 use crate::{Client, Error, Unreachable};
 use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
-use gearman_async::blocking::{connect, flush, log_close, wait};
+use gearman_async::blocking::{connect, flush, log_close, log_server_error, wait};
 use gearman_async::WorkerHandle;
 use gearman_core::machine::Machine;
 use gearman_core::worker::functions::{Functions, Handler};
@@ -242,6 +242,9 @@ impl Worker {
                 return;
             }
             if let Some(event) = conn.poll_event() {
+                if let WorkerEvent::ServerError { code, text } = &event {
+                    log_server_error(addr, code, text);
+                }
                 if let WorkerEvent::JobAssigned(job) = event {
                     if let Some(once) = once {
                         once.taken.fetch_add(1, Ordering::SeqCst);
