@@ -232,3 +232,54 @@ fn workers_say_when_the_server_refuses_a_function() {
     stop.shutdown();
     thread.join().unwrap();
 }
+
+/// Waits (bounded) for an ERROR line naming `server` and containing `text`.
+fn wait_for_error(server: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = {
+            let log = captured().lock().unwrap();
+            let log = String::from_utf8_lossy(&log);
+            let mut lines = log.lines();
+            let line =
+                lines.find(|l| l.contains(" ERROR ") && l.contains(server) && l.contains(text));
+            line.map(str::to_string)
+        };
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no error about {server}: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn workers_say_which_function_they_cannot_register() {
+    let server = refusing_server();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let worker = gearman_tokio::worker()
+        .server(server.clone())
+        .sync_function("bad\0name", |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let running = rt.spawn(worker.run());
+    let line = wait_for_error(&server, "function not registered");
+    assert!(line.contains("bad") && line.contains("NUL"), "{line}");
+    stop.shutdown();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), running).await })
+        .expect("worker stopped")
+        .unwrap();
+
+    let server = refusing_server();
+    let long = "f".repeat(10_000);
+    let worker = gearman_blocking::worker()
+        .server(server.clone())
+        .function(long, |job| Ok(job.data().clone()))
+        .build();
+    let stop = worker.handle();
+    let thread = std::thread::spawn(move || worker.run());
+    let line = wait_for_error(&server, "function not registered");
+    assert!(line.contains("exceeds the limit"), "{line}");
+    stop.shutdown();
+    thread.join().unwrap();
+}

@@ -11,7 +11,7 @@ mod tls;
 pub use tls::{TlsConnector, TlsStream};
 
 pub use crate::driver::log_close;
-pub use crate::worker::log_server_error;
+pub use crate::worker::{log_refused_function, log_server_error};
 use crate::Error;
 use gearman_core::addr::ServerAddr;
 use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet, Member};

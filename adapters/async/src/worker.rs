@@ -618,6 +618,13 @@ pub fn log_server_error(server: &str, code: &[u8], text: &[u8]) {
     tracing::warn!(server, %code, %text, "gearman worker: server error");
 }
 
+/// Says (`tracing`) that function `function` cannot be registered with `server` (a name
+/// too long, or containing NUL): the worker serves the others, never this one.
+pub fn log_refused_function(server: &str, function: &[u8], error: &gearman_core::UsageError) {
+    let name = String::from_utf8_lossy(function.get(..64).unwrap_or(function));
+    tracing::error!(server, function = %name, %error, "gearman worker: function not registered");
+}
+
 async fn run_job<Rt: Runtime>(
     shared: Arc<Shared<Rt>>,
     function: Option<FnKind<Handler, Mapper, Aggregator>>,
@@ -694,9 +701,11 @@ impl<Rt: Runtime> Worker<Rt> {
         server: &str,
     ) -> (WorkerRole<Rt>, UnboundedReceiver<Cmd>) {
         let mut conn = WorkerConnection::new(config);
-        // An invalid name (NUL, too long) is skipped; the others still register.
+        // An invalid name (NUL, too long) is skipped, and said; the others still register.
         let skip = |f: &[u8]| self.shutdown.is_unregistered(f);
-        self.shared.functions.register_except(&mut conn, skip);
+        for (function, e) in self.shared.functions.register_except(&mut conn, skip) {
+            log_refused_function(server, &function, &e);
+        }
         let (tx, rx) = unbounded();
         if let Ok(mut drivers) = self.shutdown.drivers.lock() {
             drivers.retain(|d| !d.is_closed());

@@ -4,7 +4,9 @@
 use crate::{Client, Error, Unreachable};
 use crate::{Connector, StdConnector, Stream};
 use bytes::Bytes;
-use gearman_async::blocking::{connect, flush, log_close, log_server_error, wait};
+use gearman_async::blocking::{
+    connect, flush, log_close, log_refused_function, log_server_error, wait,
+};
 use gearman_async::WorkerHandle;
 use gearman_core::machine::Machine;
 use gearman_core::worker::functions::{Functions, Handler};
@@ -228,7 +230,9 @@ impl Worker {
         }
         let mut conn = WorkerConnection::new(config);
         let skip = |f: &[u8]| self.handle.is_unregistered(f);
-        self.functions.register_except(&mut conn, skip);
+        for (function, e) in self.functions.register_except(&mut conn, skip) {
+            log_refused_function(addr, &function, &e);
+        }
         let (mut out, mut buf, mut seen) = (Vec::new(), vec![0u8; 64 * 1024], 0);
         loop {
             let stopping = self.handle.is_stopping() || once.is_some_and(Once::is_over);

@@ -3,6 +3,7 @@
 //! connection (after every reconnect).
 
 use super::WorkerConnection;
+use crate::error::UsageError;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,9 +46,9 @@ impl<H, M, A> Functions<H, M, A> {
         self.map.get(name).map(|(h, _)| h)
     }
 
-    /// Sends CAN_DO / CAN_DO_TIMEOUT for every function on `conn`. Returns how many were
-    /// refused (a name too long or containing NUL).
-    pub fn register(&self, conn: &mut WorkerConnection) -> usize {
+    /// Sends CAN_DO / CAN_DO_TIMEOUT for every function on `conn`. Returns the functions
+    /// refused (a name too long or containing NUL) and why, for the adapter to report.
+    pub fn register(&self, conn: &mut WorkerConnection) -> Vec<(Bytes, UsageError)> {
         self.register_except(conn, |_| false)
     }
 
@@ -57,11 +58,13 @@ impl<H, M, A> Functions<H, M, A> {
         &self,
         conn: &mut WorkerConnection,
         skip: impl Fn(&[u8]) -> bool,
-    ) -> usize {
-        self.map
-            .iter()
-            .filter(|(name, _)| !skip(name))
-            .filter(|(name, (_, timeout))| conn.can_do((*name).clone(), *timeout).is_err())
-            .count()
+    ) -> Vec<(Bytes, UsageError)> {
+        let wanted = self.map.iter().filter(|(name, _)| !skip(name));
+        wanted
+            .filter_map(|(name, (_, timeout))| {
+                let refused = conn.can_do(name.clone(), *timeout).err()?;
+                Some((name.clone(), refused))
+            })
+            .collect()
     }
 }
