@@ -77,8 +77,11 @@ mod tests {
 
     #[test]
     fn file_tokens_come_first_and_at_name_is_consumed() {
-        let dir = std::env::temp_dir().join(format!("gearmand-rs-conf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("gearmand-rs-conf-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let file = dir.join("g.conf");
         std::fs::write(&file, "--port 4800\r\n  -L 127.0.0.1\n--verbose=INFO\n").unwrap();
         let named = format!("@{}", file.display());
@@ -105,6 +108,5 @@ mod tests {
         assert_eq!(none.unwrap(), os(&["g", "-p", "1"]));
         let default = expand_with_default(os(&["g"]), &file).unwrap();
         assert_eq!(default.len(), 6);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

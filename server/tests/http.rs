@@ -199,9 +199,8 @@ fn health_and_readiness() {
 
 #[test]
 fn readiness_fails_when_the_store_cannot_commit() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-ready-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("q.db");
+    let dir = gearman_tests::temp_dir("ready");
+    let db = dir.path().join("q.db");
     let (server, base) =
         start_with_http(&["-q", "libsqlite3", "--libsqlite3-db", db.to_str().unwrap()]);
     assert_eq!(get(&format!("{base}/readyz")), "ready\n");
@@ -225,7 +224,6 @@ fn readiness_fails_when_the_store_cannot_commit() {
     assert_eq!(r.status, 503, "{r:?}");
     drop(lock);
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Holds an exclusive lock on the SQLite file (a second process, so the server's commits
@@ -344,16 +342,16 @@ fn http_job_protocol_answers_as_gearmand_does() {
 /// A throwaway Prometheus server scraping `target` every second; killed on drop.
 struct Prometheus {
     child: Child,
-    dir: std::path::PathBuf,
+    /// Removed after `Drop::drop` has killed the child (fields drop after it).
+    _dir: gearman_tests::TempDir,
     port: u16,
 }
 
 impl Prometheus {
     fn start(target: &str) -> Prometheus {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("gearmand-rs-prom-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
+        let dir = gearman_tests::temp_dir("prom");
+        let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
@@ -365,14 +363,18 @@ impl Prometheus {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.join("data").display()
+                dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus (Debian package prometheus; .ci/install-20-prometheus.sh)");
-        Prometheus { child, dir, port }
+        Prometheus {
+            child,
+            _dir: dir,
+            port,
+        }
     }
 }
 
@@ -380,7 +382,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -444,7 +445,8 @@ fn http_priority_unique_and_background_headers_as_gearmand_reads_them() {
 
 #[test]
 fn the_acl_applies_to_http_jobs_as_anonymous() {
-    let acl = std::env::temp_dir().join(format!("gearmand-rs-http-acl-{}", std::process::id()));
+    let dir = gearman_tests::temp_dir("http-acl");
+    let acl = dir.path().join("acl");
     std::fs::write(
         &acl,
         "anonymous admin-read\nanonymous submit open_*\nanonymous register open_*\n",
@@ -463,7 +465,6 @@ fn the_acl_applies_to_http_jobs_as_anonymous() {
         "{why}"
     );
     worker.stop();
-    let _ = std::fs::remove_file(acl);
 }
 
 /// A worker streaming more WORK_DATA than one packet may hold to an HTTP job: the server

@@ -12,16 +12,18 @@ use gearman_core::proto::WorkPayload;
 use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitJob, SubmitMode};
 use gearman_core::server::ExtraKind;
 use gearman_server::store::sqlite::{SqliteConfig, SqliteStore};
+use gearman_tests::TempDir;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("queue.db")
+/// A fresh `queue.db` path in a throwaway directory, removed when the [`TempDir`] is dropped
+/// (keep it alive until the server using it is killed).
+fn temp_db(name: &str) -> (TempDir, PathBuf) {
+    let dir = gearman_tests::temp_dir(name);
+    let db = dir.path().join("queue.db");
+    (dir, db)
 }
 
 fn unix_now() -> i64 {
@@ -125,7 +127,7 @@ fn gearman_cli_peers_see_no_difference_with_results_kept() {
     let server = Server::start(&["--keep-results", "1h"]);
     gearman_tests::interop::gearman_cli_client_and_worker(&server);
     // The same foreground round trip and background submission with a store as well.
-    let db = temp_db("kept-peers");
+    let (_db_dir, db) = temp_db("kept-peers");
     let db = db.to_str().unwrap();
     let stored = Server::start(&[
         "--keep-results",
@@ -182,7 +184,7 @@ fn start_stored(db: &Path, keep: &str) -> Server {
 
 #[test]
 fn kept_results_survive_kill_9_and_expire_by_when_their_job_ended() {
-    let db = temp_db("kept-results");
+    let (_db_dir, db) = temp_db("kept-results");
     let server = start_stored(&db, "1h");
     let mut worker = server.conn();
     worker.send(Request::CanDo {

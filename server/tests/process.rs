@@ -108,10 +108,9 @@ fn listens_on_each_address_given_ipv4_and_ipv6() {
 
 #[test]
 fn pid_file_and_log_file_are_written_and_the_pid_file_removed_on_exit() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pid = dir.join("pid");
-    let log = dir.join("log");
+    let dir = gearman_tests::temp_dir("files");
+    let pid = dir.path().join("pid");
+    let log = dir.path().join("log");
     let (pid_s, log_s) = (pid.to_str().unwrap(), log.to_str().unwrap());
     // --log-file given after the helper's `--log-file none` wins, as the last value does.
     let mut server = Server::start(&["-P", pid_s, "-l", log_s, "--verbose", "INFO"]);
@@ -124,7 +123,6 @@ fn pid_file_and_log_file_are_written_and_the_pid_file_removed_on_exit() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("listening on 127.0.0.1:"), "{logged}");
     assert!(logged.contains("stopped"), "{logged}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -247,9 +245,8 @@ fn gearmand_flags() -> Vec<(String, Option<String>)> {
 /// refused with a one-line message saying why: none is unknown to gearmand-rs.
 #[test]
 fn every_gearmand_flag_is_accepted_or_refused_with_a_reason() {
-    let scratch = std::env::temp_dir().join(format!("gearmand-rs-flags-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let in_scratch = |name: &str| scratch.join(name).display().to_string();
+    let scratch = gearman_tests::temp_dir("flags");
+    let in_scratch = |name: &str| scratch.path().join(name).display().to_string();
     let flags = gearmand_flags();
     assert!(flags.len() >= 40, "gearmand's --help gave {flags:?}");
     let (mut accepted, mut refused) = (Vec::new(), Vec::new());
@@ -336,7 +333,6 @@ fn every_gearmand_flag_is_accepted_or_refused_with_a_reason() {
             refused.push(verdict);
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     // Only --ssl without a certificate is refused (it names the missing file).
     assert_eq!(refused.len(), 1, "refused: {refused:#?}");
     assert!(refused[0].starts_with("--ssl: "), "{refused:?}");

@@ -12,14 +12,16 @@ use common::Server;
 use gearman_core::proto::{GrabMode, Request, Response, SubmitJob, SubmitMode, WorkPayload};
 use gearman_core::server::ExtraKind;
 use gearman_server::store::sqlite::{SqliteConfig, SqliteStore};
+use gearman_tests::TempDir;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("queue.db")
+/// A fresh `queue.db` path in a throwaway directory, removed when the [`TempDir`] is dropped
+/// (keep it alive until the server using it is killed).
+fn temp_db(name: &str) -> (TempDir, PathBuf) {
+    let dir = gearman_tests::temp_dir(name);
+    let db = dir.path().join("queue.db");
+    (dir, db)
 }
 
 fn unix_now() -> i64 {
@@ -128,7 +130,7 @@ fn dead_lines(server: &Server) -> Vec<String> {
 
 #[test]
 fn failing_background_job_backs_off_then_is_dead_across_restarts_until_retried() {
-    let db = temp_db("dead-letters");
+    let (_db_dir, db) = temp_db("dead-letters");
     let http = gearman_tests::free_port().to_string();
     let flags = ["--retry", "flaky=2:300ms", "--http-port", &http];
     let server = start(&db, &flags);
@@ -249,7 +251,7 @@ fn failing_background_job_backs_off_then_is_dead_across_restarts_until_retried()
 
 #[test]
 fn pending_retries_and_epoch_jobs_keep_their_time_across_kill_9() {
-    let db = temp_db("timed-restart");
+    let (_db_dir, db) = temp_db("timed-restart");
     let server = start(&db, &["--retry", "slow=1:3s"]);
     let mut worker = sleeping_worker(&server, "slow");
     let mut client = server.conn();
@@ -371,8 +373,8 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn php_pecl_worker_failing_a_background_job_sees_it_retried_then_dead_then_run_again() {
-    let dir = temp_db("php-retries");
-    let dir = dir.parent().unwrap();
+    let tmp = gearman_tests::temp_dir("php-retries");
+    let dir = tmp.path();
     let (script, log, marker) = (
         dir.join("worker.php"),
         dir.join("runs.log"),

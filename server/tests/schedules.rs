@@ -70,10 +70,8 @@ fn schedules(server: &Server) -> Vec<String> {
 
 #[test]
 fn every_minute_schedule_fires_at_the_boundary_survives_kill_9_and_is_cancelled() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-{}-sched", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("queue.db");
+    let dir = gearman_tests::temp_dir("sched");
+    let db = dir.path().join("queue.db");
     let http = gearman_tests::free_port().to_string();
     let server = start(&db, &http);
     let mut worker = server.conn();

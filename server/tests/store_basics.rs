@@ -7,6 +7,7 @@ use gearman_core::proto::Priority;
 use gearman_core::server::JobRecord;
 use gearman_server::store::sqlite::{self, SqliteConfig, SqliteError, SyncMode};
 use gearman_server::store::StoreHandle;
+use gearman_tests::TempDir;
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A fresh directory for one test; returns the queue file path inside it.
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-store-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("queue.db")
+/// A fresh `queue.db` path in a throwaway directory, removed when the [`TempDir`] is dropped
+/// (keep it alive until the server using it is killed).
+fn temp_db(name: &str) -> (TempDir, PathBuf) {
+    let dir = gearman_tests::temp_dir(&format!("store-{name}"));
+    let db = dir.path().join("queue.db");
+    (dir, db)
 }
 
 fn record(id: u64, priority: Priority, unique: &str) -> JobRecord {
@@ -56,7 +58,7 @@ fn open_err(cfg: &SqliteConfig) -> SqliteError {
 
 #[test]
 fn reopen_gives_every_field_back_in_priority_then_arrival_order() {
-    let path = temp_db("order");
+    let (_path_dir, path) = temp_db("order");
     let (store, jobs) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     assert!(jobs.is_empty());
     let priorities = [Priority::Low, Priority::Normal, Priority::High];
@@ -97,7 +99,7 @@ fn reopen_gives_every_field_back_in_priority_then_arrival_order() {
 
 #[test]
 fn concurrent_inserts_share_commits() {
-    let path = temp_db("group");
+    let (_path_dir, path) = temp_db("group");
     let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     let store = Arc::new(store);
     let (tx, rx) = mpsc::channel();
@@ -141,7 +143,7 @@ fn concurrent_inserts_share_commits() {
 
 #[test]
 fn acknowledgement_comes_after_the_row_is_committed() {
-    let path = temp_db("ack");
+    let (_path_dir, path) = temp_db("ack");
     let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     let (tx, rx) = mpsc::channel();
     for id in 1..=20u64 {
@@ -173,7 +175,7 @@ fn acknowledgement_comes_after_the_row_is_committed() {
 
 #[test]
 fn failed_commit_is_acknowledged_as_an_error() {
-    let path = temp_db("fail");
+    let (_path_dir, path) = temp_db("fail");
     let (store, _) = sqlite::open(&SqliteConfig::new(&path)).unwrap();
     insert_sync(&store, record(1, Priority::Normal, "a")).unwrap();
     let commits = store.commits();
@@ -191,7 +193,7 @@ fn failed_commit_is_acknowledged_as_an_error() {
 
 #[test]
 fn normal_sync_mode_also_keeps_committed_jobs() {
-    let path = temp_db("normal");
+    let (_path_dir, path) = temp_db("normal");
     let cfg = SqliteConfig {
         sync: SyncMode::Normal,
         ..SqliteConfig::new(&path)
@@ -213,7 +215,7 @@ fn normal_sync_mode_also_keeps_committed_jobs() {
 
 #[test]
 fn garbage_and_truncated_files_are_corrupt_not_empty() {
-    let garbage = temp_db("garbage");
+    let (_garbage_dir, garbage) = temp_db("garbage");
     std::fs::write(&garbage, vec![0x42u8; 8192]).unwrap();
     let err = open_err(&SqliteConfig::new(&garbage));
     assert!(matches!(err, SqliteError::Corrupt { .. }), "{err:?}");
@@ -229,7 +231,7 @@ fn garbage_and_truncated_files_are_corrupt_not_empty() {
     );
 
     // A real queue cut in half (a bad copy, a full disk during a backup).
-    let cut = temp_db("truncated");
+    let (_cut_dir, cut) = temp_db("truncated");
     let (store, _) = sqlite::open(&SqliteConfig::new(&cut)).unwrap();
     let big = Bytes::from(vec![7u8; 4000]);
     for id in 1..=200 {
@@ -252,7 +254,7 @@ fn garbage_and_truncated_files_are_corrupt_not_empty() {
 
 #[test]
 fn unexpected_schemas_are_refused() {
-    let ours = temp_db("schema-ours");
+    let (_ours_dir, ours) = temp_db("schema-ours");
     Connection::open(&ours)
         .unwrap()
         .execute_batch("CREATE TABLE gearmand_rs_jobs (x TEXT)")
@@ -263,7 +265,7 @@ fn unexpected_schemas_are_refused() {
         "{err:?}"
     );
 
-    let newer = temp_db("schema-newer");
+    let (_newer_dir, newer) = temp_db("schema-newer");
     sqlite::open(&SqliteConfig::new(&newer)).unwrap().0.close();
     Connection::open(&newer)
         .unwrap()
@@ -272,7 +274,7 @@ fn unexpected_schemas_are_refused() {
     let err = open_err(&SqliteConfig::new(&newer));
     assert!(err.to_string().contains("version 99"), "{err}");
 
-    let foreign = temp_db("schema-foreign");
+    let (_foreign_dir, foreign) = temp_db("schema-foreign");
     Connection::open(&foreign)
         .unwrap()
         .execute_batch("CREATE TABLE gearman_queue (id INTEGER, payload BLOB)")
@@ -283,9 +285,10 @@ fn unexpected_schemas_are_refused() {
         "{err:?}"
     );
 
+    let (_own_dir, own) = temp_db("schema-own-name");
     let own_name = SqliteConfig {
         gearmand_table: "gearmand_rs_jobs".into(),
-        ..SqliteConfig::new(temp_db("schema-own-name"))
+        ..SqliteConfig::new(own)
     };
     assert!(matches!(
         open_err(&own_name),
@@ -295,7 +298,7 @@ fn unexpected_schemas_are_refused() {
 
 #[test]
 fn missing_directory_and_directory_paths_are_unwritable() {
-    let base = temp_db("paths");
+    let (_base_dir, base) = temp_db("paths");
     let missing = base.parent().unwrap().join("no-such-dir").join("q.db");
     let err = open_err(&SqliteConfig::new(&missing));
     assert!(matches!(err, SqliteError::Unwritable { .. }), "{err:?}");
@@ -368,7 +371,7 @@ fn set_mode(path: &Path, mode: u32) {
 #[test]
 fn read_only_directory_and_file_are_refused_at_start() {
     // A directory we may not write: a new queue cannot be created there...
-    let fresh = temp_db("ro-dir-new");
+    let (_fresh_dir, fresh) = temp_db("ro-dir-new");
     let dir = fresh.parent().unwrap();
     set_mode(dir, if is_root() { 0o755 } else { 0o555 });
     let (status, stderr) = start_without_write_access(&fresh);
@@ -381,7 +384,7 @@ fn read_only_directory_and_file_are_refused_at_start() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 
     // ...nor an existing queue used (SQLite needs its -wal and -shm files beside it).
-    let existing = temp_db("ro-dir-existing");
+    let (_existing_dir, existing) = temp_db("ro-dir-existing");
     let (store, _) = sqlite::open(&SqliteConfig::new(&existing)).unwrap();
     insert_sync(&store, record(1, Priority::Normal, "u")).unwrap();
     store.close();
@@ -395,7 +398,7 @@ fn read_only_directory_and_file_are_refused_at_start() {
 
     // A write-protected file in a writable directory (SQLite would quietly open it
     // read-only and fail at the first submission).
-    let protected = temp_db("ro-file");
+    let (_protected_dir, protected) = temp_db("ro-file");
     sqlite::open(&SqliteConfig::new(&protected))
         .unwrap()
         .0

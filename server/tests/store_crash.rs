@@ -102,10 +102,8 @@ fn work(port: u16, function: &str, stop_at_empty: bool) -> Vec<String> {
 
 #[test]
 fn every_acknowledged_job_runs_after_sigkill_and_restart() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-store-{}-e2e", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("queue.db").to_string_lossy().into_owned();
+    let dir = gearman_tests::temp_dir("store-e2e");
+    let db = dir.path().join("queue.db").to_string_lossy().into_owned();
     let args = ["-q", "libsqlite3", "--libsqlite3-db", db.as_str()];
     let mut server = Server::start(&args);
     let port = server.port;

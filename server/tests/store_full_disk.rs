@@ -93,10 +93,8 @@ fn kill(server: Server) {
 
 #[test]
 fn full_disk_start_restore_drain_refuse_then_recover() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-full-disk-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("q.db").display().to_string();
+    let dir = gearman_tests::temp_dir("full-disk");
+    let db = dir.path().join("q.db").display().to_string();
     let log = Arc::new(Mutex::new(Vec::new()));
     let port = free_port();
     let http = free_port();
@@ -195,5 +193,4 @@ fn full_disk_start_restore_drain_refuse_then_recover() {
     let mut conn = Conn::new(port);
     assert_eq!(queued(&mut conn), "full\t1\t0\t0");
     kill(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,16 +7,18 @@ use bytes::Bytes;
 use common::{run, Server};
 use gearman_core::proto::{GrabMode, Priority, Request, Response, WorkPayload};
 use gearman_server::store::sqlite::{self, SqliteConfig};
+use gearman_tests::TempDir;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-store-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("queue.db")
+/// A fresh `queue.db` path in a throwaway directory, removed when the [`TempDir`] is dropped
+/// (keep it alive until the server using it is killed).
+fn temp_db(name: &str) -> (TempDir, PathBuf) {
+    let dir = gearman_tests::temp_dir(&format!("store-{name}"));
+    let db = dir.path().join("queue.db");
+    (dir, db)
 }
 
 fn count(path: &Path, table: &str) -> i64 {
@@ -92,7 +94,7 @@ fn drain(server: &Server, function: &str) -> Vec<String> {
 
 #[test]
 fn real_gearmand_queue_is_imported_in_priority_then_table_order() {
-    let db = temp_db("gearmand");
+    let (_db_dir, db) = temp_db("gearmand");
     gearmand_queue(
         &db,
         &[
@@ -151,7 +153,7 @@ fn real_gearmand_queue_is_imported_in_priority_then_table_order() {
 
 #[test]
 fn old_table_layout_and_custom_table_name_are_imported() {
-    let db = temp_db("old-layout");
+    let (_db_dir, db) = temp_db("old-layout");
     let conn = Connection::open(&db).unwrap();
     // gearmand before when_to_run, under --libsqlite3-table my_queue; an earlier import's
     // copy already sits under the aside name and must survive.
@@ -200,7 +202,7 @@ fn old_table_layout_and_custom_table_name_are_imported() {
 
 #[test]
 fn imported_jobs_are_numbered_past_the_keys_of_dead_letters() {
-    let db = temp_db("past-extras");
+    let (_db_dir, db) = temp_db("past-extras");
     let (store, _) = sqlite::open(&SqliteConfig::new(&db)).unwrap();
     store.close();
     // Dead letters of jobs 1-3 (their job rows are gone), then a gearmand table appears

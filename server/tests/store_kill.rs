@@ -90,10 +90,9 @@ fn child_inserts_until_killed() {
 
 #[test]
 fn acknowledged_inserts_survive_sigkill() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-store-{}-kill", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("queue.db");
+    // Kept to the end: the killed child's file is reopened below.
+    let dir = gearman_tests::temp_dir("store-kill");
+    let db = dir.path().join("queue.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",

@@ -345,9 +345,8 @@ fn a_database_outage_refuses_background_jobs_and_loses_none() {
 #[test]
 fn the_password_never_reaches_the_log() {
     let pg = Postgres::start();
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-pglog-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("server.log");
+    let dir = gearman_tests::temp_dir("pglog");
+    let log = dir.path().join("server.log");
     let log_arg = log.to_string_lossy().into_owned();
     let conninfo = format!("{} password=hunter2", pg.conninfo());
     let mut args = args(&conninfo, "solo", "30");
@@ -389,7 +388,6 @@ fn the_password_never_reaches_the_log() {
     for text in [&logged[..], &stderr[..]] {
         assert!(!text.contains("hunter2"), "the password was logged: {text}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn signal(server: &Server, sig: &str) {

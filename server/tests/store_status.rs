@@ -104,14 +104,13 @@ fn redis_backend_name_and_health() {
 
 #[test]
 fn sqlite_backend_is_named_and_builtin_has_none() {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-status-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("q.db");
+    let dir = gearman_tests::temp_dir("status");
+    let db = dir.path().join("q.db");
     let (server, base) =
         start_with_http(&["-q", "libsqlite3", "--libsqlite3-db", db.to_str().unwrap()]);
     check_up(&server, &base, "libsqlite3");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let (_builtin, base) = start_with_http(&[]);
     assert!(!metrics(&base).contains("gearman_store_"));
     assert!(status(&base)["store"].is_null());

@@ -6,21 +6,10 @@
 //! database fails instead of skipping. PostgreSQL refuses to run as root: when the tests run
 //! as root, the cluster belongs to the `postgres` user and runs under `runuser`.
 
-use crate::free_port;
+use crate::{free_port, temp_dir, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A fresh directory under the system temp dir, named after `what` and this process.
-fn temp_dir(what: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-{what}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
 
 fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
@@ -54,7 +43,8 @@ fn running_as_root() -> bool {
 pub struct Postgres {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    dir: PathBuf,
+    /// Removed when the struct is dropped, after `Drop::drop` has stopped the cluster.
+    dir: TempDir,
     bin: PathBuf,
     /// `Some(user)` when the cluster runs as another user (the tests run as root).
     run_as: Option<&'static str>,
@@ -71,11 +61,12 @@ impl Postgres {
         let dir = temp_dir("pg");
         let run_as = running_as_root().then_some("postgres");
         if let Some(user) = run_as {
-            let status = output(Command::new("chown").args(["-R", user, &dir.to_string_lossy()]));
+            let path = dir.path();
+            let status = output(Command::new("chown").args(["-R", user, &path.to_string_lossy()]));
             assert!(
                 status.status.success(),
                 "chown {}: {status:?}",
-                dir.display()
+                path.display()
             );
         }
         let mut pg = Postgres {
@@ -113,7 +104,7 @@ impl Postgres {
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.dir.path().join("data")
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Output {
@@ -136,9 +127,9 @@ impl Postgres {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=40",
             self.port,
-            self.dir.display()
+            self.dir.path().display()
         );
-        let log = self.dir.join("server.log");
+        let log = self.dir.path().join("server.log");
         let out = self.run(
             "pg_ctl",
             &[
@@ -224,7 +215,7 @@ impl Drop for Postgres {
                 "stop",
             ],
         );
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `self.dir`.
     }
 }
 
@@ -232,7 +223,8 @@ impl Drop for Postgres {
 pub struct Redis {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    dir: PathBuf,
+    /// Removed when the struct is dropped, after `Drop::drop` has killed the server.
+    dir: TempDir,
     child: Option<Child>,
 }
 
@@ -259,10 +251,10 @@ impl Redis {
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(self.dir.path())
             .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"])
             .arg("--logfile")
-            .arg(self.dir.join("redis.log"))
+            .arg(self.dir.path().join("redis.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -272,7 +264,8 @@ impl Redis {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
                 return Err(format!("redis-server exited with {status}: {log}"));
             }
             if ping(self.port) {
@@ -325,14 +318,14 @@ impl Redis {
 
     /// The data directory (holds the append-only file).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `self.dir`.
     }
 }
 

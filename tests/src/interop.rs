@@ -6,7 +6,7 @@
 //!
 //! Every peer must be installed (.ci/run does it); a missing peer fails the scenario.
 
-use crate::{run, stdout, wait_for_workers, Peer, ServerProcess};
+use crate::{run, stdout, temp_dir, wait_for_workers, Peer, ServerProcess, TempDir};
 use std::time::Duration;
 
 /// Time limit for one peer program.
@@ -190,22 +190,24 @@ sort($log);
 echo implode(',', $log), "\n";
 "#;
 
-fn php(script: &str, port: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("gearmand-rs-php-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("script.php");
+/// `script` written to a file in a directory of its own; the directory is removed when the
+/// returned [`TempDir`] is dropped.
+fn php(script: &str, label: &str) -> (TempDir, String) {
+    let dir = temp_dir(&format!("php-{label}"));
+    let path = dir.path().join("script.php");
     std::fs::write(&path, format!("<?php\n{script}")).unwrap();
-    path.to_string_lossy().into_owned()
+    (dir, path.to_string_lossy().into_owned())
 }
 
 /// PHP pecl-gearman: doNormal/doHigh/doLow, doBackground + jobStatus, and addTask/runTasks
 /// with status, data, warning, complete, fail and exception callbacks.
 pub fn php_pecl_client_and_worker(server: &ServerProcess) {
     let port = server.port.to_string();
-    let worker_script = php(PHP_WORKER, &format!("w{port}"));
+    // The scripts' directories outlive the PHP processes (locals drop in reverse order).
+    let (_worker_dir, worker_script) = php(PHP_WORKER, "w");
     let _worker = Peer::spawn("php", &[&worker_script, &port]);
     wait_for_workers(server, "php_exc", 1);
-    let client_script = php(PHP_CLIENT, &format!("c{port}"));
+    let (_client_dir, client_script) = php(PHP_CLIENT, "c");
     let out = run("php", &[&client_script, &port], b"", LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{out:?}");

@@ -27,4 +27,18 @@ mod wire;
 pub use databases::{Postgres, Redis};
 pub use peers::{run, stdout, wait_for_workers, Peer};
 pub use process::{admin_pid, free_port, gearmand_rs_binary, ServerProcess, GEARMAND_C};
+/// What [`temp_dir`] returns, for tests that keep one in a struct.
+pub use tempfile::TempDir;
 pub use wire::{run_job, Conn, WireStream};
+
+/// A fresh throwaway directory under the system temp dir, named `gearmand-rs-LABEL-XXXXXX`
+/// so a leftover is recognisable, removed with its contents when the value is dropped: at
+/// the end of the test, and also when it panics. Keep it alive for as long as a server or
+/// peer uses the directory (declare it before them: locals are dropped in reverse order, so
+/// the processes are killed first).
+pub fn temp_dir(label: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("gearmand-rs-{label}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("create a temp dir for {label}: {e}"))
+}

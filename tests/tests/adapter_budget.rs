@@ -65,13 +65,14 @@ fn blocking_adapter_within_475_lines() {
 
 #[test]
 fn counting_skips_blanks_and_comments() {
-    let dir = std::env::temp_dir().join(format!("adapter-budget-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("adapter-budget-")
+        .tempdir()
+        .unwrap();
     std::fs::write(
-        dir.join("a.rs"),
+        dir.path().join("a.rs"),
         "//! doc\n\n/// item\nfn f() {\n    // why\n}\n",
     )
     .unwrap();
-    assert_eq!(code_lines(&dir), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code_lines(dir.path()), 2);
 }

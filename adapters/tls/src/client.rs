@@ -99,9 +99,8 @@ impl ClientTls {
     ///
     /// ```
     /// use gearman_tls::ClientTls;
-    /// # let dir = std::env::temp_dir().join(format!("doc-ca-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// # let ca = dir.join("ca.pem");
+    /// # let dir = tempfile::Builder::new().prefix("doc-ca-").tempdir().unwrap();
+    /// # let ca = dir.path().join("ca.pem");
     /// # let key = rcgen::KeyPair::generate().unwrap();
     /// # let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     /// # params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

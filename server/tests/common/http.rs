@@ -6,7 +6,7 @@ use super::Server;
 use gearman_core::proto::{GrabMode, Priority, Request, Response, SubmitMode, WorkPayload};
 use gearman_tests::{free_port, run, Conn};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,20 +21,20 @@ pub struct Reply {
 
 /// Runs `curl` with `args` (plus -s -i and a time limit) and parses its reply.
 pub fn curl(args: &[&str]) -> Reply {
-    // The body goes to a file: a large one would fill the stdout pipe.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "gearmand-rs-curl-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
+    // The body goes to a file: a large one would fill the stdout pipe. The file is removed
+    // when `file` drops, also when an assertion below panics.
+    let file = tempfile::Builder::new()
+        .prefix("gearmand-rs-curl-")
+        .tempfile()
+        .expect("a temp file for curl's body")
+        .into_temp_path();
     let file_arg = file.to_str().unwrap().to_string();
     let mut all = vec!["-s", "-D", "-", "-o", &file_arg, "--max-time", "10"];
     all.extend_from_slice(args);
     let out = run("curl", &all, b"", Duration::from_secs(15));
     assert!(out.status.success(), "curl {args:?}: {}", out.status);
     let body = std::fs::read(&file).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
+    drop(file);
     let head = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = head.lines();
     let status = lines

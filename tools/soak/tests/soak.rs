@@ -44,7 +44,8 @@ fn counter(summary: &str, name: &str) -> u64 {
 
 #[test]
 fn soak_75s_with_every_fault() {
-    let dir = std::env::temp_dir().join(format!("gearman-soak-ci-{}", std::process::id()));
+    // Removed when the test ends, passed or failed (the soak has exited by then).
+    let dir = gearman_tests::temp_dir("soak-ci");
     let out = Command::new(env!("CARGO_BIN_EXE_gearman-soak"))
         .args([
             "--duration",
@@ -57,7 +58,7 @@ fn soak_75s_with_every_fault() {
         .arg("--server-bin")
         .arg(gearman_tests::gearmand_rs_binary())
         .arg("--dir")
-        .arg(&dir)
+        .arg(dir.path())
         .output()
         .expect("run gearman-soak");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -86,5 +87,4 @@ fn soak_75s_with_every_fault() {
         "no worker killed mid-job:\n{report}"
     );
     assert_eq!(counter(&stdout, "fail.bg_lost"), 0, "{report}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

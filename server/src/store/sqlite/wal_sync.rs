@@ -190,9 +190,11 @@ mod tests {
 
     #[test]
     fn a_replaced_log_is_synced_through_a_new_descriptor() {
-        let dir = std::env::temp_dir().join(format!("wal-replaced-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("q.db");
+        let dir = tempfile::Builder::new()
+            .prefix("wal-replaced-")
+            .tempdir()
+            .unwrap();
+        let db = dir.path().join("q.db");
         File::create(wal_path(&db)).unwrap();
         let sync = WalSync::open(&db).unwrap();
         sync.sync().unwrap();
@@ -206,12 +208,15 @@ mod tests {
         assert_eq!(of_file(&used.file).unwrap(), now);
         assert_eq!(used.identity, now);
         drop(state);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn statx_and_a_full_stat_agree() {
-        let path = std::env::temp_dir().join(format!("wal-identity-{}", std::process::id()));
+        let dir = tempfile::Builder::new()
+            .prefix("wal-identity-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("file");
         let file = File::create(&path).unwrap();
         assert_eq!(of_path(&path).unwrap(), full::of_path(&path).unwrap());
         assert_eq!(of_file(&file).unwrap(), full::of_file(&file).unwrap());
@@ -220,6 +225,5 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let _other = File::create(&path).unwrap();
         assert_ne!(of_path(&path).unwrap(), of_file(&file).unwrap());
-        std::fs::remove_file(&path).unwrap();
     }
 }
