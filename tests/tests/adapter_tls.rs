@@ -181,7 +181,13 @@ fn trickled_handshake_times_out<A: TlsAdapter>() {
     let started = Instant::now();
     let why = refusal::<A>(&trickler.addr, with_name(&pki.ca, "localhost"));
     let waited = started.elapsed();
-    assert!(why.contains("TLS handshake timed out"), "{why}");
+    // The handshake's own timeout and the connect check's deadline are both 10 s by
+    // default: whichever ends first names the failure (the blocking client hands its
+    // deadline to the handshake, which then says so itself).
+    assert!(
+        why.contains("TLS handshake timed out") || why.contains("not connected within the timeout"),
+        "{why}"
+    );
     let bound = HANDSHAKE_TIMEOUT + Duration::from_secs(5);
     assert!(waited < bound, "gave up after {waited:?}");
 }
