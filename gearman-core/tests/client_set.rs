@@ -226,6 +226,44 @@ fn deadlines_come_from_the_call_or_the_default() {
     );
 }
 
+/// `start_within`: each connect gets its call's deadline; a connect that fails past it
+/// ends the call with `TimedOut` (no failover), and a later call already past its
+/// deadline ends so without connecting; calls without one fail over as before.
+#[test]
+fn a_connect_past_the_calls_deadline_times_the_call_out() {
+    let mut set = set(2, Selection::RoundRobin);
+    let now = Instant::now();
+    let echo = |t: Option<u64>| (Call::Echo(handle("e")), t.map(Duration::from_secs));
+    let clock = std::cell::Cell::new(now);
+    let mut tried = Vec::new();
+    // s0 hangs until the first call's deadline passes; s1 is up.
+    let connect = |addr: &str, deadline: Option<Instant>| {
+        tried.push((addr.to_string(), deadline));
+        match addr {
+            "s0" => {
+                clock.set(now + Duration::from_secs(5));
+                Err(())
+            }
+            _ => Ok(1),
+        }
+    };
+    let calls = vec![echo(Some(5)), echo(Some(5))];
+    set.start_within(calls, now, || clock.get(), connect);
+    let deadline = Some(now + Duration::from_secs(5));
+    assert_eq!(tried, [("s0".to_string(), deadline)]);
+    let results = set.take_results();
+    assert_eq!(
+        results,
+        [Err(CallError::TimedOut), Err(CallError::TimedOut)]
+    );
+    assert_eq!(set.unreachable(), [("s0".to_string(), ())]);
+    // Without a deadline, a failed connect fails over.
+    let mut set = self::set(2, Selection::RoundRobin);
+    let connect = |addr: &str, _: Option<Instant>| connector(&["s0"])(addr);
+    set.start_within(vec![echo(None)], now, || clock.get(), connect);
+    assert_eq!(set.busy(), [1]);
+}
+
 #[test]
 fn waiters_drop_gone_waiters_and_close_everyone_on_closed() {
     let mut w: Waiters<Vec<String>> = Waiters::default();

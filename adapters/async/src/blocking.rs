@@ -18,7 +18,7 @@ use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSe
 use gearman_core::machine::Machine;
 use std::io::{self, ErrorKind, Read, Write};
 use std::marker::PhantomData;
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,28 +59,77 @@ impl Stream for std::os::unix::net::UnixStream {
     }
 }
 
+/// How long a blocking connect may take when nothing sets a deadline: a worker's and an
+/// admin client's connects, and a client call without a timeout. A host that drops SYNs
+/// would otherwise hold the connect for the kernel's timeout (about two minutes on Linux).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens streams to servers; wrap [`StdConnector`] to add TLS or anything else.
 pub trait Connector: Send + Sync {
     /// Opens a stream to `addr`.
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>>;
+
+    /// Opens a stream to `addr`, giving up at `deadline` (if given) with a `TimedOut`
+    /// error. The adapters connect through this; the default ignores the deadline and
+    /// calls [`Connector::connect`], so a connector that can block (a TCP connect to a
+    /// host that drops SYNs, a handshake) should implement it.
+    fn connect_within(
+        &self,
+        addr: &ServerAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Box<dyn Stream>> {
+        let _ = deadline;
+        self.connect(addr)
+    }
 }
 
 impl<C: Connector + ?Sized> Connector for Arc<C> {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
         (**self).connect(addr)
     }
+
+    fn connect_within(
+        &self,
+        addr: &ServerAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Box<dyn Stream>> {
+        (**self).connect_within(addr, deadline)
+    }
+}
+
+/// The time left until `deadline`, or a `TimedOut` error once it passed.
+pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        let e = io::Error::new(ErrorKind::TimedOut, "not connected within the timeout");
+        return Err(e);
+    }
+    Ok(left)
 }
 
 /// TCP (without Nagle: requests are small and latency-bound; with keepalive) and Unix
-/// sockets from std.
+/// sockets from std. A TCP connect with a deadline tries each address the host resolves
+/// to in turn, all within the deadline (name resolution itself is not bounded); a Unix
+/// socket's connect is not bounded.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdConnector;
 
 impl Connector for StdConnector {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
+        self.connect_within(addr, None)
+    }
+
+    fn connect_within(
+        &self,
+        addr: &ServerAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Box<dyn Stream>> {
         match addr {
             ServerAddr::Tcp { host, port } => {
-                let stream = TcpStream::connect((host.as_str(), *port))?;
+                let stream = match deadline {
+                    None => TcpStream::connect((host.as_str(), *port))?,
+                    Some(deadline) => tcp_connect_by((host.as_str(), *port), deadline)?,
+                };
                 stream.set_nodelay(true)?;
                 crate::keep_alive(&stream);
                 Ok(Box::new(stream))
@@ -92,10 +141,36 @@ impl Connector for StdConnector {
         }
     }
 }
-/// Parses `addr` (a malformed one is an `InvalidInput` error) and connects to it; says so
-/// (`tracing`) either way.
+/// `TcpStream::connect` to each address `addr` resolves to, until one connects, all by
+/// `deadline`; the last address's error otherwise.
+fn tcp_connect_by(addr: impl ToSocketAddrs, deadline: Instant) -> io::Result<TcpStream> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, time_left(deadline)?) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        let e = "could not resolve to any addresses";
+        io::Error::new(ErrorKind::InvalidInput, e)
+    }))
+}
+
+/// Parses `addr` (a malformed one is an `InvalidInput` error) and connects to it within
+/// [`CONNECT_TIMEOUT`]; says so (`tracing`) either way.
 pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stream>> {
-    let connected = crate::parse_addr(addr).and_then(|a| connector.connect(&a));
+    connect_within(connector, addr, Some(Instant::now() + CONNECT_TIMEOUT))
+}
+
+/// [`connect`], giving up at `deadline` (`None`: when the connector does).
+pub fn connect_within(
+    connector: &dyn Connector,
+    addr: &str,
+    deadline: Option<Instant>,
+) -> io::Result<Box<dyn Stream>> {
+    let parsed = crate::parse_addr(addr);
+    let connected = parsed.and_then(|a| connector.connect_within(&a, deadline));
     match &connected {
         Ok(_) => tracing::debug!(server = addr, "gearman: connected"),
         Err(e) => tracing::warn!(server = addr, error = %e, "gearman: cannot connect"),
@@ -178,6 +253,7 @@ pub struct ClientEngine {
     set: ClientSet<Box<dyn Stream>, Arc<io::Error>>,
     /// Opens the connections.
     pub connector: Arc<dyn Connector>,
+    timeout: Option<Duration>,
 }
 
 impl ClientEngine {
@@ -186,11 +262,15 @@ impl ClientEngine {
         ClientEngine {
             set: ClientSet::new(addrs, options),
             connector: Arc::new(StdConnector),
+            timeout: options.timeout,
         }
     }
 
     /// Sends every call (pipelined per connection), connecting where needed, then runs
-    /// each busy connection until its calls end; `on_event(i, event)` sees each event of
+    /// each busy connection until its calls end. A call's timeout covers its connect: a
+    /// connect still pending at the call's deadline is that server's failure (`TimedOut`)
+    /// and the call ends with [`Error::TimedOut`]; a connect for a call without a timeout
+    /// gives up after [`CONNECT_TIMEOUT`]; `on_event(i, event)` sees each event of
     /// call `i`. Returns each call's final event or error, in call order.
     pub fn run_calls(
         &mut self,
@@ -206,11 +286,49 @@ impl ClientEngine {
         &mut self,
         calls: Vec<(Call, Option<Duration>)>,
         sources: &mut [Option<&mut dyn Read>],
-        mut on_event: impl FnMut(usize, &ClientEvent),
+        on_event: impl FnMut(usize, &ClientEvent),
     ) -> Vec<Result<ClientEvent, Error>> {
+        self.run(calls, sources, on_event).0
+    }
+
+    /// The connect check behind a client's `connect()`: one ECHO round trip to a server
+    /// (the one the next call would use), connect included, within the client's call
+    /// timeout or [`CONNECT_CHECK_TIMEOUT`](crate::CONNECT_CHECK_TIMEOUT). A connect that
+    /// fails, or is still pending then, is that server's failure: with none left,
+    /// [`Error::NoServer`] names each server's error.
+    pub fn check(&mut self) -> Result<(), Error> {
+        let timeout = self.timeout.unwrap_or(crate::CONNECT_CHECK_TIMEOUT);
+        let echo = Call::Echo(bytes::Bytes::from_static(b"gearman-rs: connect check"));
+        let (mut results, connect_ran_out) =
+            self.run(vec![(echo, Some(timeout))], &mut [], |_, _| {});
+        match results.pop() {
+            Some(Err(Error::TimedOut)) if connect_ran_out => {
+                Err(Error::no_server(self.set.unreachable()))
+            }
+            Some(r) => r.map(drop),
+            None => Err(Error::no_server(self.set.unreachable())),
+        }
+    }
+
+    /// [`ClientEngine::run_calls_with`], also saying whether a connect failed at or after
+    /// its call's deadline.
+    fn run(
+        &mut self,
+        calls: Vec<(Call, Option<Duration>)>,
+        sources: &mut [Option<&mut dyn Read>],
+        mut on_event: impl FnMut(usize, &ClientEvent),
+    ) -> (Vec<Result<ClientEvent, Error>>, bool) {
         let (set, connector) = (&mut self.set, &*self.connector);
-        let open = |addr: &str| connect(connector, addr).map_err(Arc::new);
-        set.start(calls, Instant::now(), open);
+        let mut connect_ran_out = false;
+        let open = |addr: &str, deadline: Option<Instant>| {
+            let bound = deadline.unwrap_or_else(|| Instant::now() + CONNECT_TIMEOUT);
+            let connected = connect_within(connector, addr, Some(bound));
+            if connected.is_err() && deadline.is_some_and(|d| d <= Instant::now()) {
+                connect_ran_out = true;
+            }
+            connected.map_err(Arc::new)
+        };
+        set.start_within(calls, Instant::now(), Instant::now, open);
         let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
         let busy = set.busy();
         // Every server gets its calls before we wait on any one of them.
@@ -231,12 +349,13 @@ impl ClientEngine {
             }
         }
         let results = set.take_results().into_iter();
-        results
+        let results = results
             .map(|r| match r {
                 Err(CallError::NoServer) => Err(Error::no_server(set.unreachable())),
                 r => r.map_err(Error::from),
             })
-            .collect()
+            .collect();
+        (results, connect_ran_out)
     }
 }
 

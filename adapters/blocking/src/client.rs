@@ -4,6 +4,8 @@
 use crate::{ClientBuilder, Error, JobEvent, Task, TaskOutput};
 use bytes::Bytes;
 use gearman_async::blocking::ClientEngine;
+#[cfg(doc)]
+use gearman_async::CONNECT_CHECK_TIMEOUT;
 use gearman_core::client::{Call, ClientEvent, Job, Schedule};
 use gearman_core::proto::{StatusRes, StatusResUnique};
 use std::io::Read;
@@ -34,9 +36,11 @@ impl Client {
     }
 
     /// Opens a connection now (they are otherwise opened on first use) and checks that a
-    /// server answers, so a wrong address or a dead port shows at once.
+    /// server answers, so a wrong address or a dead port shows at once: connect and
+    /// answer within the client's call timeout, or [`CONNECT_CHECK_TIMEOUT`]. A server
+    /// not reached by then is unreachable: [`Error::NoServer`] names each server's error.
     pub fn connect(&mut self) -> Result<(), Error> {
-        self.ping().map(drop)
+        self.engine.check()
     }
 
     /// An ECHO round trip to a server (the one the next call would use): its time.

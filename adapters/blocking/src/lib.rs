@@ -96,7 +96,8 @@ pub fn client() -> ClientBuilder {
 pub fn worker() -> WorkerBuilder {
     Worker::new(Vec::<String>::new())
 }
-pub use gearman_async::blocking::{Connector, StdConnector, Stream};
+pub use gearman_async::blocking::{Connector, StdConnector, Stream, CONNECT_TIMEOUT};
+pub use gearman_async::CONNECT_CHECK_TIMEOUT;
 #[cfg(feature = "tls")]
 pub use gearman_async::{blocking::TlsConnector, ClientTls, ClientTlsBuilder, TlsError};
 pub use gearman_async::{Error, JobEvent, Task, TaskOutput, Unreachable};

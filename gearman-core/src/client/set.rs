@@ -49,6 +49,14 @@ impl<T> Connection for Member<T> {
     }
 }
 
+/// Whether `deadline` passed by `clock`'s time (never without either).
+fn past(deadline: Option<Instant>, clock: &mut Option<&mut dyn FnMut() -> Instant>) -> bool {
+    match (deadline, clock) {
+        (Some(deadline), Some(clock)) => deadline <= clock(),
+        _ => false,
+    }
+}
+
 /// Several server connections of one client, with a result slot per call of a batch;
 /// `E` is what a failed connect reports ([`ClientSet::unreachable`]).
 #[derive(Debug)]
@@ -80,14 +88,46 @@ impl<T, E: Clone> ClientSet<T, E> {
         now: Instant,
         mut connect: impl FnMut(&str) -> Result<T, E>,
     ) {
+        self.start_inner(calls, now, None, |addr, _| connect(addr));
+    }
+
+    /// [`ClientSet::start`] where a call's timeout covers its connect:
+    /// `connect(address, deadline)` is given the deadline of the call it connects for (to
+    /// give up then), and `clock()` reads the time before each connect and after each
+    /// failed one. A call whose deadline passed when its connect failed ends with
+    /// [`CallError::TimedOut`] (the server backs off as after any failed connect) instead
+    /// of trying the next server; one whose deadline passed before its connect (behind
+    /// another call's) ends so without connecting.
+    pub fn start_within(
+        &mut self,
+        calls: Vec<(Call, Option<Duration>)>,
+        now: Instant,
+        mut clock: impl FnMut() -> Instant,
+        connect: impl FnMut(&str, Option<Instant>) -> Result<T, E>,
+    ) {
+        self.start_inner(calls, now, Some(&mut clock), connect);
+    }
+
+    fn start_inner(
+        &mut self,
+        calls: Vec<(Call, Option<Duration>)>,
+        mut now: Instant,
+        mut clock: Option<&mut dyn FnMut() -> Instant>,
+        mut connect: impl FnMut(&str, Option<Instant>) -> Result<T, E>,
+    ) {
         self.results = vec![Err(CallError::NoServer); calls.len()];
+        let start = now;
         for (slot, (call, timeout)) in calls.into_iter().enumerate() {
-            let deadline = timeout.or(self.timeout).map(|t| now + t);
+            let deadline = timeout.or(self.timeout).map(|t| start + t);
             let mut route = self.router.route(&call);
             let started = loop {
                 match self.router.next(&mut route, now) {
                     Step::Use(_, member) => break member.start(call, deadline, slot),
-                    Step::Connect(idx) => match connect(self.router.addr(idx)) {
+                    // Out of time before connecting: not that server's failure.
+                    Step::Connect(_) if past(deadline, &mut clock) => {
+                        break Err(CallError::TimedOut);
+                    }
+                    Step::Connect(idx) => match connect(self.router.addr(idx), deadline) {
                         Ok(io) => {
                             let machine = ClientConnection::new(self.config.clone());
                             let waiters = Waiters::default();
@@ -98,7 +138,15 @@ impl<T, E: Clone> ClientSet<T, E> {
                             };
                             self.router.connected(idx, member);
                         }
-                        Err(e) => self.router.failed(idx, now, e),
+                        Err(e) => {
+                            if let Some(clock) = clock.as_mut() {
+                                now = clock();
+                            }
+                            self.router.failed(idx, now, e);
+                            if clock.is_some() && deadline.is_some_and(|d| d <= now) {
+                                break Err(CallError::TimedOut);
+                            }
+                        }
                     },
                     Step::NoServer => break Err(CallError::NoServer),
                 }

@@ -33,37 +33,70 @@ impl TlsConnector {
 
 impl Connector for TlsConnector {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
+        self.connect_within(addr, None)
+    }
+
+    /// Connects with the inner connector by `deadline`, then runs the handshake and the
+    /// check within [`HANDSHAKE_TIMEOUT`] and by `deadline` too.
+    fn connect_within(
+        &self,
+        addr: &ServerAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Box<dyn Stream>> {
         let name = self.tls.server_name_for(addr);
         let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut conn = ClientConnection::new(self.tls.config(), name).map_err(io::Error::other)?;
-        let mut sock = self.inner.connect(addr)?;
+        let mut sock = self.inner.connect_within(addr, deadline)?;
         // The handshake and the check together, not each read: a server trickling a
         // byte per read timeout must not hold the connect forever.
+        let handshake_end = Instant::now() + HANDSHAKE_TIMEOUT;
+        let until = deadline.map_or(handshake_end, |d| d.min(handshake_end));
+        let call_first = until < handshake_end;
+        // Out of time: the connect's deadline when it ends first, else the handshake's.
+        let timed_out = |e: io::Error, otherwise: fn(io::Error) -> io::Error| match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock if call_first => {
+                let e = "TLS handshake timed out: not done by the connect's deadline";
+                io::Error::new(io::ErrorKind::TimedOut, e)
+            }
+            _ => otherwise(e),
+        };
         let mut bounded = Bounded {
             sock: &mut sock,
-            until: Instant::now() + HANDSHAKE_TIMEOUT,
+            until,
         };
         while conn.is_handshaking() {
-            conn.complete_io(&mut bounded).map_err(handshake_failed)?;
+            let done = conn.complete_io(&mut bounded);
+            done.map_err(|e| timed_out(e, handshake_failed))?;
         }
-        confirm(&mut rustls::Stream::new(&mut conn, &mut bounded))?;
+        let confirmed = confirm(&mut rustls::Stream::new(&mut conn, &mut bounded));
+        confirmed.map_err(|e| timed_out(e, |e| e))?;
+        // The stream's users set their own timeouts; none is left from the handshake.
+        sock.set_read_timeout(None)?;
+        sock.set_write_timeout(None)?;
         Ok(Box::new(TlsStream(StreamOwned::new(conn, sock))))
     }
 }
 
-/// A stream whose reads all end by `until`: each waits at most the time left, and one
-/// started later fails with `TimedOut`.
+/// A stream whose reads and writes all end by `until`: each waits at most the time left,
+/// and one started later fails with `TimedOut`.
 struct Bounded<'a> {
     sock: &'a mut Box<dyn Stream>,
     until: Instant,
 }
 
-impl Read for Bounded<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Bounded<'_> {
+    fn left(&self) -> io::Result<Duration> {
         let left = self.until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
+        Ok(left)
+    }
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
         self.sock.set_read_timeout(Some(left))?;
         self.sock.read(buf)
     }
@@ -71,6 +104,8 @@ impl Read for Bounded<'_> {
 
 impl Write for Bounded<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.sock.set_write_timeout(Some(left))?;
         self.sock.write(buf)
     }
 

@@ -1,0 +1,75 @@
+//! A call's timeout covers connecting to its server: a host that drops SYNs (here, a
+//! listener whose backlog is full) must not hold a blocking call for the kernel's connect
+//! timeout (about two minutes on Linux). Each call runs on a thread the test waits for
+//! at most 10 s, so a hang fails the test instead of holding it.
+
+use gearman_blocking::{Client, Error, Job};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A listener that never accepts, with its backlog full: connects to it hang in SYN_SENT.
+/// Returns its address and what keeps it so.
+fn blackhole() -> (String, TcpListener, Vec<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => held.push(s),
+            Err(_) => return (addr.to_string(), listener, held),
+        }
+    }
+    panic!("the backlog never filled");
+}
+
+/// Runs `call` with `client` on a thread; its result and how long it took, or a panic
+/// when it takes more than 10 s.
+fn within_10s<T: Send + 'static>(
+    mut client: Client,
+    call: impl FnOnce(&mut Client) -> T + Send + 'static,
+) -> (T, Duration) {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let started = Instant::now();
+        let r = call(&mut client);
+        let _ = tx.send((r, started.elapsed()));
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the call still hung after 10 s")
+}
+
+#[test]
+fn a_connect_that_hangs_ends_with_the_calls_timeout() {
+    let (addr, _listener, _held) = blackhole();
+    let client = Client::new([addr]);
+    let (r, took) = within_10s(client, |c| {
+        let job = Job::new("f", "x").timeout(Duration::from_millis(500));
+        c.submit_background(job)
+    });
+    assert!(matches!(r, Err(Error::TimedOut)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn the_client_timeout_bounds_connect() {
+    // The check connect() makes: within the client's timeout too, the server unreachable.
+    let (addr, _listener, _held) = blackhole();
+    let client = gearman_blocking::client()
+        .server(addr)
+        .timeout(Duration::from_millis(500))
+        .build();
+    let (r, took) = within_10s(client, Client::connect);
+    assert!(matches!(r, Err(Error::NoServer(_))), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // And a call with the client's default timeout.
+    let (addr, _listener, _held) = blackhole();
+    let client = gearman_blocking::client()
+        .server(addr)
+        .timeout(Duration::from_millis(500))
+        .build();
+    let (r, took) = within_10s(client, |c| c.echo("x"));
+    assert!(matches!(r, Err(Error::TimedOut)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
