@@ -49,7 +49,7 @@ fn async_std_shim_within_150_lines() {
 }
 
 #[test]
-fn blocking_adapter_within_475_lines() {
+fn blocking_adapter_within_490_lines() {
     // +55 for the admin client's socket loop (its typed calls are gearman-core's AdminCalls),
     // +65 for work_once: a thread per server, the shared stop and the deadline tick,
     // +5 for the `tls` feature: its re-exports and the builders' `tls` (the connector itself
@@ -59,8 +59,11 @@ fn blocking_adapter_within_475_lines() {
     // +30 for streamed workloads: run_streamed, submit_background_streamed and their one
     // call into the engine's run_calls_with (the copy loop is gearman_async::blocking's),
     // +15 for run_streamed_with: a streamed job's events (converted by gearman_async's
-    // JobEvent::from_event, as run_batch's are).
-    check("blocking", 475);
+    // JobEvent::from_event, as run_batch's are),
+    // +15 for the worker logging what the server refused (ERROR packets, functions it
+    // cannot register; the log lines are gearman_async::blocking's) and the connect
+    // timeouts' re-exports (the deadline logic is gearman-core's ClientSet::start_within).
+    check("blocking", 490);
 }
 
 #[test]
