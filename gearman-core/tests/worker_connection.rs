@@ -286,6 +286,43 @@ fn stop_grabbing_lets_the_running_job_finish() {
 }
 
 #[test]
+fn max_in_flight_changes_on_a_live_connection() {
+    let mut w = worker(2, GrabMode::All);
+    // No room (an async worker's handlers from a lost connection still run): registered,
+    // but no grab.
+    w.set_max_in_flight(0);
+    w.can_do(b("f"), None).unwrap();
+    assert_eq!(sent(&mut w), vec![Request::CanDo { function: b("f") }]);
+    assert_eq!(w.grab_state(), GrabState::Idle);
+    // Room appears: it grabs.
+    w.set_max_in_flight(1);
+    assert_eq!(sent(&mut w), vec![Request::GrabJob(GrabMode::All)]);
+    let job = |h: &str| assign(h, "f", AssignExtras::Unique(b("")), "");
+    feed(&mut w, &[job("H:1")]).unwrap();
+    assert!(sent(&mut w).is_empty());
+    w.set_max_in_flight(2);
+    assert_eq!(sent(&mut w), vec![Request::GrabJob(GrabMode::All)]);
+    feed(&mut w, &[job("H:2")]).unwrap();
+    assert!(sent(&mut w).is_empty());
+    // Lowered below what it holds: nothing is dropped, it just grabs no more.
+    w.set_max_in_flight(1);
+    assert_eq!(w.in_flight(), 2);
+    w.work_complete(&b("H:1"), b("1")).unwrap();
+    let complete = |h: &str, d: &str| {
+        Request::WorkComplete(WorkPayload {
+            handle: b(h),
+            data: b(d),
+        })
+    };
+    assert_eq!(sent(&mut w), vec![complete("H:1", "1")]);
+    w.work_complete(&b("H:2"), b("2")).unwrap();
+    assert_eq!(
+        sent(&mut w),
+        vec![complete("H:2", "2"), Request::GrabJob(GrabMode::All)]
+    );
+}
+
+#[test]
 fn cant_do_and_reset_forget_held_jobs() {
     let mut w = worker(2, GrabMode::All);
     w.can_do(b("f"), None).unwrap();

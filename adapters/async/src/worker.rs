@@ -1,5 +1,7 @@
 //! The async worker: one connection per server, each holding up to `concurrency` jobs;
 //! handlers run as spawned tasks and report back through the connection's command channel.
+//! A handler outlives a lost connection and counts against the concurrency of the
+//! server's next connection until it returns (`Slots`).
 
 use crate::client::{Client, ClientBuilder};
 use crate::driver::{drive, Role};
@@ -31,6 +33,91 @@ enum Cmd {
     Shutdown,
     /// CANT_DO for one function, or RESET_ABILITIES for `None`.
     Unregister(Option<Bytes>),
+    /// A handler of an earlier connection to this server returned: room for one more job.
+    Room,
+}
+
+/// One server's running handlers, over every connection (session) made to it, so that
+/// `concurrency` holds across reconnects: a session may hold only `concurrency` minus
+/// the handlers of earlier sessions still running, and grabs again as those return.
+/// Reconnecting does not wait for them (the server would be left unserved meanwhile).
+struct Slots {
+    concurrency: usize,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The current session's number.
+    session: u64,
+    /// Handlers of the current session still running.
+    current: usize,
+    /// Handlers of earlier sessions still running (their results are dropped: the server
+    /// requeued their jobs when the connection went).
+    earlier: usize,
+    /// The current session's commands, told of [`Cmd::Room`].
+    tx: Option<UnboundedSender<Cmd>>,
+}
+
+impl Slots {
+    fn new(concurrency: usize) -> Self {
+        Slots {
+            concurrency: concurrency.max(1),
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a session commanded through `tx`: its number and the jobs it may hold now.
+    fn begin(&self, tx: UnboundedSender<Cmd>) -> (u64, usize) {
+        let mut s = self.lock();
+        s.earlier += std::mem::take(&mut s.current);
+        s.session += 1;
+        s.tx = Some(tx);
+        (s.session, self.concurrency.saturating_sub(s.earlier))
+    }
+
+    /// The jobs the current session may hold now.
+    fn room(&self) -> usize {
+        self.concurrency.saturating_sub(self.lock().earlier)
+    }
+
+    /// A handler of `session` starts; it counts until the guard is dropped.
+    fn start(self: &Arc<Self>, session: u64) -> Running {
+        let mut s = self.lock();
+        match s.session == session {
+            true => s.current += 1,
+            // Not reached: a session spawns handlers only while it is the current one.
+            false => s.earlier += 1,
+        }
+        Running {
+            slots: self.clone(),
+            session,
+        }
+    }
+}
+
+/// A running handler's place in its server's [`Slots`].
+struct Running {
+    slots: Arc<Slots>,
+    session: u64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock();
+        if s.session == self.session {
+            s.current = s.current.saturating_sub(1);
+        } else {
+            s.earlier = s.earlier.saturating_sub(1);
+            if let Some(tx) = &s.tx {
+                let _ = tx.unbounded_send(Cmd::Room);
+            }
+        }
+    }
 }
 
 /// How many bytes a worker connection may hold unsent before
@@ -139,6 +226,13 @@ impl Backlog {
 
 /// A job being worked on: its fields, and the way to report progress.
 ///
+/// If the connection the job came on is lost, the server requeues the job and the
+/// handler's result is dropped; the handler is not cancelled, and counts against the
+/// worker's concurrency (on the server's next connection) until it returns. It can tell
+/// with [`is_connection_lost`](Self::is_connection_lost), or from the error of
+/// [`send_data_async`](Self::send_data_async) and [`report_async`](Self::report_async),
+/// and stop early.
+///
 /// Reports go out in the order they are made, and before the job's result. The plain
 /// methods ([`send_data`](Self::send_data), [`report`](Self::report), ...) queue and
 /// return at once, however far behind the connection is; a handler that streams a lot of
@@ -156,6 +250,12 @@ impl JobContext {
     /// The workload.
     pub fn data(&self) -> &Bytes {
         &self.job.data
+    }
+
+    /// True once the connection this job came on is gone: the server has requeued the
+    /// job, reports go nowhere and the result will be dropped, so the handler may stop.
+    pub fn is_connection_lost(&self) -> bool {
+        self.backlog.closed.load(Ordering::SeqCst)
     }
 
     /// Sends a progress report (WORK_STATUS, WORK_DATA or WORK_WARNING) without waiting:
@@ -273,7 +373,9 @@ impl<Rt: Runtime> WorkerBuilder<Rt> {
         self
     }
 
-    /// Jobs run at once per server connection.
+    /// Jobs run at once per server. This holds across reconnects: handlers still running
+    /// from a lost connection (whose jobs the server requeued) count against it until
+    /// they return, and the new connection grabs only what is left.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.max_in_flight = n.max(1);
         self
@@ -508,6 +610,9 @@ struct WorkerRole<Rt: Runtime> {
     stopping: bool,
     /// Set for [`Worker::work_once`]: the first assignment stops every connection's grabs.
     once: Option<Arc<Once>>,
+    /// The server's running handlers, and this session's number among its connections.
+    slots: Arc<Slots>,
+    session: u64,
     /// The server, for the log.
     server: String,
 }
@@ -555,6 +660,10 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
             }
             Cmd::Unregister(Some(function)) => self.conn.cant_do(function),
             Cmd::Unregister(None) => self.conn.reset_abilities(),
+            Cmd::Room => {
+                self.conn.set_max_in_flight(self.slots.room());
+                Ok(())
+            }
         };
     }
 
@@ -581,12 +690,15 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
             };
             let tx = self.tx.clone();
             let shared = self.shared.clone();
+            let running = self.slots.start(self.session);
             self.shared.rt.spawn(Box::pin(async move {
                 let run = run_job(shared, function, ctx);
                 let result = AssertUnwindSafe(run)
                     .catch_unwind()
                     .await
                     .unwrap_or(Err(WorkError::Fail));
+                // Its slot is free before its result lets the connection grab again.
+                drop(running);
                 let _ = tx.unbounded_send(Cmd::Finish(handle, result));
             }));
         }
@@ -669,6 +781,7 @@ impl<Rt: Runtime> Worker<Rt> {
     async fn serve(&self, addr: String) {
         let rt = &self.shared.rt;
         let mut failures = 0u32;
+        let slots = Arc::new(Slots::new(self.shared.config.max_in_flight));
         while !self.shutdown.is_stopping() {
             let connecting = connect(&*self.shared.connector, &addr);
             let io = match self.shutdown.unless_stopped(connecting).await {
@@ -685,7 +798,7 @@ impl<Rt: Runtime> Worker<Rt> {
             };
             tracing::debug!(server = %addr, "gearman worker: connected");
             failures = 0;
-            let (mut role, rx) = self.session(self.shared.config.clone(), None, &addr);
+            let (mut role, rx) = self.session(&slots, None, &addr);
             drive(&mut role, io, rx, rt, &addr).await;
             let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
             self.shutdown.unless_stopped(wait).await;
@@ -693,20 +806,24 @@ impl<Rt: Runtime> Worker<Rt> {
     }
 
     /// A connection's worker state with the functions registered (minus those
-    /// unregistered at run time) and its command channel known to the handle.
+    /// unregistered at run time), room for the jobs `slots` has left, and its command
+    /// channel known to the handle.
     fn session(
         &self,
-        config: WorkerConfig,
+        slots: &Arc<Slots>,
         once: Option<Arc<Once>>,
         server: &str,
     ) -> (WorkerRole<Rt>, UnboundedReceiver<Cmd>) {
-        let mut conn = WorkerConnection::new(config);
+        let (tx, rx) = unbounded();
+        let mut conn = WorkerConnection::new(self.shared.config.clone());
+        let (session, room) = slots.begin(tx.clone());
+        // Before the registration: the first CAN_DO grabs.
+        conn.set_max_in_flight(room);
         // An invalid name (NUL, too long) is skipped, and said; the others still register.
         let skip = |f: &[u8]| self.shutdown.is_unregistered(f);
         for (function, e) in self.shared.functions.register_except(&mut conn, skip) {
             log_refused_function(server, &function, &e);
         }
-        let (tx, rx) = unbounded();
         if let Ok(mut drivers) = self.shutdown.drivers.lock() {
             drivers.retain(|d| !d.is_closed());
             drivers.push(tx.clone());
@@ -723,6 +840,8 @@ impl<Rt: Runtime> Worker<Rt> {
             taken: 0,
             unwritten: 0,
             once,
+            slots: slots.clone(),
+            session,
             server: server.to_owned(),
         };
         (role, rx)
@@ -771,10 +890,10 @@ impl<Rt: Runtime> Worker<Rt> {
             return Err(Error::NoServer(unreachable));
         }
         let once = Arc::new(Once::default());
-        let mut config = self.shared.config.clone();
-        config.max_in_flight = 1;
         let sessions = connected.into_iter().map(|(addr, io)| {
-            let (mut role, rx) = self.session(config.clone(), Some(once.clone()), addr);
+            // One job at most, and no reconnect.
+            let slots = Arc::new(Slots::new(1));
+            let (mut role, rx) = self.session(&slots, Some(once.clone()), addr);
             if let Ok(mut drivers) = once.drivers.lock() {
                 drivers.push(role.tx.clone());
             }

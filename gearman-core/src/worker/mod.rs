@@ -290,6 +290,21 @@ impl WorkerConnection {
         self.kick(GrabInput::Kick);
     }
 
+    /// Changes how many jobs this connection may hold at once (0: none for now). Raised,
+    /// it grabs again if it was idle for lack of room; lowered, it never drops a held
+    /// job: it just grabs no more until it holds fewer than `n` (a grab already sent may
+    /// still bring one). An async worker uses it so that handlers still running from a
+    /// lost connection count against its concurrency on the new one.
+    pub fn set_max_in_flight(&mut self, n: usize) {
+        self.config.max_in_flight = n;
+        self.kick(GrabInput::Kick);
+    }
+
+    /// How many jobs this connection may hold at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.config.max_in_flight
+    }
+
     /// Jobs held now.
     pub fn in_flight(&self) -> usize {
         self.held.len()

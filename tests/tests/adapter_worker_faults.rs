@@ -1,0 +1,138 @@
+//! Workers against a scripted server (`raw_server`) that misbehaves: one that drops the
+//! connection while a job runs (the worker's concurrency must hold across the reconnect).
+
+mod adapter_common;
+
+use adapter_common::raw_server::{RawConn, RawServer};
+use bytes::Bytes;
+use gearman_async::{Backoff, Runtime};
+use gearman_core::proto::{AssignExtras, JobAssign, Request, Response, WorkPayload};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// How long a test waits for a packet that should come soon.
+const PROMPT: Duration = Duration::from_secs(5);
+/// How long the `slow` handler runs.
+const SLOW: Duration = Duration::from_secs(2);
+
+type BlockOn = fn(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+fn is_grab(r: &Request) -> bool {
+    matches!(r, Request::GrabJob(_))
+}
+
+/// Waits for a grab and assigns `handle` of `slow`.
+fn assign_slow(conn: &mut RawConn, handle: &'static str) {
+    conn.expect(PROMPT, "GRAB_JOB", is_grab);
+    conn.send(Response::JobAssign(JobAssign {
+        handle: handle.into(),
+        function: "slow".into(),
+        extras: AssignExtras::Unique(Bytes::new()),
+        data: handle.into(),
+    }));
+}
+
+/// Joins `thread` within `bound`, so a stuck worker fails the test instead of hanging it.
+fn join_within(thread: std::thread::JoinHandle<()>, bound: Duration, what: &str) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(thread.join());
+    });
+    let joined = rx.recv_timeout(bound);
+    assert!(
+        matches!(joined, Ok(Ok(()))),
+        "{what} did not stop within {bound:?}: {joined:?}"
+    );
+}
+
+/// Handlers running now, and the most that ever ran at once.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// A server that closes the connection 300 ms after assigning a job to a worker with
+/// `concurrency(1)` and a 2 s handler: the handler keeps running (its result is dropped,
+/// the server requeued the job), so the new connection must not take a job before it
+/// returns. It was given one at once: two jobs ran at the same time.
+fn async_concurrency_holds_across_a_reconnect<Rt: Runtime>(
+    rt: Rt,
+    connector: impl gearman_async::Connector,
+    block_on: BlockOn,
+) {
+    let server = RawServer::bind();
+    let gauge = Arc::new(Gauge::default());
+    let (g, sleeper) = (gauge.clone(), rt.clone());
+    let worker = gearman_async::WorkerBuilder::new(rt, connector)
+        .server(server.addr())
+        .concurrency(1)
+        .backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(80),
+        })
+        .function("slow", move |job| {
+            let (g, rt) = (g.clone(), sleeper.clone());
+            async move {
+                let now = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+                g.most.fetch_max(now, Ordering::SeqCst);
+                rt.sleep_until(rt.now() + SLOW).await;
+                g.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(job.data().clone())
+            }
+        })
+        .build();
+    let stop = worker.shutdown_handle();
+    let thread = std::thread::spawn(move || block_on(Box::pin(worker.run())));
+
+    let mut first = server.accept(PROMPT);
+    assign_slow(&mut first, "H:1");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(first);
+
+    // The worker reconnects and registers again at once; its grab waits for H:1's handler.
+    let mut second = server.accept(PROMPT);
+    second.expect(PROMPT, "CAN_DO again", |r| {
+        matches!(r, Request::CanDo { .. })
+    });
+    assign_slow(&mut second, "H:2");
+    let done = second.expect(PROMPT, "WORK_COMPLETE", |r| {
+        matches!(r, Request::WorkComplete(_))
+    });
+    assert_eq!(
+        done,
+        Request::WorkComplete(WorkPayload {
+            handle: "H:2".into(),
+            data: "H:2".into(),
+        })
+    );
+    assert_eq!(
+        gauge.most.load(Ordering::SeqCst),
+        1,
+        "handlers ran at once with concurrency(1)"
+    );
+    stop.shutdown();
+    drop(second);
+    join_within(thread, Duration::from_secs(10), "async worker");
+}
+
+#[test]
+fn tokio_worker_concurrency_holds_across_a_reconnect() {
+    async_concurrency_holds_across_a_reconnect(
+        gearman_tokio::TokioRuntime,
+        gearman_tokio::TokioConnector,
+        |f| tokio::runtime::Runtime::new().expect("tokio").block_on(f),
+    );
+}
+
+#[test]
+fn smol_worker_concurrency_holds_across_a_reconnect() {
+    async_concurrency_holds_across_a_reconnect(
+        gearman_async_std::AsyncIoRuntime,
+        gearman_async_std::AsyncIoConnector,
+        smol::block_on,
+    );
+}
