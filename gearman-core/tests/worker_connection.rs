@@ -4,7 +4,9 @@ use bytes::{Bytes, BytesMut};
 use gearman_core::machine::Machine;
 use gearman_core::proto::*;
 use gearman_core::worker::state::GrabState;
-use gearman_core::worker::{AssignedJob, WorkerConfig, WorkerConnection, WorkerEvent};
+use gearman_core::worker::{
+    AssignedJob, WorkerConfig, WorkerConnection, WorkerEvent, GRAB_REPLY_WAIT,
+};
 use gearman_core::{ConnError, Limits, UsageError};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -320,6 +322,65 @@ fn max_in_flight_changes_on_a_live_connection() {
         sent(&mut w),
         vec![complete("H:2", "2"), Request::GrabJob(GrabMode::All)]
     );
+}
+
+#[test]
+fn a_stop_waits_for_an_unanswered_grab_only_so_long() {
+    let t0 = Instant::now();
+    let mut w = worker(1, GrabMode::All);
+    w.can_do(b("f"), None).unwrap();
+    let _ = sent(&mut w);
+    assert_eq!(w.poll_timeout(), None);
+    w.stop_grabbing_at(t0);
+    assert!(!w.is_quiescent());
+    let deadline = t0 + GRAB_REPLY_WAIT;
+    assert_eq!(w.poll_timeout(), Some(deadline));
+    // Asked again later: the first deadline holds.
+    w.stop_grabbing_at(t0 + Duration::from_secs(1));
+    assert_eq!(w.poll_timeout(), Some(deadline));
+    w.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!w.is_quiescent());
+    w.handle_timeout(deadline);
+    // The adapter may close it now; the machine does not close itself.
+    assert!(w.is_quiescent());
+    assert!(!w.is_closed());
+    assert_eq!(w.poll_timeout(), None);
+}
+
+#[test]
+fn a_grab_answered_in_time_needs_no_timer() {
+    let t0 = Instant::now();
+    let mut w = worker(1, GrabMode::All);
+    w.can_do(b("f"), None).unwrap();
+    let _ = sent(&mut w);
+    w.stop_grabbing_at(t0);
+    feed(&mut w, &[Response::NoJob]).unwrap();
+    assert!(sent(&mut w).is_empty(), "no PRE_SLEEP once stopped");
+    assert!(w.is_quiescent());
+    assert_eq!(w.poll_timeout(), None);
+}
+
+#[test]
+fn jobs_held_at_the_grab_deadline_still_finish() {
+    let t0 = Instant::now();
+    let mut w = worker(2, GrabMode::All);
+    w.can_do(b("f"), None).unwrap();
+    let job = |h: &str| assign(h, "f", AssignExtras::Unique(b("")), "");
+    feed(&mut w, &[job("H:1")]).unwrap();
+    let _ = sent(&mut w);
+    let _ = events(&mut w);
+    // The grab for the second slot is outstanding when the stop comes.
+    w.stop_grabbing_at(t0);
+    w.handle_timeout(t0 + GRAB_REPLY_WAIT);
+    assert!(!w.is_quiescent(), "H:1 is still held");
+    // A late reply to that grab is still a job to run.
+    feed(&mut w, &[job("H:2")]).unwrap();
+    assert_eq!(events(&mut w).len(), 1);
+    w.work_complete(&b("H:1"), b("")).unwrap();
+    assert!(!w.is_quiescent(), "H:2 is still held");
+    w.work_complete(&b("H:2"), b("")).unwrap();
+    assert_eq!(sent(&mut w).len(), 2);
+    assert!(w.is_quiescent());
 }
 
 #[test]

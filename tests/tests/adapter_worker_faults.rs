@@ -1,17 +1,19 @@
 //! Workers against a scripted server (`raw_server`) that misbehaves: one that drops the
-//! connection while a job runs (the worker's concurrency must hold across the reconnect).
+//! connection while a job runs (the worker's concurrency must hold across the reconnect),
+//! one that takes a grab and never answers (a graceful shutdown must still end).
 
 mod adapter_common;
 
 use adapter_common::raw_server::{RawConn, RawServer};
 use bytes::Bytes;
-use gearman_async::{Backoff, Runtime};
+use gearman_async::{Backoff, Runtime, WorkerHandle};
 use gearman_core::proto::{AssignExtras, JobAssign, Request, Response, WorkPayload};
+use gearman_core::worker::GRAB_REPLY_WAIT;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a test waits for a packet that should come soon.
 const PROMPT: Duration = Duration::from_secs(5);
@@ -135,4 +137,82 @@ fn smol_worker_concurrency_holds_across_a_reconnect() {
         gearman_async_std::AsyncIoConnector,
         smol::block_on,
     );
+}
+
+/// Starts a worker serving `addr`; returns its stop and its thread.
+type Start = fn(String) -> (WorkerHandle, std::thread::JoinHandle<()>);
+
+/// A server that takes the worker's grab and never answers it (hung): a graceful shutdown
+/// must still end, [`GRAB_REPLY_WAIT`] after it was asked for. It waited for the reply
+/// forever.
+fn shutdown_ends_despite_an_unanswered_grab(start: Start) {
+    let server = RawServer::bind();
+    let (handle, thread) = start(server.addr());
+    let mut conn = server.accept(PROMPT);
+    conn.expect(PROMPT, "a grab", is_grab);
+    let asked = Instant::now();
+    handle.shutdown();
+    // The watchdog is well past the bound: a worker still waiting fails the test.
+    join_within(
+        thread,
+        GRAB_REPLY_WAIT * 2,
+        "worker with an unanswered grab",
+    );
+    let took = asked.elapsed();
+    assert!(
+        took + Duration::from_millis(50) >= GRAB_REPLY_WAIT,
+        "the grab's reply was not waited for: stopped after {took:?}"
+    );
+    // The connection is closed: the server would requeue a late assignment.
+    assert_eq!(conn.recv_within(PROMPT), None);
+}
+
+fn async_start<Rt: Runtime, C: gearman_async::Connector>(
+    rt: Rt,
+    connector: C,
+    addr: String,
+    block_on: BlockOn,
+) -> (WorkerHandle, std::thread::JoinHandle<()>) {
+    let worker = gearman_async::WorkerBuilder::new(rt, connector)
+        .server(addr)
+        .sync_function("echo", |job| Ok(job.data().clone()))
+        .build();
+    let handle = worker.handle();
+    let thread = std::thread::spawn(move || block_on(Box::pin(worker.run())));
+    (handle, thread)
+}
+
+#[test]
+fn tokio_worker_shutdown_ends_despite_an_unanswered_grab() {
+    shutdown_ends_despite_an_unanswered_grab(|addr| {
+        async_start(
+            gearman_tokio::TokioRuntime,
+            gearman_tokio::TokioConnector,
+            addr,
+            |f| tokio::runtime::Runtime::new().expect("tokio").block_on(f),
+        )
+    });
+}
+
+#[test]
+fn smol_worker_shutdown_ends_despite_an_unanswered_grab() {
+    shutdown_ends_despite_an_unanswered_grab(|addr| {
+        async_start(
+            gearman_async_std::AsyncIoRuntime,
+            gearman_async_std::AsyncIoConnector,
+            addr,
+            smol::block_on,
+        )
+    });
+}
+
+#[test]
+fn blocking_worker_shutdown_ends_despite_an_unanswered_grab() {
+    shutdown_ends_despite_an_unanswered_grab(|addr| {
+        let worker = gearman_blocking::Worker::new([addr])
+            .function("echo", |job| Ok(job.data().clone()))
+            .build();
+        let handle = worker.handle();
+        (handle, std::thread::spawn(move || worker.run()))
+    });
 }

@@ -506,7 +506,9 @@ impl Default for WorkerHandle {
 
 impl WorkerHandle {
     /// Asks every connection to stop after its running jobs: no more grabs, running jobs
-    /// finish, and a reconnect wait or connect in progress is cut short.
+    /// finish, and a reconnect wait or connect in progress is cut short. A grab already
+    /// sent is waited for at most [`GRAB_REPLY_WAIT`](gearman_core::worker::GRAB_REPLY_WAIT)
+    /// (5 s), so a hung server cannot hold the stop.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         if let Ok(mut trigger) = self.trigger.lock() {
@@ -644,7 +646,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         &mut self.conn
     }
 
-    fn command(&mut self, cmd: Cmd, _now: Instant) {
+    fn command(&mut self, cmd: Cmd, now: Instant) {
         // A handle this connection no longer holds (connection replaced, CANT_DO) is
         // a usage error with nothing left to do.
         let _ = match cmd {
@@ -655,7 +657,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
             Cmd::Finish(h, result) => self.conn.finish_job(&h, result),
             Cmd::Shutdown => {
                 self.stopping = true;
-                self.conn.stop_grabbing();
+                self.conn.stop_grabbing_at(now);
                 Ok(())
             }
             Cmd::Unregister(Some(function)) => self.conn.cant_do(function),
@@ -667,7 +669,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
         };
     }
 
-    fn event(&mut self, event: WorkerEvent, _now: Instant) {
+    fn event(&mut self, event: WorkerEvent, now: Instant) {
         if let WorkerEvent::Closed { reason } = &event {
             self.backlog.close(reason.clone());
         }
@@ -678,7 +680,7 @@ impl<Rt: Runtime> Role for WorkerRole<Rt> {
             if let Some(once) = &self.once {
                 once.taken.fetch_add(1, Ordering::SeqCst);
                 self.stopping = true;
-                self.conn.stop_grabbing();
+                self.conn.stop_grabbing_at(now);
                 once.stop_all();
             }
             let handle = job.handle.clone();
@@ -829,7 +831,7 @@ impl<Rt: Runtime> Worker<Rt> {
             drivers.push(tx.clone());
         }
         if self.shutdown.is_stopping() {
-            conn.stop_grabbing();
+            conn.stop_grabbing_at(self.shared.rt.now());
         }
         let role = WorkerRole {
             stopping: self.shutdown.is_stopping(),

@@ -237,7 +237,8 @@ impl Worker {
         loop {
             let stopping = self.handle.is_stopping() || once.is_some_and(Once::is_over);
             if stopping {
-                conn.stop_grabbing();
+                // A grab the server never answers holds the stop GRAB_REPLY_WAIT at most.
+                conn.stop_grabbing_at(Instant::now());
             }
             self.handle.apply_unregistered(&mut conn, &mut seen);
             flush(&mut conn, &mut *stream, &mut out);
@@ -252,7 +253,7 @@ impl Worker {
                 if let WorkerEvent::JobAssigned(job) = event {
                     if let Some(once) = once {
                         once.taken.fetch_add(1, Ordering::SeqCst);
-                        conn.stop_grabbing();
+                        conn.stop_grabbing_at(Instant::now());
                     }
                     let result = {
                         let (job, conn, stream) = (&job, &mut conn, &mut *stream);
@@ -261,7 +262,7 @@ impl Worker {
                     // A stop asked for during the job (a handler counting its jobs): no
                     // grab after this one's result.
                     if self.handle.is_stopping() {
-                        conn.stop_grabbing();
+                        conn.stop_grabbing_at(Instant::now());
                     }
                     // A job the server took back (CANT_DO) is no longer ours to finish.
                     let _ = conn.finish_job(&job.handle, result);

@@ -15,7 +15,15 @@ use crate::proto::{
 use bytes::Bytes;
 use state::{transition, GrabAction, GrabInput, GrabState};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a stopping worker connection waits for the reply to a grab it already sent,
+/// from [`WorkerConnection::stop_grabbing_at`]: a server answers a grab at once (NO_JOB
+/// or a job), so one silent this long is hung, and a graceful shutdown must not wait on
+/// it forever. Past it, a connection holding no job counts as
+/// [quiescent](WorkerConnection::is_quiescent) and may be closed; a job the server
+/// assigns meanwhile is requeued by the server when the connection closes.
+pub const GRAB_REPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// How a worker connection behaves.
 #[derive(Clone, Debug)]
@@ -147,6 +155,10 @@ pub struct WorkerConnection {
     /// handle -> function, for the jobs this connection holds.
     held: HashMap<Bytes, Bytes>,
     echoes: VecDeque<RequestId>,
+    /// When a stopping connection stops waiting for its outstanding grab's reply.
+    grab_deadline: Option<Instant>,
+    /// That deadline passed with the grab still outstanding.
+    grab_given_up: bool,
 }
 
 impl WorkerConnection {
@@ -166,6 +178,8 @@ impl WorkerConnection {
             abilities: BTreeMap::new(),
             held: HashMap::new(),
             echoes: VecDeque::new(),
+            grab_deadline: None,
+            grab_given_up: false,
         }
     }
 
@@ -279,14 +293,28 @@ impl WorkerConnection {
         Ok(req)
     }
 
-    /// Stops asking for jobs (graceful shutdown); held jobs may still be reported.
+    /// Stops asking for jobs (graceful shutdown); held jobs may still be reported. A grab
+    /// already sent keeps the connection from being [quiescent](Self::is_quiescent) until
+    /// the server answers it: see [`WorkerConnection::stop_grabbing_at`] for a bound.
     pub fn stop_grabbing(&mut self) {
         self.grabbing_enabled = false;
+    }
+
+    /// [`WorkerConnection::stop_grabbing`], and waits for the reply to a grab already
+    /// sent no longer than [`GRAB_REPLY_WAIT`] from `now`: past that (a timer, see
+    /// [`Machine::poll_timeout`](crate::machine::Machine::poll_timeout)), the grab no
+    /// longer keeps the connection from being [quiescent](Self::is_quiescent). Called
+    /// again while stopped, it keeps the first deadline.
+    pub fn stop_grabbing_at(&mut self, now: Instant) {
+        self.stop_grabbing();
+        self.grab_deadline.get_or_insert(now + GRAB_REPLY_WAIT);
     }
 
     /// Asks for jobs again after [`WorkerConnection::stop_grabbing`].
     pub fn resume_grabbing(&mut self) {
         self.grabbing_enabled = true;
+        self.grab_deadline = None;
+        self.grab_given_up = false;
         self.kick(GrabInput::Kick);
     }
 
@@ -310,11 +338,12 @@ impl WorkerConnection {
         self.held.len()
     }
 
-    /// True when no job is held and no grab is outstanding: after
-    /// [`WorkerConnection::stop_grabbing`], the connection may then be closed without
-    /// losing work.
+    /// True when no job is held and no grab is outstanding, or only one the server has
+    /// left unanswered for [`GRAB_REPLY_WAIT`] since [`WorkerConnection::stop_grabbing_at`]:
+    /// after a stop, the connection may then be closed without losing work (a job
+    /// assigned to that grab goes back to the server's queue with the connection).
     pub fn is_quiescent(&self) -> bool {
-        self.held.is_empty() && self.state != GrabState::Grabbing
+        self.held.is_empty() && (self.state != GrabState::Grabbing || self.grab_given_up)
     }
 
     /// Where the grab cycle is.
@@ -490,5 +519,17 @@ impl Role for WorkerConnection {
         self.echoes.clear();
         self.state = GrabState::Idle;
         WorkerEvent::Closed { reason }
+    }
+
+    /// The stop's deadline for an outstanding grab's reply, while it matters.
+    fn next_deadline(&self) -> Option<Instant> {
+        let waiting = self.state == GrabState::Grabbing && !self.grab_given_up;
+        self.grab_deadline.filter(|_| waiting)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        if self.next_deadline().is_some_and(|d| d <= now) {
+            self.grab_given_up = true;
+        }
     }
 }
