@@ -1,7 +1,7 @@
 //! A call's timeout covers connecting to its server: a host that drops SYNs (here, a
-//! listener whose backlog is full) must not hold a blocking call for the kernel's connect
-//! timeout (about two minutes on Linux). Each call runs on a thread the test waits for
-//! at most 10 s, so a hang fails the test instead of holding it.
+//! listener whose backlog is full) must not hold a call for the kernel's connect timeout
+//! (about two minutes on Linux), async or blocking. Each call is watched for at most 10 s,
+//! so a hang fails the test instead of holding it.
 
 use gearman_blocking::{Client, Error, Job};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +24,34 @@ fn blackhole() -> (String, TcpListener, Vec<TcpStream>) {
     panic!("the backlog never filled");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_connect_that_hangs_ends_with_the_calls_timeout() {
+    let (addr, _listener, _held) = blackhole();
+    let client = gearman_tokio::client().server(addr).build();
+    let job = gearman_tokio::Job::new("f", "x").timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let submitted = client.submit_background(job);
+    let r = tokio::time::timeout(Duration::from_secs(10), submitted).await;
+    assert!(
+        matches!(r, Ok(Err(gearman_tokio::Error::TimedOut))),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The check connect() makes: within the client's timeout too.
+    let (addr, _listener, _held) = blackhole();
+    let client = gearman_tokio::client()
+        .server(addr)
+        .timeout(Duration::from_millis(300))
+        .build();
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), client.connect()).await;
+    assert!(
+        matches!(r, Ok(Err(gearman_tokio::Error::NoServer(_)))),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
 /// Runs `call` with `client` on a thread; its result and how long it took, or a panic
 /// when it takes more than 10 s.
 fn within_10s<T: Send + 'static>(
@@ -41,7 +69,7 @@ fn within_10s<T: Send + 'static>(
 }
 
 #[test]
-fn a_connect_that_hangs_ends_with_the_calls_timeout() {
+fn blocking_connect_that_hangs_ends_with_the_calls_timeout() {
     let (addr, _listener, _held) = blackhole();
     let client = Client::new([addr]);
     let (r, took) = within_10s(client, |c| {
@@ -53,7 +81,7 @@ fn a_connect_that_hangs_ends_with_the_calls_timeout() {
 }
 
 #[test]
-fn the_client_timeout_bounds_connect() {
+fn blocking_client_timeout_bounds_connect() {
     // The check connect() makes: within the client's timeout too, the server unreachable.
     let (addr, _listener, _held) = blackhole();
     let client = gearman_blocking::client()
