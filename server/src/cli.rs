@@ -167,7 +167,7 @@ pub struct Args {
     )]
     pub pid_file: Option<PathBuf>,
 
-    /// Log destination: a file, `stderr` or `none`.
+    /// Log destination: a file (reopened on SIGHUP, for logrotate), `stderr` or `none`.
     #[arg(
         short = 'l',
         long = "log-file",

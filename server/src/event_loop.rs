@@ -73,7 +73,7 @@ static CONNECTION_REFUSED: LogLimiter = LogLimiter::new(std::time::Duration::fro
 
 /// What stops the server, besides an admin `shutdown`.
 pub(crate) enum StopOn {
-    /// SIGTERM or SIGINT (graceful); SIGHUP reloads the ACL: the binary.
+    /// SIGTERM or SIGINT (graceful); SIGHUP reopens the log file and reloads the ACL: the binary.
     Signals,
     /// The in-process handle's request (`true`: graceful; a dropped handle: now). No
     /// signal handlers: the host program's signals stay its own.
@@ -229,7 +229,7 @@ pub(crate) async fn serve(
                 graceful = &mut shutdown, if grace_deadline.is_none() => {
                     core.stop_requested = Some(graceful);
                 }
-                _ = next_hangup(&mut hangups) => core.reload_acl(),
+                _ = next_hangup(&mut hangups) => core.hangup(),
                 msg = from_conns.recv() => {
                     let Some(msg) = msg else { break };
                     core.handle(msg);
@@ -505,8 +505,10 @@ impl CoreTask {
         }
     }
 
-    /// SIGHUP: reads `--acl-file` again; a bad file keeps the rules in force.
-    fn reload_acl(&mut self) {
+    /// SIGHUP: reopens `--log-file` (logrotate), reads `--acl-file` again; a bad file
+    /// keeps the rules in force.
+    fn hangup(&mut self) {
+        crate::logging::reopen();
         let Some(path) = &self.settings.security.acl_file else {
             tracing::info!("SIGHUP: no --acl-file to reload");
             return;
@@ -547,7 +549,7 @@ type Hangups = ();
 fn hangup_signals() -> Hangups {
     use tokio::signal::unix::{signal, SignalKind};
     signal(SignalKind::hangup())
-        .map_err(|e| tracing::warn!("SIGHUP unavailable, no ACL reloads: {e}"))
+        .map_err(|e| tracing::warn!("SIGHUP unavailable, no ACL reloads or log reopening: {e}"))
         .ok()
 }
 

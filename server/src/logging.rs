@@ -6,13 +6,72 @@ use crate::StartError;
 use nix::syslog::{openlog, syslog, Facility, LogFlags, Priority, Severity};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
+
+/// The `--log-file` being written and its path, for [`reopen`] (SIGHUP, as gearmand: after
+/// logrotate has moved it away).
+static LOG_FILE: OnceLock<(PathBuf, Arc<Mutex<std::fs::File>>)> = OnceLock::new();
+
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Reopens `--log-file` (nothing to do when logging to stderr, nowhere or syslog only);
+/// when it cannot be opened, logging carries on into the old file and says why.
+pub(crate) fn reopen() {
+    let Some((path, file)) = LOG_FILE.get() else {
+        return;
+    };
+    match open_log(path) {
+        Ok(new) => {
+            *file.lock().unwrap_or_else(|p| p.into_inner()) = new;
+            tracing::info!("SIGHUP: log file {} reopened", path.display());
+        }
+        Err(e) => tracing::error!(
+            "SIGHUP: cannot reopen log file {}: {e}; still writing to the old one",
+            path.display()
+        ),
+    }
+}
+
+/// The `--log-file` writer: the shared file [`reopen`] swaps.
+struct SharedFile(Arc<Mutex<std::fs::File>>);
+
+impl SharedFile {
+    fn file(&self) -> std::sync::MutexGuard<'_, std::fs::File> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Write for &SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    // The fmt layer writes each event whole with one `write_all`.
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file().write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for SharedFile {
+    type Writer = &'a SharedFile;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
 
 /// Keeps logging alive for the life of the process.
 pub(crate) struct LogGuard;
@@ -91,16 +150,15 @@ pub(crate) fn init(settings: &Settings) -> Result<LogGuard, StartError> {
                 .boxed(),
         ),
         path => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = open_log(path.as_ref())
                 .map_err(|e| StartError(format!("cannot open log file {path}: {e}")))?;
+            let file = Arc::new(Mutex::new(file));
+            let _ = LOG_FILE.set((PathBuf::from(path), file.clone()));
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
                     .with_ansi(false)
-                    .with_writer(Mutex::new(file))
+                    .with_writer(SharedFile(file))
                     .boxed(),
             )
         }

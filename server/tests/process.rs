@@ -125,6 +125,40 @@ fn pid_file_and_log_file_are_written_and_the_pid_file_removed_on_exit() {
     assert!(logged.contains("stopped"), "{logged}");
 }
 
+/// logrotate (Debian's gearman-job-server rule) moves the log away and sends SIGHUP: the
+/// server must reopen its `--log-file` by name, as gearmand does, or it keeps writing into
+/// the rotated (then compressed and deleted) file.
+#[test]
+fn sighup_reopens_the_log_file_after_logrotate_moved_it() {
+    let dir = gearman_tests::temp_dir("logrotate");
+    let log = dir.path().join("log");
+    let rotated = dir.path().join("log.1");
+    let mut server = Server::start(&["-l", log.to_str().unwrap(), "--verbose", "INFO"]);
+    std::fs::rename(&log, &rotated).unwrap();
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("reopened")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new log file after SIGHUP; the rotated one has:\n{}",
+            std::fs::read_to_string(&rotated).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.terminate();
+    assert!(server.wait_exit(LIMIT).expect("exits").success());
+    let fresh = std::fs::read_to_string(&log).unwrap();
+    assert!(fresh.contains("stopped"), "{fresh}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("listening on"), "{old}");
+    assert!(!old.contains("stopped"), "{old}");
+}
+
 #[test]
 fn keepalive_flags_reach_accepted_sockets() {
     let server = Server::start(&[
