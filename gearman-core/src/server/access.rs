@@ -67,11 +67,28 @@ fn admin_word(text: &str) -> String {
 
 impl Server {
     /// Puts an ACL in force (or, with `None`, allows everything again), for new and open
-    /// connections alike.
+    /// connections alike: a worker loses the registrations the new ACL no longer grants it
+    /// (the jobs it runs stay with it).
     pub fn set_acl(&mut self, acl: Option<Acl>) {
-        for c in self.conns.values_mut() {
+        let mut revoked = Vec::new();
+        for id in self.conns.sorted_ids() {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
             let s = &mut c.session;
             s.access = Access::new(s.access.identity.clone(), acl.as_ref());
+            for a in c.worker.abilities() {
+                let name = self
+                    .jobs
+                    .function(a.function)
+                    .map_or(&[][..], |f| &f.name[..]);
+                if !s.access.allows(Permission::Register, name) {
+                    revoked.push((id, a.function));
+                }
+            }
+        }
+        for (conn, function) in revoked {
+            self.revoke_ability(conn, function);
         }
         self.acl = acl;
     }

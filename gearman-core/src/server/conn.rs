@@ -64,10 +64,6 @@ impl Conns {
         self.map.iter().map(|(id, c)| (*id, c))
     }
 
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Conn> {
-        self.map.values_mut()
-    }
-
     /// Every connection id, sorted (for stable admin listings).
     pub(crate) fn sorted_ids(&self) -> Vec<ConnId> {
         let mut ids: Vec<ConnId> = self.map.keys().copied().collect();

@@ -81,6 +81,22 @@ impl Server {
         }
     }
 
+    /// An ACL no longer lets `conn` register `function`: the registration goes, as with
+    /// CANT_DO, but jobs it already runs stay with it (they were granted) and report as usual.
+    pub(super) fn revoke_ability(&mut self, conn: ConnId, function: FunctionId) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let woken = c.worker.noop_sent;
+        let Some(ability) = c.worker.remove(function) else {
+            return;
+        };
+        self.jobs.unregister(function, ability.registrations);
+        if woken {
+            self.pass_on_wakeup([function]);
+        }
+    }
+
     /// RESET_ABILITIES: a CANT_DO of every function, in registration order.
     pub(super) fn reset_abilities(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(conn) else {
