@@ -1633,3 +1633,18 @@ fn stats_count_jobs_where_they_change_state_and_snapshot_matches_status() {
     let waited = s.queue_wait.sum_secs;
     assert!((waited - 0.22).abs() < 1e-9, "{waited}");
 }
+
+/// `drop function` compares case-insensitively (as gearmand), but drops the function
+/// named exactly when it exists, not another spelling of it.
+#[test]
+fn drop_function_prefers_the_exact_name() {
+    let mut net = Net::new(11);
+    let admin = net.connect();
+    assert_eq!(net.admin(admin, "create function zz\r\n"), "OK\r\n");
+    assert_eq!(net.admin(admin, "create function ZZ\r\n"), "OK\r\n");
+    assert_eq!(net.admin(admin, "drop function zz\r\n"), "OK\r\n");
+    assert_eq!(net.admin(admin, "status\n"), "ZZ\t0\t0\t0\n.\n");
+    // Another spelling still finds it.
+    assert_eq!(net.admin(admin, "drop function Zz\r\n"), "OK\r\n");
+    assert_eq!(net.admin(admin, "status\n"), ".\n");
+}

@@ -112,12 +112,15 @@ impl Server {
     /// `drop function`: refused while anything still depends on the function, including
     /// queued jobs (gearmand orphans those; we never lose a job this way).
     fn drop_function(&mut self, name: &[u8], out: &mut Vec<u8>) {
-        let found = self
-            .jobs
-            .functions
-            .sorted()
-            .find(|(_, f)| f.name.eq_ignore_ascii_case(name))
-            .map(|(id, _)| id);
+        // gearmand compares case-insensitively; the function named exactly goes first, so
+        // `drop function zz` never drops `ZZ` while `zz` exists.
+        let found = self.jobs.functions.id(name).or_else(|| {
+            self.jobs
+                .functions
+                .sorted()
+                .find(|(_, f)| f.name.eq_ignore_ascii_case(name))
+                .map(|(id, _)| id)
+        });
         match found {
             None => render::err(out, "function not found"),
             Some(id) if self.jobs.drop_function(id) => render::ok(out),
