@@ -29,8 +29,12 @@ fn named_file(args: &[OsString]) -> Option<PathBuf> {
 }
 
 /// Splits a configuration file into tokens as gearmand does (on ' ', '\n' and '\r').
+/// A line starting with `#` is a comment (gearmand ignores the words of such a line
+/// unless one looks like a flag).
 pub fn tokens(text: &str) -> Vec<OsString> {
-    text.split([' ', '\n', '\r'])
+    text.split('\n')
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split([' ', '\r']))
         .filter(|t| !t.is_empty())
         .map(OsString::from)
         .collect()

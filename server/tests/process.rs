@@ -398,3 +398,19 @@ fn a_configuration_files_password_does_not_reach_the_error_line() {
     assert_one_line(&stderr, "password=***");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// A gearmand configuration file with comment lines starts as it does with gearmand, which
+/// ignores their words; before, `#` was an unexpected argument and the server refused to
+/// start.
+#[test]
+fn configuration_file_comment_lines_are_ignored() {
+    let dir = gearman_tests::temp_dir("conf-comments");
+    let conf = dir.path().join("gearmand.conf");
+    std::fs::write(
+        &conf,
+        "# gearmand settings\n--verbose INFO\n  # the job retries: 3\r\n--job-retries 3\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--config-file", conf.to_str().unwrap()]);
+    assert_eq!(server.conn().admin("verbose\n"), "OK INFO\n");
+}
