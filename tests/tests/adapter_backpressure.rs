@@ -13,7 +13,7 @@ use gearman_core::worker::{Report, WorkError};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One chunk of the streamed output.
@@ -88,17 +88,9 @@ fn read_stream(conn: &mut RawConn) {
     assert_eq!(done, Some(complete), "WORK_COMPLETE after the last chunk");
 }
 
-/// Joins `thread` within a bound, so a stuck worker fails the test instead of hanging it.
+/// Joins `thread` within 10 s (see [`adapter_common::join_within`]).
 fn join_within(thread: std::thread::JoinHandle<()>, what: &str) {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(thread.join());
-    });
-    let joined = rx.recv_timeout(Duration::from_secs(10));
-    assert!(
-        matches!(joined, Ok(Ok(()))),
-        "{what} did not stop: {joined:?}"
-    );
+    adapter_common::join_within(thread, Duration::from_secs(10), what);
 }
 
 /// An async worker whose `stream` handler sends [`CHUNKS`] chunks with `send_data_async`,

@@ -40,17 +40,9 @@ fn assign_and_expect_result(conn: &mut RawConn) {
     conn.expect(PROMPT, "the grab after WORK_COMPLETE", is_grab);
 }
 
-/// Joins `thread` within a bound, so a stuck worker fails the test instead of hanging it.
+/// Joins `thread` within 10 s (see [`adapter_common::join_within`]).
 fn join_within(thread: std::thread::JoinHandle<()>, what: &str) {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(thread.join());
-    });
-    let joined = rx.recv_timeout(Duration::from_secs(10));
-    assert!(
-        matches!(joined, Ok(Ok(()))),
-        "{what} did not stop: {joined:?}"
-    );
+    adapter_common::join_within(thread, Duration::from_secs(10), what);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod adapter_common;
 
+use adapter_common::join_within;
 use adapter_common::raw_server::{RawConn, RawServer};
 use bytes::Bytes;
 use gearman_async::{Backoff, Runtime, WorkerHandle};
@@ -12,7 +13,7 @@ use gearman_core::worker::GRAB_REPLY_WAIT;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for a packet that should come soon.
@@ -35,19 +36,6 @@ fn assign_slow(conn: &mut RawConn, handle: &'static str) {
         extras: AssignExtras::Unique(Bytes::new()),
         data: handle.into(),
     }));
-}
-
-/// Joins `thread` within `bound`, so a stuck worker fails the test instead of hanging it.
-fn join_within(thread: std::thread::JoinHandle<()>, bound: Duration, what: &str) {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(thread.join());
-    });
-    let joined = rx.recv_timeout(bound);
-    assert!(
-        matches!(joined, Ok(Ok(()))),
-        "{what} did not stop within {bound:?}: {joined:?}"
-    );
 }
 
 /// Handlers running now, and the most that ever ran at once.

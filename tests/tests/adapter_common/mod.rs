@@ -1014,3 +1014,16 @@ macro_rules! adapter_suite {
         )*
     };
 }
+
+/// Joins `thread` within `bound`, so a stuck worker fails the test instead of hanging it.
+pub fn join_within(thread: std::thread::JoinHandle<()>, bound: std::time::Duration, what: &str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(thread.join());
+    });
+    let joined = rx.recv_timeout(bound);
+    assert!(
+        matches!(joined, Ok(Ok(()))),
+        "{what} did not stop within {bound:?}: {joined:?}"
+    );
+}
