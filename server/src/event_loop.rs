@@ -5,6 +5,7 @@
 use crate::cli::Settings;
 use crate::connection::set::Connections;
 use crate::core_channel::{CoreReport, ExtrasList, StoreInfo, ToCore};
+use crate::heap_trim::HeapTrim;
 use crate::listeners::{accept, Bound};
 use crate::log_limit::{repeats_note, LogLimiter};
 use crate::store::StoreHandle;
@@ -63,11 +64,10 @@ struct CoreTask {
     /// another server are numbered from here, so they never share an id with this
     /// server's own.
     next_durable: u64,
+    /// Gives a drained backlog's memory back to the system.
+    heap_trim: HeapTrim,
 }
 
-/// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
-/// called once the store is open, the pid file written and privileges dropped, just before
-/// serving.
 /// Connections refused past --max-connections are logged once per interval.
 static CONNECTION_REFUSED: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
 
@@ -80,6 +80,9 @@ pub(crate) enum StopOn {
     Handle(tokio::sync::oneshot::Receiver<bool>),
 }
 
+/// Runs the server on `listeners` (already bound) with the ACL read at start. `ready` is
+/// called once the store is open, the pid file written and privileges dropped, just before
+/// serving.
 pub(crate) async fn serve(
     settings: Settings,
     listeners: Vec<Bound>,
@@ -191,6 +194,7 @@ pub(crate) async fn serve(
         commit_stats: None,
         store_info: None,
         next_durable,
+        heap_trim: HeapTrim::default(),
     };
     core.store_info = core.settings.store.as_ref().map(|backend| StoreInfo {
         backend: backend.queue_type(),
@@ -279,6 +283,12 @@ pub(crate) async fn serve(
                 core.server.handle_timeout(now);
             }
             core.flush();
+            let held = core.server.jobs_held();
+            if let Some(took) = core.heap_trim.observe(held) {
+                tracing::debug!(
+                    "{held} job(s) left of a larger backlog: free heap memory released in {took:?}"
+                );
+            }
             match core.stop_requested.take() {
                 Some(false) => {
                     tracing::info!("admin shutdown: stopping now");

@@ -29,6 +29,7 @@ mod core_channel;
 mod daemon;
 mod embedded;
 mod event_loop;
+mod heap_trim;
 mod host;
 mod http;
 mod job_flags;

@@ -1,7 +1,8 @@
 //! Scale in jobs: a million background jobs are accepted and held queued at once, then each
 //! is handed out exactly once. Not timed: memory per job and speed are measured by
 //! `gearman-bench --memory` and the load modes, never here; the test only bounds each wait,
-//! so a server that stops answering fails it instead of hanging it.
+//! so a server that stops answering fails it instead of hanging it. Once drained, most of
+//! the memory the backlog took is given back (checked with a wide margin).
 
 mod common;
 
@@ -54,9 +55,9 @@ fn a_million_queued_jobs_are_accepted_and_each_handed_out_once() {
         for i in start..(start + BATCH).min(JOBS) {
             let submit = Request::Submit(SubmitJob {
                 function: FUNCTION.into(),
-                unique: "".into(),
+                unique: format!("u{i}").into(),
                 mode: SubmitMode::Background(Priority::Normal),
-                data: i.to_string().into(),
+                data: format!("{i:064}").into(),
             });
             batch.extend_from_slice(&submit.to_bytes());
         }
@@ -69,6 +70,7 @@ fn a_million_queued_jobs_are_accepted_and_each_handed_out_once() {
         }
     }
     assert_eq!(status(&mut client), (JOBS, 0, 0), "all queued at once");
+    let queued_rss = rss_kib(&server);
 
     // Drain: BATCH grabs at a time, each assignment completed in the next write.
     let mut worker = Conn::new(server.port);
@@ -115,4 +117,24 @@ fn a_million_queued_jobs_are_accepted_and_each_handed_out_once() {
     worker.send(Request::GrabJob(GrabMode::Plain));
     assert_eq!(next(&mut worker, "grabbing past the end"), Response::NoJob);
     assert_eq!(status(&mut client), (0, 0, 1), "queue empty, one worker");
+
+    // Most of the backlog's memory goes back to the system once it is drained: 6% of it
+    // was left here, 24% without the heap trim, 32% without the trim and the index
+    // shrinking. A wide margin: this guards the release, not a figure.
+    let drained_rss = rss_kib(&server);
+    assert!(
+        drained_rss * 6 < queued_rss,
+        "resident memory {drained_rss} KiB once drained, {queued_rss} KiB with {JOBS} jobs queued"
+    );
+}
+
+/// The server's resident memory.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("the server's /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS line in {status:?}"))
 }

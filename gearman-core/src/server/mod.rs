@@ -260,6 +260,13 @@ impl Server {
         self.jobs.queued_jobs()
     }
 
+    /// Every job the server holds (queued, waiting, running, or waiting for the store),
+    /// counted in constant time, unlike [`Server::queued_jobs`] and [`Server::running_jobs`],
+    /// which add up every function's counts.
+    pub fn jobs_held(&self) -> usize {
+        self.jobs.jobs.len()
+    }
+
     /// Checks the internal invariants; `Err` describes the first violation. A test hook.
     pub fn check_invariants(&self) -> Result<(), String> {
         invariants::check(self)

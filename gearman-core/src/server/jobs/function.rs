@@ -8,6 +8,9 @@ use bytes::Bytes;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+/// Below this capacity a queue is never shrunk.
+const MIN_QUEUE_CAPACITY: usize = 1024;
+
 /// One function's queues. Queues hold job ids; a job that leaves from the middle (it ended:
 /// cancelled, abandoned) leaves its id behind, skipped when it reaches the front, so
 /// removal is O(1); `queued` counts live entries only, and the deques are compacted when
@@ -95,6 +98,10 @@ impl Function {
             q.pop_front();
         } else if q.len() > 2 * *n + 64 {
             q.retain(|&id| is_live(id));
+        }
+        // A drained backlog gives its memory back (amortised: a shrink at most halves it).
+        if q.capacity() > 4 * q.len() + MIN_QUEUE_CAPACITY {
+            q.shrink_to(2 * q.len());
         }
     }
 
@@ -374,5 +381,20 @@ mod tests {
         }
         assert_eq!(f.queued(Priority::Low), 1);
         assert!(f.queue_ids().count() <= 2 + 64, "{}", f.queue_ids().count());
+    }
+
+    #[test]
+    fn a_drained_queue_gives_its_memory_back() {
+        let mut f = Function::new(Bytes::from_static(b"f"));
+        for id in 1..=100_000 {
+            f.push(Priority::Normal, JobId(id));
+        }
+        // Each leaves from the front, to run.
+        for id in 1..=99_990 {
+            f.remove(Priority::Normal, JobId(id), |_| true);
+        }
+        let capacity = f.queues[Priority::Normal.index()].capacity();
+        assert!(capacity <= 4 * 10 + MIN_QUEUE_CAPACITY, "{capacity}");
+        assert_eq!(f.queue_ids().count(), 10);
     }
 }

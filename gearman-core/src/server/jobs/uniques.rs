@@ -17,6 +17,9 @@ use crate::server::id_map::IdMap;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 
+/// Below this capacity a table is never shrunk.
+const MIN_CAPACITY: usize = 1024;
+
 /// A job's neighbours in the chain of jobs coalescing on its key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Links {
@@ -110,6 +113,7 @@ impl UniqueIndex {
             if let Ok(entry) = self.heads.find_entry(hash, |&other| other == id) {
                 entry.remove();
             }
+            self.shrink(jobs);
             return;
         };
         self.remove_chained(jobs, id);
@@ -128,6 +132,32 @@ impl UniqueIndex {
             ) {
                 *entry.get_mut() = next;
             }
+        }
+        self.shrink(jobs);
+    }
+
+    /// Gives memory back once a table is mostly empty (a drained backlog of a million
+    /// jobs left ~20 MB of empty buckets). Amortised: a shrink at most halves a table and
+    /// rehashes only what is left.
+    fn shrink(&mut self, jobs: &JobTable) {
+        let hasher = &self.hasher;
+        if self.heads.capacity() > 4 * self.heads.len() + MIN_CAPACITY {
+            self.heads.shrink_to(2 * self.heads.len(), |&id| {
+                jobs.get(id)
+                    .and_then(Job::key_bytes)
+                    .map_or(0, |(k, b)| key_hash(hasher, k, b))
+            });
+        }
+        if self.chained.capacity() > 4 * self.chained.len() + MIN_CAPACITY {
+            self.chained.shrink_to(2 * self.chained.len(), |&id| {
+                jobs.get(id).map_or(0, |j| {
+                    j.key_bytes()
+                        .map_or(0, |(k, b)| chained_hash(hasher, j.function, k, b))
+                })
+            });
+        }
+        if self.chains.capacity() > 4 * self.chains.len() + MIN_CAPACITY {
+            self.chains.shrink_to(2 * self.chains.len());
         }
     }
 
@@ -360,5 +390,28 @@ mod tests {
         index.remove(&jobs, id);
         assert_eq!(index.find(&jobs, FunctionId(3), KeyKind::Data, b"x"), None);
         assert_eq!(index.ids().count(), 0);
+    }
+
+    #[test]
+    fn the_tables_shrink_as_jobs_leave_and_still_find_the_rest() {
+        let (mut jobs, mut index) = (JobTable::new(), UniqueIndex::default());
+        // Each unique in two functions: heads, links and chained entries alike.
+        let ids: Vec<(JobId, u32, String)> = (0..50_000)
+            .flat_map(|i| [0, 1].map(|f| (f, format!("u{i}"))))
+            .map(|(f, u)| (add(&mut jobs, &mut index, f, u.as_bytes()), f, u))
+            .collect();
+        let (gone, kept) = ids.split_at(ids.len() - 20);
+        for (id, _, _) in gone {
+            index.remove(&jobs, *id);
+            jobs.remove(*id);
+        }
+        assert!(index.heads.capacity() <= 4 * 20 + MIN_CAPACITY);
+        assert!(index.chained.capacity() <= 4 * 20 + MIN_CAPACITY);
+        assert!(index.chains.capacity() <= 4 * 20 + MIN_CAPACITY);
+        for (id, f, u) in kept {
+            let found = index.find(&jobs, FunctionId(*f), KeyKind::Unique, u.as_bytes());
+            assert_eq!(found, Some(*id), "{u} of function {f}");
+        }
+        assert_eq!(index.ids().count(), kept.len());
     }
 }
