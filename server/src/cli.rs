@@ -273,6 +273,18 @@ pub struct Args {
     )]
     pub http_read_timeout: u64,
 
+    /// Seconds an HTTP reply may go without a byte taken by the client (one that stopped
+    /// reading, its socket buffers full); past it the connection is closed. Not counted
+    /// while a job waits for its result, nor while the client reads, however slowly.
+    #[arg(
+        long = "http-write-timeout",
+        default_value_t = 30,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        help_heading = "HTTP"
+    )]
+    pub http_write_timeout: u64,
+
     /// HTTP connections open at once (long-polling job requests included); past it the
     /// listener accepts no more until one closes, and new ones wait in the listen backlog.
     #[arg(
@@ -416,6 +428,8 @@ pub struct HttpSettings {
     pub listen: Vec<String>,
     /// `--http-read-timeout`: the time for a request's headers, and again for its body.
     pub read_timeout: Duration,
+    /// `--http-write-timeout`: the longest a reply may make no progress.
+    pub write_timeout: Duration,
     /// `--http-max-connections`: connections served at once.
     pub max_connections: usize,
 }
@@ -467,6 +481,7 @@ impl Args {
                 self.http_listen.clone()
             },
             read_timeout: Duration::from_secs(self.http_read_timeout),
+            write_timeout: Duration::from_secs(self.http_write_timeout),
             max_connections: self.http_max_connections,
         });
         let job_retries = match self.job_retries {
@@ -748,12 +763,15 @@ mod tests {
             .unwrap();
         assert_eq!(h.listen, ["127.0.0.1"]);
         assert_eq!(h.read_timeout, Duration::from_secs(30));
+        assert_eq!(h.write_timeout, Duration::from_secs(30));
         assert_eq!(h.max_connections, 1024);
         let h = settings(&[
             "-r",
             "http",
             "--http-read-timeout",
             "2",
+            "--http-write-timeout",
+            "3",
             "--http-max-connections",
             "8",
         ])
@@ -761,10 +779,11 @@ mod tests {
         .http
         .unwrap();
         assert_eq!(
-            (h.read_timeout, h.max_connections),
-            (Duration::from_secs(2), 8)
+            (h.read_timeout, h.write_timeout, h.max_connections),
+            (Duration::from_secs(2), Duration::from_secs(3), 8)
         );
         assert!(settings(&["--http-read-timeout", "0"]).is_err());
+        assert!(settings(&["--http-write-timeout", "0"]).is_err());
         assert!(settings(&["--http-max-connections", "0"]).is_err());
         assert!(settings(&["-r", "gopher"]).is_err());
     }

@@ -594,11 +594,13 @@ fn a_stalled_job_body_is_closed_after_the_read_timeout() {
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
 }
 
-/// The read timeout bounds reading a request, not the wait for its job's result: a job
-/// with no worker for three times the timeout is still answered once one comes.
+/// The read and write timeouts bound reading a request and writing its reply, not the wait
+/// for its job's result: a job with no worker for three times the timeouts is still
+/// answered once one comes.
 #[test]
 fn an_http_job_waits_for_a_worker_longer_than_the_read_timeout() {
-    let (server, base) = start_with_http(&["--http-read-timeout", "1"]);
+    let (server, base) =
+        start_with_http(&["--http-read-timeout", "1", "--http-write-timeout", "1"]);
     let answer = std::thread::spawn(move || job_answer(&base, "/late_echo", &[], "patience"));
     std::thread::sleep(Duration::from_secs(3));
     assert!(!answer.is_finished(), "answered with no worker");
@@ -607,6 +609,56 @@ fn an_http_job_waits_for_a_worker_longer_than_the_read_timeout() {
     assert_eq!(
         (status, command.as_deref(), body.as_str()),
         (200, Some("WORK_COMPLETE"), "patience")
+    );
+    worker.stop();
+}
+
+/// --http-write-timeout: a client that sends a job and never reads its reply, far larger
+/// than the socket buffers, is closed once the reply has made no progress for the timeout
+/// (here 1 s), and its connection slot goes to the next client (here the only slot).
+#[test]
+fn a_client_that_never_reads_its_reply_is_closed_after_the_write_timeout() {
+    use std::io::Write;
+    let (server, base) =
+        start_with_http(&["--http-write-timeout", "1", "--http-max-connections", "1"]);
+    let worker = Worker::start(server.port, &["echo"]);
+    gearman_tests::wait_for_workers(&server, "echo", 1);
+    // Linux lets the server's send buffer grow to 4 MiB (tcp_wmem); the client's receive
+    // buffer is made small, so most of the reply cannot leave the server.
+    const WORKLOAD: usize = 16 << 20;
+    let addr: std::net::SocketAddr = http_addr(&base).parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // Before connecting: the window offered is fixed then.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut stalled: std::net::TcpStream = socket.into();
+    stalled
+        .write_all(
+            format!("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {WORKLOAD}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    // The server reads the whole workload before the job runs, so this returns.
+    stalled.write_all(&vec![b'w'; WORKLOAD]).unwrap();
+
+    let mut next = std::net::TcpStream::connect(addr).unwrap();
+    send_healthz(&mut next);
+    let reply = healthz_reply(&mut next, LIMIT)
+        .expect("the next client was not served: the one not reading still holds the slot");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // The stalled client can still read what the kernel holds of its reply, then the end.
+    let (got, _) = read_until_closed(&mut stalled, LIMIT);
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "{:?}",
+        &got[..got.len().min(200)]
+    );
+    assert!(
+        got.len() < WORKLOAD,
+        "the whole reply arrived ({} bytes): it never stalled",
+        got.len()
     );
     worker.stop();
 }

@@ -6,7 +6,8 @@
 //! each request sends it a [`ToCore::Report`] and gets a [`CoreReport`] back, so the job
 //! state stays single-owner. A sampler keeps a few minutes of totals for the charts.
 //! Connections are served by the accept loop in `serve`, which bounds how long a client
-//! may take to send a request and how many connections are open at once.
+//! may take to send a request or to take its reply, and how many connections are open at
+//! once.
 
 mod dashboard;
 mod extras;
@@ -14,6 +15,7 @@ mod jobs;
 mod metrics;
 mod serve;
 mod store_status;
+mod write_stall;
 
 use crate::core_channel::{CoreReport, ToCore};
 use axum::extract::State;
@@ -85,8 +87,8 @@ fn sample(report: &CoreReport) -> Sample {
     }
 }
 
-/// Serves HTTP on `listeners` until the process ends, with the read timeout and the
-/// connection cap of `settings`.
+/// Serves HTTP on `listeners` until the process ends, with the read and write timeouts
+/// and the connection cap of `settings`.
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     to_core: mpsc::Sender<ToCore>,
@@ -141,6 +143,7 @@ pub(crate) fn spawn(
             listener,
             app.clone(),
             settings.read_timeout,
+            settings.write_timeout,
             slots.clone(),
         ));
     }
