@@ -1,5 +1,6 @@
 //! `--acl-file`: reading the permissions file at start (a bad file is a start error) and
-//! on SIGHUP (a bad file keeps the rules in force, and the log says why).
+//! on SIGHUP (a bad file keeps the rules in force, and the log says why), and saying in
+//! the log what the rules in force grant.
 
 use gearman_core::acl::{Acl, MAX_ACL_BYTES};
 use std::io::Read;
@@ -16,3 +17,20 @@ pub(crate) fn load(path: &Path) -> Result<Acl, String> {
         .map_err(|e| why(&e))?;
     Acl::parse_bytes(&bytes).map_err(|e| why(&e))
 }
+
+/// Logs the rules now in force from `path`, at start or (`reloaded`) on SIGHUP: the count
+/// of grants, or a warning when there are none. An empty or comments-only file parses, but
+/// then every submission, registration and admin command is refused, which is rarely meant.
+pub(crate) fn log_in_force(path: &Path, acl: &Acl, reloaded: bool) {
+    let path = path.display();
+    match (acl.is_empty(), reloaded) {
+        (false, false) => tracing::info!("ACL {path}: {} grant(s)", acl.len()),
+        (false, true) => tracing::info!("SIGHUP: ACL {path} reloaded, {} grant(s)", acl.len()),
+        (true, false) => tracing::warn!("ACL {path} {GRANTS_NOTHING}"),
+        (true, true) => tracing::warn!("SIGHUP: ACL {path} reloaded: it {GRANTS_NOTHING}"),
+    }
+}
+
+/// The warning for a file without rules.
+const GRANTS_NOTHING: &str = "grants nothing (no rules, only blank lines or comments): every \
+    job submission, worker registration and admin command will be refused";

@@ -97,7 +97,7 @@ pub(crate) async fn serve(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StartError(format!("cannot register the listeners: {e}")))?;
     if let (Some(acl), Some(path)) = (&acl, &settings.security.acl_file) {
-        tracing::info!("ACL {}: {} grant(s)", path.display(), acl.len());
+        acl::log_in_force(path, acl, false);
     }
     // The store is opened and replayed before any connection is accepted.
     let (mut durable_extras, mut extras) = (false, Vec::new());
@@ -525,11 +525,7 @@ impl CoreTask {
         };
         match acl::load(path) {
             Ok(acl) => {
-                tracing::info!(
-                    "SIGHUP: ACL {} reloaded, {} grant(s)",
-                    path.display(),
-                    acl.len()
-                );
+                acl::log_in_force(path, &acl, true);
                 self.server.set_acl(Some(acl));
             }
             Err(e) => tracing::error!("SIGHUP: keeping the previous ACL: {e}"),

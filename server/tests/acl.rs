@@ -358,3 +358,77 @@ fn without_an_acl_file_everything_is_allowed() {
     assert_eq!(plain.admin("create function f\n"), "OK\r\n");
     assert!(plain.admin("status\n").ends_with(".\n"));
 }
+
+/// Waits (bounded) until the file at `log` has a line holding `text`, and returns it.
+fn log_line(log: &Path, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = all.lines().find(|l| l.contains(text)) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "log never said {text:?}:\n{all}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A file that grants nothing (empty, or only comments) parses, but refuses every request:
+/// a warning says so at start and on reload (logged at --verbose WARNING, so not INFO).
+#[test]
+fn an_acl_that_grants_nothing_is_a_warning_at_start_and_on_reload() {
+    let dir = gearman_tests::temp_dir("acl-nothing");
+    let (acl, log) = (dir.path().join("acl"), dir.path().join("log"));
+    let (acl_arg, log_arg) = (acl.display().to_string(), log.display().to_string());
+    let args = [
+        "--acl-file",
+        &acl_arg,
+        "--log-file",
+        &log_arg,
+        "--verbose",
+        "WARNING",
+    ];
+
+    // On reload: started with a grant (the start probe's admin `getpid` needs it).
+    std::fs::write(&acl, "anonymous admin-read\n").unwrap();
+    let server = common::Server::start(&args);
+    let mut conn = server.conn();
+    assert!(conn.admin("status\n").ends_with(".\n"));
+    std::fs::write(&acl, "# no rules yet\n\n   # nor here\n").unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = log_line(&log, "grants nothing");
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(
+        line.contains(&format!("SIGHUP: ACL {acl_arg} reloaded"))
+            && line.contains("will be refused"),
+        "{line}"
+    );
+    // As the warning says.
+    assert_eq!(
+        conn.admin("status\n"),
+        "ERR PERMISSION_DENIED admin-read+not+permitted+for+anonymous\r\n"
+    );
+    drop(server);
+
+    // At start: an empty file (the probe would be refused, so the log tells it is up).
+    std::fs::write(&acl, "").unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let port = gearman_tests::free_port();
+    let child = Command::new(BINARY)
+        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed when dropped.
+    let _server = gearman_tests::ServerProcess { port, child };
+    let line = log_line(&log, "grants nothing");
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(
+        line.contains(&format!("ACL {acl_arg} grants nothing")) && line.contains("will be refused"),
+        "{line}"
+    );
+}
