@@ -552,8 +552,9 @@ pub fn client_conn(data: &[u8]) {
 /// A worker connection under arbitrary registrations, results for held jobs, grab
 /// stops/resumes, echoes, closes and server input (raw bytes or well-formed packets):
 /// never panics; everything it sends parses; it never holds more than `max_in_flight`
-/// jobs nor one handle twice; results are refused for jobs it does not hold; echo replies
-/// match echo requests; `Closed` comes once and last.
+/// jobs (with those taken back by CANT_DO/RESET_ABILITIES and not finished) nor one
+/// handle twice; results are refused for jobs it does not hold; echo replies match echo
+/// requests; `Closed` comes once and last.
 pub fn worker_conn(data: &[u8]) {
     use crate::proto::{AssignExtras, JobAssign};
     use crate::worker::{Report, WorkError, WorkerEvent as E};
@@ -568,6 +569,9 @@ pub fn worker_conn(data: &[u8]) {
         ..WorkerConfig::default()
     });
     let mut held: BTreeSet<Bytes> = BTreeSet::new();
+    // Handles the server took back, their results not finished yet (a handle may be
+    // assigned again meanwhile, so it may be here twice).
+    let mut taken_back: Vec<Bytes> = Vec::new();
     let mut echoes = 0usize;
     let mut closed = false;
     let mut next_handle = 0u32;
@@ -584,18 +588,18 @@ pub fn worker_conn(data: &[u8]) {
                 let timeout = (op & 0x10 != 0).then(|| Duration::from_millis(1500));
                 let _ = conn.can_do(name, timeout);
             }
-            // The server requeues that function's held jobs; the machine forgets them
+            // The server requeues that function's held jobs; the machine takes them back
             // (checked by the resync below).
             1 => {
                 let _ = conn.cant_do(name);
             }
             2 => {
                 if conn.reset_abilities().is_ok() {
-                    held.clear();
+                    taken_back.extend(std::mem::take(&mut held));
                 }
             }
             3..=5 => {
-                let pick: Vec<_> = held.iter().cloned().collect();
+                let pick: Vec<_> = held.iter().chain(&taken_back).cloned().collect();
                 let handle = match c.pick(&pick) {
                     Some(h) if op & 0x80 == 0 => h.clone(),
                     _ => Bytes::from_static(b"H:not-held"),
@@ -608,6 +612,12 @@ pub fn worker_conn(data: &[u8]) {
                 let was_held = held.remove(&handle);
                 let accepted = conn.finish_job(&handle, result).is_ok();
                 assert!(!accepted || was_held, "finished a job it did not hold");
+                // A held handle's result goes first; a taken-back one's frees its place.
+                if !was_held && !closed {
+                    if let Some(i) = taken_back.iter().position(|h| *h == handle) {
+                        taken_back.swap_remove(i);
+                    }
+                }
             }
             6 => {
                 let pick: Vec<_> = held.iter().cloned().collect();
@@ -687,21 +697,31 @@ pub fn worker_conn(data: &[u8]) {
                     assert!(conn.is_closed());
                     closed = true;
                     held.clear();
+                    taken_back.clear();
                 }
                 _ => {}
             }
         }
         assert_eq!(conn.is_closed(), closed);
         if held.len() != conn.in_flight() {
-            // CANT_DO drops the held jobs of one function; resync from the machine.
+            // CANT_DO takes back the held jobs of one function; resync from the machine.
             assert!(held.len() > conn.in_flight());
-            held.retain(|h| conn.work_status(h, 0, 0).is_ok());
+            let (still, back): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut held)
+                .into_iter()
+                .partition(|h| conn.work_status(h, 0, 0).is_ok());
+            held = still;
+            taken_back.extend(back);
             out.clear();
             let _ = conn.poll_transmit(&mut out);
         }
         assert_eq!(held.len(), conn.in_flight());
+        assert_eq!(
+            taken_back.len(),
+            conn.taken_back(),
+            "taken-back jobs disagree"
+        );
         assert!(
-            conn.in_flight() <= max,
+            conn.in_flight() + conn.taken_back() <= max,
             "holds more jobs than max_in_flight"
         );
     }

@@ -384,7 +384,7 @@ fn jobs_held_at_the_grab_deadline_still_finish() {
 }
 
 #[test]
-fn cant_do_and_reset_forget_held_jobs() {
+fn cant_do_and_reset_take_held_jobs_back() {
     let mut w = worker(2, GrabMode::All);
     w.can_do(b("f"), None).unwrap();
     w.can_do(b("g"), None).unwrap();
@@ -399,11 +399,89 @@ fn cant_do_and_reset_forget_held_jobs() {
     )
     .unwrap();
     w.cant_do(b("f")).unwrap();
+    assert!(w.work_status(&b("H:1"), 1, 2).is_err());
     assert!(w.work_complete(&b("H:1"), b("")).is_err());
     assert_eq!(w.in_flight(), 1);
     w.reset_abilities().unwrap();
     assert_eq!(w.in_flight(), 0);
     assert_eq!(w.abilities().count(), 0);
+    // Neither result goes to the server, which requeued both jobs.
+    let sent = sent(&mut w);
+    assert!(
+        !sent.iter().any(|r| matches!(
+            r,
+            Request::WorkStatus(_) | Request::WorkComplete(_) | Request::WorkFail { .. }
+        )),
+        "a taken-back job's report was sent: {sent:?}"
+    );
+}
+
+/// A job the server took back (CANT_DO, RESET_ABILITIES) is not held, but its handler
+/// still runs: it takes a place until its result is finished, so a worker cannot run more
+/// handlers than `max_in_flight` by unregistering. It used to grab at once.
+#[test]
+fn taken_back_jobs_count_until_finished() {
+    let mut w = worker(1, GrabMode::All);
+    w.can_do(b("f"), None).unwrap();
+    w.can_do(b("g"), None).unwrap();
+    let _ = sent(&mut w);
+    feed(
+        &mut w,
+        &[assign("H:1", "f", AssignExtras::Unique(b("")), "")],
+    )
+    .unwrap();
+    w.cant_do(b("f")).unwrap();
+    assert_eq!(sent(&mut w), vec![Request::CantDo { function: b("f") }]);
+    assert_eq!((w.in_flight(), w.taken_back()), (0, 1));
+    w.stop_grabbing_at(Instant::now());
+    assert!(!w.is_quiescent(), "H:1's handler still runs");
+    w.resume_grabbing();
+    assert!(sent(&mut w).is_empty(), "grabbed while H:1's handler runs");
+    // Its result frees the place, and nothing is sent for it.
+    assert!(w.work_complete(&b("H:1"), b("late")).is_err());
+    assert_eq!(w.taken_back(), 0);
+    assert_eq!(sent(&mut w), vec![Request::GrabJob(GrabMode::All)]);
+    feed(&mut w, &[Response::NoJob]).unwrap();
+    let _ = sent(&mut w);
+
+    // RESET_ABILITIES the same, also with a function registered again afterwards.
+    feed(&mut w, &[Response::Noop]).unwrap();
+    let _ = sent(&mut w);
+    feed(
+        &mut w,
+        &[assign("H:2", "g", AssignExtras::Unique(b("")), "")],
+    )
+    .unwrap();
+    w.reset_abilities().unwrap();
+    w.can_do(b("g"), None).unwrap();
+    assert_eq!(
+        sent(&mut w),
+        vec![Request::ResetAbilities, Request::CanDo { function: b("g") }]
+    );
+    assert_eq!(w.taken_back(), 1);
+    assert!(w.work_fail(&b("H:2")).is_err());
+    assert_eq!(sent(&mut w), vec![Request::GrabJob(GrabMode::All)]);
+    // A second result for it is refused and frees nothing more.
+    assert!(w.work_fail(&b("H:2")).is_err());
+    assert_eq!(w.taken_back(), 0);
+    assert!(sent(&mut w).is_empty());
+}
+
+/// A closed connection's taken-back jobs are the adapter's to count (a new connection
+/// starts empty).
+#[test]
+fn close_forgets_taken_back_jobs() {
+    let mut w = worker(1, GrabMode::All);
+    w.can_do(b("f"), None).unwrap();
+    feed(
+        &mut w,
+        &[assign("H:1", "f", AssignExtras::Unique(b("")), "")],
+    )
+    .unwrap();
+    w.reset_abilities().unwrap();
+    assert_eq!(w.taken_back(), 1);
+    w.close();
+    assert_eq!(w.taken_back(), 0);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Workers against a scripted server (`raw_server`) that misbehaves: one that drops the
 //! connection while a job runs (the worker's concurrency must hold across the reconnect),
-//! one that takes a grab and never answers (a graceful shutdown must still end).
+//! one that takes a grab and never answers (a graceful shutdown must still end). Also the
+//! application unregistering a function while a job of it runs (concurrency must hold).
 
 mod adapter_common;
 
@@ -203,4 +204,176 @@ fn blocking_worker_shutdown_ends_despite_an_unanswered_grab() {
         let handle = worker.handle();
         (handle, std::thread::spawn(move || worker.run()))
     });
+}
+
+/// Starts a worker serving `addr` with `concurrency(1)`, functions `slow` (a [`SLOW`]
+/// handler) and `quick`, both counted by the gauge; returns its handle and its thread.
+type StartCounted = fn(String, Arc<Gauge>) -> (WorkerHandle, std::thread::JoinHandle<()>);
+
+impl Gauge {
+    /// Waits until a handler runs.
+    fn wait_running(&self) {
+        let end = Instant::now() + PROMPT;
+        while self.now.load(Ordering::SeqCst) == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            self.now.load(Ordering::SeqCst),
+            1,
+            "the handler did not start"
+        );
+    }
+
+    /// Counts a handler in; returns a guard counting it out.
+    fn enter(self: &Arc<Self>) -> GaugeGuard {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        GaugeGuard(self.clone())
+    }
+}
+
+struct GaugeGuard(Arc<Gauge>);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The application unregisters `slow` (CANT_DO) while a job of it runs, on a worker with
+/// `concurrency(1)` that still serves `quick`: the server requeued the job, but its
+/// handler still runs, so the worker must not take a `quick` job before it returns. The
+/// async worker grabbed at once: two handlers ran at the same time.
+fn concurrency_holds_after_unregister(start: StartCounted) {
+    let server = RawServer::bind();
+    let gauge = Arc::new(Gauge::default());
+    let (handle, thread) = start(server.addr(), gauge.clone());
+    let mut conn = server.accept(PROMPT);
+    assign_slow(&mut conn, "H:1");
+    gauge.wait_running();
+    handle.unregister("slow");
+    // The next grab, whenever the worker sends it, gets a `quick` job.
+    conn.expect(PROMPT + SLOW, "GRAB_JOB after the CANT_DO", is_grab);
+    conn.send(Response::JobAssign(JobAssign {
+        handle: "H:2".into(),
+        function: "quick".into(),
+        extras: AssignExtras::Unique(Bytes::new()),
+        data: "H:2".into(),
+    }));
+    conn.expect(
+        PROMPT,
+        "H:2's WORK_COMPLETE",
+        |r| matches!(r, Request::WorkComplete(p) if p.handle == "H:2"),
+    );
+    assert_eq!(
+        gauge.most.load(Ordering::SeqCst),
+        1,
+        "handlers ran at once with concurrency(1)"
+    );
+    handle.shutdown();
+    drop(conn);
+    join_within(thread, PROMPT + SLOW, "worker");
+}
+
+fn async_start_counted<Rt: Runtime, C: gearman_async::Connector>(
+    rt: Rt,
+    connector: C,
+    addr: String,
+    gauge: Arc<Gauge>,
+    block_on: BlockOn,
+) -> (WorkerHandle, std::thread::JoinHandle<()>) {
+    let (slow_gauge, sleeper) = (gauge.clone(), rt.clone());
+    let worker = gearman_async::WorkerBuilder::new(rt, connector)
+        .server(addr)
+        .concurrency(1)
+        .backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(80),
+        })
+        .function("slow", move |job| {
+            let (g, rt) = (slow_gauge.clone(), sleeper.clone());
+            async move {
+                let _counted = g.enter();
+                rt.sleep_until(rt.now() + SLOW).await;
+                Ok(job.data().clone())
+            }
+        })
+        .sync_function("quick", move |job| {
+            let _counted = gauge.enter();
+            Ok(job.data().clone())
+        })
+        .build();
+    let handle = worker.handle();
+    let thread = std::thread::spawn(move || block_on(Box::pin(worker.run())));
+    (handle, thread)
+}
+
+fn tokio_start_counted(
+    addr: String,
+    gauge: Arc<Gauge>,
+) -> (WorkerHandle, std::thread::JoinHandle<()>) {
+    async_start_counted(
+        gearman_tokio::TokioRuntime,
+        gearman_tokio::TokioConnector,
+        addr,
+        gauge,
+        |f| tokio::runtime::Runtime::new().expect("tokio").block_on(f),
+    )
+}
+
+fn smol_start_counted(
+    addr: String,
+    gauge: Arc<Gauge>,
+) -> (WorkerHandle, std::thread::JoinHandle<()>) {
+    async_start_counted(
+        gearman_async_std::AsyncIoRuntime,
+        gearman_async_std::AsyncIoConnector,
+        addr,
+        gauge,
+        smol::block_on,
+    )
+}
+
+fn blocking_start_counted(
+    addr: String,
+    gauge: Arc<Gauge>,
+) -> (WorkerHandle, std::thread::JoinHandle<()>) {
+    let slow_gauge = gauge.clone();
+    let worker = gearman_blocking::Worker::new([addr])
+        .concurrency(1)
+        .backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(80),
+        })
+        .poll_interval(Duration::from_millis(20))
+        .function("slow", move |job| {
+            let _counted = slow_gauge.enter();
+            std::thread::sleep(SLOW);
+            Ok(job.data().clone())
+        })
+        .function("quick", move |job| {
+            let _counted = gauge.enter();
+            Ok(job.data().clone())
+        })
+        .build();
+    let handle = worker.handle();
+    let thread = std::thread::spawn(move || worker.run());
+    (handle, thread)
+}
+
+#[test]
+fn tokio_worker_concurrency_holds_after_unregister() {
+    concurrency_holds_after_unregister(tokio_start_counted);
+}
+
+#[test]
+fn smol_worker_concurrency_holds_after_unregister() {
+    concurrency_holds_after_unregister(smol_start_counted);
+}
+
+/// The blocking worker runs each job inline on its connection's thread, so it cannot
+/// grab while a handler runs: this guards that it stays so.
+#[test]
+fn blocking_worker_concurrency_holds_after_unregister() {
+    concurrency_holds_after_unregister(blocking_start_counted);
 }

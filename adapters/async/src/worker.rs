@@ -521,8 +521,10 @@ impl WorkerHandle {
     }
 
     /// Stops serving `function` (CANT_DO on every connection, and not registered again
-    /// after a reconnect). The server requeues that function's jobs this worker holds. A
-    /// blocking worker's idle connection applies it within its poll interval.
+    /// after a reconnect). The server requeues that function's jobs this worker holds;
+    /// their handlers are not cancelled: their results are dropped, and each counts
+    /// against the worker's concurrency until it returns. A blocking worker's idle
+    /// connection applies it within its poll interval (a busy one after its job).
     pub fn unregister(&self, function: impl Into<Bytes>) {
         let function = function.into();
         self.change(|u| {
@@ -531,7 +533,9 @@ impl WorkerHandle {
         self.send(|| Cmd::Unregister(Some(function.clone())));
     }
 
-    /// Stops serving every function (RESET_ABILITIES on every connection).
+    /// Stops serving every function (RESET_ABILITIES on every connection). Running
+    /// handlers go on as with [`unregister`](Self::unregister): their results are
+    /// dropped, and they count against the concurrency until they return.
     pub fn unregister_all(&self) {
         self.change(|u| u.all = true);
         self.send(|| Cmd::Unregister(None));

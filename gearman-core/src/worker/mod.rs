@@ -34,7 +34,8 @@ pub struct WorkerConfig {
     pub client_id: Option<Bytes>,
     /// Which grab packet to send.
     pub grab_mode: GrabMode,
-    /// How many jobs this connection may hold at once (at least 1).
+    /// How many jobs this connection may hold at once (at least 1), counting those taken
+    /// back by CANT_DO or RESET_ABILITIES until their results are finished.
     pub max_in_flight: usize,
 }
 
@@ -154,6 +155,9 @@ pub struct WorkerConnection {
     abilities: BTreeMap<Bytes, Option<u32>>,
     /// handle -> function, for the jobs this connection holds.
     held: HashMap<Bytes, Bytes>,
+    /// Jobs the server took back (CANT_DO, RESET_ABILITIES) whose results have not been
+    /// finished yet: their handlers still run, so they still take a place.
+    taken_back: Vec<Bytes>,
     echoes: VecDeque<RequestId>,
     /// When a stopping connection stops waiting for its outstanding grab's reply.
     grab_deadline: Option<Instant>,
@@ -177,6 +181,7 @@ impl WorkerConnection {
             grabbing_enabled: true,
             abilities: BTreeMap::new(),
             held: HashMap::new(),
+            taken_back: Vec::new(),
             echoes: VecDeque::new(),
             grab_deadline: None,
             grab_given_up: false,
@@ -190,7 +195,7 @@ impl WorkerConnection {
     fn can_grab(&self) -> bool {
         self.grabbing_enabled
             && !self.abilities.is_empty()
-            && self.held.len() < self.config.max_in_flight
+            && self.held.len() + self.taken_back.len() < self.config.max_in_flight
     }
 
     /// Runs one transition of the grab cycle.
@@ -256,23 +261,35 @@ impl WorkerConnection {
     }
 
     /// Unregisters a function (CANT_DO). gearmand requeues the jobs of it this connection
-    /// holds, so they are forgotten here too.
+    /// holds, so they are no longer held here either: their reports and results are not
+    /// sent. Until each is finished ([`WorkerConnection::finish_job`] and the like, which
+    /// then send nothing), it still counts against `max_in_flight`, as its handler still
+    /// runs, and keeps the connection from being [quiescent](Self::is_quiescent).
     pub fn cant_do(&mut self, function: Bytes) -> Result<(), UsageError> {
         self.usable()?;
         self.check_function(&function)?;
         self.abilities.remove(&function);
-        self.held.retain(|_, f| *f != function);
+        let taken_back = &mut self.taken_back;
+        self.held.retain(|handle, f| {
+            let keep = *f != function;
+            if !keep {
+                taken_back.push(handle.clone());
+            }
+            keep
+        });
         self.link.out.push(Request::CantDo { function });
         self.kick(GrabInput::Kick);
         Ok(())
     }
 
-    /// Unregisters every function (RESET_ABILITIES); held jobs are forgotten (requeued by
-    /// the server).
+    /// Unregisters every function (RESET_ABILITIES); held jobs are taken back (requeued by
+    /// the server) as with [`WorkerConnection::cant_do`]: they count against
+    /// `max_in_flight` until finished.
     pub fn reset_abilities(&mut self) -> Result<(), UsageError> {
         self.usable()?;
         self.abilities.clear();
-        self.held.clear();
+        self.taken_back
+            .extend(self.held.drain().map(|(handle, _)| handle));
         self.link.out.push(Request::ResetAbilities);
         Ok(())
     }
@@ -338,12 +355,21 @@ impl WorkerConnection {
         self.held.len()
     }
 
-    /// True when no job is held and no grab is outstanding, or only one the server has
+    /// Jobs the server took back (CANT_DO, RESET_ABILITIES) and not finished yet: they
+    /// count against `max_in_flight` beside [`in_flight`](Self::in_flight).
+    pub fn taken_back(&self) -> usize {
+        self.taken_back.len()
+    }
+
+    /// True when no job is held (nor taken back with its result not yet finished, see
+    /// [`WorkerConnection::cant_do`]) and no grab is outstanding, or only one the server has
     /// left unanswered for [`GRAB_REPLY_WAIT`] since [`WorkerConnection::stop_grabbing_at`]:
     /// after a stop, the connection may then be closed without losing work (a job
     /// assigned to that grab goes back to the server's queue with the connection).
     pub fn is_quiescent(&self) -> bool {
-        self.held.is_empty() && (self.state != GrabState::Grabbing || self.grab_given_up)
+        self.held.is_empty()
+            && self.taken_back.is_empty()
+            && (self.state != GrabState::Grabbing || self.grab_given_up)
     }
 
     /// Where the grab cycle is.
@@ -401,8 +427,16 @@ impl WorkerConnection {
         Ok(())
     }
 
+    /// Sends `request`, the result of held job `handle`. A job taken back instead frees
+    /// its place and sends nothing (its error says it is not held).
     fn finish(&mut self, handle: &Bytes, request: Request) -> Result<(), UsageError> {
-        self.held_check(handle)?;
+        if let Err(not_held) = self.held_check(handle) {
+            if let Some(i) = self.taken_back.iter().position(|h| h == handle) {
+                self.taken_back.swap_remove(i);
+                self.kick(GrabInput::Kick);
+            }
+            return Err(not_held);
+        }
         self.held.remove(handle);
         self.link.out.push(request);
         self.kick(GrabInput::Kick);
@@ -446,6 +480,8 @@ impl WorkerConnection {
     }
 
     /// Ends the job the way `result` says: WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION.
+    /// For a job the server took back ([`WorkerConnection::cant_do`]) it sends nothing
+    /// and fails with [`UsageError::UnknownHandle`], but frees the job's place.
     pub fn finish_job(&mut self, handle: &Bytes, result: WorkResult) -> Result<(), UsageError> {
         match result {
             Ok(data) => self.work_complete(handle, data),
@@ -516,6 +552,7 @@ impl Role for WorkerConnection {
 
     fn on_close(&mut self, reason: ConnError) -> WorkerEvent {
         self.held.clear();
+        self.taken_back.clear();
         self.echoes.clear();
         self.state = GrabState::Idle;
         WorkerEvent::Closed { reason }
