@@ -1,7 +1,9 @@
 //! Workers against a scripted server (`raw_server`) that misbehaves: one that drops the
 //! connection while a job runs (the worker's concurrency must hold across the reconnect),
-//! one that takes a grab and never answers (a graceful shutdown must still end). Also the
-//! application unregistering a function while a job of it runs (concurrency must hold).
+//! one that takes a grab and never answers (a graceful shutdown must still end), one that
+//! drops the connection while a job runs and the worker is shut down (`run()` and
+//! `work_once()` must wait for that handler). Also the application unregistering a
+//! function while a job of it runs (concurrency must hold).
 
 mod adapter_common;
 
@@ -39,11 +41,13 @@ fn assign_slow(conn: &mut RawConn, handle: &'static str) {
     }));
 }
 
-/// Handlers running now, and the most that ever ran at once.
+/// Handlers running now, the most that ever ran at once, and the `slow` handlers that
+/// ran to their end (a handler dropped unfinished is counted out but not done).
 #[derive(Default)]
 struct Gauge {
     now: AtomicUsize,
     most: AtomicUsize,
+    done: AtomicUsize,
 }
 
 /// A server that closes the connection 300 ms after assigning a job to a worker with
@@ -207,8 +211,18 @@ fn blocking_worker_shutdown_ends_despite_an_unanswered_grab() {
 }
 
 /// Starts a worker serving `addr` with `concurrency(1)`, functions `slow` (a [`SLOW`]
-/// handler) and `quick`, both counted by the gauge; returns its handle and its thread.
-type StartCounted = fn(String, Arc<Gauge>) -> (WorkerHandle, std::thread::JoinHandle<()>);
+/// handler) and `quick`, both counted by the gauge, making `call` on a thread; returns
+/// its handle and that thread.
+type StartCounted = fn(String, Arc<Gauge>, Call) -> (WorkerHandle, std::thread::JoinHandle<()>);
+
+/// What a started worker's thread does.
+#[derive(Clone, Copy)]
+enum Call {
+    /// `run()`.
+    Run,
+    /// `work_once(PROMPT)`, which must do one job.
+    WorkOnce,
+}
 
 impl Gauge {
     /// Waits until a handler runs.
@@ -247,7 +261,7 @@ impl Drop for GaugeGuard {
 fn concurrency_holds_after_unregister(start: StartCounted) {
     let server = RawServer::bind();
     let gauge = Arc::new(Gauge::default());
-    let (handle, thread) = start(server.addr(), gauge.clone());
+    let (handle, thread) = start(server.addr(), gauge.clone(), Call::Run);
     let mut conn = server.accept(PROMPT);
     assign_slow(&mut conn, "H:1");
     gauge.wait_running();
@@ -280,6 +294,7 @@ fn async_start_counted<Rt: Runtime, C: gearman_async::Connector>(
     connector: C,
     addr: String,
     gauge: Arc<Gauge>,
+    call: Call,
     block_on: BlockOn,
 ) -> (WorkerHandle, std::thread::JoinHandle<()>) {
     let (slow_gauge, sleeper) = (gauge.clone(), rt.clone());
@@ -295,6 +310,7 @@ fn async_start_counted<Rt: Runtime, C: gearman_async::Connector>(
             async move {
                 let _counted = g.enter();
                 rt.sleep_until(rt.now() + SLOW).await;
+                g.done.fetch_add(1, Ordering::SeqCst);
                 Ok(job.data().clone())
             }
         })
@@ -304,19 +320,28 @@ fn async_start_counted<Rt: Runtime, C: gearman_async::Connector>(
         })
         .build();
     let handle = worker.handle();
-    let thread = std::thread::spawn(move || block_on(Box::pin(worker.run())));
+    let thread = std::thread::spawn(move || {
+        block_on(Box::pin(async move {
+            match call {
+                Call::Run => worker.run().await,
+                Call::WorkOnce => assert_eq!(worker.work_once(PROMPT).await.ok(), Some(1)),
+            }
+        }))
+    });
     (handle, thread)
 }
 
 fn tokio_start_counted(
     addr: String,
     gauge: Arc<Gauge>,
+    call: Call,
 ) -> (WorkerHandle, std::thread::JoinHandle<()>) {
     async_start_counted(
         gearman_tokio::TokioRuntime,
         gearman_tokio::TokioConnector,
         addr,
         gauge,
+        call,
         |f| tokio::runtime::Runtime::new().expect("tokio").block_on(f),
     )
 }
@@ -324,12 +349,14 @@ fn tokio_start_counted(
 fn smol_start_counted(
     addr: String,
     gauge: Arc<Gauge>,
+    call: Call,
 ) -> (WorkerHandle, std::thread::JoinHandle<()>) {
     async_start_counted(
         gearman_async_std::AsyncIoRuntime,
         gearman_async_std::AsyncIoConnector,
         addr,
         gauge,
+        call,
         smol::block_on,
     )
 }
@@ -337,6 +364,7 @@ fn smol_start_counted(
 fn blocking_start_counted(
     addr: String,
     gauge: Arc<Gauge>,
+    call: Call,
 ) -> (WorkerHandle, std::thread::JoinHandle<()>) {
     let slow_gauge = gauge.clone();
     let worker = gearman_blocking::Worker::new([addr])
@@ -349,6 +377,7 @@ fn blocking_start_counted(
         .function("slow", move |job| {
             let _counted = slow_gauge.enter();
             std::thread::sleep(SLOW);
+            slow_gauge.done.fetch_add(1, Ordering::SeqCst);
             Ok(job.data().clone())
         })
         .function("quick", move |job| {
@@ -357,7 +386,10 @@ fn blocking_start_counted(
         })
         .build();
     let handle = worker.handle();
-    let thread = std::thread::spawn(move || worker.run());
+    let thread = std::thread::spawn(move || match call {
+        Call::Run => worker.run(),
+        Call::WorkOnce => assert_eq!(worker.work_once(PROMPT).ok(), Some(1)),
+    });
     (handle, thread)
 }
 
@@ -376,4 +408,84 @@ fn smol_worker_concurrency_holds_after_unregister() {
 #[test]
 fn blocking_worker_concurrency_holds_after_unregister() {
     concurrency_holds_after_unregister(blocking_start_counted);
+}
+
+/// The server drops the connection while a `slow` job runs; the worker reconnects, and is
+/// shut down before that handler returns: a graceful shutdown lets running handlers finish,
+/// the lost connection's too, so `run()` must not return before it. The async worker's
+/// `run()` returned at once, leaving the handler running in the background (or cancelled
+/// with the runtime).
+fn run_waits_for_a_lost_connections_handler(start: StartCounted) {
+    let server = RawServer::bind();
+    let gauge = Arc::new(Gauge::default());
+    let (handle, thread) = start(server.addr(), gauge.clone(), Call::Run);
+    let mut first = server.accept(PROMPT);
+    assign_slow(&mut first, "H:1");
+    gauge.wait_running();
+    drop(first);
+    // The blocking worker reconnects only once its handler returned.
+    let mut second = server.accept(PROMPT + SLOW);
+    second.expect(PROMPT, "CAN_DO again", |r| {
+        matches!(r, Request::CanDo { .. })
+    });
+    handle.shutdown();
+    join_within(thread, PROMPT + SLOW, "worker");
+    assert_eq!(
+        gauge.done.load(Ordering::SeqCst),
+        1,
+        "run() returned before the lost connection's handler finished"
+    );
+    assert_eq!(gauge.now.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn tokio_worker_run_waits_for_a_lost_connections_handler() {
+    run_waits_for_a_lost_connections_handler(tokio_start_counted);
+}
+
+#[test]
+fn smol_worker_run_waits_for_a_lost_connections_handler() {
+    run_waits_for_a_lost_connections_handler(smol_start_counted);
+}
+
+/// The blocking worker runs each job inline on a thread `run()` joins: this guards that
+/// it stays so.
+#[test]
+fn blocking_worker_run_waits_for_a_lost_connections_handler() {
+    run_waits_for_a_lost_connections_handler(blocking_start_counted);
+}
+
+/// `work_once` gets a `slow` job and the server drops the connection while it runs: the
+/// call must not return before the handler does (a caller looping on `work_once` would
+/// otherwise run jobs side by side). The async worker's returned at once.
+fn work_once_waits_for_a_lost_connections_handler(start: StartCounted) {
+    let server = RawServer::bind();
+    let gauge = Arc::new(Gauge::default());
+    let (_handle, thread) = start(server.addr(), gauge.clone(), Call::WorkOnce);
+    let mut conn = server.accept(PROMPT);
+    assign_slow(&mut conn, "H:1");
+    gauge.wait_running();
+    drop(conn);
+    join_within(thread, PROMPT + SLOW, "work_once");
+    assert_eq!(
+        gauge.done.load(Ordering::SeqCst),
+        1,
+        "work_once returned before its handler finished"
+    );
+}
+
+#[test]
+fn tokio_worker_work_once_waits_for_a_lost_connections_handler() {
+    work_once_waits_for_a_lost_connections_handler(tokio_start_counted);
+}
+
+#[test]
+fn smol_worker_work_once_waits_for_a_lost_connections_handler() {
+    work_once_waits_for_a_lost_connections_handler(smol_start_counted);
+}
+
+/// Inline on the calling thread: guards that it stays so.
+#[test]
+fn blocking_worker_work_once_waits_for_a_lost_connections_handler() {
+    work_once_waits_for_a_lost_connections_handler(blocking_start_counted);
 }

@@ -1,7 +1,7 @@
 //! The async worker: one connection per server, each holding up to `concurrency` jobs;
 //! handlers run as spawned tasks and report back through the connection's command channel.
 //! A handler outlives a lost connection and counts against the concurrency of the
-//! server's next connection until it returns (`Slots`).
+//! server's next connection until it returns (`Slots`); a graceful shutdown waits for it.
 
 use crate::client::{Client, ClientBuilder};
 use crate::driver::{drive, Role};
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::channel::oneshot;
 use futures::future::{self, join_all, select, Either};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use gearman_core::backoff::Backoff;
 use gearman_core::worker::functions::{Functions, Handler as FnKind};
 use gearman_core::worker::map_reduce::{self, MapPlan};
@@ -83,6 +83,18 @@ impl Slots {
     /// The jobs the current session may hold now.
     fn room(&self) -> usize {
         self.concurrency.saturating_sub(self.lock().earlier)
+    }
+
+    /// Waits until every handler has returned, those of every session so far (a
+    /// graceful stop lets running jobs finish, a lost connection's too). Call it once
+    /// no session runs: it ends the current one, to be told as each handler returns.
+    async fn all_returned(&self) {
+        let (tx, mut returned) = unbounded();
+        self.begin(tx);
+        while self.lock().earlier > 0 {
+            // A handler returning between the check and here has queued its message.
+            returned.next().await;
+        }
     }
 
     /// A handler of `session` starts; it counts until the guard is dropped.
@@ -227,8 +239,9 @@ impl Backlog {
 /// A job being worked on: its fields, and the way to report progress.
 ///
 /// If the connection the job came on is lost, the server requeues the job and the
-/// handler's result is dropped; the handler is not cancelled, and counts against the
-/// worker's concurrency (on the server's next connection) until it returns. It can tell
+/// handler's result is dropped; the handler is not cancelled, counts against the
+/// worker's concurrency (on the server's next connection) until it returns, and is waited
+/// for by a graceful shutdown. It can tell
 /// with [`is_connection_lost`](Self::is_connection_lost), or from the error of
 /// [`send_data_async`](Self::send_data_async) and [`report_async`](Self::report_async),
 /// and stop early.
@@ -508,7 +521,9 @@ impl WorkerHandle {
     /// Asks every connection to stop after its running jobs: no more grabs, running jobs
     /// finish, and a reconnect wait or connect in progress is cut short. A grab already
     /// sent is waited for at most [`GRAB_REPLY_WAIT`](gearman_core::worker::GRAB_REPLY_WAIT)
-    /// (5 s), so a hung server cannot hold the stop.
+    /// (5 s), so a hung server cannot hold the stop. Running handlers are waited for
+    /// however long they take, those from a lost connection too: [`Worker::run`] returns
+    /// once the last one has.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         if let Ok(mut trigger) = self.trigger.lock() {
@@ -778,16 +793,23 @@ impl<Rt: Runtime> Worker<Rt> {
     }
 
     /// Serves every server until shut down; reconnects (and re-registers) with backoff
-    /// when a connection is lost.
+    /// when a connection is lost. After [`WorkerHandle::shutdown`] it returns once every
+    /// handler has returned, those still running from a lost connection too (whose
+    /// results are dropped); a handler can stop early with
+    /// [`JobContext::is_connection_lost`].
     pub async fn run(self) {
-        let loops = self.servers.iter().map(|addr| self.serve(addr.clone()));
+        let worker = &self;
+        let loops = self.servers.iter().map(|addr| async move {
+            let slots = Arc::new(Slots::new(worker.shared.config.max_in_flight));
+            worker.serve(addr.clone(), &slots).await;
+            slots.all_returned().await;
+        });
         join_all(loops).await;
     }
 
-    async fn serve(&self, addr: String) {
+    async fn serve(&self, addr: String, slots: &Arc<Slots>) {
         let rt = &self.shared.rt;
         let mut failures = 0u32;
-        let slots = Arc::new(Slots::new(self.shared.config.max_in_flight));
         while !self.shutdown.is_stopping() {
             let connecting = connect(&*self.shared.connector, &addr);
             let io = match self.shutdown.unless_stopped(connecting).await {
@@ -804,7 +826,7 @@ impl<Rt: Runtime> Worker<Rt> {
             };
             tracing::debug!(server = %addr, "gearman worker: connected");
             failures = 0;
-            let (mut role, rx) = self.session(&slots, None, &addr);
+            let (mut role, rx) = self.session(slots, None, &addr);
             drive(&mut role, io, rx, rt, &addr).await;
             let wait = rt.sleep_until(rt.now() + self.shared.backoff.delay(1));
             self.shutdown.unless_stopped(wait).await;
@@ -858,8 +880,10 @@ impl<Rt: Runtime> Worker<Rt> {
     /// an assignment; the first one stops the grabs on every connection, runs, and its
     /// result is sent before the connections close. Returns the jobs done: 1, or 0 when
     /// none came within `timeout` (rarely 2 or more, when several servers assigned a job
-    /// at the same moment: an assigned job is always run, never dropped).
-    /// `Err(Error::NoServer)` lists each server's connect error when none was reachable.
+    /// at the same moment: an assigned job is always run, never dropped). It returns once
+    /// the job's handler has, also when the connection was lost meanwhile (the result is
+    /// then dropped, the server requeued the job). `Err(Error::NoServer)` lists each
+    /// server's connect error when none was reachable.
     pub async fn work_once(&self, timeout: Duration) -> Result<usize, Error> {
         let rt = &self.shared.rt;
         let deadline = rt.now() + timeout;
@@ -903,7 +927,12 @@ impl<Rt: Runtime> Worker<Rt> {
             if let Ok(mut drivers) = once.drivers.lock() {
                 drivers.push(role.tx.clone());
             }
-            async move { drive(&mut role, io, rx, rt, addr).await }
+            async move {
+                drive(&mut role, io, rx, rt, addr).await;
+                // Its handlers hear the connection is gone before they are waited for.
+                drop(role);
+                slots.all_returned().await;
+            }
         });
         let sessions = Box::pin(join_all(sessions));
         // At the deadline only the grabs stop: a job assigned by then still finishes.
