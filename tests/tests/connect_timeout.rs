@@ -1,11 +1,14 @@
 //! A call's timeout covers connecting to its server: a host that drops SYNs (here, a
 //! listener whose backlog is full) must not hold a call for the kernel's connect timeout
-//! (about two minutes on Linux), async or blocking. Each call is watched for at most 10 s,
-//! so a hang fails the test instead of holding it.
+//! (about two minutes on Linux), async or blocking; nor, blocking, a resolver that does
+//! not answer. Each call is watched for at most 10 s, so a hang fails the test instead of
+//! holding it.
 
-use gearman_blocking::{Client, Error, Job};
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
+use gearman_blocking::{Client, Connector, Error, Job, ServerAddr, StdConnector};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -100,4 +103,59 @@ fn blocking_client_timeout_bounds_connect() {
     let (r, took) = within_10s(client, |c| c.echo("x"));
     assert!(matches!(r, Err(Error::TimedOut)), "{r:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn blocking_name_resolution_that_hangs_ends_with_the_calls_timeout() {
+    // A resolver stuck for 5 s, as getaddrinfo is when the DNS server does not answer.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&asked);
+    let stuck = move |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
+        counted.fetch_add(1, Ordering::SeqCst);
+        thread::sleep(Duration::from_secs(5));
+        Err(io::ErrorKind::NotFound.into())
+    };
+    let client = gearman_blocking::client()
+        .server("gearman.invalid:4730")
+        .connector(StdConnector::with_resolver(stuck))
+        .build();
+    let (r, took) = within_10s(client, |c| {
+        let job = Job::new("f", "x").timeout(Duration::from_millis(500));
+        c.submit_background(job)
+    });
+    assert!(matches!(r, Err(Error::TimedOut)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the resolver was asked");
+}
+
+#[test]
+fn blocking_connect_by_host_name_within_a_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let deadline = Some(Instant::now() + Duration::from_secs(5));
+    // The system resolver, on its thread.
+    let localhost = ServerAddr::Tcp {
+        host: "localhost".into(),
+        port,
+    };
+    let connected = StdConnector.connect_within(&localhost, deadline);
+    assert!(connected.is_ok(), "{:?}", connected.err());
+    // A resolver of the program's own.
+    let table = move |host: &str, port: u16| match host {
+        "gearman.test" => Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
+        _ => Err(io::ErrorKind::NotFound.into()),
+    };
+    let by_table = StdConnector::with_resolver(table);
+    let named = ServerAddr::Tcp {
+        host: "gearman.test".into(),
+        port,
+    };
+    let connected = by_table.connect_within(&named, deadline);
+    assert!(connected.is_ok(), "{:?}", connected.err());
+    let other = ServerAddr::Tcp {
+        host: "elsewhere.test".into(),
+        port,
+    };
+    let refused = by_table.connect_within(&other, deadline).err();
+    assert_eq!(refused.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
 }

@@ -8,7 +8,7 @@
 mod connector;
 #[cfg(feature = "tls")]
 mod tls;
-pub use connector::{Connector, StdConnector, CONNECT_TIMEOUT};
+pub use connector::{Connector, Resolve, ResolvingConnector, StdConnector, CONNECT_TIMEOUT};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConnector, TlsStream};
 

@@ -97,6 +97,7 @@ pub fn worker() -> WorkerBuilder {
     Worker::new(Vec::<String>::new())
 }
 pub use gearman_async::blocking::{Connector, StdConnector, Stream, CONNECT_TIMEOUT};
+pub use gearman_async::blocking::{Resolve, ResolvingConnector};
 pub use gearman_async::CONNECT_CHECK_TIMEOUT;
 #[cfg(feature = "tls")]
 pub use gearman_async::{blocking::TlsConnector, ClientTls, ClientTlsBuilder, TlsError};

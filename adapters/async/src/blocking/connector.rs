@@ -4,8 +4,10 @@
 use super::Stream;
 use gearman_core::addr::ServerAddr;
 use std::io::{self, ErrorKind};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long a blocking connect may take when nothing sets a deadline: a worker's and an
@@ -57,11 +59,25 @@ pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
 }
 
 /// TCP (without Nagle: requests are small and latency-bound; with keepalive) and Unix
-/// sockets from std. A TCP connect with a deadline tries each address the host resolves
-/// to in turn, all within the deadline (name resolution itself is not bounded); a Unix
-/// socket's connect is not bounded.
+/// sockets from std. A TCP connect with a deadline ends by it, name resolution included:
+/// a host name is resolved on a short-lived thread of its own (the system resolver,
+/// `getaddrinfo`, can block for its own timeouts, often 5 s per attempt, and cannot be
+/// cut short), waited for until the deadline, then each address it resolves to is tried
+/// in turn. A resolution still running at the deadline fails the connect with `TimedOut`;
+/// its thread ends on its own and its answer is dropped. A Unix socket's connect is not
+/// bounded. [`StdConnector::with_resolver`] resolves host names another way.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdConnector;
+
+impl StdConnector {
+    /// A connector that opens the same sockets as [`StdConnector`], with the same bounds,
+    /// but resolves host names with `resolver` (a service registry, a fixed table, a
+    /// test's stand-in for a slow DNS server).
+    pub fn with_resolver(resolver: impl Resolve) -> ResolvingConnector {
+        let resolver = Arc::new(resolver);
+        ResolvingConnector { resolver }
+    }
+}
 
 impl Connector for StdConnector {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
@@ -73,29 +89,122 @@ impl Connector for StdConnector {
         addr: &ServerAddr,
         deadline: Option<Instant>,
     ) -> io::Result<Box<dyn Stream>> {
-        match addr {
-            ServerAddr::Tcp { host, port } => {
-                let stream = match deadline {
-                    None => TcpStream::connect((host.as_str(), *port))?,
-                    Some(deadline) => tcp_connect_by((host.as_str(), *port), deadline)?,
-                };
-                stream.set_nodelay(true)?;
-                crate::keep_alive(&stream);
-                Ok(Box::new(stream))
-            }
-            #[cfg(unix)]
-            ServerAddr::Unix(path) => Ok(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
-            #[cfg(not(unix))]
-            ServerAddr::Unix(_) => Err(ErrorKind::Unsupported.into()),
-        }
+        open(
+            addr,
+            deadline,
+            &(Arc::new(system_resolve) as Arc<dyn Resolve>),
+        )
     }
 }
-/// `TcpStream::connect` to each address `addr` resolves to, until one connects, all by
-/// `deadline`; the last address's error otherwise.
-fn tcp_connect_by(addr: impl ToSocketAddrs, deadline: Instant) -> io::Result<TcpStream> {
+
+/// Resolves a TCP server's host name to the addresses to try, in order, for
+/// [`StdConnector::with_resolver`]. Any `Fn(&str, u16) -> io::Result<Vec<SocketAddr>>`
+/// closure is one.
+pub trait Resolve: Send + Sync + 'static {
+    /// The addresses of `host` (a name: an IP address is used as it is, never resolved)
+    /// with `port`. It may block: a connect with a deadline waits for it on a thread of
+    /// its own, until the deadline.
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
+}
+
+impl<F> Resolve for F
+where
+    F: Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+{
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        self(host, port)
+    }
+}
+
+/// [`StdConnector`] resolving host names with a [`Resolve`] of the program's own (made by
+/// [`StdConnector::with_resolver`]); connects are bounded as [`StdConnector`]'s are.
+#[derive(Clone)]
+pub struct ResolvingConnector {
+    resolver: Arc<dyn Resolve>,
+}
+
+impl Connector for ResolvingConnector {
+    fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
+        self.connect_within(addr, None)
+    }
+
+    fn connect_within(
+        &self,
+        addr: &ServerAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Box<dyn Stream>> {
+        open(addr, deadline, &self.resolver)
+    }
+}
+
+/// std's resolver (`getaddrinfo`): [`StdConnector`]'s.
+fn system_resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// Opens a stream to `addr` by `deadline` (if given), resolving host names with `resolver`.
+fn open(
+    addr: &ServerAddr,
+    deadline: Option<Instant>,
+    resolver: &Arc<dyn Resolve>,
+) -> io::Result<Box<dyn Stream>> {
+    match addr {
+        ServerAddr::Tcp { host, port } => {
+            let addrs = resolve_by(resolver, host, *port, deadline)?;
+            let stream = tcp_connect_by(addrs, deadline)?;
+            stream.set_nodelay(true)?;
+            crate::keep_alive(&stream);
+            Ok(Box::new(stream))
+        }
+        #[cfg(unix)]
+        ServerAddr::Unix(path) => Ok(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+        #[cfg(not(unix))]
+        ServerAddr::Unix(_) => Err(ErrorKind::Unsupported.into()),
+    }
+}
+
+/// The addresses of `host` with `port`: an IP address as it is; a name from `resolver`, by
+/// `deadline` when there is one (on a thread of its own, left behind at the deadline:
+/// std offers no way to cut a resolver short).
+fn resolve_by(
+    resolver: &Arc<dyn Resolve>,
+    host: &str,
+    port: u16,
+    deadline: Option<Instant>,
+) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let Some(deadline) = deadline else {
+        return resolver.resolve(host, port);
+    };
+    let left = time_left(deadline)?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    let (resolver, name) = (Arc::clone(resolver), host.to_owned());
+    let resolve = move || drop(tx.send(resolver.resolve(&name, port)));
+    thread::Builder::new()
+        .name("gearman-resolve".into())
+        .spawn(resolve)?;
+    match rx.recv_timeout(left) {
+        Ok(addrs) => addrs,
+        Err(RecvTimeoutError::Timeout) => {
+            let e = format!("{host} not resolved within the timeout");
+            Err(io::Error::new(ErrorKind::TimedOut, e))
+        }
+        Err(RecvTimeoutError::Disconnected) => Err(io::Error::other("the resolver panicked")),
+    }
+}
+
+/// A TCP connect to each of `addrs` in turn, until one connects, all by `deadline` (if
+/// given); the last address's error otherwise.
+fn tcp_connect_by(addrs: Vec<SocketAddr>, deadline: Option<Instant>) -> io::Result<TcpStream> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&a, time_left(deadline)?) {
+    for a in addrs {
+        let connected = match deadline {
+            Some(deadline) => TcpStream::connect_timeout(&a, time_left(deadline)?),
+            None => TcpStream::connect(a),
+        };
+        match connected {
             Ok(stream) => return Ok(stream),
             Err(e) => last = Some(e),
         }
