@@ -1,7 +1,7 @@
 //! A call's timeout covers connecting to its server: a host that drops SYNs (here, a
 //! listener whose backlog is full) must not hold a call for the kernel's connect timeout
 //! (about two minutes on Linux), async or blocking; nor, blocking, a resolver that does
-//! not answer. Each call is watched for at most 10 s, so a hang fails the test instead of
+//! not answer or a Unix listener whose backlog is full. Each call is watched for at most 10 s, so a hang fails the test instead of
 //! holding it.
 
 use gearman_blocking::{Client, Connector, Error, Job, ServerAddr, StdConnector};
@@ -158,4 +158,44 @@ fn blocking_connect_by_host_name_within_a_deadline() {
     };
     let refused = by_table.connect_within(&other, deadline).err();
     assert_eq!(refused.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
+}
+
+/// A Unix listener that never accepts, with its backlog (0) full: a blocking connect to it
+/// waits until it accepts. Returns its address and what keeps it so.
+#[cfg(unix)]
+fn unix_blackhole(dir: &std::path::Path) -> (String, Vec<socket2::Socket>) {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let path = dir.join("full.sock");
+    let addr = SockAddr::unix(&path).expect("socket path");
+    let listener = Socket::new(Domain::UNIX, Type::STREAM, None).expect("socket");
+    listener.bind(&addr).expect("bind");
+    listener.listen(0).expect("listen");
+    let mut held = vec![listener];
+    for _ in 0..100 {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None).expect("socket");
+        s.set_nonblocking(true).expect("nonblocking");
+        match s.connect(&addr) {
+            Ok(()) => held.push(s),
+            // Full: a blocking connect would wait here.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return (format!("unix:{}", path.display()), held);
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    panic!("the backlog never filled");
+}
+
+#[cfg(unix)]
+#[test]
+fn blocking_unix_connect_to_a_full_backlog_ends_with_the_calls_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (addr, _held) = unix_blackhole(dir.path());
+    let client = Client::new([addr]);
+    let (r, took) = within_10s(client, |c| {
+        let job = Job::new("f", "x").timeout(Duration::from_millis(500));
+        c.submit_background(job)
+    });
+    assert!(matches!(r, Err(Error::TimedOut)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
 }

@@ -1,5 +1,6 @@
 //! How the blocking adapter opens streams: the [`Connector`] seam and [`StdConnector`]
-//! (std's TCP and Unix sockets).
+//! (std's TCP and Unix sockets, each connect bounded by its deadline, name resolution
+//! included).
 
 use super::Stream;
 use gearman_core::addr::ServerAddr;
@@ -64,8 +65,10 @@ pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
 /// `getaddrinfo`, can block for its own timeouts, often 5 s per attempt, and cannot be
 /// cut short), waited for until the deadline, then each address it resolves to is tried
 /// in turn. A resolution still running at the deadline fails the connect with `TimedOut`;
-/// its thread ends on its own and its answer is dropped. A Unix socket's connect is not
-/// bounded. [`StdConnector::with_resolver`] resolves host names another way.
+/// its thread ends on its own and its answer is dropped. A Unix socket's connect with a
+/// deadline ends by it too (Linux otherwise holds a connect to a listener whose backlog is
+/// full until it accepts). [`StdConnector::with_resolver`] resolves host names another
+/// way.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdConnector;
 
@@ -157,10 +160,37 @@ fn open(
             Ok(Box::new(stream))
         }
         #[cfg(unix)]
-        ServerAddr::Unix(path) => Ok(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+        ServerAddr::Unix(path) => Ok(Box::new(unix_connect_by(path, deadline)?)),
         #[cfg(not(unix))]
         ServerAddr::Unix(_) => Err(ErrorKind::Unsupported.into()),
     }
+}
+
+/// A Unix socket connect to `path`, by `deadline` if given. Linux holds a connect to a
+/// listener whose backlog is full until it accepts, or until the socket's send timeout
+/// ends the wait with `EAGAIN`: set to the time left for the connect, then cleared.
+#[cfg(unix)]
+fn unix_connect_by(
+    path: &std::path::Path,
+    deadline: Option<Instant>,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let Some(deadline) = deadline else {
+        return std::os::unix::net::UnixStream::connect(path);
+    };
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    // At least 1 ms: a zero timeout (under 1 µs, for socket2) means none at all.
+    let left = time_left(deadline)?.max(Duration::from_millis(1));
+    socket.set_write_timeout(Some(left))?;
+    match socket.connect(&SockAddr::unix(path)?) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            let e = "not connected within the timeout: the server's backlog is full";
+            return Err(io::Error::new(ErrorKind::TimedOut, e));
+        }
+        connected => connected?,
+    }
+    socket.set_write_timeout(None)?;
+    Ok(std::os::fd::OwnedFd::from(socket).into())
 }
 
 /// The addresses of `host` with `port`: an IP address as it is; a name from `resolver`, by
