@@ -6,6 +6,7 @@
 //! output and events, then read with a timeout that ends at the machine's next deadline).
 
 mod connector;
+mod kept_timeouts;
 #[cfg(feature = "tls")]
 mod tls;
 pub use connector::{Connector, Resolve, ResolvingConnector, StdConnector, CONNECT_TIMEOUT};
@@ -17,6 +18,7 @@ pub use crate::worker::{log_refused_function, log_server_error};
 use crate::Error;
 use gearman_core::client::{Call, CallError, ClientEvent, ClientOptions, ClientSet, Member};
 use gearman_core::machine::Machine;
+use kept_timeouts::KeptTimeouts;
 use std::io::{self, ErrorKind, Read, Write};
 use std::marker::PhantomData;
 use std::net::TcpStream;
@@ -66,7 +68,9 @@ pub fn connect(connector: &dyn Connector, addr: &str) -> io::Result<Box<dyn Stre
     connect_within(connector, addr, Some(Instant::now() + CONNECT_TIMEOUT))
 }
 
-/// [`connect`], giving up at `deadline` (`None`: when the connector does).
+/// [`connect`], giving up at `deadline` (`None`: when the connector does). The stream
+/// sets its read and write timeouts only when they change (each set is a system call;
+/// [`flush`] and [`wait`] set one before every write and read).
 pub fn connect_within(
     connector: &dyn Connector,
     addr: &str,
@@ -74,6 +78,8 @@ pub fn connect_within(
 ) -> io::Result<Box<dyn Stream>> {
     let parsed = crate::parse_addr(addr);
     let connected = parsed.and_then(|a| connector.connect_within(&a, deadline));
+    // Timeouts set only when they change: flush and wait set them before each write and read.
+    let connected = connected.map(|s| Box::new(KeptTimeouts::new(s)) as Box<dyn Stream>);
     match &connected {
         Ok(_) => tracing::debug!(server = addr, "gearman: connected"),
         Err(e) => tracing::warn!(server = addr, error = %e, "gearman: cannot connect"),
