@@ -5,7 +5,7 @@
 //! crate only moves bytes between a socket and a core machine (its `driver`) and turns core
 //! events into futures and streams. A runtime crate (gearman-tokio, gearman-async-std)
 //! supplies a [`Runtime`] (the clock, timers and `spawn`) and a [`Connector`] (TCP and
-//! Unix sockets; TLS over either with the `tls` feature, see [`tls`]). Servers are named
+//! Unix sockets; TLS over either with the `tls` feature, see the `tls` module). Servers are named
 //! `host:port`, `[v6]:port` or `unix:/path` ([`ServerAddr`]).
 
 pub mod admin;

@@ -126,6 +126,13 @@ pub struct ResolvingConnector {
     resolver: Arc<dyn Resolve>,
 }
 
+impl std::fmt::Debug for ResolvingConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The resolver is the program's own closure: nothing to show of it.
+        f.debug_struct("ResolvingConnector").finish_non_exhaustive()
+    }
+}
+
 impl Connector for ResolvingConnector {
     fn connect(&self, addr: &ServerAddr) -> io::Result<Box<dyn Stream>> {
         self.connect_within(addr, None)
