@@ -22,6 +22,16 @@ pub fn server_addr(host: &str, port: u16) -> String {
     }
 }
 
+/// Parses the command line as gearmand's tools do on bad usage: clap's message on stderr,
+/// then exit status 1 (`gearman` and `gearadmin` exit 1; clap's own default is 2); help
+/// and version on stdout with status 0.
+pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(if e.use_stderr() { 1 } else { 0 })
+    })
+}
+
 /// The TLS settings for `-S`, from gearmand's client variables (`GEARMAND_CA_CERTIFICATE`,
 /// `GEARMAN_CLIENT_PEM`, `GEARMAN_CLIENT_KEY`); `None` without `-S`.
 pub fn tls_settings(

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
 use gearman_blocking::admin::{AdminCalls, AdminClient, AdminCommand, AdminError};
-use gearman_cli::{server_addr, tls_settings};
+use gearman_cli::{parse_args, server_addr, tls_settings};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -124,14 +124,18 @@ fn print_reply(reply: &[u8], out: &mut impl Write, err: &mut impl Write) -> std:
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = match parse_args() {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
     let ops = args.operations();
     if args.help || ops.is_empty() {
         if !args.help {
             println!("No option execution operation given.\n");
         }
         println!("{}", Args::command().render_help());
-        return ExitCode::from(1);
+        // As gearadmin: asking for help succeeds, giving nothing to do does not.
+        return ExitCode::from(if args.help { 0 } else { 1 });
     }
     let mut admin =
         AdminClient::new(server_addr(&args.host, args.port)).timeout(Duration::from_secs(30));

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
 use gearman_blocking::{ClientTls, Error, Job, JobContext, JobEvent, Priority, WorkError, Worker};
-use gearman_cli::{server_addr, tls_settings};
+use gearman_cli::{parse_args, server_addr, tls_settings};
 use std::io::{Read, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,7 +118,10 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = match parse_args() {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
     if args.help {
         println!("{}", Args::command().render_help());
         return ExitCode::SUCCESS;
