@@ -298,11 +298,51 @@ fn counted_worker(server: &ServerProcess) {
     );
 }
 
+/// `-c 0`: no limit, as gearman's worker counts down only from a positive count. Each
+/// tool's worker runs two jobs and is still serving.
+fn zero_count_worker(server: &ServerProcess) {
+    let port = server.port.to_string();
+    for (tool, function) in [("/usr/bin/gearman", "c_zero"), (GEARMAN_RS, "our_zero")] {
+        let mut worker = Peer::spawn(
+            tool,
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-w",
+                "-c",
+                "0",
+                "-f",
+                function,
+                "--",
+                "rev",
+            ],
+        );
+        wait_for_workers(server, function, 1);
+        for data in ["one", "two"] {
+            let out = run(
+                GEARMAN_RS,
+                &["-h", "127.0.0.1", "-p", &port, "-f", function, data],
+                b"",
+                LIMIT,
+            );
+            let want: String = data.chars().rev().collect();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{tool}");
+        }
+        assert!(
+            worker.0.try_wait().unwrap().is_none(),
+            "{tool} -w -c 0 exited after two jobs"
+        );
+    }
+}
+
 fn everything_against(server: ServerProcess) {
     gearadmin_side_by_side(&server);
     gearman_client_side_by_side(&server);
     gearman_worker_side_by_side(&server);
     counted_worker(&server);
+    zero_count_worker(&server);
 }
 
 #[test]

@@ -71,7 +71,7 @@ struct Args {
     /// Unique key to use for job.
     #[arg(short = 'u', value_name = "unique")]
     unique: Option<String>,
-    /// Number of jobs for worker to run before exiting.
+    /// Number of jobs for worker to run before exiting (0: no limit, as gearman).
     #[arg(short = 'c', value_name = "count")]
     count: Option<u64>,
     /// Run in worker mode.
@@ -248,7 +248,9 @@ fn pipe_through(command: &[String], data: &Bytes) -> std::io::Result<(bool, Vec<
 
 fn work(args: &Args, tls: Option<ClientTls>) -> ExitCode {
     let command = Arc::new(args.rest.clone());
-    let (limit, done) = (args.count, Arc::new(AtomicU64::new(0)));
+    // gearman's worker counts down only from a positive -c: 0 serves without limit.
+    let limit = args.count.filter(|&n| n > 0);
+    let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(OnceLock::new());
     let mut worker = Worker::new(args.servers());
     if let Some(tls) = tls {
@@ -286,9 +288,6 @@ fn work(args: &Args, tls: Option<ClientTls>) -> ExitCode {
         });
     }
     let _ = stop.set(worker.handle());
-    if limit == Some(0) {
-        return ExitCode::SUCCESS;
-    }
     worker.run();
     ExitCode::SUCCESS
 }
