@@ -246,7 +246,20 @@ fn pipe_through(command: &[String], data: &Bytes) -> std::io::Result<(bool, Vec<
     Ok((output.status.success(), output.stdout))
 }
 
+/// Sends the worker library's warnings to stderr: it keeps retrying a server it cannot
+/// reach and says why only through `tracing`.
+fn show_warnings() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
+}
+
 fn work(args: &Args, tls: Option<ClientTls>) -> ExitCode {
+    show_warnings();
     let command = Arc::new(args.rest.clone());
     // gearman's worker counts down only from a positive -c: 0 serves without limit.
     let limit = args.count.filter(|&n| n > 0);
