@@ -198,6 +198,21 @@ fn a_dead_server_is_an_io_error() {
     assert!(matches!(admin.status(), Err(AdminError::Io(_))));
 }
 
+#[test]
+fn a_silent_server_is_a_timeout() {
+    // Accepted by the kernel (the backlog), never answered.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut admin = AdminClient::new(addr).timeout(std::time::Duration::from_millis(300));
+    match admin.status() {
+        Err(AdminError::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+            assert!(e.to_string().contains("timed out"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A server listening on [::1] only, killed on drop.
 struct Ipv6Server(std::process::Child, u16);
 

@@ -85,7 +85,13 @@ impl AdminClient {
         stream.write_all(&line)?;
         let (mut exchange, mut buf) = (AdminExchange::new(command), vec![0u8; 16 * 1024]);
         loop {
-            let n = stream.read(&mut buf)?;
+            // The read timeout shows as WouldBlock on Unix: report the TimedOut promised.
+            let n = stream.read(&mut buf).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    io::Error::new(io::ErrorKind::TimedOut, "admin call timed out")
+                }
+                _ => e,
+            })?;
             if n == 0 {
                 return Err(AdminError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
