@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ impl Server {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
             .port();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args([
                 "-L",
                 "127.0.0.1",
@@ -34,7 +36,12 @@ impl Server {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        // SAFETY: the closure calls only prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(die_with_parent);
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let mut server = Server { port, child };
@@ -58,6 +65,17 @@ impl Server {
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// For `pre_exec`: SIGKILL the server when this tool dies, however it dies (SIGKILL
+/// included), so no server is left listening. Tied to the thread that started it: the
+/// servers are started from the main thread, which lives as long as the tool.
+fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn admin_pid(port: u16) -> Option<u32> {
