@@ -122,7 +122,10 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
             })
             .collect(),
     );
-    let deadline = Instant::now() + plan.timeout;
+    // A timeout past what the clock can add is no timeout at all.
+    let deadline = Instant::now()
+        .checked_add(plan.timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     let background = plan.mode == Mode::Bg;
     let mut workers = Vec::new();
     let mut error = None;

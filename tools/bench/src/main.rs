@@ -22,6 +22,7 @@ mod server;
 mod wire;
 
 use clap::Parser;
+use gearman_core::Limits;
 use gearman_tls::ClientTls;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use load::{Counters, Mode, Plan};
@@ -32,6 +33,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use wire::Tls;
+
+/// The largest `--size`: the tool reads packets up to gearman-core's default limit
+/// (64 MiB), and a job's packet also holds its function name, unique and handle.
+const MAX_SIZE: usize = Limits::DEFAULT_MAX_BODY - 1024;
 
 /// Load generator for Gearman job servers.
 #[derive(Parser, Debug)]
@@ -55,7 +60,8 @@ struct Args {
     /// Jobs per client.
     #[arg(short = 'n', long, default_value_t = 10_000)]
     jobs: u64,
-    /// Submissions in flight per client [default: 1 for fg, 64 for pipe and bg].
+    /// Submissions in flight per client [default: 1 for fg, 64 for pipe and bg; at most
+    /// --jobs].
     #[arg(long)]
     window: Option<usize>,
     /// GRAB_JOBs in flight per worker [default: 64 for pipe, else 1].
@@ -64,7 +70,8 @@ struct Args {
     /// Jobs per batch (batch mode).
     #[arg(short, long, default_value_t = 100)]
     batch: usize,
-    /// Payload size in bytes; several (comma separated) are used in turn.
+    /// Payload size in bytes; several (comma separated) are used in turn (at most 64 MiB
+    /// less 1 KiB: the largest packet the tool reads).
     #[arg(short, long, value_delimiter = ',', default_value = "64")]
     size: Vec<usize>,
     /// Function name the load runs on.
@@ -160,7 +167,23 @@ impl Args {
         if self.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
+        // Every job counted twice (bg: submitted, then drained) must fit the counters.
+        let total = (self.jobs)
+            .checked_mul(self.clients as u64)
+            .filter(|total| total.checked_mul(2).is_some())
+            .ok_or("--jobs times --clients is too large")?;
+        if let Some(size) = self.size.iter().find(|&&s| s > MAX_SIZE) {
+            return Err(format!(
+                "--size {size} is over the largest, {MAX_SIZE} bytes"
+            ));
+        }
+        // More in flight than there are jobs is the same as all of them in flight; capped
+        // here so that a huge value asks for no memory the run cannot use.
+        let per_client = usize::try_from(self.jobs).unwrap_or(usize::MAX);
+        let every_job = usize::try_from(total).unwrap_or(usize::MAX);
         let pipelined = matches!(self.mode, Mode::Pipe | Mode::Bg);
+        let window = self.window.unwrap_or(if pipelined { 64 } else { 1 });
+        let grabs = (self.grabs).unwrap_or(if self.mode == Mode::Pipe { 64 } else { 1 });
         Ok(Plan {
             tls: self.tls()?,
             addr,
@@ -168,12 +191,9 @@ impl Args {
             clients: self.clients,
             workers: self.workers,
             jobs: self.jobs,
-            window: self.window.unwrap_or(if pipelined { 64 } else { 1 }).max(1),
-            grabs: self
-                .grabs
-                .unwrap_or(if self.mode == Mode::Pipe { 64 } else { 1 })
-                .max(1),
-            batch: self.batch.max(1),
+            window: window.clamp(1, per_client),
+            grabs: grabs.clamp(1, every_job),
+            batch: self.batch.clamp(1, per_client),
             sizes: self.size.clone(),
             function: self.function.clone(),
             timeout: Duration::from_secs(self.timeout),

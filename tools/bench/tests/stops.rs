@@ -1,6 +1,8 @@
-//! gearman-bench when a run cannot finish: the tool itself is killed.
+//! gearman-bench when a run cannot finish: the tool itself is killed, or the counts asked
+//! for are absurd.
 
-use gearman_tests::gearmand_rs_binary;
+use gearman_tests::{gearmand_rs_binary, run, ServerProcess};
+use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,10 @@ const BENCH: &str = env!("CARGO_BIN_EXE_gearman-bench");
 
 /// Far more jobs than the test lets run: the run is always cut short.
 const ENDLESS: &str = "100000000";
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
 
 fn kill(pid: u32, signal: &str) {
     let status = Command::new("kill")
@@ -81,4 +87,42 @@ fn compare_servers_do_not_outlive_a_killed_tool() {
         kill(server, "-KILL");
     }
     assert!(!left, "server {server} outlived the killed gearman-bench");
+}
+
+/// Counts far beyond what a run can use are capped or refused, never a panic or an
+/// allocation the size of the number given.
+#[test]
+fn absurd_counts_are_capped_or_refused() {
+    let server = ServerProcess::start(&gearmand_rs_binary(), &[]);
+    let port = server.port.to_string();
+    let huge = u64::MAX.to_string();
+    let capped: &[&[&str]] = &[
+        &["--window", &huge],
+        &["-m", "batch", "-b", &huge],
+        &["-m", "pipe", "--grabs", &huge, "--window", &huge],
+        &["--timeout", &huge],
+    ];
+    for case in capped {
+        let args = [
+            &["-p", &port, "-c", "2", "-w", "2", "-n", "10", "--json"][..],
+            case,
+        ]
+        .concat();
+        let out = run(BENCH, &args, b"", Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case:?}: {}\n{stderr}", out.status);
+        let report = json(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(report["completed"], 20, "{case:?}: {report}");
+    }
+    let refused: &[(&[&str], &str)] = &[
+        (&["-n", &huge, "-c", "2"], "too large"),
+        (&["-s", "100000000"], "--size 100000000"),
+    ];
+    for (case, message) in refused {
+        let args = [&["-p", &port][..], case].concat();
+        let out = run(BENCH, &args, b"", Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case:?}: {stderr}");
+        assert!(stderr.contains(message), "{case:?}: {stderr}");
+    }
 }
