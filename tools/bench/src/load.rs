@@ -1,6 +1,7 @@
 //! The load itself: clients submitting with a window (or in batches, or in the
 //! background), echo workers keeping several grabs in flight, and the timed phases.
 
+use crate::stop::{Stop, StopWatch};
 use crate::wire::{Tls, Wire};
 use bytes::Bytes;
 use gearman_core::proto::{
@@ -88,20 +89,36 @@ pub(crate) struct Outcome {
     pub(crate) completed: u64,
     /// Jobs that failed, came back wrong, or were never answered.
     pub(crate) failures: u64,
+    /// Of the failures, jobs never answered (the run stopped, a connection was lost).
+    pub(crate) unanswered: u64,
     /// Length of the timed client phase.
     pub(crate) elapsed: Duration,
     /// Per job latency in microseconds (for bg: submit to JOB_CREATED).
     pub(crate) latency: Histogram<u64>,
     /// For bg: jobs the workers finished and how long the drain took.
     pub(crate) drain: Option<(u64, Duration)>,
-    /// The first connection error, if any.
+    /// The first connection error, or why the run stopped early, if either.
     pub(crate) error: Option<String>,
 }
 
+/// What one client measured, kept when its connection fails or the run stops.
 struct ClientResult {
     latency: Histogram<u64>,
     completed: u64,
     failures: u64,
+    /// The error that ended this client early.
+    error: Option<String>,
+}
+
+impl ClientResult {
+    fn new() -> ClientResult {
+        ClientResult {
+            latency: histogram(),
+            completed: 0,
+            failures: 0,
+            error: None,
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -109,8 +126,10 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid histogram bounds")
 }
 
-/// Runs the plan on the current tokio runtime.
-pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
+/// Runs the plan on the current tokio runtime, until every job is answered or the run
+/// stops: its timeout, `interrupt` (SIGINT, SIGTERM), or a worker's lost connection. A run
+/// that stops early reports what was answered until then.
+pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>, interrupt: &Stop) -> Outcome {
     let payloads: Arc<Vec<Bytes>> = Arc::new(
         plan.sizes
             .iter()
@@ -122,18 +141,22 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
             })
             .collect(),
     );
-    // A timeout past what the clock can add is no timeout at all.
-    let deadline = Instant::now()
-        .checked_add(plan.timeout)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
+    let stop = Stop::new();
+    let stopper = {
+        let (stop, mut interrupted, timeout) = (stop.clone(), interrupt.watch(), plan.timeout);
+        tokio::spawn(async move {
+            let reason = match interrupted.unless(tokio::time::sleep(timeout)).await {
+                Ok(()) => format!("timed out after {timeout:?}"),
+                Err(interrupt) => interrupt,
+            };
+            stop.stop(reason);
+        })
+    };
+    let mut watch = stop.watch();
     let background = plan.mode == Mode::Bg;
     let mut workers = Vec::new();
-    let mut error = None;
     if !background {
-        match start_workers(plan, &counters, u64::MAX).await {
-            Ok(w) => workers = w,
-            Err(e) => error = Some(e.to_string()),
-        }
+        start_workers(plan, &counters, u64::MAX, &stop, &mut workers).await;
     }
     let ready = Arc::new(Barrier::new(plan.clients + 1));
     let clients: Vec<_> = (0..plan.clients)
@@ -144,54 +167,58 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
                 payloads.clone(),
                 ready.clone(),
             );
+            let mut watch = stop.watch();
             tokio::spawn(async move {
-                match plan.mode {
-                    Mode::Connect => connects(&plan, &counters, &ready).await,
-                    _ => client(id, &plan, &counters, &payloads, &ready).await,
+                let mut result = ClientResult::new();
+                let (ready, watch, out) = (&ready, &mut watch, &mut result);
+                let ended = match plan.mode {
+                    Mode::Connect => connects(&plan, &counters, ready, watch, out).await,
+                    _ => client(id, &plan, &counters, &payloads, ready, watch, out).await,
+                };
+                if let Err(e) = ended {
+                    result.error = Some(e.to_string());
                 }
+                result
             })
         })
         .collect();
-    ready.wait().await;
+    let _ = watch.unless(ready.wait()).await;
     let start = Instant::now();
     let mut latency = histogram();
     let (mut completed, mut failures) = (0, 0);
+    let mut error = None;
+    // Each client ends once its jobs are answered, its connection fails or the run stops,
+    // and keeps what it measured in every case.
     for c in clients {
-        match tokio::time::timeout_at(deadline.into(), c).await {
-            Ok(Ok(Ok(r))) => {
+        match c.await {
+            Ok(r) => {
                 let _ = latency.add(&r.latency);
                 completed += r.completed;
                 failures += r.failures;
+                if let Some(e) = r.error {
+                    error.get_or_insert(e);
+                }
             }
-            Ok(Ok(Err(e))) => {
+            Err(e) => {
                 error.get_or_insert(e.to_string());
-            }
-            Ok(Err(e)) => {
-                error.get_or_insert(e.to_string());
-            }
-            Err(_) => {
-                error.get_or_insert(format!("timed out after {:?}", plan.timeout));
             }
         }
     }
     let elapsed = start.elapsed();
     let mut drain = None;
-    if background && error.is_none() {
+    if background && error.is_none() && stop.reason().is_none() {
         let start = Instant::now();
         let wait = counters.drained.notified();
-        match start_workers(plan, &counters, completed).await {
-            Ok(w) => workers = w,
-            Err(e) => error = Some(e.to_string()),
-        }
-        if completed > 0
-            && tokio::time::timeout_at(deadline.into(), wait)
-                .await
-                .is_err()
-        {
-            error.get_or_insert(format!("drain timed out after {:?}", plan.timeout));
+        start_workers(plan, &counters, completed, &stop, &mut workers).await;
+        if completed > 0 {
+            let _ = watch.unless(wait).await;
         }
         drain = Some((counters.worked.load(Ordering::Relaxed), start.elapsed()));
     }
+    if let Some(reason) = stop.reason() {
+        error.get_or_insert(reason);
+    }
+    stopper.abort();
     for w in workers {
         w.abort();
     }
@@ -199,6 +226,7 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
     Outcome {
         completed,
         failures: failures + unanswered,
+        unanswered,
         elapsed,
         latency,
         drain,
@@ -207,31 +235,43 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>) -> Outcome {
 }
 
 /// Connects the workers; returns once each has registered its function (an ECHO after
-/// CAN_DO comes back only after the server has handled the CAN_DO).
+/// CAN_DO comes back only after the server has handled the CAN_DO), or the run stopped.
+/// A worker that cannot connect or loses its connection stops the run: the jobs would
+/// otherwise wait for answers until the timeout.
 async fn start_workers(
     plan: &Plan,
     counters: &Arc<Counters>,
     target: u64,
-) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
-    let mut handles = Vec::new();
+    stop: &Stop,
+    handles: &mut Vec<JoinHandle<()>>,
+) {
     let ready = Arc::new(Barrier::new(plan.workers + 1));
     for _ in 0..plan.workers {
-        let (addr, tls, function, grabs, counters, ready) = (
+        let (addr, tls, function, grabs, counters, ready, stop) = (
             plan.addr.clone(),
             plan.tls.clone(),
             Bytes::from(plan.function.clone()),
             plan.grabs.max(1),
             counters.clone(),
             ready.clone(),
+            stop.clone(),
         );
         handles.push(tokio::spawn(async move {
-            let wire = Wire::connect(&addr, tls.as_ref()).await;
-            ready.wait().await;
-            worker(wire?, function, grabs, &counters, target).await
+            let mut watch = stop.watch();
+            let wire = match watch.unless(Wire::connect(&addr, tls.as_ref())).await {
+                Ok(Ok(wire)) => wire,
+                Ok(Err(e)) => return stop.stop(format!("a worker cannot connect: {e}")),
+                Err(_) => return,
+            };
+            if watch.unless(ready.wait()).await.is_err() {
+                return;
+            }
+            if let Err(e) = worker(wire, function, grabs, &counters, target).await {
+                stop.stop(format!("a worker: {e}"));
+            }
         }));
     }
-    ready.wait().await;
-    Ok(handles)
+    let _ = stop.watch().unless(ready.wait()).await;
 }
 
 async fn worker(
@@ -296,15 +336,26 @@ struct Pending {
     size: usize,
 }
 
+/// One client's jobs, counted into `result` as they are answered. Returns when all are
+/// answered, the run stops (`Ok`) or the connection fails (the error).
 async fn client(
     id: usize,
     plan: &Plan,
     counters: &Counters,
     payloads: &[Bytes],
     ready: &Barrier,
-) -> io::Result<ClientResult> {
-    let wire = Wire::connect(&plan.addr, plan.tls.as_ref()).await;
-    ready.wait().await;
+    watch: &mut StopWatch,
+    result: &mut ClientResult,
+) -> io::Result<()> {
+    let Ok(wire) = watch
+        .unless(Wire::connect(&plan.addr, plan.tls.as_ref()))
+        .await
+    else {
+        return Ok(());
+    };
+    if watch.unless(ready.wait()).await.is_err() {
+        return Ok(());
+    }
     let mut wire = wire?;
     let function = Bytes::from(plan.function.clone());
     let mode = match plan.mode {
@@ -314,11 +365,6 @@ async fn client(
     let window = match plan.mode {
         Mode::Batch => plan.batch.max(1),
         _ => plan.window.max(1),
-    };
-    let mut result = ClientResult {
-        latency: histogram(),
-        completed: 0,
-        failures: 0,
     };
     let (mut submitted, mut answered, mut in_flight) = (0u64, 0u64, 0usize);
     let mut awaiting_handle: VecDeque<Pending> = VecDeque::with_capacity(window);
@@ -342,7 +388,10 @@ async fn client(
             submitted += 1;
             in_flight += 1;
         }
-        wire.turn(&mut responses).await?;
+        match watch.unless(wire.turn(&mut responses)).await {
+            Ok(turned) => turned?,
+            Err(_) => return Ok(()),
+        }
         let now = Instant::now();
         for response in responses.drain(..) {
             let finished = match response {
@@ -379,27 +428,36 @@ async fn client(
             }
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 /// [`Mode::Connect`]'s client: `jobs` connections in turn, each timed from the connect
 /// (and handshake) to its ECHO's answer.
-async fn connects(plan: &Plan, counters: &Counters, ready: &Barrier) -> io::Result<ClientResult> {
-    ready.wait().await;
-    let mut result = ClientResult {
-        latency: histogram(),
-        completed: 0,
-        failures: 0,
-    };
+async fn connects(
+    plan: &Plan,
+    counters: &Counters,
+    ready: &Barrier,
+    watch: &mut StopWatch,
+    result: &mut ClientResult,
+) -> io::Result<()> {
+    if watch.unless(ready.wait()).await.is_err() {
+        return Ok(());
+    }
     let echo = Request::Echo {
         data: Bytes::from_static(b"gearman-bench"),
     };
     let mut responses = Vec::new();
     for _ in 0..plan.jobs {
         let started = Instant::now();
-        let mut wire = Wire::connect(&plan.addr, plan.tls.as_ref()).await?;
-        wire.push(&echo);
-        wire.turn(&mut responses).await?;
+        let exchange = async {
+            let mut wire = Wire::connect(&plan.addr, plan.tls.as_ref()).await?;
+            wire.push(&echo);
+            wire.turn(&mut responses).await
+        };
+        match watch.unless(exchange).await {
+            Ok(exchanged) => exchanged?,
+            Err(_) => return Ok(()),
+        }
         match responses.drain(..).next() {
             Some(Response::EchoRes { .. }) => {
                 record(&mut result.latency, started.elapsed());
@@ -410,7 +468,7 @@ async fn connects(plan: &Plan, counters: &Counters, ready: &Barrier) -> io::Resu
         }
         counters.answered.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(result)
+    Ok(())
 }
 
 fn record(h: &mut Histogram<u64>, d: Duration) {

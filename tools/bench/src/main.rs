@@ -19,6 +19,7 @@ mod load;
 mod memory;
 mod report;
 mod server;
+mod stop;
 mod wire;
 
 use clap::Parser;
@@ -29,9 +30,10 @@ use load::{Counters, Mode, Plan};
 use report::{Comparison, Report};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use stop::Stop;
 use wire::Tls;
 
 /// The largest `--size`: the tool reads packets up to gearman-core's default limit
@@ -208,6 +210,7 @@ fn run_with_progress(
     label: &str,
     plan: &Plan,
     server_pid: Option<u32>,
+    interrupt: &Stop,
 ) -> Report {
     let server_before = server_pid.and_then(|pid| cpu::process_cpu(pid).ok());
     let tool_before = cpu::own_cpu().unwrap_or_default();
@@ -242,13 +245,14 @@ fn run_with_progress(
             }
         })
     };
-    let outcome = runtime.block_on(load::run(plan, counters));
+    let outcome = runtime.block_on(load::run(plan, counters, interrupt));
     let tool_after = cpu::own_cpu().unwrap_or_default();
     let server_after = server_pid.and_then(|pid| cpu::process_cpu(pid).ok());
     bar.finish_and_clear();
     let _ = ticker.join();
     let mut report = Report::new(label, plan, &outcome);
-    let jobs = plan.total();
+    // Per job answered: a run that stopped early did only those.
+    let jobs = plan.total() - outcome.unanswered;
     report.tool_cpu_us = cpu::per_job_us(tool_before, tool_after, jobs);
     report.server_cpu_us = server_before
         .zip(server_after)
@@ -267,8 +271,9 @@ fn ours_default() -> PathBuf {
 fn main() -> ExitCode {
     let args = Args::parse();
     match real_main(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Finished::Answered) => ExitCode::SUCCESS,
+        Ok(Finished::Failed) => ExitCode::from(1),
+        Ok(Finished::Interrupted(status)) => ExitCode::from(status),
         Err(e) => {
             eprintln!("gearman-bench: {e}");
             ExitCode::from(2)
@@ -276,7 +281,45 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(args: &Args) -> Result<bool, String> {
+/// How a run (or a comparison) ended.
+enum Finished {
+    /// Every job was answered right.
+    Answered,
+    /// Some job failed or was never answered.
+    Failed,
+    /// SIGINT or SIGTERM stopped it; the exit status is 128 + the signal's number.
+    Interrupted(u8),
+}
+
+/// Stops the runs on SIGINT or SIGTERM, so the summary says what was done until then
+/// (and `--compare`'s servers are stopped); a second signal exits at once. Returns the
+/// stop and the exit status the signal asks for (0 while none came).
+fn on_signals(runtime: &tokio::runtime::Runtime) -> Result<(Stop, Arc<AtomicU8>), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _entered = runtime.enter();
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let (mut int, mut term) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let (interrupt, status) = (Stop::new(), Arc::new(AtomicU8::new(0)));
+    let (stop, signalled) = (interrupt.clone(), status.clone());
+    runtime.spawn(async move {
+        loop {
+            let (name, code) = tokio::select! {
+                _ = int.recv() => ("SIGINT", 130),
+                _ = term.recv() => ("SIGTERM", 143),
+            };
+            if signalled.swap(code, Ordering::Relaxed) != 0 {
+                std::process::exit(code.into());
+            }
+            stop.stop(format!("interrupted ({name})"));
+        }
+    });
+    Ok((interrupt, status))
+}
+
+fn real_main(args: &Args) -> Result<Finished, String> {
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -291,43 +334,42 @@ fn real_main(args: &Args) -> Result<bool, String> {
     if args.memory {
         return memory_main(args);
     }
+    let (interrupt, signal_status) = on_signals(&runtime)?;
+    let finished = |ok: bool| match signal_status.load(Ordering::Relaxed) {
+        0 if ok => Finished::Answered,
+        0 => Finished::Failed,
+        status => Finished::Interrupted(status),
+    };
     if !args.compare {
         let plan = args.plan(format!("{}:{}", args.host, args.port))?;
-        let report = run_with_progress(&runtime, &plan.addr, &plan, args.server_pid);
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
-        } else {
-            print!("{}", report.text());
-        }
-        return Ok(report.ok());
+        let report = run_with_progress(&runtime, &plan.addr, &plan, args.server_pid, &interrupt);
+        print_json_or(args.json, &report, Report::text)?;
+        return Ok(finished(report.ok()));
     }
     let ours = args.ours.clone().unwrap_or_else(ours_default);
     let run_on = |label: &str, binary: &PathBuf, extra: &[String]| {
         let server = server::Server::start(binary, extra)?;
         let plan = args.plan(format!("127.0.0.1:{}", server.port))?;
-        Ok::<_, String>(run_with_progress(
-            &runtime,
-            label,
-            &plan,
-            Some(server.pid()),
-        ))
+        let pid = Some(server.pid());
+        Ok::<_, String>(run_with_progress(&runtime, label, &plan, pid, &interrupt))
     };
     let mut comparisons = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let reference = run_on("gearmand", &args.gearmand, &args.gearmand_arg)?;
+        if interrupt.reason().is_some() {
+            // Interrupted before gearmand-rs ran: there is nothing to compare.
+            print_json_or(args.json, &reference, Report::text)?;
+            return Ok(finished(false));
+        }
         let ours_report = run_on("gearmand-rs", &ours, &args.ours_arg)?;
         comparisons.push(Comparison::new(reference, ours_report));
+        if interrupt.reason().is_some() {
+            break;
+        }
     }
     let all_ok = comparisons.iter().all(|c| c.reference.ok() && c.ours.ok());
     match comparisons.as_slice() {
-        [one] if args.json => println!(
-            "{}",
-            serde_json::to_string_pretty(one).map_err(|e| e.to_string())?
-        ),
-        [one] => print!("{}", one.text()),
+        [one] => print_json_or(args.json, one, Comparison::text)?,
         runs if args.json => println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -343,10 +385,25 @@ fn real_main(args: &Args) -> Result<bool, String> {
             print!("{}", report::median_text(runs));
         }
     }
-    Ok(all_ok)
+    Ok(finished(all_ok))
 }
 
-fn memory_main(args: &Args) -> Result<bool, String> {
+/// Prints `value` as JSON with `--json`, else as `text` gives it.
+fn print_json_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl Fn(&T) -> String,
+) -> Result<(), String> {
+    if json {
+        let pretty = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        println!("{pretty}");
+    } else {
+        print!("{}", text(value));
+    }
+    Ok(())
+}
+
+fn memory_main(args: &Args) -> Result<Finished, String> {
     let plan = memory::MemoryPlan {
         jobs: args.memory_jobs.max(1),
         payload: args.size.first().copied().unwrap_or(64),
@@ -362,13 +419,6 @@ fn memory_main(args: &Args) -> Result<bool, String> {
         reference,
         ours,
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?
-        );
-    } else {
-        print!("{}", comparison.text());
-    }
-    Ok(true)
+    print_json_or(args.json, &comparison, memory::MemoryComparison::text)?;
+    Ok(Finished::Answered)
 }

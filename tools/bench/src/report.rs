@@ -61,6 +61,8 @@ pub(crate) struct Report {
     pub(crate) completed: u64,
     /// Jobs that failed, came back wrong or were never answered.
     pub(crate) failures: u64,
+    /// Of the failures, jobs never answered (the run stopped early, a connection was lost).
+    pub(crate) unanswered: u64,
     /// Seconds of the client phase.
     pub(crate) secs: f64,
     /// Jobs per second of the client phase (bg: submit rate).
@@ -96,6 +98,7 @@ impl Report {
             jobs: plan.total(),
             completed: outcome.completed,
             failures: outcome.failures,
+            unanswered: outcome.unanswered,
             secs,
             rate: per_second(outcome.completed, secs),
             latency_us: Latency::of(&outcome.latency),
@@ -146,8 +149,12 @@ impl Report {
         } else {
             "jobs"
         };
+        let unanswered = match self.unanswered {
+            0 => String::new(),
+            n => format!(" ({n} never answered)"),
+        };
         out += &format!(
-            "  {} of {} {unit} {what} in {:.3} s: {:.0} {unit}/s, {} failures\n",
+            "  {} of {} {unit} {what} in {:.3} s: {:.0} {unit}/s, {} failures{unanswered}\n",
             self.completed, self.jobs, self.secs, self.rate, self.failures
         );
         let l = &self.latency_us;

@@ -36,7 +36,10 @@ impl Server {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // Its own process group: a Ctrl-C at the terminal reaches only this tool, which
+            // stops the run, reports, then stops the server.
+            .process_group(0);
         // SAFETY: the closure calls only prctl, which is async-signal-safe.
         unsafe {
             command.pre_exec(die_with_parent);

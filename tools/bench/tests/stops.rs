@@ -1,9 +1,10 @@
-//! gearman-bench when a run cannot finish: the tool itself is killed, or the counts asked
-//! for are absurd.
+//! gearman-bench when a run cannot finish: the server dies, the tool is interrupted, the
+//! server never answers, the tool itself is killed, or the counts asked for are absurd.
+//! The run ends within its bounds, says why, and reports what was done until then.
 
-use gearman_tests::{gearmand_rs_binary, run, ServerProcess};
+use gearman_tests::{gearmand_rs_binary, run, wait_for_workers, ServerProcess};
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_gearman-bench");
@@ -11,8 +12,67 @@ const BENCH: &str = env!("CARGO_BIN_EXE_gearman-bench");
 /// Far more jobs than the test lets run: the run is always cut short.
 const ENDLESS: &str = "100000000";
 
+fn spawn_bench(args: &[&str]) -> Child {
+    Command::new(BENCH)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gearman-bench")
+}
+
+/// Waits (bounded) for the tool to exit; returns its status and stdout.
+fn finish(mut bench: Child, limit: Duration) -> (ExitStatus, String) {
+    let deadline = Instant::now() + limit;
+    while bench.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = bench.kill();
+            let out = bench.wait_with_output().expect("output");
+            panic!(
+                "gearman-bench still running after {limit:?}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = bench.wait_with_output().expect("output");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// A report cut short: some jobs done (and only those in the latencies), the rest counted
+/// as never answered, and why it stopped.
+fn check_partial(report: &Value, why: &str) {
+    let n = |k: &str| {
+        report[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {report}"))
+    };
+    assert!(n("completed") > 0, "nothing done before the stop: {report}");
+    assert!(n("completed") < n("jobs"), "{report}");
+    assert!(n("unanswered") > 0, "{report}");
+    assert_eq!(n("completed") + n("failures"), n("jobs"), "{report}");
+    assert!(n("failures") >= n("unanswered"), "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(why),
+        "error {error:?}, wanted {why:?}: {report}"
+    );
+    let latency = &report["latency_us"];
+    let p = |k: &str| latency[k].as_u64().unwrap();
+    assert!(
+        p("p50") >= 1 && p("p50") <= p("p90") && p("p90") <= p("p99"),
+        "{report}"
+    );
+    assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{report}");
 }
 
 fn kill(pid: u32, signal: &str) {
@@ -21,6 +81,84 @@ fn kill(pid: u32, signal: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The load is running: its workers are registered, and a moment has passed.
+fn load_running(server: &ServerProcess) {
+    wait_for_workers(server, "gearman_bench_echo", 2);
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+#[test]
+fn a_server_killed_mid_run_leaves_a_report_of_what_was_done() {
+    for mut server in [
+        ServerProcess::start(&gearmand_rs_binary(), &[]),
+        ServerProcess::gearmand(&[]),
+    ] {
+        let port = server.port.to_string();
+        let bench = spawn_bench(&["-p", &port, "-c", "2", "-w", "2", "-n", ENDLESS, "--json"]);
+        load_running(&server);
+        server.child.kill().expect("kill the server");
+        let (status, stdout) = finish(bench, Duration::from_secs(30));
+        assert_eq!(status.code(), Some(1), "{stdout}");
+        let report = json(&stdout);
+        // EOF, or a reset where the server died with bytes unread.
+        let error = report["error"].as_str().unwrap_or_default().to_owned();
+        let lost = ["closed the connection", "reset by peer", "Broken pipe"];
+        assert!(lost.iter().any(|l| error.contains(l)), "{report}");
+        check_partial(&report, &error);
+    }
+}
+
+#[test]
+fn sigint_stops_the_run_and_reports_it() {
+    let server = ServerProcess::start(&gearmand_rs_binary(), &[]);
+    let port = server.port.to_string();
+    for mode in ["fg", "pipe"] {
+        let args = ["-p", &port, "-m", mode, "-c", "2", "-w", "2", "-n", ENDLESS];
+        let bench = spawn_bench(&[&args[..], &["--json"]].concat());
+        load_running(&server);
+        kill(bench.id(), "-INT");
+        let (status, stdout) = finish(bench, Duration::from_secs(30));
+        assert_eq!(status.code(), Some(130), "{stdout}");
+        check_partial(&json(&stdout), "interrupted (SIGINT)");
+    }
+}
+
+/// A server that accepts and never speaks: the TLS handshake never ends, and --timeout
+/// ends the run.
+#[test]
+fn timeout_bounds_a_handshake_that_never_ends() {
+    use gearman_tests::certs::TestPki;
+    let pki = TestPki::generate("bench-silent");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let ca = pki.ca.display().to_string();
+    let started = Instant::now();
+    let bench = spawn_bench(&[
+        "-p",
+        &port,
+        "-n",
+        "5",
+        "--ssl",
+        "--ssl-ca-file",
+        &ca,
+        "--timeout",
+        "2",
+        "--json",
+    ]);
+    let (status, stdout) = finish(bench, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    let report = json(&stdout);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 2s"),
+        "{report}"
+    );
+    assert_eq!(report["completed"], 0, "{report}");
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 /// The pids of `pid`'s children (every thread's).
