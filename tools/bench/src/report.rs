@@ -128,17 +128,17 @@ impl Report {
             _ => format!("window {}", self.window),
         };
         let sizes: Vec<String> = self.sizes.iter().map(|s| format!("{s} B")).collect();
+        // The mode as --mode spells it; the rest as it is (a host name, "B" for bytes).
+        let mode = format!("{:?}", self.mode).to_lowercase();
         let mut out = format!(
-            "{}: {:?} load, {} clients x {} jobs ({shape}), {} workers ({} grabs), payload {}\n",
+            "{}: {mode} load, {} clients x {} jobs ({shape}), {} workers ({} grabs), payload {}\n",
             self.server,
-            self.mode,
             self.clients,
             self.jobs / self.clients.max(1) as u64,
             self.workers,
             self.grabs,
             sizes.join("/"),
-        )
-        .to_lowercase();
+        );
         let what = if self.mode == Mode::Bg {
             "submitted"
         } else {
@@ -313,4 +313,50 @@ pub(crate) fn median_text(runs: &[Comparison]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(server: &str, sizes: Vec<usize>) -> Report {
+        let plan = Plan {
+            addr: server.to_owned(),
+            mode: Mode::Pipe,
+            clients: 2,
+            workers: 1,
+            jobs: 10,
+            window: 4,
+            grabs: 4,
+            batch: 1,
+            sizes,
+            function: "f".to_owned(),
+            timeout: Duration::from_secs(1),
+            tls: None,
+        };
+        let mut latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        latency.record(100).unwrap();
+        let outcome = Outcome {
+            completed: 20,
+            failures: 0,
+            unanswered: 0,
+            elapsed: Duration::from_secs(1),
+            latency,
+            drain: None,
+            error: None,
+        };
+        Report::new(server, &plan, &outcome)
+    }
+
+    #[test]
+    fn the_header_keeps_the_units_and_the_host_as_given() {
+        let text = report("Bench-Host:4730", vec![64, 4096]).text();
+        let header = text.lines().next().unwrap();
+        assert_eq!(
+            header,
+            "Bench-Host:4730: pipe load, 2 clients x 10 jobs (window 4), 1 workers (4 grabs), \
+             payload 64 B/4096 B"
+        );
+    }
 }
