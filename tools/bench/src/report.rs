@@ -288,12 +288,23 @@ pub(crate) fn median_ratios(runs: &[Comparison]) -> serde_json::Map<String, serd
             .iter()
             .filter_map(|c| c.ratio.get(name).and_then(|v| v.as_f64()))
             .collect();
-        values.sort_by(f64::total_cmp);
-        if let Some(median) = values.get(values.len() / 2) {
+        if let Some(median) = median(&mut values) {
             out.insert(name.clone(), serde_json::json!(median));
         }
     }
     out
+}
+
+/// The median: the middle value, or the mean of the two middle ones of an even count
+/// (the upper one alone would favour the larger half).
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[mid]),
+        _ => Some((values[mid - 1] + values[mid]) / 2.0),
+    }
 }
 
 /// The median ratios as a table, with every run's ratio beside.
@@ -347,6 +358,14 @@ mod tests {
             error: None,
         };
         Report::new(server, &plan, &outcome)
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 10.0]), Some(3.0));
+        assert_eq!(median(&mut [4.0, 1.0]), Some(2.5));
+        assert_eq!(median(&mut [8.0, 1.0, 2.0, 4.0]), Some(3.0));
     }
 
     #[test]
