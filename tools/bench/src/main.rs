@@ -50,7 +50,8 @@ struct Args {
     /// Server port.
     #[arg(short, long, default_value_t = 4730)]
     port: u16,
-    /// Load kind: fg (one job at a time, or --window), pipe (pipelined fg), batch, bg.
+    /// Load kind: fg (one job at a time, or --window), pipe (pipelined fg), batch, bg,
+    /// connect (a fresh connection per ECHO).
     #[arg(short, long, value_enum, default_value_t = Mode::Fg)]
     mode: Mode,
     /// Client connections.
