@@ -9,6 +9,7 @@ use bytes::Bytes;
 use gearman_core::client::Job;
 use gearman_core::proto::Priority;
 use gearman_tokio::Runtime;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -208,7 +209,9 @@ fn libgearman_client(ctx: Arc<Ctx>, seed: u64) {
         cmd.arg(&data)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches only the soak.
+            .process_group(0);
         let call = ctx.fg_begin(source);
         let outcome = run_bounded(&ctx, cmd);
         match (background, outcome) {

@@ -3,11 +3,13 @@
 //! at the end that nothing was lost, nothing hung, results reached their callers, `status`
 //! agrees when quiescent, memory came back down and healthy peers were served; prints a
 //! progress line per interval and a summary, and exits non-zero on any failed check.
+//! SIGINT or SIGTERM stops it early with a summary of what it saw until then.
 //!
 //! `gearman-soak worker ...` is the worker process the soak starts (and kills) itself.
 
 mod ctx;
 mod faults;
+mod interrupt;
 mod ledger;
 mod load;
 mod payload;
@@ -22,6 +24,7 @@ mod workers;
 use clap::{Parser, Subcommand};
 use ctx::Ctx;
 use faults::{Fault, Target};
+use interrupt::Interrupt;
 use server::ServerCtl;
 use stats::Stats;
 use std::path::PathBuf;
@@ -100,8 +103,9 @@ fn main() {
             probe,
         }) => worker::run(server, adapter, probe),
         None => std::process::exit(match soak(cli.run) {
-            Ok(true) => 0,
-            Ok(false) => 1,
+            Ok(Ended::Passed) => 0,
+            Ok(Ended::Failed) => 1,
+            Ok(Ended::Interrupted(signal)) => 128 + signal,
             Err(e) => {
                 eprintln!("gearman-soak: {e}");
                 2
@@ -110,12 +114,26 @@ fn main() {
     }
 }
 
+/// How a soak that ran ended.
+enum Ended {
+    /// Every check passed.
+    Passed,
+    /// Some check failed.
+    Failed,
+    /// SIGINT or SIGTERM (the number) stopped it early.
+    Interrupted(i32),
+}
+
+/// How long an interrupted soak waits for the acknowledged jobs to run before its summary.
+const INTERRUPTED_DRAIN: Duration = Duration::from_secs(10);
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// The whole run; `Ok(false)` when a check failed.
-fn soak(args: RunArgs) -> Result<bool, String> {
+/// The whole run.
+fn soak(args: RunArgs) -> Result<Ended, String> {
+    let interrupt = Interrupt::listen()?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let server_bin = args
         .server_bin
@@ -144,17 +162,21 @@ fn soak(args: RunArgs) -> Result<bool, String> {
     let ctx = Arc::new(Ctx::new(server.addr, stats.clone()));
     let workers =
         Workers::start(exe, ctx.clone(), args.workers_per_adapter).map_err(|e| e.to_string())?;
-    if !quiescent(&server, &workers, Duration::from_secs(20)) {
+    if !quiescent(&server, &workers, Duration::from_secs(20), &interrupt) {
+        if let Some(signal) = interrupt.signal() {
+            eprintln!("gearman-soak: {} before the load started", interrupt::name(signal));
+            return Ok(Ended::Interrupted(signal));
+        }
         return Err("the workers did not all register within 20 s".into());
     }
 
     // Warm-up without faults, then the quiescent baseline.
     let warm = load::start(&ctx, args.clients_per_adapter, seed);
-    std::thread::sleep(Duration::from_secs(5));
+    interrupt.sleep(Duration::from_secs(5));
     ctx.stop_load.store(true, Ordering::Release);
     warm.into_iter().for_each(|t| drop(t.join()));
     drain(&ctx, Duration::from_secs(30));
-    quiescent(&server, &workers, Duration::from_secs(20));
+    quiescent(&server, &workers, Duration::from_secs(20), &interrupt);
     std::thread::sleep(Duration::from_secs(1));
     let baseline = sys::rss_bytes(server.pid()).unwrap_or(0);
     println!(
@@ -179,7 +201,7 @@ fn soak(args: RunArgs) -> Result<bool, String> {
     };
     let mut cycle = Vec::new();
     let mut next_progress = Duration::from_secs(args.progress_secs);
-    while started.elapsed() < duration {
+    while started.elapsed() < duration && !interrupt.happened() {
         if started.elapsed() + quiet_tail < duration {
             if cycle.is_empty() {
                 cycle = Fault::ALL.to_vec();
@@ -190,7 +212,7 @@ fn soak(args: RunArgs) -> Result<bool, String> {
         }
         watch(&ctx, &server, &workers);
         let pause = Instant::now() + Duration::from_millis(args.fault_interval_ms);
-        while Instant::now() < pause && started.elapsed() < duration {
+        while Instant::now() < pause && started.elapsed() < duration && !interrupt.happened() {
             if started.elapsed() >= next_progress {
                 progress(&ctx, &server, started.elapsed());
                 next_progress += Duration::from_secs(args.progress_secs);
@@ -200,7 +222,14 @@ fn soak(args: RunArgs) -> Result<bool, String> {
         }
     }
 
-    println!("load stops at {:?}; draining", started.elapsed());
+    match interrupt.signal() {
+        Some(signal) => println!(
+            "{} at {:?}: the load stops; draining for at most {INTERRUPTED_DRAIN:?}",
+            interrupt::name(signal),
+            started.elapsed()
+        ),
+        None => println!("load stops at {:?}; draining", started.elapsed()),
+    }
     ctx.stop_load.store(true, Ordering::Release);
     for t in load {
         while !t.is_finished() {
@@ -212,27 +241,41 @@ fn soak(args: RunArgs) -> Result<bool, String> {
     if ctx.watch_hangs() > 0 {
         stats.inc("fail.fg_calls_left_running");
     }
-    let drained = drain(&ctx, Duration::from_secs(args.drain_secs));
-    check(
-        &stats,
-        "all_acknowledged_jobs_ran_before_drain_deadline",
-        drained,
-    );
-    let agrees = quiescent(&server, &workers, Duration::from_secs(30));
-    check(&stats, "status_agrees_when_quiescent", agrees);
-    std::thread::sleep(Duration::from_secs(2));
-    let rss = sys::rss_bytes(server.pid()).unwrap_or(0);
-    stats.max("info.server_rss_final_kib", rss / 1024);
-    stats.max("info.server_rss_baseline_kib", baseline / 1024);
-    let leak = rss > baseline + args.rss_tolerance_mib * 1024 * 1024;
-    check(&stats, "rss_back_near_baseline", !leak);
-    if leak {
-        eprintln!(
-            "FAIL: server RSS {:.1} MiB after the load, baseline {:.1} MiB (+{} MiB allowed)",
-            mib(rss),
-            mib(baseline),
-            args.rss_tolerance_mib
+    let drain_limit = match interrupt.happened() {
+        true => INTERRUPTED_DRAIN.min(Duration::from_secs(args.drain_secs)),
+        false => Duration::from_secs(args.drain_secs),
+    };
+    let drained = drain(&ctx, drain_limit);
+    // An interrupted soak has not waited the drain out: jobs not run yet are unverified,
+    // not lost, and the end state has not settled for the quiescent checks.
+    let settled = !interrupt.happened();
+    if settled || drained {
+        check(
+            &stats,
+            "all_acknowledged_jobs_ran_before_drain_deadline",
+            drained,
         );
+    }
+    if settled {
+        let agrees = quiescent(&server, &workers, Duration::from_secs(30), &interrupt);
+        check(&stats, "status_agrees_when_quiescent", agrees);
+        std::thread::sleep(Duration::from_secs(2));
+        let rss = sys::rss_bytes(server.pid()).unwrap_or(0);
+        stats.max("info.server_rss_final_kib", rss / 1024);
+        stats.max("info.server_rss_baseline_kib", baseline / 1024);
+        let leak = rss > baseline + args.rss_tolerance_mib * 1024 * 1024;
+        check(&stats, "rss_back_near_baseline", !leak);
+        if leak {
+            eprintln!(
+                "FAIL: server RSS {:.1} MiB after the load, baseline {:.1} MiB (+{} MiB allowed)",
+                mib(rss),
+                mib(baseline),
+                args.rss_tolerance_mib
+            );
+        }
+    } else {
+        stats.inc("info.interrupted_checks_not_made.status_agrees_when_quiescent");
+        stats.inc("info.interrupted_checks_not_made.rss_back_near_baseline");
     }
     ctx.stop_all.store(true, Ordering::Release);
     drop(probe.join());
@@ -244,7 +287,14 @@ fn soak(args: RunArgs) -> Result<bool, String> {
         verdict.acked - verdict.lost.len() as u64,
     );
     stats.add("check.bg_ran_exactly_once", verdict.exactly_once);
-    stats.add("fail.bg_lost", verdict.lost.len() as u64);
+    let unverified = !settled && !drained;
+    if unverified {
+        // Acknowledged, not run yet when the interrupted soak stopped waiting: still queued
+        // as far as the soak knows.
+        stats.add("info.bg_not_run_when_interrupted", verdict.lost.len() as u64);
+    } else {
+        stats.add("fail.bg_lost", verdict.lost.len() as u64);
+    }
     stats.add(
         "fail.bg_duplicate_unexplained",
         verdict.unexplained_dups.len() as u64,
@@ -267,8 +317,9 @@ fn soak(args: RunArgs) -> Result<bool, String> {
         "info.bg_run_of_unacknowledged_submission",
         verdict.unacked_runs,
     );
+    let no_ids = Vec::new();
     for (what, ids) in [
-        ("lost", &verdict.lost),
+        ("lost", if unverified { &no_ids } else { &verdict.lost }),
         ("duplicated", &verdict.unexplained_dups),
         ("early", &verdict.early_epoch),
     ] {
@@ -279,8 +330,12 @@ fn soak(args: RunArgs) -> Result<bool, String> {
             }
         }
     }
-    summary(&stats, started.elapsed(), &dir);
-    Ok(stats.sum("fail.") == 0)
+    summary(&stats, started.elapsed(), &dir, interrupt.signal());
+    Ok(match interrupt.signal() {
+        Some(signal) => Ended::Interrupted(signal),
+        None if stats.sum("fail.") == 0 => Ended::Passed,
+        None => Ended::Failed,
+    })
 }
 
 fn check(stats: &Stats, name: &str, ok: bool) {
@@ -326,7 +381,13 @@ fn drain(ctx: &Ctx, limit: Duration) -> bool {
 }
 
 /// Waits until `status` shows no queued or running soak job and exactly the live workers.
-fn quiescent(server: &ServerCtl, workers: &Workers, limit: Duration) -> bool {
+/// Gives up at once (false) when the soak is interrupted.
+fn quiescent(
+    server: &ServerCtl,
+    workers: &Workers,
+    limit: Duration,
+    interrupt: &Interrupt,
+) -> bool {
     let deadline = Instant::now() + limit;
     let mut last = String::new();
     loop {
@@ -344,6 +405,9 @@ fn quiescent(server: &ServerCtl, workers: &Workers, limit: Duration) -> bool {
                 return true;
             }
             last = text;
+        }
+        if interrupt.happened() {
+            return false;
         }
         if Instant::now() >= deadline {
             eprintln!(
@@ -376,10 +440,14 @@ fn progress(ctx: &Ctx, server: &ServerCtl, elapsed: Duration) {
     );
 }
 
-fn summary(stats: &Stats, elapsed: Duration, dir: &std::path::Path) {
+fn summary(stats: &Stats, elapsed: Duration, dir: &std::path::Path, signal: Option<i32>) {
     println!(
-        "== gearman-soak summary after {:.0} s (server log: {})",
+        "== gearman-soak summary after {:.0} s{} (server log: {})",
         elapsed.as_secs_f64(),
+        signal.map_or(String::new(), |s| format!(
+            ", interrupted by {}",
+            interrupt::name(s)
+        )),
         dir.join("server.log").display()
     );
     for group in ["fault.", "check.", "fail.", "load.", "info."] {
@@ -398,12 +466,20 @@ fn summary(stats: &Stats, elapsed: Duration, dir: &std::path::Path) {
         }
     }
     let fails = stats.sum("fail.");
-    println!(
-        "== {}",
-        if fails == 0 {
-            "PASS".to_string()
-        } else {
-            format!("FAIL ({fails} failed checks)")
-        }
-    );
+    let verdict = match (fails, signal) {
+        (0, None) => "PASS".to_string(),
+        (_, None) => format!("FAIL ({fails} failed checks)"),
+        (0, Some(s)) => format!(
+            "INTERRUPTED by {} after {:.0} s: no check failed until then; the end checks \
+             listed under info.interrupted_checks_not_made were not made",
+            interrupt::name(s),
+            elapsed.as_secs_f64()
+        ),
+        (_, Some(s)) => format!(
+            "FAIL ({fails} failed checks), INTERRUPTED by {} after {:.0} s",
+            interrupt::name(s),
+            elapsed.as_secs_f64()
+        ),
+    };
+    println!("== {verdict}");
 }

@@ -72,7 +72,10 @@ impl ServerCtl {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches only the soak, which
+            // stops the load, reports, then stops the server.
+            .process_group(0);
         // SAFETY: the closure only calls async-signal-safe functions.
         unsafe {
             cmd.pre_exec(move || sys::prepare_server_child(fsize));

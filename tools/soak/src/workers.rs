@@ -65,6 +65,8 @@ impl Workers {
         if probe {
             cmd.arg("--probe");
         }
+        // Its own process group: a Ctrl-C at the terminal reaches only the soak.
+        cmd.process_group(0);
         // SAFETY: the closure only calls prctl, which is async-signal-safe.
         unsafe {
             cmd.pre_exec(crate::sys::die_with_parent);
