@@ -67,7 +67,8 @@ struct RunArgs {
     /// The gearmand-rs binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Directory for the queue file and the server log (default: a new one under /tmp).
+    /// Directory for the queue file and the server log: new or empty (default: a new one
+    /// under /tmp, kept after the run).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Seed of the fault schedule and the load mix (default: from the clock).
@@ -145,10 +146,7 @@ fn soak(args: RunArgs) -> Result<Ended, String> {
             server_bin.display()
         ));
     }
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("gearman-soak-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = run_dir(args.dir.clone(), &std::env::temp_dir())?;
     let seed = args.seed.unwrap_or_else(ledger::now_us);
     println!(
         "gearman-soak: seed {seed}, {} s, dir {}",
@@ -338,6 +336,30 @@ fn soak(args: RunArgs) -> Result<Ended, String> {
     })
 }
 
+/// The run's directory: `dir` if it is new or empty, else a fresh one under `tmp`. A
+/// directory with a leftover queue file would replay the old run's jobs into this one,
+/// where they fail as runs of unknown ids.
+fn run_dir(dir: Option<PathBuf>, tmp: &std::path::Path) -> Result<PathBuf, String> {
+    let Some(dir) = dir else {
+        return tempfile::Builder::new()
+            .prefix("gearman-soak-")
+            .tempdir_in(tmp)
+            // Kept: the summary points at its server log.
+            .map(tempfile::TempDir::keep)
+            .map_err(|e| format!("cannot create a directory under {}: {e}", tmp.display()));
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if entries.next().is_some() {
+        return Err(format!(
+            "--dir {} is not empty: a queue file left there would replay an old run's jobs \
+             into this one; give a new or empty directory",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
 fn check(stats: &Stats, name: &str, ok: bool) {
     stats.inc(&format!("{}.{name}", if ok { "check" } else { "fail" }));
     if !ok {
@@ -482,4 +504,39 @@ fn summary(stats: &Stats, elapsed: Duration, dir: &std::path::Path, signal: Opti
         ),
     };
     println!("== {verdict}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_dir;
+
+    #[test]
+    fn the_default_dir_is_fresh_even_beside_a_leftover_of_the_same_pid() {
+        let tmp = tempfile::tempdir().unwrap();
+        // What an earlier soak with this pid would have left.
+        let leftover = tmp
+            .path()
+            .join(format!("gearman-soak-{}", std::process::id()));
+        std::fs::create_dir(&leftover).unwrap();
+        std::fs::write(leftover.join("queue.sqlite"), b"old jobs").unwrap();
+        let first = run_dir(None, tmp.path()).unwrap();
+        let second = run_dir(None, tmp.path()).unwrap();
+        assert_ne!(first, leftover);
+        assert_ne!(first, second);
+        for dir in [&first, &second] {
+            assert!(dir.starts_with(tmp.path()), "{}", dir.display());
+            assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_given_dir_must_be_new_or_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let new = tmp.path().join("new");
+        assert_eq!(run_dir(Some(new.clone()), tmp.path()), Ok(new.clone()));
+        assert_eq!(run_dir(Some(new.clone()), tmp.path()), Ok(new.clone()));
+        std::fs::write(new.join("queue.sqlite"), b"old jobs").unwrap();
+        let refused = run_dir(Some(new), tmp.path()).unwrap_err();
+        assert!(refused.contains("is not empty"), "{refused}");
+    }
 }
