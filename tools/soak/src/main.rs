@@ -77,8 +77,9 @@ struct RunArgs {
     /// Milliseconds between two faults.
     #[arg(long, default_value_t = 2000)]
     fault_interval_ms: u64,
-    /// Worker processes per adapter (tokio, smol, blocking).
-    #[arg(long, default_value_t = 2)]
+    /// Worker processes per adapter (tokio, smol, blocking); at least 1, since every
+    /// adapter's workers serve the load.
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     workers_per_adapter: usize,
     /// Clients per adapter (plus one libgearman CLI client).
     #[arg(long, default_value_t = 2)]
@@ -93,6 +94,15 @@ struct RunArgs {
     /// RSS after the warm-up.
     #[arg(long, default_value_t = 32)]
     rss_tolerance_mib: u64,
+}
+
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() {

@@ -1,5 +1,5 @@
 //! gearman-soak stopped early or refused at once: SIGINT mid-run still prints the summary
-//! and exits 128 + 2.
+//! and exits 128 + 2; a run without workers is refused before it starts.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -97,4 +97,39 @@ fn sigint_mid_run_prints_the_summary_and_exits_130() {
         report.contains("info.interrupted_checks_not_made.rss_back_near_baseline"),
         "{report}"
     );
+}
+
+#[test]
+fn zero_workers_per_adapter_is_refused_at_once() {
+    let dir = gearman_tests::temp_dir("soak-no-workers");
+    let started = Instant::now();
+    let mut soak = Running(
+        Command::new(SOAK)
+            .args(["--workers-per-adapter", "0", "--duration", "5"])
+            .arg("--server-bin")
+            .arg(gearman_tests::gearmand_rs_binary())
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gearman-soak"),
+    );
+    let deadline = started + Duration::from_secs(60);
+    while soak.0.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "still running after 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut soak.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = soak.0.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{status}: {stderr}");
+    assert!(
+        stderr.contains("--workers-per-adapter") && stderr.contains("at least 1"),
+        "{stderr}"
+    );
+    // Refused before any server or worker started (the old wait was 20 s).
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
 }
