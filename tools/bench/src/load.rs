@@ -155,7 +155,8 @@ pub(crate) async fn run(plan: &Plan, counters: Arc<Counters>, interrupt: &Stop) 
     let mut watch = stop.watch();
     let background = plan.mode == Mode::Bg;
     let mut workers = Vec::new();
-    if !background {
+    // Connect's ECHOs need no worker; bg starts its workers after the submissions.
+    if !background && plan.mode != Mode::Connect {
         start_workers(plan, &counters, u64::MAX, &stop, &mut workers).await;
     }
     let ready = Arc::new(Barrier::new(plan.clients + 1));

@@ -90,7 +90,12 @@ impl Report {
             server: server.to_owned(),
             mode: plan.mode,
             clients: plan.clients,
-            workers: plan.workers,
+            // Connect starts none.
+            workers: if plan.mode == Mode::Connect {
+                0
+            } else {
+                plan.workers
+            },
             window: plan.window,
             grabs: plan.grabs,
             batch: plan.batch,
@@ -130,15 +135,22 @@ impl Report {
         let sizes: Vec<String> = self.sizes.iter().map(|s| format!("{s} B")).collect();
         // The mode as --mode spells it; the rest as it is (a host name, "B" for bytes).
         let mode = format!("{:?}", self.mode).to_lowercase();
-        let mut out = format!(
-            "{}: {mode} load, {} clients x {} jobs ({shape}), {} workers ({} grabs), payload {}\n",
-            self.server,
-            self.clients,
-            self.jobs / self.clients.max(1) as u64,
-            self.workers,
-            self.grabs,
-            sizes.join("/"),
-        );
+        let per_client = self.jobs / self.clients.max(1) as u64;
+        let mut out = match self.mode {
+            // No jobs, workers nor payloads: connections, each with one ECHO.
+            Mode::Connect => format!(
+                "{}: connect load, {} clients x {per_client} connections (one ECHO each)\n",
+                self.server, self.clients,
+            ),
+            _ => format!(
+                "{}: {mode} load, {} clients x {per_client} jobs ({shape}), {} workers ({} grabs), payload {}\n",
+                self.server,
+                self.clients,
+                self.workers,
+                self.grabs,
+                sizes.join("/"),
+            ),
+        };
         let what = if self.mode == Mode::Bg {
             "submitted"
         } else {

@@ -242,3 +242,45 @@ fn ssl_fg_and_connect_against_gearmand_rs() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("UnknownIssuer"), "{stdout}");
 }
+
+/// `connect` measures connections and ECHOs only: it starts no worker (gearmand keeps a
+/// function some worker registered in `status` after the worker left, so one would show),
+/// and its header names connections, not workers or payloads.
+#[test]
+fn connect_starts_no_workers_and_says_what_it_measured() {
+    let server = ServerProcess::gearmand(&[]);
+    let port = server.port.to_string();
+    let args = [
+        "-p",
+        &port,
+        "-m",
+        "connect",
+        "-c",
+        "2",
+        "-w",
+        "3",
+        "-n",
+        "20",
+        "-f",
+        "connect_mode_function",
+        "--timeout",
+        "30",
+    ];
+    let out = run(BENCH, &args, b"", Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stdout}", out.status);
+    let header = stdout.lines().next().unwrap_or_default();
+    assert_eq!(
+        header,
+        format!("127.0.0.1:{port}: connect load, 2 clients x 20 connections (one ECHO each)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("40 of 40 connections done"), "{stdout}");
+    let status = server.conn().admin("status\n");
+    assert!(
+        !status.contains("connect_mode_function"),
+        "a worker registered: {status}"
+    );
+    let report = bench(&[&args[..], &["--json"]].concat());
+    assert_eq!(report["workers"], 0, "{report}");
+}
