@@ -50,6 +50,9 @@ pub(crate) struct Wire {
     rbuf: BytesMut,
     wbuf: BytesMut,
     decoder: FrameDecoder,
+    /// The largest packet queued on this connection, for the message when the server
+    /// closes it (a packet over its size limit is the usual reason).
+    largest_packet: usize,
 }
 
 impl Wire {
@@ -67,23 +70,72 @@ impl Wire {
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: BytesMut::with_capacity(16 * 1024),
             decoder: FrameDecoder::new(Limits::default()),
+            largest_packet: 0,
         })
     }
 
     /// Queues a request for the next [`Wire::flush`].
     pub(crate) fn push(&mut self, request: &Request) {
+        let before = self.wbuf.len();
         request.encode(&mut self.wbuf);
+        self.largest_packet = self.largest_packet.max(self.wbuf.len() - before);
     }
 
     /// Writes everything queued.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
-            // A TLS stream holds back what it has not written yet.
-            self.stream.flush().await?;
+            let written = async {
+                self.stream.write_all(&self.wbuf).await?;
+                // A TLS stream holds back what it has not written yet.
+                self.stream.flush().await
+            };
+            if let Err(e) = written.await {
+                return Err(match e.kind() {
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                        self.closed(&format!("while the tool was writing ({e})"))
+                            .await
+                    }
+                    _ => e,
+                });
+            }
             self.wbuf.clear();
         }
         Ok(())
+    }
+
+    /// The error for a connection the server closed: its ERROR packet if it sent one
+    /// before closing (read for a moment), else what most likely made it close.
+    async fn closed(&mut self, how: &str) -> io::Error {
+        let read_for = std::time::Duration::from_millis(200);
+        let _ = tokio::time::timeout(read_for, async {
+            while self
+                .stream
+                .read_buf(&mut self.rbuf)
+                .await
+                .is_ok_and(|n| n > 0)
+            {}
+        })
+        .await;
+        while let Ok(Some(frame)) = self.decoder.decode(&mut self.rbuf) {
+            if let Ok(Response::Error { code, text }) = Response::parse(&frame) {
+                return io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "the server closed the connection {how} after ERROR {} {}",
+                        String::from_utf8_lossy(&code),
+                        String::from_utf8_lossy(&text)
+                    ),
+                );
+            }
+        }
+        io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!(
+                "the server closed the connection {how}; the largest packet sent on it was \
+                 {} B: if that is over the server's --max-packet-size, that is why",
+                self.largest_packet
+            ),
+        )
     }
 
     /// Flushes, then waits for at least one response and appends every complete one that
@@ -100,11 +152,13 @@ impl Wire {
             if self.rbuf.capacity() - self.rbuf.len() < 4096 {
                 self.rbuf.reserve(64 * 1024);
             }
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                ));
+            match self.stream.read_buf(&mut self.rbuf).await {
+                Ok(0) => return Err(self.closed("(end of stream)").await),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(self.closed(&format!("({e})")).await)
+                }
+                Err(e) => return Err(e),
             }
         }
     }

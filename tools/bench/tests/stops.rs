@@ -264,3 +264,47 @@ fn absurd_counts_are_capped_or_refused() {
         assert!(stderr.contains(message), "{case:?}: {stderr}");
     }
 }
+
+/// A packet over the server's size limit: the server closes the connection (before or
+/// while the tool writes), and the error says so and names the likely reason, not a bare
+/// "Broken pipe".
+#[test]
+fn a_packet_over_the_servers_limit_is_named_as_the_likely_reason() {
+    let server = ServerProcess::start(&gearmand_rs_binary(), &["--max-packet-size", "1000"]);
+    let port = server.port.to_string();
+    // Small enough to sit in the socket buffers (the close is read), and too big for
+    // them (the write fails).
+    for size in ["5000", "8000000"] {
+        let out = run(
+            BENCH,
+            &[
+                "-p",
+                &port,
+                "-m",
+                "fg",
+                "-c",
+                "1",
+                "-w",
+                "1",
+                "-n",
+                "3",
+                "-s",
+                size,
+                "--timeout",
+                "20",
+                "--json",
+            ],
+            b"",
+            Duration::from_secs(60),
+        );
+        let report = json(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        let error = report["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("the server closed the connection")
+                && error.contains("--max-packet-size")
+                && !error.starts_with("Broken pipe"),
+            "{size} B: {error}"
+        );
+    }
+}

@@ -172,7 +172,10 @@ fn soak(args: RunArgs) -> Result<Ended, String> {
         Workers::start(exe, ctx.clone(), args.workers_per_adapter).map_err(|e| e.to_string())?;
     if !quiescent(&server, &workers, Duration::from_secs(20), &interrupt) {
         if let Some(signal) = interrupt.signal() {
-            eprintln!("gearman-soak: {} before the load started", interrupt::name(signal));
+            eprintln!(
+                "gearman-soak: {} before the load started",
+                interrupt::name(signal)
+            );
             return Ok(Ended::Interrupted(signal));
         }
         return Err("the workers did not all register within 20 s".into());
@@ -299,7 +302,10 @@ fn soak(args: RunArgs) -> Result<Ended, String> {
     if unverified {
         // Acknowledged, not run yet when the interrupted soak stopped waiting: still queued
         // as far as the soak knows.
-        stats.add("info.bg_not_run_when_interrupted", verdict.lost.len() as u64);
+        stats.add(
+            "info.bg_not_run_when_interrupted",
+            verdict.lost.len() as u64,
+        );
     } else {
         stats.add("fail.bg_lost", verdict.lost.len() as u64);
     }

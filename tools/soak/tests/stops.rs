@@ -88,7 +88,8 @@ fn sigint_mid_run_prints_the_summary_and_exits_130() {
     let report = seen.join("\n");
     assert_eq!(status.code(), Some(130), "{status}:\n{report}");
     assert!(
-        report.contains("== gearman-soak summary after") && report.contains("interrupted by SIGINT"),
+        report.contains("== gearman-soak summary after")
+            && report.contains("interrupted by SIGINT"),
         "{report}"
     );
     // What it saw until then: the load ran and was counted.
