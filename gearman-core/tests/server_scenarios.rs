@@ -631,11 +631,23 @@ fn misdirected_and_unimplemented_packets_get_errors_and_the_connection_lives() {
 }
 
 #[test]
-fn fatal_input_closes_only_that_connection() {
-    for bad in [
-        &b"\0XYZ\0\0\0\x01\0\0\0\0"[..],
-        b"\0REQ\0\0\0\x2b\0\0\0\0",
-        b"\0REQ\0\0\0\x10\xff\xff\xff\xff",
+fn fatal_input_closes_only_that_connection_after_saying_why() {
+    for (bad, code, why) in [
+        (
+            &b"\0XYZ\0\0\0\x01\0\0\0\0"[..],
+            "BAD_PACKET",
+            "bad packet magic",
+        ),
+        (
+            b"\0REQ\0\0\0\x2b\0\0\0\0",
+            "BAD_PACKET",
+            "unknown packet type 43",
+        ),
+        (
+            b"\0REQ\0\0\0\x10\xff\xff\xff\xff",
+            "PACKET_TOO_LARGE",
+            "packet body of 4294967295 bytes exceeds the limit",
+        ),
     ] {
         let mut net = Net::new(20);
         let (bad_conn, good) = (net.connect(), net.connect());
@@ -643,6 +655,15 @@ fn fatal_input_closes_only_that_connection() {
         assert!(
             matches!(net.events.as_slice(), [ServerEvent::Close { conn, .. }] if *conn == bad_conn)
         );
+        // The peer's library can show why (libgearman reports an ERROR's text).
+        match net.recv(bad_conn).as_slice() {
+            [Response::Error { code: c, text }] => {
+                assert_eq!(&c[..], code.as_bytes());
+                let text = String::from_utf8_lossy(text);
+                assert!(text.contains(why), "{text:?}");
+            }
+            other => panic!("expected one ERROR before the close, got {other:?}"),
+        }
         net.send(good, Request::Echo { data: b("ok") });
         assert_eq!(net.recv(good), vec![Response::EchoRes { data: b("ok") }]);
     }

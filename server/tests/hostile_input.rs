@@ -48,6 +48,15 @@ fn oversize_packet_limit_is_configurable() {
     bad.send(Request::Echo {
         data: vec![b'x'; 2000].into(),
     });
+    // Told why, then closed.
+    match bad.recv() {
+        Response::Error { code, text } => {
+            assert_eq!(&code[..], b"PACKET_TOO_LARGE");
+            let text = String::from_utf8_lossy(&text);
+            assert!(text.contains("exceeds the limit of 1024"), "{text:?}");
+        }
+        other => panic!("expected an ERROR, got {other:?}"),
+    }
     assert!(closed(&mut bad));
     let mut ok = server.conn();
     ok.send(Request::Echo {

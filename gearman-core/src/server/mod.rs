@@ -53,6 +53,8 @@ use self::roles::{ClientRole, WorkerRole};
 use self::session::Session;
 use self::wakeups::Sleepers;
 use crate::acl::Identity;
+use crate::proto::{DecodeError, Response};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -148,7 +150,16 @@ impl Server {
                 Ok(Some(inbound)) => self.dispatch(conn, inbound, now),
                 Ok(None) => break,
                 Err(e) => {
-                    self.to_close.push((conn, e.to_string()));
+                    let why = e.to_string();
+                    if let Some(code) = fatal_error_code(&e) {
+                        // Said before the close (the output is written first), so the
+                        // peer's library can tell its user why (libgearman reports an
+                        // ERROR's text), instead of only seeing the connection drop.
+                        let text = Bytes::from(why.clone());
+                        let code = Bytes::from_static(code.as_bytes());
+                        self.send(conn, Response::Error { code, text });
+                    }
+                    self.to_close.push((conn, why));
                     break;
                 }
             }
@@ -295,5 +306,19 @@ impl Server {
     /// Every kept result, oldest first.
     pub fn kept_results(&self) -> impl Iterator<Item = &KeptResult> {
         self.jobs.kept.iter()
+    }
+}
+
+/// The ERROR code sent before closing a connection whose binary input cannot be framed;
+/// `None` for errors of admin text lines, whose peers do not read binary packets.
+fn fatal_error_code(e: &DecodeError) -> Option<&'static str> {
+    match e {
+        DecodeError::TooLarge { .. } => Some("PACKET_TOO_LARGE"),
+        DecodeError::AdminLineTooLong { .. } | DecodeError::AdminTooManyTokens => None,
+        DecodeError::BadMagic(_)
+        | DecodeError::UnknownType(_)
+        | DecodeError::MissingArgument { .. }
+        | DecodeError::BadNumber { .. }
+        | DecodeError::ArgumentTooLarge { .. } => Some("BAD_PACKET"),
     }
 }
