@@ -1,6 +1,8 @@
 //! gearman-bench runs every mode briefly against gearmand-rs and gearmand 1.1.20 and
 //! reports the counts it should (not timed: only counts and sanity of the figures).
 
+mod common;
+
 use gearman_tests::{gearmand_rs_binary, run, ServerProcess, GEARMAND_C};
 use serde_json::Value;
 use std::time::Duration;
@@ -26,13 +28,7 @@ fn check(report: &Value, mode: &str, jobs: u64) {
     assert_eq!(report["completed"], jobs, "{report}");
     assert_eq!(report["failures"], 0, "{report}");
     assert!(report["rate"].as_f64().unwrap() > 0.0, "{report}");
-    let latency = &report["latency_us"];
-    let p = |k: &str| latency[k].as_u64().unwrap();
-    assert!(
-        p("p50") >= 1 && p("p50") <= p("p90") && p("p90") <= p("p99"),
-        "{report}"
-    );
-    assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{report}");
+    common::assert_percentiles_in_order(report);
     if mode == "bg" {
         assert_eq!(report["drain"]["drained"], jobs, "{report}");
         assert!(report["drain"]["rate"].as_f64().unwrap() > 0.0, "{report}");

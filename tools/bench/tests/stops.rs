@@ -2,6 +2,8 @@
 //! server never answers, the tool itself is killed, or the counts asked for are absurd.
 //! The run ends within its bounds, says why, and reports what was done until then.
 
+mod common;
+
 use gearman_tests::{gearmand_rs_binary, run, wait_for_workers, ServerProcess};
 use serde_json::Value;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -66,13 +68,7 @@ fn check_partial(report: &Value, why: &str) {
         error.contains(why),
         "error {error:?}, wanted {why:?}: {report}"
     );
-    let latency = &report["latency_us"];
-    let p = |k: &str| latency[k].as_u64().unwrap();
-    assert!(
-        p("p50") >= 1 && p("p50") <= p("p90") && p("p90") <= p("p99"),
-        "{report}"
-    );
-    assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{report}");
+    common::assert_percentiles_in_order(report);
 }
 
 fn kill(pid: u32, signal: &str) {

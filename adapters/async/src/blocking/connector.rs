@@ -92,11 +92,7 @@ impl Connector for StdConnector {
         addr: &ServerAddr,
         deadline: Option<Instant>,
     ) -> io::Result<Box<dyn Stream>> {
-        open(
-            addr,
-            deadline,
-            &(Arc::new(system_resolve) as Arc<dyn Resolve>),
-        )
+        open(addr, deadline, &SYSTEM_RESOLVER)
     }
 }
 
@@ -146,6 +142,10 @@ impl Connector for ResolvingConnector {
         open(addr, deadline, &self.resolver)
     }
 }
+
+/// [`system_resolve`], shared: a connect with a deadline hands it to its resolving thread.
+static SYSTEM_RESOLVER: std::sync::LazyLock<Arc<dyn Resolve>> =
+    std::sync::LazyLock::new(|| Arc::new(system_resolve));
 
 /// std's resolver (`getaddrinfo`): [`StdConnector`]'s.
 fn system_resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
